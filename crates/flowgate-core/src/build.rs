@@ -1,0 +1,90 @@
+//! A build: the immutable record of one commit's code bundle and pinned images.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BuildId, Digest, FlowKey};
+
+/// The image each flow runs in, resolved and pinned when the build was made.
+/// A flow without an image (a process work pool) is absent.
+pub type Images = BTreeMap<FlowKey, String>;
+
+/// One immutable build. Two builds with the same bundle and images have the same
+/// id; the first commit that produced it is the one recorded here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: BuildId,
+    pub bundle: Digest,
+    /// Size of the compressed bundle object in bytes.
+    pub bundle_size: u64,
+    /// Number of files in the bundle's manifest.
+    pub file_count: u64,
+    pub images: Images,
+    /// Full commit sha (40 hex characters for SHA-1 repositories).
+    pub commit: String,
+    /// The branch checked out when the build was made; `None` on a detached HEAD.
+    pub branch: Option<String>,
+    /// True when tracked files differed from the commit (`--allow-dirty`).
+    pub dirty: bool,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Build {
+    /// The id of a build: BLAKE3 over a versioned, unambiguous encoding of the
+    /// bundle digest and the pinned images. Commit, author and time are left out
+    /// on purpose: the same code in the same images is the same build.
+    pub fn derive_id(bundle: &Digest, images: &Images) -> BuildId {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"flowgate-build-v1\0");
+        hasher.update(bundle.as_bytes());
+        for (flow, image) in images {
+            // Lengths make the encoding prefix-free, so no two maps collide.
+            for part in [flow.as_str(), image.as_str()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        BuildId::from_hash(&hasher.finalize())
+    }
+
+    /// The first 12 characters of the commit, as git prints them.
+    pub fn short_commit(&self) -> &str {
+        &self.commit[..self.commit.len().min(12)]
+    }
+
+    /// The image pinned for one flow, if the build has one.
+    pub fn image_for(&self, flow: &FlowKey) -> Option<&str> {
+        self.images.get(flow).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(pairs: &[(&str, &str)]) -> Images {
+        pairs.iter().map(|(f, i)| (f.parse().unwrap(), i.to_string())).collect()
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_id() {
+        let d = Digest::of(b"bundle");
+        let a = Build::derive_id(&d, &images(&[("etl", "img:1")]));
+        let b = Build::derive_id(&d, &images(&[("etl", "img:1")]));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn any_changed_input_gives_another_id() {
+        let d = Digest::of(b"bundle");
+        let base = Build::derive_id(&d, &images(&[("etl", "img:1")]));
+        assert_ne!(base, Build::derive_id(&Digest::of(b"other"), &images(&[("etl", "img:1")])));
+        assert_ne!(base, Build::derive_id(&d, &images(&[("etl", "img:2")])));
+        assert_ne!(base, Build::derive_id(&d, &images(&[])));
+        // The encoding is prefix-free: moving bytes between key and value changes the id.
+        assert_ne!(Build::derive_id(&d, &images(&[("ab", "c")])), Build::derive_id(&d, &images(&[("a", "bc")])));
+    }
+}

@@ -1,0 +1,17 @@
+//! The domain core of flowgate: what a build, a release and a pointer are, and the
+//! pure rules that decide how pointers move. No I/O lives here, so every rule is
+//! testable with plain values (`cargo tree -p flowgate-core -e normal` shows it).
+
+pub mod build;
+pub mod ids;
+pub mod manifest;
+pub mod moves;
+pub mod release;
+pub mod status;
+
+pub use build::{Build, Images};
+pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, Revision};
+pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
+pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
+pub use release::{Move, MoveKind, Pointer, Release};
+pub use status::{StatusMatrix, StatusRow};

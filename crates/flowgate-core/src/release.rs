@@ -1,0 +1,74 @@
+//! Releases, pointers and moves: the ledger's vocabulary.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BuildId, EnvName, FlowKey, Revision};
+
+/// Why a pointer moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MoveKind {
+    /// `flowgate release`: a build named by the user.
+    Release,
+    /// `flowgate promote`: the build current in another env.
+    Promote { from: EnvName },
+    /// `flowgate rollback`: the build of an earlier revision of the same pointer.
+    Rollback { to_revision: Revision },
+}
+
+impl MoveKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            MoveKind::Release => "release",
+            MoveKind::Promote { .. } => "promote",
+            MoveKind::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// A request to move one (flow, env) pointer. `expected` is the revision the
+/// caller read (`None`: no release yet); the ledger applies the move only if the
+/// pointer is still there (compare-and-swap), otherwise it reports a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub flow: FlowKey,
+    pub env: EnvName,
+    pub expected: Option<Revision>,
+    pub build: BuildId,
+    pub kind: MoveKind,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+impl Move {
+    /// The revision this move creates.
+    pub fn next_revision(&self) -> Revision {
+        self.expected.unwrap_or(0) + 1
+    }
+}
+
+/// One row of history: an applied move. Never updated, never deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub flow: FlowKey,
+    pub env: EnvName,
+    pub revision: Revision,
+    pub build: BuildId,
+    pub previous_build: Option<BuildId>,
+    #[serde(flatten)]
+    pub kind: MoveKind,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a (flow, env) pointer stands now: its latest revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pointer {
+    pub flow: FlowKey,
+    pub env: EnvName,
+    pub revision: Revision,
+    pub build: BuildId,
+    pub updated_at: DateTime<Utc>,
+}
