@@ -1,0 +1,34 @@
+# Shared by scripts/test, .ci/run and examples/: where caches live, and how to
+# make sure the services the tests need are up on a machine that may be new.
+
+# Caches kept outside the clone so repeated runs reuse them.
+export FLOWGATE_CACHE_HOME="${FLOWGATE_CACHE_HOME:-$HOME/.cache/flowgate}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLOWGATE_CACHE_HOME/target}"
+
+# The PostgreSQL server the ledger tests create their databases on.
+export FLOWGATE_TEST_POSTGRES_URL="${FLOWGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Starts PostgreSQL on 127.0.0.1:5432 if it is not answering, installing it from
+# Debian's packages with trust auth on loopback when the machine has none.
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    local conf
+    conf=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
+    printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust\n' >"$conf"
+  fi
+  log "starting PostgreSQL"
+  local version
+  version=$(ls /etc/postgresql | head -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  log "PostgreSQL did not come up on 127.0.0.1:5432"
+  return 1
+}
