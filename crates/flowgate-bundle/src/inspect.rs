@@ -1,0 +1,61 @@
+//! Reading a bundle's manifest back from the archive itself (hashing every file),
+//! so a pulled or stored bundle can be checked against what its build recorded.
+
+use std::path::Path;
+
+use flowgate_core::{Digest, Manifest, ManifestEntry};
+use md5::Digest as _;
+
+use crate::options::Limits;
+use crate::walk::{walk, Visitor};
+use crate::BundleError;
+
+/// Verifies `archive` against `digest` and returns the manifest of its files.
+/// Costs one decompression and one hash of every file; writes nothing.
+pub fn read_manifest(archive: &Path, digest: &Digest, limits: &Limits) -> Result<Manifest, BundleError> {
+    let _span = tracing::info_span!("read_manifest", digest = %digest).entered();
+    let mut collector = Collector { files: Vec::new() };
+    walk(archive, digest, limits, &mut collector)?;
+    collector.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Manifest { files: collector.files })
+}
+
+struct Collector {
+    files: Vec<ManifestEntry>,
+}
+
+struct Hashing {
+    executable: bool,
+    size: u64,
+    blake3: blake3::Hasher,
+    md5: md5::Md5,
+}
+
+impl Visitor for Collector {
+    type File = Hashing;
+
+    fn dir(&mut self, _path: &str) -> Result<(), BundleError> {
+        Ok(())
+    }
+
+    fn open(&mut self, _path: &str, executable: bool, size: u64) -> Result<Hashing, BundleError> {
+        Ok(Hashing { executable, size, blake3: blake3::Hasher::new(), md5: md5::Md5::new() })
+    }
+
+    fn write(&mut self, file: &mut Hashing, chunk: &[u8]) -> Result<(), BundleError> {
+        file.blake3.update(chunk);
+        file.md5.update(chunk);
+        Ok(())
+    }
+
+    fn close(&mut self, path: &str, file: Hashing) -> Result<(), BundleError> {
+        self.files.push(ManifestEntry {
+            path: path.to_string(),
+            size: file.size,
+            blake3: Digest::from_bytes(*file.blake3.finalize().as_bytes()),
+            md5: hex::encode(file.md5.finalize()),
+            executable: file.executable,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! Knobs of packing and unpacking: the stat index location, progress reporting and
+//! the size limits both sides enforce, so no bundle is packed that cannot be installed.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Ceilings on a bundle; packing and installing enforce the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_total_bytes: u64,
+    pub max_file_bytes: u64,
+    pub max_path_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 200_000,
+            max_total_bytes: 8 << 30,
+            max_file_bytes: 4 << 30,
+            max_path_len: 4096,
+        }
+    }
+}
+
+/// Where packing is, reported to an optional callback (called from worker threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackProgress {
+    /// `done` of `total` files stat'ed (and hashed when the index could not vouch for them).
+    Scanned { done: u64, total: u64 },
+    /// `done` of `total` files written into the archive.
+    Written { done: u64, total: u64 },
+}
+
+pub type ProgressFn = Arc<dyn Fn(PackProgress) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct PackOptions {
+    /// The stat index (path -> stat -> hashes, manifest -> archive digest); `None` hashes everything.
+    pub index_path: Option<PathBuf>,
+    pub progress: Option<ProgressFn>,
+    pub limits: Limits,
+}
+
+impl PackOptions {
+    pub(crate) fn report(&self, progress: PackProgress) {
+        if let Some(callback) = &self.progress {
+            callback(progress);
+        }
+    }
+}
+
+impl fmt::Debug for PackOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackOptions")
+            .field("index_path", &self.index_path)
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
