@@ -1,1 +1,89 @@
-//! placeholder
+//! The release ledger: which build each flow runs in each environment, and the
+//! append-only history of every move. One trait, two backends (SQLite, the
+//! embedded default, and PostgreSQL for teams), both passing one test suite.
+
+mod codec;
+mod error;
+mod postgres;
+mod sql;
+mod sqlite;
+mod url;
+
+use std::path::Path;
+
+use flowgate_core::{Build, BuildId, EnvName, FlowKey, Move, Pointer, Release};
+
+pub use crate::error::{BoxError, LedgerError};
+pub use crate::url::LedgerUrl;
+
+/// At most this many builds come back from [`Ledger::find_builds`]: enough for a
+/// caller to list the candidates of an ambiguous prefix.
+pub const FIND_LIMIT: u32 = 50;
+
+/// What [`Ledger::record_build`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedBuild {
+    /// The build as stored: the first one recorded under its id wins.
+    pub build: Build,
+    /// True when this call inserted it.
+    pub created: bool,
+}
+
+/// The desired state of every (flow, env) pointer and its history.
+///
+/// Times are stored with millisecond precision: what comes back is the value
+/// given, truncated to the millisecond.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync + std::fmt::Debug {
+    /// Insert if absent (keyed by build id). Returns the stored build (the first
+    /// one recorded wins: its commit, author, time) and whether it was new. Also
+    /// remembers `build.commit` as a commit that produced this build id, so
+    /// commit-prefix lookups find it.
+    async fn record_build(&self, build: &Build) -> Result<RecordedBuild, LedgerError>;
+
+    async fn build(&self, id: &BuildId) -> Result<Option<Build>, LedgerError>;
+
+    /// Newest first (by build time).
+    async fn builds(&self, limit: u32) -> Result<Vec<Build>, LedgerError>;
+
+    /// Builds whose id starts with `prefix`, or produced by a commit whose sha
+    /// starts with `prefix` (case-insensitive); deduplicated, newest first, at
+    /// most [`FIND_LIMIT`]. An empty or non-hex prefix matches nothing. Callers
+    /// resolve ambiguity.
+    async fn find_builds(&self, prefix: &str) -> Result<Vec<Build>, LedgerError>;
+
+    /// Current pointers, of one env or all; ordered by (env, flow).
+    async fn pointers(&self, env: Option<&EnvName>) -> Result<Vec<Pointer>, LedgerError>;
+
+    async fn pointer(&self, flow: &FlowKey, env: &EnvName) -> Result<Option<Pointer>, LedgerError>;
+
+    /// Apply all moves in one transaction: each compare-and-swaps its (flow, env)
+    /// pointer from `mv.expected` to `mv.next_revision()` and appends a release.
+    /// All or nothing: a pointer not at its expected revision gives
+    /// [`LedgerError::Conflict`] (with the revision found now), an unrecorded
+    /// build [`LedgerError::UnknownBuild`], and nothing changes. Returns the
+    /// appended releases in the order given.
+    async fn apply(&self, moves: &[Move]) -> Result<Vec<Release>, LedgerError>;
+
+    /// Releases of one pointer, newest first; `limit` None = all.
+    async fn history(&self, flow: &FlowKey, env: &EnvName, limit: Option<u32>) -> Result<Vec<Release>, LedgerError>;
+
+    /// A deterministic, complete text dump of every ledger table (not the
+    /// migration bookkeeping), for tests that prove nothing changed.
+    async fn dump(&self) -> Result<String, LedgerError>;
+}
+
+/// Open the ledger a URL names and bring its schema up to date:
+/// `sqlite://PATH` (relative to `base_dir` unless absolute; parent directories
+/// and the file are created), `sqlite::memory:` (tests), `postgres://...` or
+/// `postgresql://...`. Errors name the URL with any password redacted.
+pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Box<dyn Ledger>, LedgerError> {
+    match url.target() {
+        crate::url::Target::SqliteMemory => Ok(Box::new(sqlite::SqliteLedger::open_memory().await?)),
+        crate::url::Target::SqliteFile(path) => {
+            let path = if path.is_absolute() { path } else { base_dir.join(path) };
+            Ok(Box::new(sqlite::SqliteLedger::open_file(&path).await?))
+        }
+        crate::url::Target::Postgres => Ok(Box::new(postgres::PostgresLedger::open(url).await?)),
+    }
+}

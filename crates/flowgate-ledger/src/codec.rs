@@ -1,0 +1,170 @@
+//! Conversions between domain values and the plain columns both backends store,
+//! so the two implementations cannot drift apart in how they encode a value.
+
+use chrono::{DateTime, Utc};
+use flowgate_core::{Build, BuildId, Images, MoveKind, Pointer, Release, Revision};
+
+use crate::error::LedgerError;
+
+/// `builds` columns: id, bundle, bundle_size, file_count, images, commit_sha,
+/// branch, dirty, author, created_at_ms.
+pub(crate) type BuildRow = (String, String, i64, i64, String, String, Option<String>, bool, String, i64);
+
+/// `pointers` columns: flow, env, revision, build_id, updated_at_ms.
+pub(crate) type PointerRow = (String, String, i64, String, i64);
+
+/// `releases` columns: flow, env, revision, build_id, previous_build_id, kind,
+/// kind_detail, actor, reason, created_at_ms.
+pub(crate) type ReleaseRow =
+    (String, String, i64, String, Option<String>, String, Option<String>, String, Option<String>, i64);
+
+/// A build encoded for insertion.
+pub(crate) struct BuildValues {
+    pub id: String,
+    pub bundle: String,
+    pub bundle_size: i64,
+    pub file_count: i64,
+    pub images: String,
+    pub commit: String,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    pub author: String,
+    pub created_at_ms: i64,
+}
+
+impl BuildValues {
+    pub fn new(build: &Build) -> Result<Self, LedgerError> {
+        let too_big = |what: &str, n: u64| LedgerError::corrupt(format!("{what} {n} of build `{}` is too large", build.id));
+        Ok(Self {
+            id: build.id.to_string(),
+            bundle: build.bundle.to_hex(),
+            bundle_size: i64::try_from(build.bundle_size).map_err(|_| too_big("bundle size", build.bundle_size))?,
+            file_count: i64::try_from(build.file_count).map_err(|_| too_big("file count", build.file_count))?,
+            images: serde_json::to_string(&build.images)
+                .map_err(|e| LedgerError::corrupt(format!("images of build `{}`: {e}", build.id)))?,
+            commit: build.commit.clone(),
+            branch: build.branch.clone(),
+            dirty: build.dirty,
+            author: build.author.clone(),
+            created_at_ms: build.created_at.timestamp_millis(),
+        })
+    }
+}
+
+pub(crate) fn time(ms: i64) -> Result<DateTime<Utc>, LedgerError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| LedgerError::corrupt(format!("timestamp `{ms}` is out of range")))
+}
+
+fn parse<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, LedgerError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| LedgerError::corrupt(format!("{what} `{value}`: {e}")))
+}
+
+pub(crate) fn build(row: BuildRow) -> Result<Build, LedgerError> {
+    let (id, bundle, bundle_size, file_count, images, commit, branch, dirty, author, created_at_ms) = row;
+    let images: Images =
+        serde_json::from_str(&images).map_err(|e| LedgerError::corrupt(format!("images of build `{id}`: {e}")))?;
+    let count = |what: &str, n: i64| u64::try_from(n).map_err(|_| LedgerError::corrupt(format!("{what} `{n}` of build `{id}`")));
+    Ok(Build {
+        bundle: parse("bundle digest", &bundle)?,
+        bundle_size: count("bundle size", bundle_size)?,
+        file_count: count("file count", file_count)?,
+        images,
+        commit,
+        branch,
+        dirty,
+        author,
+        created_at: time(created_at_ms)?,
+        id: parse("build id", &id)?,
+    })
+}
+
+pub(crate) fn pointer(row: PointerRow) -> Result<Pointer, LedgerError> {
+    let (flow, env, revision, build, updated_at_ms) = row;
+    Ok(Pointer {
+        flow: parse("flow", &flow)?,
+        env: parse("environment", &env)?,
+        revision,
+        build: parse("build id", &build)?,
+        updated_at: time(updated_at_ms)?,
+    })
+}
+
+/// The `kind` and `kind_detail` columns of a move kind.
+pub(crate) fn kind_columns(kind: &MoveKind) -> (&'static str, Option<String>) {
+    let detail = match kind {
+        MoveKind::Release => None,
+        MoveKind::Promote { from } => Some(from.to_string()),
+        MoveKind::Rollback { to_revision } => Some(to_revision.to_string()),
+    };
+    (kind.label(), detail)
+}
+
+fn kind(kind: &str, detail: Option<&str>) -> Result<MoveKind, LedgerError> {
+    let bad = || LedgerError::corrupt(format!("release kind `{kind}` with detail `{}`", detail.unwrap_or("")));
+    match (kind, detail) {
+        ("release", None) => Ok(MoveKind::Release),
+        ("promote", Some(from)) => Ok(MoveKind::Promote { from: parse("environment", from)? }),
+        ("rollback", Some(rev)) => Ok(MoveKind::Rollback { to_revision: rev.parse::<Revision>().map_err(|_| bad())? }),
+        _ => Err(bad()),
+    }
+}
+
+pub(crate) fn release(row: ReleaseRow) -> Result<Release, LedgerError> {
+    let (flow, env, revision, build, previous, kind_label, detail, actor, reason, created_at_ms) = row;
+    Ok(Release {
+        flow: parse("flow", &flow)?,
+        env: parse("environment", &env)?,
+        revision,
+        build: parse("build id", &build)?,
+        previous_build: previous.as_deref().map(|p| parse::<BuildId>("build id", p)).transpose()?,
+        kind: kind(&kind_label, detail.as_deref())?,
+        actor,
+        reason,
+        created_at: time(created_at_ms)?,
+    })
+}
+
+/// The bounds of a prefix range over lowercase hex keys: `[prefix, prefix + "g")`
+/// holds exactly the hex strings starting with `prefix`, and uses the key's index.
+/// None when the prefix cannot match (empty or not hex).
+pub(crate) fn hex_prefix_range(prefix: &str) -> Option<(String, String)> {
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let upper = format!("{prefix}g");
+    Some((prefix, upper))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_columns() {
+        for k in [MoveKind::Release, MoveKind::Promote { from: "qa".parse().unwrap() }, MoveKind::Rollback { to_revision: 7 }] {
+            let (label, detail) = kind_columns(&k);
+            assert_eq!(kind(label, detail.as_deref()).unwrap(), k);
+        }
+        assert!(kind("promote", None).is_err());
+        assert!(kind("rollback", Some("x")).is_err());
+        assert!(kind("teleport", None).is_err());
+    }
+
+    #[test]
+    fn prefix_ranges_are_lowercase_hex_only() {
+        assert_eq!(hex_prefix_range("AB1"), Some(("ab1".into(), "ab1g".into())));
+        assert_eq!(hex_prefix_range(""), None);
+        assert_eq!(hex_prefix_range("main"), None);
+        let (lo, hi) = hex_prefix_range("ab").unwrap();
+        for inside in ["ab", "ab0", "abffff"] {
+            assert!(lo.as_str() <= inside && inside < hi.as_str());
+        }
+        for outside in ["aa", "ac", "b"] {
+            assert!(!(lo.as_str() <= outside && outside < hi.as_str()));
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The SQLite ledger: the embedded default, one file in the project, WAL mode so
+//! readers never wait for a writer, and `BEGIN IMMEDIATE` so two writers queue
+//! on the write lock instead of deadlocking on a lock upgrade.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use crate::error::LedgerError;
+use crate::sql::impl_ledger;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another writer's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct SqliteLedger {
+    pool: SqlitePool,
+}
+
+impl SqliteLedger {
+    /// A private in-memory database on one connection that lives as long as the
+    /// ledger (a second connection would see another, empty database).
+    pub(crate) async fn open_memory() -> Result<Self, LedgerError> {
+        let shown = "sqlite::memory:";
+        let options = SqliteConnectOptions::from_str(shown)
+            .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?;
+        Self::migrate(pool, shown).await
+    }
+
+    /// A database file, created with its parent directories if missing.
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %path.display()))]
+    pub(crate) async fn open_file(path: &Path) -> Result<Self, LedgerError> {
+        let shown = format!("sqlite://{}", path.display());
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open { url: shown.clone(), source };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| open_err(Box::new(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(Box::new(e)))?;
+        // Read the schema now, so a file that is not a database fails here as
+        // `Open` rather than later as a failed migration.
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+            .execute(&pool)
+            .await
+            .map_err(|e| open_err(Box::new(e)))?;
+        Self::migrate(pool, &shown).await
+    }
+
+    async fn migrate(pool: SqlitePool, shown: &str) -> Result<Self, LedgerError> {
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) })?;
+        Ok(Self { pool })
+    }
+
+    /// A write transaction holding the database's write lock from its first
+    /// statement, so its reads and writes see one state.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, LedgerError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(LedgerError::backend("begin write transaction"))
+    }
+
+    /// With the write lock taken up front a concurrent writer cannot slip in;
+    /// a unique violation would still mean another move won.
+    fn is_contention(e: &sqlx::Error) -> bool {
+        e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    }
+}
+
+impl_ledger!(SqliteLedger, Sqlite);

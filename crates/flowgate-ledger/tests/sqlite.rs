@@ -1,0 +1,63 @@
+//! The shared ledger stories against SQLite files, plus what only SQLite has:
+//! in-memory databases and files that are not databases.
+
+mod suite;
+
+use std::path::Path;
+
+use flowgate_ledger::{open, LedgerError, LedgerUrl};
+
+/// Each story gets its own temporary directory; the URL is relative, so
+/// resolution against the base directory and parent creation are exercised.
+macro_rules! story {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let dir = tempfile::tempdir().unwrap();
+            let target = suite::Target {
+                url: "sqlite://state/nested/ledger.db".parse().unwrap(),
+                base_dir: dir.path().to_path_buf(),
+            };
+            suite::$name(&target).await;
+            assert!(dir.path().join("state/nested/ledger.db").is_file());
+        }
+    };
+}
+
+suite::stories!(story);
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_fails_to_open_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+    let url: LedgerUrl = format!("sqlite://{}", path.display()).parse().unwrap();
+    let err = open(&url, Path::new("/nonexistent")).await.unwrap_err();
+    assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a_u8; 8192], "the file is left alone");
+}
+
+#[tokio::test]
+async fn a_directory_in_the_way_fails_to_open_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    let url: LedgerUrl = "sqlite://file/ledger.db".parse().unwrap();
+    let err = open(&url, dir.path()).await.unwrap_err();
+    assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("file/ledger.db"), "{err}");
+}
+
+#[tokio::test]
+async fn in_memory_ledger_works_on_one_connection() {
+    let url: LedgerUrl = "sqlite::memory:".parse().unwrap();
+    let ledger = open(&url, Path::new(".")).await.unwrap();
+    ledger.record_build(&suite::build("aaaa0000000000000001", "c1", 1)).await.unwrap();
+    ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap();
+    let err = ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(ledger.history(&suite::flow("etl"), &suite::env("qa"), None).await.unwrap().len(), 1);
+    // Another in-memory ledger is another, empty database.
+    let other = open(&url, Path::new(".")).await.unwrap();
+    assert!(other.dump().await.unwrap().is_empty());
+}

@@ -1,0 +1,322 @@
+//! The ledger stories, written once and run against every backend
+//! (`tests/sqlite.rs`, `tests/postgres.rs`). Each story gets a fresh, empty
+//! database behind `Target` and may open it as often as it likes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Move, MoveKind, Revision};
+use flowgate_ledger::{open, Ledger, LedgerError, LedgerUrl};
+
+/// Every story, for a backend to instantiate with its own `story!` macro.
+macro_rules! stories {
+    ($story:ident) => {
+        $story!(record_build_new_then_existing);
+        $story!(commit_aliases_and_prefixes_find_builds);
+        $story!(release_moves_the_pointer_and_appends_history);
+        $story!(cas_conflict_changes_nothing);
+        $story!(multi_move_apply_is_all_or_nothing);
+        $story!(unknown_build_changes_nothing);
+        $story!(history_is_newest_first_and_gap_free);
+        $story!(concurrent_applies_exactly_one_wins);
+        $story!(reopen_keeps_data_and_migrations_are_idempotent);
+    };
+}
+pub(crate) use stories;
+
+/// A fresh database for one story.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: LedgerUrl,
+    pub base_dir: PathBuf,
+}
+
+impl Target {
+    pub async fn open(&self) -> Arc<dyn Ledger> {
+        let ledger = open(&self.url, &self.base_dir).await.unwrap_or_else(|e| panic!("open {}: {e:?}", self.url));
+        Arc::from(ledger)
+    }
+}
+
+pub fn flow(s: &str) -> FlowKey {
+    s.parse().unwrap()
+}
+pub fn env(s: &str) -> EnvName {
+    s.parse().unwrap()
+}
+pub fn bid(s: &str) -> BuildId {
+    s.parse().unwrap()
+}
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+/// A build with a chosen id (20 hex) and commit; times are whole milliseconds,
+/// the precision the ledger stores.
+pub fn build(id: &str, commit: &str, ms: i64) -> Build {
+    Build {
+        id: bid(id),
+        bundle: Digest::of(id.as_bytes()),
+        bundle_size: 4096,
+        file_count: 12,
+        images: [(flow("etl"), format!("ghcr.io/acme/flows@sha256:{:064x}", ms))].into_iter().collect(),
+        commit: commit.to_string(),
+        branch: Some("main".into()),
+        dirty: false,
+        author: "alice <alice@example.com>".into(),
+        created_at: at(ms),
+    }
+}
+
+const B1: &str = "aaaa0000000000000001";
+const B2: &str = "aaaa0000000000000002";
+const B3: &str = "bbbb0000000000000003";
+const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+const C2: &str = "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2";
+const C3: &str = "e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3";
+
+async fn three_builds(ledger: &dyn Ledger) {
+    for (id, commit, ms) in [(B1, C1, 1_000), (B2, C2, 2_000), (B3, C3, 3_000)] {
+        assert!(ledger.record_build(&build(id, commit, ms)).await.unwrap().created);
+    }
+}
+
+pub fn mv(f: &str, e: &str, expected: Option<Revision>, build: &str) -> Move {
+    Move {
+        flow: flow(f),
+        env: env(e),
+        expected,
+        build: bid(build),
+        kind: MoveKind::Release,
+        actor: "alice".into(),
+        reason: Some(format!("ship {build}")),
+    }
+}
+
+fn ids(builds: &[Build]) -> Vec<&str> {
+    builds.iter().map(|b| b.id.as_str()).collect()
+}
+
+pub async fn record_build_new_then_existing(t: &Target) {
+    let ledger = t.open().await;
+    let first = build(B1, C1, 1_000);
+    let recorded = ledger.record_build(&first).await.unwrap();
+    assert!(recorded.created);
+    assert_eq!(recorded.build, first);
+
+    // Same id from another commit, author and time: the first record wins.
+    let mut again = build(B1, C2, 9_000);
+    again.author = "bob".into();
+    let recorded = ledger.record_build(&again).await.unwrap();
+    assert!(!recorded.created);
+    assert_eq!(recorded.build, first);
+    assert_eq!(ledger.build(&bid(B1)).await.unwrap(), Some(first.clone()));
+    assert_eq!(ledger.build(&bid(B2)).await.unwrap(), None);
+
+    ledger.record_build(&build(B3, C3, 3_000)).await.unwrap();
+    ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
+    assert_eq!(ids(&ledger.builds(10).await.unwrap()), vec![B3, B2, B1]);
+    assert_eq!(ids(&ledger.builds(2).await.unwrap()), vec![B3, B2]);
+}
+
+pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    // Another commit with the same tree produces B1 again.
+    let alias = "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4";
+    assert!(!ledger.record_build(&build(B1, alias, 5_000)).await.unwrap().created);
+
+    assert_eq!(ids(&ledger.find_builds("f4f4f4").await.unwrap()), vec![B1], "commit alias");
+    assert_eq!(ids(&ledger.find_builds(C1).await.unwrap()), vec![B1], "first commit, full sha");
+    assert_eq!(ids(&ledger.find_builds("C1C1").await.unwrap()), vec![B1], "case-insensitive");
+    assert_eq!(ids(&ledger.find_builds(B3).await.unwrap()), vec![B3], "full id");
+    assert_eq!(ids(&ledger.find_builds("bbbb").await.unwrap()), vec![B3], "id prefix");
+    assert_eq!(ids(&ledger.find_builds("aaaa").await.unwrap()), vec![B2, B1], "ambiguous prefix, newest first");
+    assert_eq!(ids(&ledger.find_builds("e3").await.unwrap()), vec![B3]);
+    for nothing in ["", "0", "main", "ffff", "aaaa1"] {
+        assert!(ledger.find_builds(nothing).await.unwrap().is_empty(), "{nothing:?}");
+    }
+
+    // A prefix matching a build both by id and by one of its commits lists it once.
+    let twin = "aaaa00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    ledger.record_build(&build(B2, twin, 6_000)).await.unwrap();
+    assert_eq!(ids(&ledger.find_builds("aaaa00").await.unwrap()), vec![B2, B1]);
+}
+
+pub async fn release_moves_the_pointer_and_appends_history(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    let released = ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
+    assert_eq!(released.len(), 1);
+    let r = &released[0];
+    assert_eq!((r.revision, &r.build, &r.previous_build, &r.kind), (1, &bid(B1), &None, &MoveKind::Release));
+    assert_eq!(r.reason.as_deref(), Some("ship aaaa0000000000000001"));
+
+    let p = ledger.pointer(&flow("etl"), &env("qa")).await.unwrap().unwrap();
+    assert_eq!((p.revision, &p.build, p.updated_at), (1, &bid(B1), r.created_at));
+    assert_eq!(ledger.history(&flow("etl"), &env("qa"), None).await.unwrap(), released);
+    assert_eq!(ledger.pointer(&flow("etl"), &env("prod")).await.unwrap(), None);
+
+    let second = ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
+    assert_eq!((second[0].revision, &second[0].previous_build), (2, &Some(bid(B1))));
+    ledger.apply(&[mv("report", "qa", None, B3), mv("etl", "prod", None, B1), mv("a", "qa", None, B1)]).await.unwrap();
+
+    let all: Vec<(String, String, Revision)> = ledger
+        .pointers(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.env.to_string(), p.flow.to_string(), p.revision))
+        .collect();
+    let expected = [("prod", "etl", 1), ("qa", "a", 1), ("qa", "etl", 2), ("qa", "report", 1)];
+    assert_eq!(all, expected.map(|(e, f, r)| (e.to_string(), f.to_string(), r)));
+    let qa = ledger.pointers(Some(&env("qa"))).await.unwrap();
+    assert_eq!(qa.iter().map(|p| p.flow.as_str()).collect::<Vec<_>>(), vec!["a", "etl", "report"]);
+    assert!(ledger.pointers(Some(&env("dev"))).await.unwrap().is_empty());
+}
+
+fn assert_conflict(err: LedgerError, f: &str, e: &str, expected: Option<Revision>, found: Option<Revision>) {
+    match err {
+        LedgerError::Conflict { ref flow, ref env, expected: exp, found: fnd } => {
+            assert_eq!((flow.as_str(), env.as_str(), exp, fnd), (f, e, expected, found), "{err}");
+            assert!(err.is_conflict());
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+pub async fn cas_conflict_changes_nothing(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
+    ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
+    let before = ledger.dump().await.unwrap();
+
+    let err = ledger.apply(&[mv("etl", "qa", Some(1), B3)]).await.unwrap_err();
+    assert_conflict(err, "etl", "qa", Some(1), Some(2));
+    let err = ledger.apply(&[mv("etl", "qa", None, B3)]).await.unwrap_err();
+    assert_conflict(err, "etl", "qa", None, Some(2));
+    let err = ledger.apply(&[mv("etl", "prod", Some(1), B3)]).await.unwrap_err();
+    assert_conflict(err, "etl", "prod", Some(1), None);
+    assert_eq!(ledger.dump().await.unwrap(), before);
+}
+
+pub async fn multi_move_apply_is_all_or_nothing(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    ledger.apply(&[mv("report", "qa", None, B1)]).await.unwrap();
+    let before = ledger.dump().await.unwrap();
+
+    // The first move is fine, the second conflicts: neither lands.
+    let err = ledger.apply(&[mv("etl", "qa", None, B2), mv("report", "qa", None, B2)]).await.unwrap_err();
+    assert_conflict(err, "report", "qa", None, Some(1));
+    assert_eq!(ledger.dump().await.unwrap(), before);
+    assert_eq!(ledger.pointer(&flow("etl"), &env("qa")).await.unwrap(), None);
+
+    // Both fine: both land, in the order given; a later move may build on an earlier one.
+    let moves = [mv("etl", "qa", None, B2), mv("report", "qa", Some(1), B2), mv("etl", "qa", Some(1), B3)];
+    let released = ledger.apply(&moves).await.unwrap();
+    let got: Vec<_> = released.iter().map(|r| (r.flow.as_str(), r.revision, r.build.as_str())).collect();
+    assert_eq!(got, vec![("etl", 1, B2), ("report", 2, B2), ("etl", 2, B3)]);
+    assert_eq!(ledger.pointer(&flow("etl"), &env("qa")).await.unwrap().unwrap().build, bid(B3));
+    assert!(ledger.apply(&[]).await.unwrap().is_empty());
+}
+
+pub async fn unknown_build_changes_nothing(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
+    let before = ledger.dump().await.unwrap();
+    let unknown = "cccc0000000000000009";
+    let err = ledger.apply(&[mv("report", "qa", None, B2), mv("etl", "qa", Some(1), unknown)]).await.unwrap_err();
+    match err {
+        LedgerError::UnknownBuild { ref build } => assert_eq!(build.as_str(), unknown),
+        other => panic!("expected UnknownBuild, got {other:?}"),
+    }
+    assert!(err.to_string().contains(unknown), "{err}");
+    assert_eq!(ledger.dump().await.unwrap(), before);
+}
+
+pub async fn history_is_newest_first_and_gap_free(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&*ledger).await;
+    ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
+    ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
+    let mut promote = mv("etl", "qa", Some(2), B3);
+    promote.kind = MoveKind::Promote { from: env("dev") };
+    promote.reason = None;
+    ledger.apply(&[promote]).await.unwrap();
+    let mut rollback = mv("etl", "qa", Some(3), B1);
+    rollback.kind = MoveKind::Rollback { to_revision: 1 };
+    ledger.apply(&[rollback]).await.unwrap();
+    ledger.apply(&[mv("etl", "prod", None, B3)]).await.unwrap();
+
+    let history = ledger.history(&flow("etl"), &env("qa"), None).await.unwrap();
+    assert_eq!(history.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![4, 3, 2, 1]);
+    assert_eq!(ids_of(&history), vec![B1, B3, B2, B1]);
+    let previous: Vec<Option<&str>> = history.iter().map(|r| r.previous_build.as_ref().map(|b| b.as_str())).collect();
+    assert_eq!(previous, vec![Some(B3), Some(B2), Some(B1), None]);
+    assert_eq!(history[0].kind, MoveKind::Rollback { to_revision: 1 });
+    assert_eq!(history[1].kind, MoveKind::Promote { from: env("dev") });
+    assert_eq!(history[1].reason, None);
+    assert!(history.iter().all(|r| r.flow == flow("etl") && r.env == env("qa")));
+
+    let recent = ledger.history(&flow("etl"), &env("qa"), Some(2)).await.unwrap();
+    assert_eq!(recent, history[..2]);
+    assert!(ledger.history(&flow("etl"), &env("dev"), None).await.unwrap().is_empty());
+}
+
+fn ids_of(history: &[flowgate_core::Release]) -> Vec<&str> {
+    history.iter().map(|r| r.build.as_str()).collect()
+}
+
+/// Two writers race for the same expected revision: one wins, one conflicts,
+/// and the pointer advances exactly once. Rounds alternate between writers on
+/// separate connections pools and tasks sharing one.
+pub async fn concurrent_applies_exactly_one_wins(t: &Target) {
+    let first = t.open().await;
+    let second = t.open().await;
+    three_builds(&*first).await;
+    for round in 0..12 {
+        let f = format!("flow{round}");
+        let expected = if round % 3 == 0 {
+            None
+        } else {
+            first.apply(&[mv(&f, "qa", None, B1)]).await.unwrap();
+            Some(1)
+        };
+        let other = if round % 2 == 0 { second.clone() } else { first.clone() };
+        let (a, b) = (mv(&f, "qa", expected, B2), mv(&f, "qa", expected, B3));
+        let (x, y) = (first.clone(), other);
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { x.apply(&[a]).await }),
+            tokio::spawn(async move { y.apply(&[b]).await })
+        );
+        let results = [ra.unwrap(), rb.unwrap()];
+        let wins: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(wins.len(), 1, "round {round}: {results:?}");
+        let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(loser.is_conflict(), "round {round}: {loser:?}");
+        let next = expected.unwrap_or(0) + 1;
+        let pointer = second.pointer(&flow(&f), &env("qa")).await.unwrap().unwrap();
+        assert_eq!((pointer.revision, &pointer.build), (next, &wins[0][0].build), "round {round}");
+        assert_eq!(first.history(&flow(&f), &env("qa"), None).await.unwrap().len() as i64, next);
+    }
+}
+
+pub async fn reopen_keeps_data_and_migrations_are_idempotent(t: &Target) {
+    let before = {
+        let ledger = t.open().await;
+        three_builds(&*ledger).await;
+        ledger.apply(&[mv("etl", "qa", None, B1), mv("etl", "prod", None, B2)]).await.unwrap();
+        ledger.dump().await.unwrap()
+    };
+    assert!(before.contains(B1) && before.contains("prod"), "{before}");
+    // Two opens at once each run the (already applied) migrations.
+    let (a, b) = tokio::join!(t.open(), t.open());
+    assert_eq!(a.dump().await.unwrap(), before);
+    assert_eq!(b.dump().await.unwrap(), before);
+    a.apply(&[mv("etl", "qa", Some(1), B3)]).await.unwrap();
+    assert_eq!(b.pointer(&flow("etl"), &env("qa")).await.unwrap().unwrap().revision, 2);
+}
