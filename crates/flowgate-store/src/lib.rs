@@ -1,1 +1,156 @@
-//! placeholder
+//! The artifact store of flowgate: bundles, manifests and build records kept
+//! content-addressed and immutable in any object_store backend (local directory,
+//! S3, GCS, Azure, or memory for tests), so every machine that can read the store
+//! can find and fetch exactly the code a build recorded.
+//!
+//! Layout under the store root:
+//! - `bundles/<digest-hex>.tar.zst`: the bundle bytes;
+//! - `manifests/<digest-hex>.json`: the bundle's [`flowgate_core::Manifest`] as JSON;
+//! - `builds/<build-id>.json`: the [`flowgate_core::Build`] record, so a worker holding only the
+//!   store URL and a build id can find the bundle digest.
+//!
+//! Every write is create-if-absent: an object already present is success
+//! ([`Upload::AlreadyPresent`]) and nothing is ever overwritten. Large bundles on
+//! remote stores are uploaded in parts under `staging/` and then published with a
+//! copy that fails if the target exists; the staging object is deleted afterwards.
+
+mod bundles;
+mod error;
+mod location;
+mod records;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flowgate_core::{BuildId, Digest};
+use futures::TryStreamExt;
+use object_store::{path::Path as Key, Attribute, Attributes, ObjectStore};
+use tracing::Instrument;
+
+pub use error::{StoreError, Upload};
+
+/// Bundles larger than this go through a multipart upload on remote stores.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+
+/// The artifact store. Cheap to clone; `Debug` and `Display` show only the
+/// secret-free URL.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    inner: Arc<dyn ObjectStore>,
+    url: Arc<str>,
+    local_root: Option<PathBuf>,
+    multipart_threshold: u64,
+}
+
+impl ArtifactStore {
+    /// Parse and open a store URL. `base_dir` resolves relative `file://` paths
+    /// (`file://.flowgate/artifacts` is relative to the project root and created on
+    /// demand; `file:///abs` is absolute and must exist, else [`StoreError::Missing`]).
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` and `az://container/prefix` read
+    /// their settings and credentials from the environment (`AWS_*` including
+    /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP`, `GOOGLE_*`, `AZURE_*`); an
+    /// `s3://key:secret@bucket` URL supplies S3 credentials and an `az://` query a
+    /// SAS token, neither of which appears in [`ArtifactStore::url`]. Opening a
+    /// cloud store makes no network request.
+    pub fn open(url: &str, base_dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self::from_opened(location::open(url, base_dir)?))
+    }
+
+    /// An empty store in memory, for tests.
+    pub fn memory() -> Self {
+        Self::from_opened(location::memory())
+    }
+
+    fn from_opened(opened: location::Opened) -> Self {
+        Self {
+            inner: opened.store,
+            url: opened.url.into(),
+            local_root: opened.local_root,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+        }
+    }
+
+    /// Bundles larger than `bytes` are uploaded in parts (remote and memory stores;
+    /// a local store always copies file to file).
+    pub fn with_multipart_threshold(mut self, bytes: u64) -> Self {
+        self.multipart_threshold = bytes;
+        self
+    }
+
+    /// The absolute URL of the store, fit for a Prefect pull step on another
+    /// machine: `file://` made absolute, credentials and query tokens removed (the
+    /// worker uses its own credentials).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The root directory of a local (`file://`) store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
+    }
+
+    /// Every object key with its size, sorted by key: lets tests prove that a
+    /// command left the store unchanged.
+    pub async fn listing(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let span = tracing::info_span!("store.listing", store = %self.url);
+        async {
+            let mut items: Vec<(String, u64)> = self
+                .inner
+                .list(None)
+                .map_ok(|meta| (meta.location.to_string(), meta.size))
+                .try_collect()
+                .await
+                .map_err(|e| self.io("list", "", e))?;
+            items.sort();
+            Ok(items)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn io(&self, op: &'static str, key: &str, source: object_store::Error) -> StoreError {
+        StoreError::Io { op, key: key.to_string(), url: self.url.to_string(), source: Box::new(source) }
+    }
+
+    fn not_found(&self, key: &Key) -> StoreError {
+        StoreError::NotFound { key: key.to_string(), url: self.url.to_string() }
+    }
+
+    fn corrupt(&self, key: &Key, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { key: key.to_string(), url: self.url.to_string(), reason: reason.into() }
+    }
+
+    /// Content-Type for a write; the local filesystem backend stores no attributes.
+    fn attributes(&self, content_type: &'static str) -> Attributes {
+        let mut attributes = Attributes::new();
+        if self.local_root.is_none() {
+            attributes.insert(Attribute::ContentType, content_type.into());
+        }
+        attributes
+    }
+}
+
+pub(crate) fn bundle_key(digest: &Digest) -> Key {
+    Key::from(format!("bundles/{}.tar.zst", digest.to_hex()))
+}
+
+pub(crate) fn manifest_key(digest: &Digest) -> Key {
+    Key::from(format!("manifests/{}.json", digest.to_hex()))
+}
+
+pub(crate) fn build_key(id: &BuildId) -> Key {
+    Key::from(format!("builds/{id}.json"))
+}
+
+impl fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtifactStore").field("url", &&*self.url).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ArtifactStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
