@@ -34,7 +34,8 @@ pub(crate) struct BuildValues {
 
 impl BuildValues {
     pub fn new(build: &Build) -> Result<Self, LedgerError> {
-        let too_big = |what: &str, n: u64| LedgerError::corrupt(format!("{what} {n} of build `{}` is too large", build.id));
+        let too_big =
+            |what: &str, n: u64| LedgerError::corrupt(format!("{what} {n} of build `{}` is too large", build.id));
         Ok(Self {
             id: build.id.to_string(),
             bundle: build.bundle.to_hex(),
@@ -66,7 +67,9 @@ pub(crate) fn build(row: BuildRow) -> Result<Build, LedgerError> {
     let (id, bundle, bundle_size, file_count, images, commit, branch, dirty, author, created_at_ms) = row;
     let images: Images =
         serde_json::from_str(&images).map_err(|e| LedgerError::corrupt(format!("images of build `{id}`: {e}")))?;
-    let count = |what: &str, n: i64| u64::try_from(n).map_err(|_| LedgerError::corrupt(format!("{what} `{n}` of build `{id}`")));
+    let count = |what: &str, n: i64| {
+        u64::try_from(n).map_err(|_| LedgerError::corrupt(format!("{what} `{n}` of build `{id}`")))
+    };
     Ok(Build {
         bundle: parse("bundle digest", &bundle)?,
         bundle_size: count("bundle size", bundle_size)?,
@@ -145,7 +148,11 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_columns() {
-        for k in [MoveKind::Release, MoveKind::Promote { from: "qa".parse().unwrap() }, MoveKind::Rollback { to_revision: 7 }] {
+        for k in [
+            MoveKind::Release,
+            MoveKind::Promote { from: "qa".parse().unwrap() },
+            MoveKind::Rollback { to_revision: 7 },
+        ] {
             let (label, detail) = kind_columns(&k);
             assert_eq!(kind(label, detail.as_deref()).unwrap(), k);
         }

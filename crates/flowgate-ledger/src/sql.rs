@@ -102,15 +102,24 @@ macro_rules! impl_ledger {
                     .await
                     .map_err(err)?;
                 let err = LedgerError::backend("record build commit");
-                sqlx::query(sql::INSERT_BUILD_COMMIT).bind(&v.id).bind(&v.commit).execute(&mut *tx).await.map_err(err)?;
+                sqlx::query(sql::INSERT_BUILD_COMMIT)
+                    .bind(&v.id)
+                    .bind(&v.commit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
                 let err = LedgerError::backend("read recorded build");
-                let row: codec::BuildRow = sqlx::query_as(&sql::select_build()).bind(&v.id).fetch_one(&mut *tx).await.map_err(err)?;
+                let row: codec::BuildRow =
+                    sqlx::query_as(&sql::select_build()).bind(&v.id).fetch_one(&mut *tx).await.map_err(err)?;
                 tx.commit().await.map_err(LedgerError::backend("commit build"))?;
                 Ok($crate::RecordedBuild { build: codec::build(row)?, created: inserted.rows_affected() == 1 })
             }
 
             #[tracing::instrument(level = "debug", skip_all, fields(build = %id))]
-            async fn build(&self, id: &flowgate_core::BuildId) -> Result<Option<flowgate_core::Build>, $crate::LedgerError> {
+            async fn build(
+                &self,
+                id: &flowgate_core::BuildId,
+            ) -> Result<Option<flowgate_core::Build>, $crate::LedgerError> {
                 use $crate::{codec, sql, LedgerError};
                 let row: Option<codec::BuildRow> = sqlx::query_as(&sql::select_build())
                     .bind(id.as_str())
@@ -154,7 +163,9 @@ macro_rules! impl_ledger {
             ) -> Result<Vec<flowgate_core::Pointer>, $crate::LedgerError> {
                 use $crate::{codec, sql, LedgerError};
                 let rows: Vec<codec::PointerRow> = match env {
-                    Some(env) => sqlx::query_as(&sql::select_pointers_env()).bind(env.as_str()).fetch_all(&self.pool).await,
+                    Some(env) => {
+                        sqlx::query_as(&sql::select_pointers_env()).bind(env.as_str()).fetch_all(&self.pool).await
+                    }
                     None => sqlx::query_as(&sql::select_pointers_all()).fetch_all(&self.pool).await,
                 }
                 .map_err(LedgerError::backend("list pointers"))?;
@@ -178,7 +189,10 @@ macro_rules! impl_ledger {
             }
 
             #[tracing::instrument(level = "debug", skip_all, fields(moves = moves.len()))]
-            async fn apply(&self, moves: &[flowgate_core::Move]) -> Result<Vec<flowgate_core::Release>, $crate::LedgerError> {
+            async fn apply(
+                &self,
+                moves: &[flowgate_core::Move],
+            ) -> Result<Vec<flowgate_core::Release>, $crate::LedgerError> {
                 use $crate::LedgerError;
                 if moves.is_empty() {
                     return Ok(Vec::new());
@@ -227,7 +241,8 @@ macro_rules! impl_ledger {
                 use $crate::{codec, sql, LedgerError};
                 let err = || LedgerError::backend("dump");
                 let mut out = String::new();
-                let builds: Vec<codec::BuildRow> = sqlx::query_as(&sql::dump_builds()).fetch_all(&self.pool).await.map_err(err())?;
+                let builds: Vec<codec::BuildRow> =
+                    sqlx::query_as(&sql::dump_builds()).fetch_all(&self.pool).await.map_err(err())?;
                 let commits: Vec<(String, String)> =
                     sqlx::query_as(sql::DUMP_BUILD_COMMITS).fetch_all(&self.pool).await.map_err(err())?;
                 let pointers: Vec<codec::PointerRow> =
@@ -331,7 +346,12 @@ macro_rules! impl_ledger {
                             Ok(pointer) => pointer.map(|p| p.revision),
                             Err(err) => return err,
                         };
-                        LedgerError::Conflict { flow: mv.flow.clone(), env: mv.env.clone(), expected: mv.expected, found }
+                        LedgerError::Conflict {
+                            flow: mv.flow.clone(),
+                            env: mv.env.clone(),
+                            expected: mv.expected,
+                            found,
+                        }
                     }
                 }
             }

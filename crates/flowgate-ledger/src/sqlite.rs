@@ -46,7 +46,8 @@ impl SqliteLedger {
     #[tracing::instrument(level = "debug", skip_all, fields(path = %path.display()))]
     pub(crate) async fn open_file(path: &Path) -> Result<Self, LedgerError> {
         let shown = format!("sqlite://{}", path.display());
-        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open { url: shown.clone(), source };
+        let open_err =
+            |source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open { url: shown.clone(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent).await.map_err(|e| open_err(Box::new(e)))?;
         }
@@ -64,18 +65,12 @@ impl SqliteLedger {
             .map_err(|e| open_err(Box::new(e)))?;
         // Read the schema now, so a file that is not a database fails here as
         // `Open` rather than later as a failed migration.
-        sqlx::query("SELECT COUNT(*) FROM sqlite_master")
-            .execute(&pool)
-            .await
-            .map_err(|e| open_err(Box::new(e)))?;
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await.map_err(|e| open_err(Box::new(e)))?;
         Self::migrate(pool, &shown).await
     }
 
     async fn migrate(pool: SqlitePool, shown: &str) -> Result<Self, LedgerError> {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) })?;
+        MIGRATOR.run(&pool).await.map_err(|e| LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) })?;
         Ok(Self { pool })
     }
 

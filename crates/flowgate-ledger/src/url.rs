@@ -131,9 +131,8 @@ mod tests {
 
     #[test]
     fn debug_and_display_never_show_the_password() {
-        let url: LedgerUrl = "postgres://alice:s3cr3t@db.internal:5432/ledger?sslmode=require&password=hunter2"
-            .parse()
-            .unwrap();
+        let url: LedgerUrl =
+            "postgres://alice:s3cr3t@db.internal:5432/ledger?sslmode=require&password=hunter2".parse().unwrap();
         for shown in [format!("{url}"), format!("{url:?}"), url.redacted()] {
             assert!(!shown.contains("s3cr3t") && !shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("alice:***@db.internal:5432/ledger"), "{shown}");
