@@ -158,21 +158,20 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A URL fit for messages and logs: a userinfo holding a password becomes `***`
-/// and any query (where SAS and similar tokens live) becomes `?***`.
+/// A URL fit for messages and logs: any userinfo (where keys and passwords live)
+/// becomes `***` and any query (where SAS and similar tokens live) becomes `?***`.
 pub(crate) fn redact(raw: &str) -> String {
     let (head, had_query) = match raw.split_once('?') {
         Some((head, _)) => (head, true),
         None => (raw, false),
     };
+    // Everything before the last `@` is treated as userinfo, even an unencoded `/`
+    // in a password: hiding too much is safe, showing a secret is not.
     let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) if userinfo.contains(':') => format!("{scheme}://***@{host}{path}"),
-                _ => head.to_string(),
-            }
-        }
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, after)) => format!("{scheme}://***@{after}"),
+            None => head.to_string(),
+        },
         None => head.to_string(),
     };
     if had_query {
@@ -190,7 +189,8 @@ mod tests {
         assert_eq!(redact("s3://AKIA:s3cr3t@bucket/p"), "s3://***@bucket/p");
         assert_eq!(redact("az://c/p?sv=1&sig=abc"), "az://c/p?***");
         assert_eq!(redact("file:///tmp/x"), "file:///tmp/x");
-        assert_eq!(redact("az://fs@acct.dfs.core.windows.net/p"), "az://fs@acct.dfs.core.windows.net/p");
+        assert_eq!(redact("s3://AKIA@bucket"), "s3://***@bucket");
+        assert_eq!(redact("s3://key:se/cr@t@bucket/p"), "s3://***@bucket/p");
     }
 
     #[test]
