@@ -1,0 +1,144 @@
+//! The benchmarks on the generated tree: cold `flowgate build` against tar + zstd
+//! of the same files, an unchanged rebuild against `git status`, and `flowgate
+//! pull` (cached and uncached) against process start and `tar -x --zstd`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::report::{Row, Target};
+use crate::timing::{self, Plan};
+use crate::tree::Tree;
+use crate::Ctx;
+
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("Failed to remove `{}`", path.display())),
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("Failed to remove `{}`", path.display())),
+    }
+}
+
+fn shell(dir: &Path, script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(dir).arg("-c").arg(script);
+    cmd
+}
+
+/// The build flowgate made, as `flowgate build --json` reports it.
+#[derive(Debug)]
+struct Built {
+    id: String,
+    bundle: PathBuf,
+    bundle_size: u64,
+}
+
+fn built(ctx: &Ctx, tree: &Tree) -> Result<Built> {
+    let out = timing::capture("flowgate build --json", ctx.flowgate_in(&tree.root, &["build", "--json"]))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&out).context("`flowgate build --json` printed no JSON document")?;
+    let build = json.get("build").context("`flowgate build --json` has no `build`")?;
+    let id = build.get("id").and_then(|v| v.as_str()).context("`flowgate build --json` has no `build.id`")?;
+    let digest =
+        build.get("bundle").and_then(|v| v.as_str()).context("`flowgate build --json` has no `build.bundle`")?;
+    let bundle = tree.root.join(".flowgate/artifacts/bundles").join(format!("{digest}.tar.zst"));
+    if !bundle.is_file() {
+        bail!("The bundle of build `{id}` is not at `{}`", bundle.display());
+    }
+    let bundle_size = std::fs::metadata(&bundle)?.len();
+    Ok(Built { id: id.to_string(), bundle, bundle_size })
+}
+
+/// Run the four tree benchmarks; returns rows and notes (sizes).
+pub fn run(ctx: &Ctx, tree: &Tree) -> Result<(Vec<Row>, Vec<String>)> {
+    let root = &tree.root;
+    let state = root.join(".flowgate");
+    let out = ctx.work.join("baseline.tar.zst");
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+
+    eprintln!("build (cold, {} files, {:.1} MB):", tree.files, tree.bytes as f64 / 1e6);
+    let plan = Plan { warmup: 1, runs: ctx.runs(5) };
+    let build = timing::measure("flowgate build", plan, || remove(&state), || ctx.flowgate_in(root, &["build"]))?;
+    let tar_mt = timing::measure(
+        "git ls-files -z | tar --null -T - -cf - | zstd -3 -T0",
+        plan,
+        || remove_file(&out),
+        || shell(root, &format!("git ls-files -z | tar --null -T - -cf - | zstd -3 -T0 -q -o '{}'", out.display())),
+    )?;
+    let baseline_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let tar_st = timing::measure(
+        "… | zstd -3 -T1",
+        plan,
+        || remove_file(&out),
+        || shell(root, &format!("git ls-files -z | tar --null -T - -cf - | zstd -3 -T1 -q -o '{}'", out.display())),
+    )?;
+    rows.push(Row::new("build (cold)", &build, &tar_mt, Target::Ratio(1.0)));
+    rows.push(Row::new("build (cold) vs single-threaded zstd", &build, &tar_st, Target::None));
+
+    let built = built(ctx, tree)?;
+    notes.push(format!(
+        "bundle {} bytes ({:.2}× smaller than the files); tar | zstd -3 gives {} bytes",
+        built.bundle_size,
+        tree.bytes as f64 / built.bundle_size.max(1) as f64,
+        baseline_size
+    ));
+
+    eprintln!("rebuild (unchanged):");
+    let plan = Plan { warmup: 2, runs: ctx.runs(15) };
+    let rebuild = timing::measure("flowgate build", plan, || Ok(()), || ctx.flowgate_in(root, &["build"]))?;
+    let status = timing::measure(
+        "git status --porcelain",
+        plan,
+        || Ok(()),
+        || {
+            let mut cmd = Command::new("git");
+            cmd.current_dir(root).args(["status", "--porcelain"]);
+            cmd
+        },
+    )?;
+    rows.push(Row::new("rebuild (unchanged)", &rebuild, &status, Target::Absolute(Duration::from_millis(100))));
+
+    let cache = ctx.work.join("pull-cache");
+    let pull_args = ["pull", built.id.as_str(), "--cache", cache.to_str().context("The work dir is not UTF-8")?];
+    eprintln!("pull (cached):");
+    remove(&cache)?;
+    timing::capture("flowgate pull", ctx.flowgate_in(root, &pull_args))?;
+    let plan = Plan { warmup: 2, runs: ctx.runs(20) };
+    let pull = timing::measure("flowgate pull", plan, || Ok(()), || ctx.flowgate_in(root, &pull_args))?;
+    let version = timing::measure("flowgate --version", plan, || Ok(()), || ctx.flowgate_in(root, &["--version"]))?;
+    rows.push(Row::new("pull (cached)", &pull, &version, Target::Absolute(Duration::from_millis(20))));
+
+    eprintln!("pull (uncached, local store):");
+    let untar = ctx.work.join("untar");
+    let plan = Plan { warmup: 1, runs: ctx.runs(5) };
+    let pull = timing::measure("flowgate pull", plan, || remove(&cache), || ctx.flowgate_in(root, &pull_args))?;
+    let tar = timing::measure(
+        "tar -x --zstd -f BUNDLE",
+        plan,
+        || {
+            remove(&untar)?;
+            std::fs::create_dir_all(&untar).with_context(|| format!("Failed to create `{}`", untar.display()))
+        },
+        || {
+            let mut cmd = Command::new("tar");
+            cmd.arg("-x").arg("--zstd").arg("-f").arg(&built.bundle).arg("-C").arg(&untar);
+            cmd
+        },
+    )?;
+    rows.push(Row::new("pull (uncached)", &pull, &tar, Target::Ratio(1.5)));
+    remove(&untar)?;
+    remove(&cache)?;
+    remove_file(&out)?;
+    Ok((rows, notes))
+}

@@ -1,0 +1,119 @@
+//! The results table: each benchmark's flowgate median beside its baseline median
+//! from the same run, the ratio, the target and whether this run met it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::timing::{fmt_duration, Timing};
+
+/// What a benchmark aims for.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// flowgate / baseline at most this.
+    Ratio(f64),
+    /// flowgate's median at most this, whatever the baseline.
+    Absolute(Duration),
+    /// No target: a second baseline shown for context.
+    None,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub benchmark: String,
+    pub flowgate: Duration,
+    pub baseline_label: String,
+    pub baseline: Duration,
+    pub target: Target,
+}
+
+impl Row {
+    pub fn new(benchmark: &str, flowgate: &Timing, baseline: &Timing, target: Target) -> Self {
+        Row {
+            benchmark: benchmark.to_string(),
+            flowgate: flowgate.median(),
+            baseline_label: baseline.label.clone(),
+            baseline: baseline.median(),
+            target,
+        }
+    }
+
+    pub fn ratio(&self) -> f64 {
+        self.flowgate.as_secs_f64() / self.baseline.as_secs_f64().max(1e-9)
+    }
+
+    /// `Some(true)` when this run met the target, `None` when there is none.
+    pub fn met(&self) -> Option<bool> {
+        match self.target {
+            Target::Ratio(max) => Some(self.ratio() <= max),
+            Target::Absolute(max) => Some(self.flowgate <= max),
+            Target::None => None,
+        }
+    }
+}
+
+fn target_text(target: Target) -> String {
+    match target {
+        Target::Ratio(max) => format!("≤ {max:.1}×"),
+        Target::Absolute(max) => format!("≤ {}", fmt_duration(max)).replace(".0 ms", " ms"),
+        Target::None => "—".to_string(),
+    }
+}
+
+/// A Markdown table of the rows (medians), ready to paste into a README.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str("| benchmark | flowgate | baseline | ratio | target | met |\n");
+    out.push_str("|---|---:|---|---:|---|---|\n");
+    for row in rows {
+        let met = match row.met() {
+            Some(true) => "yes",
+            Some(false) => "**MISSED**",
+            None => "—",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` {} | {:.2}× | {} | {} |",
+            row.benchmark,
+            fmt_duration(row.flowgate),
+            row.baseline_label,
+            fmt_duration(row.baseline),
+            row.ratio(),
+            target_text(row.target),
+            met
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(flowgate_ms: u64, baseline_ms: u64, target: Target) -> Row {
+        Row {
+            benchmark: "b".into(),
+            flowgate: Duration::from_millis(flowgate_ms),
+            baseline_label: "base".into(),
+            baseline: Duration::from_millis(baseline_ms),
+            target,
+        }
+    }
+
+    #[test]
+    fn ratio_targets_compare_the_ratio_and_absolute_targets_the_time() {
+        assert_eq!(row(90, 100, Target::Ratio(1.0)).met(), Some(true));
+        assert_eq!(row(160, 100, Target::Ratio(1.5)).met(), Some(false));
+        assert_eq!(row(50, 1, Target::Absolute(Duration::from_millis(100))).met(), Some(true));
+        assert_eq!(row(150, 1000, Target::Absolute(Duration::from_millis(100))).met(), Some(false));
+        assert_eq!(row(1, 1, Target::None).met(), None);
+    }
+
+    #[test]
+    fn table_shows_medians_ratio_target_and_verdict() {
+        let text =
+            table(&[row(150, 100, Target::Ratio(1.0)), row(20, 10, Target::Absolute(Duration::from_millis(100)))]);
+        assert!(text.contains("| b | 150.0 ms | `base` 100.0 ms | 1.50× | ≤ 1.0× | **MISSED** |"), "{text}");
+        assert!(text.contains("| b | 20.0 ms | `base` 10.0 ms | 2.00× | ≤ 100 ms | yes |"), "{text}");
+    }
+}

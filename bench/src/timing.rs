@@ -1,0 +1,140 @@
+//! Wall-clock timing of whole processes: each command runs N times after a warm-up
+//! (untimed preparation before every run), and the median is what gets compared.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+/// The wall-clock times of the timed runs of one command.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub label: String,
+    pub samples: Vec<Duration>,
+}
+
+impl Timing {
+    pub fn median(&self) -> Duration {
+        median(&self.samples)
+    }
+
+    pub fn min(&self) -> Duration {
+        self.samples.iter().copied().min().unwrap_or_default()
+    }
+
+    pub fn max(&self) -> Duration {
+        self.samples.iter().copied().max().unwrap_or_default()
+    }
+}
+
+/// The median (mean of the two middle values for an even count); zero if empty.
+pub fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
+/// How to run one measured command.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub warmup: usize,
+    pub runs: usize,
+}
+
+/// Run `make()` `plan.warmup + plan.runs` times with stdout to /dev/null, calling
+/// `prepare` (untimed) before each run; fail if any run exits non-zero.
+pub fn measure(
+    label: &str,
+    plan: Plan,
+    mut prepare: impl FnMut() -> Result<()>,
+    mut make: impl FnMut() -> Command,
+) -> Result<Timing> {
+    let mut samples = Vec::with_capacity(plan.runs);
+    for i in 0..plan.warmup + plan.runs {
+        prepare().with_context(|| format!("Failed to prepare a run of `{label}`"))?;
+        let mut cmd = make();
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let start = Instant::now();
+        let output = cmd.output().with_context(|| format!("Failed to start `{label}`"))?;
+        let elapsed = start.elapsed();
+        if !output.status.success() {
+            bail!("`{label}` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        }
+        if i >= plan.warmup {
+            samples.push(elapsed);
+        }
+    }
+    let timing = Timing { label: label.to_string(), samples };
+    eprintln!(
+        "  {label}: median {} (min {}, max {}, {} runs)",
+        fmt_duration(timing.median()),
+        fmt_duration(timing.min()),
+        fmt_duration(timing.max()),
+        plan.runs
+    );
+    Ok(timing)
+}
+
+/// Run a command once and return its stdout; fail with its stderr.
+pub fn capture(label: &str, mut cmd: Command) -> Result<String> {
+    let output = cmd.stdin(Stdio::null()).output().with_context(|| format!("Failed to start `{label}`"))?;
+    if !output.status.success() {
+        bail!("`{label}` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("`{label}` printed something that is not UTF-8"))
+}
+
+/// `12.3 ms` under a second, `1.234 s` above.
+pub fn fmt_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.3} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[ms(5), ms(1), ms(3)]), ms(3));
+        assert_eq!(median(&[ms(4), ms(1), ms(3), ms(100)]), Duration::from_micros(3500));
+        assert_eq!(median(&[]), Duration::ZERO);
+    }
+
+    #[test]
+    fn measure_counts_only_timed_runs_and_reports_failures() {
+        let mut prepared = 0;
+        let plan = Plan { warmup: 1, runs: 3 };
+        let timing = measure(
+            "true",
+            plan,
+            || {
+                prepared += 1;
+                Ok(())
+            },
+            || Command::new("true"),
+        )
+        .unwrap();
+        assert_eq!(timing.samples.len(), 3);
+        assert_eq!(prepared, 4);
+        let err = measure("false", plan, || Ok(()), || Command::new("false")).unwrap_err();
+        assert!(err.to_string().contains("`false` failed"), "{err}");
+    }
+
+    #[test]
+    fn durations_print_in_ms_or_s() {
+        assert_eq!(fmt_duration(Duration::from_micros(12_345)), "12.3 ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1_234)), "1.234 s");
+    }
+}
