@@ -13,8 +13,8 @@ pub fn manifest_to_json(manifest: &Manifest) -> Vec<u8> {
 
 /// Parses a manifest and checks that its paths are valid, sorted and unique.
 pub fn manifest_from_json(bytes: &[u8]) -> Result<Manifest, BundleError> {
-    let manifest: Manifest = serde_json::from_slice(bytes)
-        .map_err(|e| BundleError::Manifest { reason: e.to_string(), source: Some(e) })?;
+    let manifest: Manifest =
+        serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest { reason: e.to_string(), source: Some(e) })?;
     let max_len = Limits::default().max_path_len;
     for (i, f) in manifest.files.iter().enumerate() {
         paths::check(&f.path, max_len)

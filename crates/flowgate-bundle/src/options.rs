@@ -16,12 +16,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_entries: 200_000,
-            max_total_bytes: 8 << 30,
-            max_file_bytes: 4 << 30,
-            max_path_len: 4096,
-        }
+        Self { max_entries: 200_000, max_total_bytes: 8 << 30, max_file_bytes: 4 << 30, max_path_len: 4096 }
     }
 }
 

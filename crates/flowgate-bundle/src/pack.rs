@@ -32,10 +32,16 @@ pub struct Packed {
 /// Writes the deterministic archive of `manifest` into `out` (an empty temp file the
 /// caller made), checking that each file still has the hash in the manifest. Returns
 /// the digest and size and remembers (manifest -> digest) in the index.
-pub fn write_archive(root: &Path, manifest: &Manifest, out: &mut File, opts: &PackOptions) -> Result<Packed, BundleError> {
+pub fn write_archive(
+    root: &Path,
+    manifest: &Manifest,
+    out: &mut File,
+    opts: &PackOptions,
+) -> Result<Packed, BundleError> {
     let _span = tracing::info_span!("write_archive", root = %root.display(), files = manifest.files.len()).entered();
     check_manifest(manifest, opts)?;
-    let sink = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), written: 0 };
+    let sink =
+        HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), written: 0 };
     let mut encoder = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(BundleError::archive("start"))?;
     // zstd's streaming multithreaded output does not depend on the worker count
     // (as long as it is at least 1); the `zstd_workers_do_not_change_the_bytes` test pins that.
@@ -105,16 +111,26 @@ fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleE
         return too_large(format!("{} files, more than the limit of {}", manifest.files.len(), limits.max_entries));
     }
     if manifest.total_size() > limits.max_total_bytes {
-        return too_large(format!("{} bytes, more than the limit of {}", manifest.total_size(), limits.max_total_bytes));
+        return too_large(format!(
+            "{} bytes, more than the limit of {}",
+            manifest.total_size(),
+            limits.max_total_bytes
+        ));
     }
     for (i, f) in manifest.files.iter().enumerate() {
         paths::check(&f.path, limits.max_path_len)
             .map_err(|reason| BundleError::InvalidPath { path: f.path.clone(), reason })?;
         if i > 0 && manifest.files[i - 1].path.as_bytes() >= f.path.as_bytes() {
-            return Err(BundleError::InvalidPath { path: f.path.clone(), reason: "the manifest is not sorted or repeats it" });
+            return Err(BundleError::InvalidPath {
+                path: f.path.clone(),
+                reason: "the manifest is not sorted or repeats it",
+            });
         }
         if f.size > limits.max_file_bytes {
-            return too_large(format!("`{}` is {} bytes, more than the limit of {}", f.path, f.size, limits.max_file_bytes));
+            return too_large(format!(
+                "`{}` is {} bytes, more than the limit of {}",
+                f.path, f.size, limits.max_file_bytes
+            ));
         }
     }
     Ok(())
@@ -130,7 +146,12 @@ fn read_verified(root: &Path, entry: &ManifestEntry) -> Result<Vec<u8>, BundleEr
 }
 
 /// Streams one large file into the archive, hashing as it goes.
-fn write_large(out: &mut impl Write, root: &Path, entry: &ManifestEntry, header: &mut Vec<u8>) -> Result<(), BundleError> {
+fn write_large(
+    out: &mut impl Write,
+    root: &Path,
+    entry: &ManifestEntry,
+    header: &mut Vec<u8>,
+) -> Result<(), BundleError> {
     let full = root.join(&entry.path);
     let file = File::open(&full).map_err(BundleError::io("open", &full))?;
     header.clear();

@@ -67,7 +67,8 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
 
     let total_bytes: u64 = scanned.iter().map(|(e, _, _)| e.size).sum();
     if total_bytes > limits.max_total_bytes {
-        let detail = format!("the files add up to {total_bytes} bytes, more than the limit of {}", limits.max_total_bytes);
+        let detail =
+            format!("the files add up to {total_bytes} bytes, more than the limit of {}", limits.max_total_bytes);
         return Err(BundleError::TooLarge { detail });
     }
     let hashed = scanned.iter().filter(|(_, _, hashed)| *hashed).count() as u64;
@@ -131,7 +132,9 @@ fn scan_one(
 fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Result<(), BundleError> {
     let max = opts.limits.max_file_bytes;
     if size > max {
-        return Err(BundleError::TooLarge { detail: format!("`{path}` is {size} bytes, more than the limit of {max}") });
+        return Err(BundleError::TooLarge {
+            detail: format!("`{path}` is {size} bytes, more than the limit of {max}"),
+        });
     }
     Ok(())
 }

@@ -28,7 +28,12 @@ pub(crate) trait Visitor {
 }
 
 /// Verifies `archive` against `digest`, then feeds its entries to `visitor`.
-pub(crate) fn walk(archive: &Path, digest: &Digest, limits: &Limits, visitor: &mut impl Visitor) -> Result<(), BundleError> {
+pub(crate) fn walk(
+    archive: &Path,
+    digest: &Digest,
+    limits: &Limits,
+    visitor: &mut impl Visitor,
+) -> Result<(), BundleError> {
     let mut file = File::open(archive).map_err(BundleError::io("open", archive))?;
     let actual = hash_file(&mut file).map_err(BundleError::io("read", archive))?;
     if actual != *digest {
@@ -59,8 +64,11 @@ fn walk_entries<R: Read>(
     visitor: &mut impl Visitor,
 ) -> Result<(), BundleError> {
     let malformed = |reason: String| BundleError::Malformed { bundle: bundle.to_string(), reason };
-    let refuse =
-        |entry: &str, reason: String| BundleError::Refused { entry: entry.to_string(), bundle: bundle.to_string(), reason };
+    let refuse = |entry: &str, reason: String| BundleError::Refused {
+        entry: entry.to_string(),
+        bundle: bundle.to_string(),
+        reason,
+    };
     let entries = tar.entries().map_err(|e| malformed(e.to_string()))?.raw(true);
     let mut seen: HashSet<String> = HashSet::new();
     let (mut count, mut total) = (0u64, 0u64);
@@ -116,7 +124,10 @@ fn walk_entries<R: Read>(
         }
         total = total.saturating_add(size);
         if total > limits.max_total_bytes {
-            return Err(refuse(&name, format!("the bundle's files exceed the limit of {} bytes", limits.max_total_bytes)));
+            return Err(refuse(
+                &name,
+                format!("the bundle's files exceed the limit of {} bytes", limits.max_total_bytes),
+            ));
         }
         let executable = entry.header().mode().map_err(|e| refuse(&name, e.to_string()))? & 0o100 != 0;
         let mut out = visitor.open(path, executable, size)?;

@@ -1,0 +1,109 @@
+//! Packing then installing gives back the same files and exec bits; the manifest
+//! read back from the archive equals the one scanned; a second install is a lookup.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{archive_file, pack, paths_of, write_tree};
+use flowgate_bundle::{
+    manifest_from_json, manifest_to_json, read_manifest, scan, write_archive, BundleError, Cache, Limits, PackOptions,
+};
+
+const FILES: &[(&str, &[u8], bool)] = &[
+    ("flows/etl.py", b"from prefect import flow\n", false),
+    ("bin/run.sh", b"#!/bin/sh\necho hi\n", true),
+    ("lib/a/b/c.py", b"C = 3\n", false),
+    ("empty", b"", false),
+];
+
+#[test]
+fn pack_then_install_gives_the_same_files_and_exec_bits() {
+    let src = tempfile::tempdir().unwrap();
+    let mut files = FILES.to_vec();
+    let big: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
+    files.push(("data/big.bin", &big, false)); // larger than the in-memory batch size: streamed
+    write_tree(src.path(), &files, 0o600, 0o700);
+    let (bytes, packed, manifest) = pack(src.path(), &paths_of(&files), &PackOptions::default());
+    let work = tempfile::tempdir().unwrap();
+    let (archive, digest) = archive_file(work.path(), &bytes);
+    assert_eq!(digest, packed.digest);
+
+    let cache = Cache::new(work.path().join("cache"));
+    assert!(cache.lookup(&digest).is_none());
+    let dir = cache.install(&digest, &archive, &Limits::default()).unwrap();
+    assert_eq!(dir, work.path().join("cache").join(digest.to_hex()));
+    for (path, content, exec) in &files {
+        let full = dir.join(path);
+        assert_eq!(fs::read(&full).unwrap(), *content, "{path}");
+        let mode = fs::metadata(&full).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, if *exec { 0o755 } else { 0o644 }, "{path}");
+    }
+    assert_eq!(cache.lookup(&digest), Some(dir.clone()));
+    // Only the digest directory is in the cache: the temp dir was renamed, not copied.
+    assert_eq!(common::listing(&work.path().join("cache")), vec![digest.to_hex()]);
+
+    // A second install is a lookup, even if the archive is gone.
+    fs::remove_file(&archive).unwrap();
+    assert_eq!(cache.install(&digest, &archive, &Limits::default()).unwrap(), dir);
+
+    // The manifest read back from the archive is the one scanned (md5 included).
+    let (archive, _) = archive_file(work.path(), &bytes);
+    assert_eq!(read_manifest(&archive, &digest, &Limits::default()).unwrap(), manifest);
+}
+
+#[test]
+fn md5_matches_a_known_value() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), &[("a.txt", b"abc", false)], 0o644, 0o755);
+    let scanned = scan(src.path(), &["a.txt".into()], &PackOptions::default()).unwrap();
+    // RFC 1321 test suite: MD5("abc").
+    assert_eq!(scanned.manifest.files[0].md5, "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(scanned.manifest.files[0].blake3, flowgate_core::Digest::of(b"abc"));
+}
+
+#[test]
+fn manifest_json_round_trips_and_rejects_unsafe_paths() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), FILES, 0o644, 0o755);
+    let (_, _, manifest) = pack(src.path(), &paths_of(FILES), &PackOptions::default());
+    let json = manifest_to_json(&manifest);
+    assert_eq!(manifest_from_json(&json).unwrap(), manifest);
+    let hostile = String::from_utf8(json).unwrap().replace("lib/a/b/c.py", "../../c.py");
+    let err = manifest_from_json(hostile.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("`../../c.py`"), "{err}");
+    assert!(manifest_from_json(b"{").is_err());
+}
+
+#[test]
+fn a_file_changed_after_the_scan_is_named() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), FILES, 0o644, 0o755);
+    let scanned = scan(src.path(), &paths_of(FILES), &PackOptions::default()).unwrap();
+    fs::write(src.path().join("lib/a/b/c.py"), b"C = 4\n").unwrap();
+    let mut out = tempfile::tempfile().unwrap();
+    let err = write_archive(src.path(), &scanned.manifest, &mut out, &PackOptions::default()).unwrap_err();
+    assert!(matches!(err, BundleError::Changed { .. }), "{err:?}");
+    assert!(err.to_string().contains("`lib/a/b/c.py`"), "{err}");
+}
+
+#[test]
+fn scan_refuses_symlinks_directories_bad_paths_and_oversize_files() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), FILES, 0o644, 0o755);
+    std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
+    let opts = PackOptions::default();
+    for (path, needle) in
+        [("link", "symbolic link"), ("lib", "directory"), ("../x", "leaves"), ("/etc/passwd", "absolute")]
+    {
+        let err = scan(src.path(), &[path.to_string()], &opts).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("`{path}`")) && text.contains(needle), "{text}");
+    }
+    let err = scan(src.path(), &["empty".into(), "empty".into()], &opts).unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+    let small = PackOptions { limits: Limits { max_file_bytes: 4, ..Limits::default() }, ..PackOptions::default() };
+    let err = scan(src.path(), &["bin/run.sh".into()], &small).unwrap_err();
+    assert!(matches!(err, BundleError::TooLarge { .. }) && err.to_string().contains("`bin/run.sh`"), "{err}");
+}
