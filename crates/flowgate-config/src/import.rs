@@ -134,9 +134,13 @@ fn import_deployment(d: &Yaml, index: usize, taken: &[Flow], notes: &mut Vec<Str
         notes.push(format!("Deployment `{name}` has entrypoint `{entrypoint}`, which {why}; skipped."));
         return None;
     }
-    let key = unique_key(&sanitize_key(&name), taken);
+    let sanitized = sanitize_key(&name);
+    let key = unique_key(&sanitized, taken);
     let mut flow = Flow { entrypoint, ..Flow::default() };
-    if key != name {
+    if key != sanitized {
+        // Keeping the name would make both flows one Prefect deployment.
+        notes.push(format!("A second deployment `{name}` became flow `{key}`, deployed under that name."));
+    } else if key != name {
         flow.deployment_name = Some(name.clone());
         notes.push(format!("Deployment `{name}` became flow `{key}`; its Prefect name is kept as `deployment_name`."));
     }

@@ -6,6 +6,7 @@
 mod check;
 mod decode;
 mod decode_env;
+mod decode_policy;
 mod emit;
 mod error;
 mod files;
@@ -36,6 +37,7 @@ pub use template::{Placeholder, Template, TemplateError, TemplateVars};
 
 /// Reads and parses the config at `path`; errors are labelled with the path as given.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let _span = tracing::debug_span!("config.load", path = %path.display()).entered();
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse(&path.display().to_string(), &text)
