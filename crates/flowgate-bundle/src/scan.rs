@@ -52,6 +52,7 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
             .map_err(|reason| BundleError::InvalidPath { path: path.to_string(), reason })?;
     }
 
+    check_ancestors(root, &selected)?;
     let started_ns = now_ns();
     let index = opts.index_path.as_deref().map(Index::load).unwrap_or_default();
     let done = AtomicU64::new(0);
@@ -127,6 +128,23 @@ fn scan_one(
     let settled = stat.mtime_ns.max(stat.ctime_ns).saturating_add(RACY_WINDOW_NS) < started_ns;
     let cacheable = (steady && settled).then_some(hashed);
     Ok((entry(path, size, &hashed, executable), cacheable, true))
+}
+
+/// Every directory on the way to a selected file must be a real directory: a
+/// symlinked directory could lead outside `root`. Each is stat'ed once.
+fn check_ancestors(root: &Path, selected: &[&str]) -> Result<(), BundleError> {
+    let mut dirs: Vec<&str> = selected.iter().flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i])).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.par_iter().try_for_each(|dir| {
+        let full = root.join(dir);
+        let meta = fs::symlink_metadata(&full).map_err(BundleError::io("read the metadata of", &full))?;
+        if meta.file_type().is_dir() {
+            return Ok(());
+        }
+        let reason = "it is on the way to a selected file but is not a directory (a symbolic link?)";
+        Err(BundleError::Unsupported { path: dir.to_string(), reason: reason.to_string() })
+    })
 }
 
 fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Result<(), BundleError> {

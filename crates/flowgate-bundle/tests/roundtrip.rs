@@ -101,6 +101,9 @@ fn scan_refuses_symlinks_directories_bad_paths_and_oversize_files() {
         let text = err.to_string();
         assert!(text.contains(&format!("`{path}`")) && text.contains(needle), "{text}");
     }
+    std::os::unix::fs::symlink("/etc", src.path().join("etc")).unwrap();
+    let err = scan(src.path(), &["etc/passwd".into()], &opts).unwrap_err();
+    assert!(err.to_string().contains("`etc`"), "{err}");
     let err = scan(src.path(), &["empty".into(), "empty".into()], &opts).unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");
     let small = PackOptions { limits: Limits { max_file_bytes: 4, ..Limits::default() }, ..PackOptions::default() };
