@@ -29,6 +29,21 @@ impl ArtifactStore {
         self.exists(&key).instrument(span).await
     }
 
+    /// The stored bundle's size in bytes, or `None` when the store lacks it.
+    pub async fn bundle_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let key = bundle_key(digest);
+        let span = tracing::info_span!("store.bundle_size", key = %key, store = %self.url);
+        async {
+            match self.inner.head(&key).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.io("look up", key.as_ref(), e)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
     /// Upload a local bundle file create-if-absent. The store does not hash the
     /// file: the caller vouches that `digest` addresses its bytes.
     pub async fn put_bundle(&self, digest: &Digest, file: &Path) -> Result<Upload, StoreError> {
