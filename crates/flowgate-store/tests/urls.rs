@@ -79,3 +79,29 @@ async fn memory_urls_open_an_empty_store() {
     assert_eq!(store.listing().await.unwrap(), vec![]);
     assert_eq!(format!("{store:?}"), "ArtifactStore { url: \"memory://\", .. }");
 }
+
+#[tokio::test]
+async fn unreadable_records_are_corrupt_and_name_the_key() {
+    let tmp = TempDir::new().unwrap();
+    let store = ArtifactStore::open("file://s", tmp.path()).unwrap();
+    let root = store.local_root().unwrap().to_path_buf();
+    let digest = Digest::of(b"bundle");
+    std::fs::create_dir_all(root.join("manifests")).unwrap();
+    std::fs::write(root.join(format!("manifests/{}.json", digest.to_hex())), b"{not json").unwrap();
+    let err = store.manifest(&digest).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("`manifests/{}.json`", digest.to_hex())), "{err}");
+
+    // A record stored under another build's id is refused, not trusted.
+    let id: flowgate_core::BuildId = "0123456789abcdef0123".parse().unwrap();
+    let other = "fedcba9876543210fedc";
+    let record = serde_json::json!({
+        "id": other, "bundle": digest, "bundle_size": 1, "file_count": 1, "images": {},
+        "commit": "abc", "branch": null, "dirty": false, "author": "a", "created_at": "2025-01-01T00:00:00Z"
+    });
+    std::fs::create_dir_all(root.join("builds")).unwrap();
+    std::fs::write(root.join(format!("builds/{id}.json")), record.to_string()).unwrap();
+    let err = store.build(&id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(other) && err.to_string().contains(&format!("`builds/{id}.json`")), "{err}");
+}
