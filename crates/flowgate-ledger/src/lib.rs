@@ -4,6 +4,7 @@
 
 mod codec;
 mod error;
+mod ledger_impl;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -11,7 +11,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::error::LedgerError;
-use crate::sql::impl_ledger;
+use crate::ledger_impl::impl_ledger;
 use crate::url::LedgerUrl;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

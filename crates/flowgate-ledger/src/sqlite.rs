@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use crate::error::LedgerError;
-use crate::sql::impl_ledger;
+use crate::ledger_impl::impl_ledger;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
