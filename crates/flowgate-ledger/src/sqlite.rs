@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
@@ -14,6 +14,9 @@ use crate::error::LedgerError;
 use crate::ledger_impl::impl_ledger;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How often opening runs the migrations when another opener races it.
+const MIGRATE_ATTEMPTS: u32 = 5;
 
 /// How long a writer waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,9 +72,24 @@ impl SqliteLedger {
         Self::migrate(pool, &shown).await
     }
 
+    /// SQLite has no migration lock: two processes opening a new file at once
+    /// both see no migration applied, and the slower one's `CREATE TABLE`
+    /// fails. Each migration commits with its bookkeeping, so running again
+    /// picks up where the faster one left off; only a failed migration step is
+    /// retried, never a checksum or version mismatch.
     async fn migrate(pool: SqlitePool, shown: &str) -> Result<Self, LedgerError> {
-        MIGRATOR.run(&pool).await.map_err(|e| LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) })?;
-        Ok(Self { pool })
+        let mut attempt = 1;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => return Ok(Self { pool }),
+                Err(MigrateError::ExecuteMigration(e, version)) if attempt < MIGRATE_ATTEMPTS => {
+                    tracing::debug!(version, error = %e, attempt, "migration raced another opener; running again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) }),
+            }
+        }
     }
 
     /// A write transaction holding the database's write lock from its first

@@ -73,7 +73,7 @@ macro_rules! story {
 suite::stories!(story);
 
 #[tokio::test]
-async fn a_wrong_password_fails_to_open_without_showing_it() {
+async fn credentials_that_fail_to_connect_are_never_shown() {
     let Some(db) = TestDb::create().await else { return };
     let mut url = url::Url::parse(db.url.expose()).unwrap();
     url.set_username("flowgate_nobody").unwrap();

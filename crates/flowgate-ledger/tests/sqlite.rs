@@ -61,3 +61,20 @@ async fn in_memory_ledger_works_on_one_connection() {
     let other = open(&url, Path::new(".")).await.unwrap();
     assert!(other.dump().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_opens_racing_on_a_new_file_all_succeed() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url: LedgerUrl = "sqlite://ledger.db".parse().unwrap();
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, base) = (url.clone(), dir.path().to_path_buf());
+                tokio::spawn(async move { open(&url, &base).await.map(|_| ()) })
+            })
+            .collect();
+        for handle in opens {
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
