@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use crate::report::{Row, Target};
-use crate::timing::{self, Plan};
+use crate::timing::{self, Case, Plan};
 use crate::tree::Tree;
 use crate::Ctx;
 
@@ -68,75 +68,79 @@ pub fn run(ctx: &Ctx, tree: &Tree) -> Result<(Vec<Row>, Vec<String>)> {
     let mut notes = Vec::new();
 
     eprintln!("build (cold, {} files, {:.1} MB):", tree.files, tree.bytes as f64 / 1e6);
-    let plan = Plan { warmup: 1, runs: ctx.runs(5) };
-    let build = timing::measure("flowgate build", plan, || remove(&state), || ctx.flowgate_in(root, &["build"]))?;
-    let tar_mt = timing::measure(
-        "git ls-files -z | tar --null -T - -cf - | zstd -3 -T0",
-        plan,
-        || remove_file(&out),
-        || shell(root, &format!("git ls-files -z | tar --null -T - -cf - | zstd -3 -T0 -q -o '{}'", out.display())),
+    let pack = |threads: &str| {
+        let script = format!("git ls-files -z | tar --null -T - -cf - | zstd -3 {threads} -q -o '{}'", out.display());
+        move || shell(root, &script)
+    };
+    let t = timing::measure_interleaved(
+        Plan { warmup: 1, runs: ctx.runs(5) },
+        vec![
+            Case::new("flowgate build", || remove(&state), || ctx.flowgate_in(root, &["build"])),
+            Case::new("git ls-files -z | tar --null -T - -cf - | zstd -3 -T0", || remove_file(&out), pack("-T0")),
+            Case::new("… | zstd -3 -T1", || remove_file(&out), pack("-T1")),
+        ],
     )?;
     let baseline_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let tar_st = timing::measure(
-        "… | zstd -3 -T1",
-        plan,
-        || remove_file(&out),
-        || shell(root, &format!("git ls-files -z | tar --null -T - -cf - | zstd -3 -T1 -q -o '{}'", out.display())),
-    )?;
-    rows.push(Row::new("build (cold)", &build, &tar_mt, Target::Ratio(1.0)));
-    rows.push(Row::new("build (cold) vs single-threaded zstd", &build, &tar_st, Target::None));
+    rows.push(Row::new("build (cold)", &t[0], &t[1], Target::Ratio(1.0)));
+    rows.push(Row::new("build (cold) vs single-threaded zstd", &t[0], &t[2], Target::None));
 
     let built = built(ctx, tree)?;
     notes.push(format!(
-        "bundle {} bytes ({:.2}× smaller than the files); tar | zstd -3 gives {} bytes",
+        "bundle {} bytes ({:.2}× smaller than the files); `tar | zstd -3` of the same files gives {} bytes",
         built.bundle_size,
         tree.bytes as f64 / built.bundle_size.max(1) as f64,
         baseline_size
     ));
 
     eprintln!("rebuild (unchanged):");
-    let plan = Plan { warmup: 2, runs: ctx.runs(15) };
-    let rebuild = timing::measure("flowgate build", plan, || Ok(()), || ctx.flowgate_in(root, &["build"]))?;
-    let status = timing::measure(
-        "git status --porcelain",
-        plan,
-        || Ok(()),
-        || {
-            let mut cmd = Command::new("git");
-            cmd.current_dir(root).args(["status", "--porcelain"]);
-            cmd
-        },
+    let t = timing::measure_interleaved(
+        Plan { warmup: 2, runs: ctx.runs(15) },
+        vec![
+            Case::plain("flowgate build", || ctx.flowgate_in(root, &["build"])),
+            Case::plain("git status --porcelain", || {
+                let mut cmd = Command::new("git");
+                cmd.current_dir(root).args(["status", "--porcelain"]);
+                cmd
+            }),
+        ],
     )?;
-    rows.push(Row::new("rebuild (unchanged)", &rebuild, &status, Target::Absolute(Duration::from_millis(100))));
+    rows.push(Row::new("rebuild (unchanged)", &t[0], &t[1], Target::Absolute(Duration::from_millis(100))));
 
     let cache = ctx.work.join("pull-cache");
     let pull_args = ["pull", built.id.as_str(), "--cache", cache.to_str().context("The work dir is not UTF-8")?];
     eprintln!("pull (cached):");
     remove(&cache)?;
     timing::capture("flowgate pull", ctx.flowgate_in(root, &pull_args))?;
-    let plan = Plan { warmup: 2, runs: ctx.runs(20) };
-    let pull = timing::measure("flowgate pull", plan, || Ok(()), || ctx.flowgate_in(root, &pull_args))?;
-    let version = timing::measure("flowgate --version", plan, || Ok(()), || ctx.flowgate_in(root, &["--version"]))?;
-    rows.push(Row::new("pull (cached)", &pull, &version, Target::Absolute(Duration::from_millis(20))));
+    let t = timing::measure_interleaved(
+        Plan { warmup: 2, runs: ctx.runs(20) },
+        vec![
+            Case::plain("flowgate pull", || ctx.flowgate_in(root, &pull_args)),
+            Case::plain("flowgate --version", || ctx.flowgate_in(root, &["--version"])),
+        ],
+    )?;
+    rows.push(Row::new("pull (cached)", &t[0], &t[1], Target::Absolute(Duration::from_millis(20))));
 
     eprintln!("pull (uncached, local store):");
     let untar = ctx.work.join("untar");
-    let plan = Plan { warmup: 1, runs: ctx.runs(5) };
-    let pull = timing::measure("flowgate pull", plan, || remove(&cache), || ctx.flowgate_in(root, &pull_args))?;
-    let tar = timing::measure(
-        "tar -x --zstd -f BUNDLE",
-        plan,
-        || {
-            remove(&untar)?;
-            std::fs::create_dir_all(&untar).with_context(|| format!("Failed to create `{}`", untar.display()))
-        },
-        || {
-            let mut cmd = Command::new("tar");
-            cmd.arg("-x").arg("--zstd").arg("-f").arg(&built.bundle).arg("-C").arg(&untar);
-            cmd
-        },
+    let t = timing::measure_interleaved(
+        Plan { warmup: 1, runs: ctx.runs(5) },
+        vec![
+            Case::new("flowgate pull", || remove(&cache), || ctx.flowgate_in(root, &pull_args)),
+            Case::new(
+                "tar -x --zstd -f BUNDLE",
+                || {
+                    remove(&untar)?;
+                    std::fs::create_dir_all(&untar).with_context(|| format!("Failed to create `{}`", untar.display()))
+                },
+                || {
+                    let mut cmd = Command::new("tar");
+                    cmd.arg("-x").arg("--zstd").arg("-f").arg(&built.bundle).arg("-C").arg(&untar);
+                    cmd
+                },
+            ),
+        ],
     )?;
-    rows.push(Row::new("pull (uncached)", &pull, &tar, Target::Ratio(1.5)));
+    rows.push(Row::new("pull (uncached)", &t[0], &t[1], Target::Ratio(1.5)));
     remove(&untar)?;
     remove(&cache)?;
     remove_file(&out)?;

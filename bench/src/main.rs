@@ -94,6 +94,14 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// The 1-minute load average: benchmarks on a busy machine say so.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn preflight(ctx: &Ctx) -> Result<String> {
     for tool in ["git", "tar", "zstd", "sh"] {
         let found = std::env::var_os("PATH")
@@ -124,6 +132,7 @@ async fn main() -> Result<()> {
         pg_writers: args.pg_writers,
     };
     let version = preflight(&ctx)?;
+    let load_before = load();
     let wants = |part| args.only.is_empty() || args.only.contains(&part);
     let scale = if ctx.quick { 10 } else { 1 };
     let spec = tree::TreeSpec { files: 20_000 / scale, total_bytes: 200_000_000 / scale as u64, seed: args.seed };
@@ -157,7 +166,12 @@ async fn main() -> Result<()> {
         }
     }
 
-    println!("flowgate-bench {} — {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), machine());
+    println!(
+        "flowgate-bench {} — {} — load average {load_before} at start, {} at end",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine(),
+        load()
+    );
     println!("{version}{}", if ctx.quick { " — QUICK (sizes ÷ 10)" } else { "" });
     println!();
     print!("{}", report::table(&rows));

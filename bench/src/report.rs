@@ -76,7 +76,7 @@ pub fn table(rows: &[Row]) -> String {
             "| {} | {} | `{}` {} | {:.2}× | {} | {} |",
             row.benchmark,
             fmt_duration(row.flowgate),
-            row.baseline_label,
+            row.baseline_label.replace('|', "\\|"),
             fmt_duration(row.baseline),
             row.ratio(),
             target_text(row.target),
@@ -107,6 +107,13 @@ mod tests {
         assert_eq!(row(50, 1, Target::Absolute(Duration::from_millis(100))).met(), Some(true));
         assert_eq!(row(150, 1000, Target::Absolute(Duration::from_millis(100))).met(), Some(false));
         assert_eq!(row(1, 1, Target::None).met(), None);
+    }
+
+    #[test]
+    fn pipes_in_a_baseline_command_do_not_split_the_cell() {
+        let mut r = row(1, 1, Target::None);
+        r.baseline_label = "a | b".into();
+        assert!(table(&[r]).contains("`a \\| b`"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sqlx::Connection as _;
 
 use crate::populate::{self, LedgerSpec};
 use crate::report::{Row, Target};
-use crate::timing::{self, Plan};
+use crate::timing::{self, Case, Plan};
 use crate::Ctx;
 
 /// Where the status project keeps its ledger.
@@ -107,11 +107,14 @@ pub async fn run(ctx: &Ctx, spec: LedgerSpec, backend: &Backend) -> Result<(Vec<
 
 fn measure(ctx: &Ctx, dir: &Path, spec: LedgerSpec, name: &str) -> Result<Vec<Row>> {
     verify(ctx, dir, spec)?;
-    let plan = Plan { warmup: 2, runs: ctx.runs(15) };
-    let status =
-        timing::measure("flowgate status --json", plan, || Ok(()), || ctx.flowgate_in(dir, &["status", "--json"]))?;
-    let start = timing::measure("flowgate --version", plan, || Ok(()), || ctx.flowgate_in(dir, &["--version"]))?;
-    Ok(vec![Row::new(name, &status, &start, Target::Absolute(Duration::from_millis(100)))])
+    let t = timing::measure_interleaved(
+        Plan { warmup: 2, runs: ctx.runs(15) },
+        vec![
+            Case::plain("flowgate status --json", || ctx.flowgate_in(dir, &["status", "--json"])),
+            Case::plain("flowgate --version", || ctx.flowgate_in(dir, &["--version"])),
+        ],
+    )?;
+    Ok(vec![Row::new(name, &t[0], &t[1], Target::Absolute(Duration::from_millis(100)))])
 }
 
 /// A fast wrong answer is no result: check once that status shows every flow

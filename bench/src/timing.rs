@@ -45,38 +45,70 @@ pub struct Plan {
     pub runs: usize,
 }
 
-/// Run `make()` `plan.warmup + plan.runs` times with stdout to /dev/null, calling
-/// `prepare` (untimed) before each run; fail if any run exits non-zero.
-pub fn measure(
-    label: &str,
-    plan: Plan,
-    mut prepare: impl FnMut() -> Result<()>,
-    mut make: impl FnMut() -> Command,
-) -> Result<Timing> {
-    let mut samples = Vec::with_capacity(plan.runs);
-    for i in 0..plan.warmup + plan.runs {
-        prepare().with_context(|| format!("Failed to prepare a run of `{label}`"))?;
-        let mut cmd = make();
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let start = Instant::now();
-        let output = cmd.output().with_context(|| format!("Failed to start `{label}`"))?;
-        let elapsed = start.elapsed();
-        if !output.status.success() {
-            bail!("`{label}` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
-        }
-        if i >= plan.warmup {
-            samples.push(elapsed);
+/// One command to time: `prepare` runs untimed before every run.
+pub struct Case<'a> {
+    pub label: String,
+    pub prepare: Box<dyn FnMut() -> Result<()> + 'a>,
+    pub make: Box<dyn FnMut() -> Command + 'a>,
+}
+
+impl<'a> Case<'a> {
+    pub fn new(label: &str, prepare: impl FnMut() -> Result<()> + 'a, make: impl FnMut() -> Command + 'a) -> Self {
+        Case { label: label.to_string(), prepare: Box::new(prepare), make: Box::new(make) }
+    }
+
+    /// A case that needs no preparation.
+    pub fn plain(label: &str, make: impl FnMut() -> Command + 'a) -> Self {
+        Case::new(label, || Ok(()), make)
+    }
+}
+
+impl std::fmt::Debug for Case<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case").field("label", &self.label).finish_non_exhaustive()
+    }
+}
+
+/// Time the cases in rounds (one run of each per round, warm-up rounds first), so
+/// flowgate and its baselines share whatever else the machine is doing. Stdout
+/// goes to /dev/null; any run that exits non-zero is an error.
+pub fn measure_interleaved(plan: Plan, mut cases: Vec<Case<'_>>) -> Result<Vec<Timing>> {
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(plan.runs); cases.len()];
+    for round in 0..plan.warmup + plan.runs {
+        for (case, samples) in cases.iter_mut().zip(&mut samples) {
+            let elapsed = run_once(case)?;
+            if round >= plan.warmup {
+                samples.push(elapsed);
+            }
         }
     }
-    let timing = Timing { label: label.to_string(), samples };
-    eprintln!(
-        "  {label}: median {} (min {}, max {}, {} runs)",
-        fmt_duration(timing.median()),
-        fmt_duration(timing.min()),
-        fmt_duration(timing.max()),
-        plan.runs
-    );
-    Ok(timing)
+    let timings: Vec<Timing> =
+        cases.iter().zip(samples).map(|(case, samples)| Timing { label: case.label.clone(), samples }).collect();
+    for timing in &timings {
+        eprintln!(
+            "  {}: median {} (min {}, max {}, {} runs)",
+            timing.label,
+            fmt_duration(timing.median()),
+            fmt_duration(timing.min()),
+            fmt_duration(timing.max()),
+            timing.samples.len()
+        );
+    }
+    Ok(timings)
+}
+
+fn run_once(case: &mut Case<'_>) -> Result<Duration> {
+    let label = &case.label;
+    (case.prepare)().with_context(|| format!("Failed to prepare a run of `{label}`"))?;
+    let mut cmd = (case.make)();
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let output = cmd.output().with_context(|| format!("Failed to start `{label}`"))?;
+    let elapsed = start.elapsed();
+    if !output.status.success() {
+        bail!("`{label}` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(elapsed)
 }
 
 /// Run a command once and return its stdout; fail with its stderr.
@@ -113,22 +145,31 @@ mod tests {
     }
 
     #[test]
-    fn measure_counts_only_timed_runs_and_reports_failures() {
-        let mut prepared = 0;
+    fn measure_counts_only_timed_runs_interleaves_and_reports_failures() {
+        let order = std::cell::RefCell::new(Vec::new());
         let plan = Plan { warmup: 1, runs: 3 };
-        let timing = measure(
-            "true",
-            plan,
-            || {
-                prepared += 1;
-                Ok(())
-            },
-            || Command::new("true"),
-        )
-        .unwrap();
-        assert_eq!(timing.samples.len(), 3);
-        assert_eq!(prepared, 4);
-        let err = measure("false", plan, || Ok(()), || Command::new("false")).unwrap_err();
+        let cases = vec![
+            Case::new(
+                "a",
+                || {
+                    order.borrow_mut().push('a');
+                    Ok(())
+                },
+                || Command::new("true"),
+            ),
+            Case::new(
+                "b",
+                || {
+                    order.borrow_mut().push('b');
+                    Ok(())
+                },
+                || Command::new("true"),
+            ),
+        ];
+        let timings = measure_interleaved(plan, cases).unwrap();
+        assert_eq!(timings.iter().map(|t| t.samples.len()).collect::<Vec<_>>(), [3, 3]);
+        assert_eq!(order.borrow().iter().collect::<String>(), "abababab");
+        let err = measure_interleaved(plan, vec![Case::plain("false", || Command::new("false"))]).unwrap_err();
         assert!(err.to_string().contains("`false` failed"), "{err}");
     }
 

@@ -11,7 +11,7 @@ use crate::content::{self, Kind};
 use crate::rng::Rng;
 
 /// Bump when the generator changes, so cached trees are regenerated.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +69,8 @@ pub fn plan(spec: &TreeSpec) -> Vec<PlannedFile> {
             let mut rng = Rng::derive(spec.seed, index);
             let roll = rng.below(100);
             let (kind, size, slot) = match roll {
+                // One file in a thousand is a large data extract, as repositories tend to have.
+                _ if index % 1000 == 999 => (Kind::Csv, rng.log_uniform(1_000_000, 4_000_000), 1),
                 0..=59 => (Kind::Python, rng.log_uniform(300, 24_000), 0),
                 60..=74 => (Kind::Csv, rng.log_uniform(1_000, 160_000), 1),
                 75..=84 => (Kind::Json, rng.log_uniform(500, 64_000), 2),
@@ -175,6 +177,7 @@ mod tests {
             assert!(planned.iter().any(|f| f.kind == kind), "no {kind:?}");
         }
         assert!(planned.iter().any(|f| f.executable));
+        assert!(planned.iter().any(|f| f.size > 500_000), "no large file");
         let mut paths: Vec<&str> = planned.iter().map(|f| f.path.as_str()).collect();
         paths.sort_unstable();
         paths.dedup();
