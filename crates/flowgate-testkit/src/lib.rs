@@ -174,9 +174,7 @@ pub fn snapshot_filters(project: &GitProject) -> Vec<(String, String)> {
 }
 
 fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| if "\\.+*?()|[]{}^$#&-~".contains(c) { vec!['\\', c] } else { vec![c] })
-        .collect()
+    text.chars().flat_map(|c| if "\\.+*?()|[]{}^$#&-~".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
 }
 
 const EXAMPLE_FILES: &[(&str, &str)] = &[

@@ -1,1 +1,66 @@
-fn main() {}
+//! The `flowgate` binary: parses the command line, sets up logging, runs one
+//! command and maps its outcome to the documented exit codes.
+
+mod cli;
+mod commands;
+mod exit;
+mod git;
+mod printer;
+mod project;
+mod refs;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::exit::{is_broken_pipe, status_of, Status};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: Failed to start the async runtime: {err}");
+            return ExitCode::from(Status::Failure as u8);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::from(Status::Success as u8),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(Status::Success as u8),
+        Err(err) => {
+            let status = status_of(&err);
+            report(&err, status, json);
+            ExitCode::from(status as u8)
+        }
+    }
+}
+
+/// Prints the whole error chain on stderr; with `--json`, also one JSON document
+/// on stdout so scripts reading stdout always get valid JSON.
+fn report(err: &anyhow::Error, status: Status, json: bool) {
+    let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+    eprintln!("error: {}", chain[0]);
+    for cause in &chain[1..] {
+        eprintln!("  caused by: {cause}");
+    }
+    if json {
+        let doc = serde_json::json!({ "error": { "message": chain.join(": "), "exit_code": status as u8 } });
+        println!("{doc}");
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,sqlx=warn",
+        (false, 2) => "debug,sqlx=info",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,174 @@
+//! `flowgate build`: select files, pack them deterministically, upload the bundle
+//! create-if-absent, and record the build. The ledger is opened first so a bad
+//! ledger stops the command before the store is touched; the store is written
+//! before the ledger so a recorded build always has its bundle.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use flowgate_bundle::{PackOptions, PackProgress, Packed};
+use flowgate_config::TemplateVars;
+use flowgate_core::{Build, FlowKey, Images};
+use flowgate_store::Upload;
+use serde::Serialize;
+
+use crate::cli::BuildArgs;
+use crate::exit::usage;
+use crate::git::Repo;
+use crate::printer::Printer;
+use crate::project::Project;
+
+#[derive(Serialize)]
+struct Built {
+    build: Build,
+    /// False when the ledger already had this build (same bundle and images).
+    recorded: bool,
+    /// False when the store already had the bundle.
+    uploaded: bool,
+}
+
+pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result<()> {
+    let repo = Repo::discover(&project.root)?;
+    let head = repo.head()?;
+    let dirty = repo.dirty_files()?;
+    if !dirty.is_empty() && !args.allow_dirty {
+        let shown: Vec<String> = dirty.iter().take(5).map(|f| format!("`{f}`")).collect();
+        return Err(usage(format!(
+            "The working tree has uncommitted changes to tracked files ({}{}); commit them or pass --allow-dirty",
+            shown.join(", "),
+            if dirty.len() > 5 { ", …" } else { "" }
+        )));
+    }
+    if !dirty.is_empty() {
+        printer.note(format!("warning: building with uncommitted changes to {} tracked file(s)", dirty.len()));
+    }
+    let images = pinned_images(project, &args.image, &head.commit, head.branch.as_deref())?;
+    let ledger = project.ledger().await?;
+    let store = project.store()?;
+
+    let files = select_files(project, &repo)?;
+    let options = pack_options(&project.root, printer);
+    let root = project.root.clone();
+    let scan_options = options.clone();
+    let scan = tokio::task::spawn_blocking(move || flowgate_bundle::scan(&root, &files, &scan_options)).await??;
+
+    let known = match scan.known_digest {
+        Some(digest) => store.bundle_size(&digest).await?.map(|size| Packed { digest, size }),
+        None => None,
+    };
+    let (packed, uploaded) = match known {
+        Some(packed) => (packed, false),
+        _ => {
+            let tmp_dir = project.root.join(".flowgate").join("tmp");
+            std::fs::create_dir_all(&tmp_dir).with_context(|| format!("Failed to create `{}`", tmp_dir.display()))?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)?;
+            let root = project.root.clone();
+            let manifest = scan.manifest.clone();
+            let (packed, tmp) = tokio::task::spawn_blocking(move || {
+                flowgate_bundle::write_archive(&root, &manifest, tmp.as_file_mut(), &options).map(|p| (p, tmp))
+            })
+            .await??;
+            let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
+            (packed, matches!(upload, Upload::Created))
+        }
+    };
+    store.put_manifest(&packed.digest, &scan.manifest).await?;
+    let build = Build {
+        id: Build::derive_id(&packed.digest, &images),
+        bundle: packed.digest,
+        bundle_size: packed.size,
+        file_count: scan.manifest.files.len() as u64,
+        images,
+        commit: head.commit,
+        branch: head.branch,
+        dirty: !dirty.is_empty(),
+        author: head.author,
+        created_at: Utc::now(),
+    };
+    let recorded = ledger.record_build(&build).await?;
+    store.put_build(&recorded.build).await?;
+    let result = Built { build: recorded.build, recorded: recorded.created, uploaded };
+    printer.result(&result, |out| {
+        let b = &result.build;
+        let what = if result.recorded { "Built" } else { "Unchanged, already built" };
+        out.push_str(&format!(
+            "{what} {} from commit {}{} ({} files, {} bytes, bundle {})\n",
+            b.id,
+            b.short_commit(),
+            if b.dirty { " (dirty)" } else { "" },
+            b.file_count,
+            b.bundle_size,
+            b.bundle.short()
+        ));
+    })
+}
+
+/// git-tracked ∩ include − exclude, relative to the project root (which may sit
+/// below the repository root). Files deleted in a dirty tree are left out.
+fn select_files(project: &Project, repo: &Repo) -> Result<Vec<String>> {
+    let prefix =
+        project.root.strip_prefix(repo.root()).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+    let tracked: Vec<String> = repo
+        .tracked_files()?
+        .into_iter()
+        .filter_map(
+            |f| if prefix.is_empty() { Some(f) } else { f.strip_prefix(&format!("{prefix}/")).map(str::to_string) },
+        )
+        .filter(|f| project.root.join(f).is_file())
+        .collect();
+    Ok(project.config.select_files(&tracked))
+}
+
+/// The image of every flow: `--image FLOW=REF` for one flow, `--image REF` for
+/// all, else the configured template rendered for this commit.
+fn pinned_images(project: &Project, flags: &[String], commit: &str, branch: Option<&str>) -> Result<Images> {
+    let mut for_all = None;
+    let mut per_flow: BTreeMap<FlowKey, String> = BTreeMap::new();
+    for flag in flags {
+        match flag.split_once('=') {
+            Some((flow, image)) => {
+                let key = project.flows(&[flow.to_string()])?.remove(0);
+                per_flow.insert(key, non_empty(image, flag)?);
+            }
+            None => for_all = Some(non_empty(flag, flag)?),
+        }
+    }
+    let mut images = Images::new();
+    for (flow, _) in project.config.flows() {
+        let vars = TemplateVars::for_build(commit, branch, flow);
+        let image = match per_flow.remove(flow).or_else(|| for_all.clone()) {
+            Some(image) => Some(image),
+            None => project.config.build_image(flow, &vars)?,
+        };
+        if let Some(image) = image {
+            images.insert(flow.clone(), image);
+        }
+    }
+    Ok(images)
+}
+
+fn non_empty(value: &str, flag: &str) -> Result<String> {
+    if value.trim().is_empty() {
+        return Err(usage(format!("`--image {flag}` names no image")));
+    }
+    Ok(value.to_string())
+}
+
+fn pack_options(root: &Path, printer: Printer) -> PackOptions {
+    let mut options =
+        PackOptions { index_path: Some(root.join(".flowgate").join("cache").join("index")), ..Default::default() };
+    if printer.progress_enabled() {
+        options.progress = Some(Arc::new(|p: PackProgress| eprint!("\r{}", progress_line(&p))));
+    }
+    options
+}
+
+fn progress_line(progress: &PackProgress) -> String {
+    match progress {
+        PackProgress::Scanned { done, total } => format!("scanned {done}/{total} files"),
+        PackProgress::Written { done, total } => format!("packed {done}/{total} files"),
+    }
+}

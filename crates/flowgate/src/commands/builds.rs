@@ -1,0 +1,74 @@
+//! `flowgate builds` and `flowgate show BUILD`.
+
+use anyhow::Result;
+use chrono::Utc;
+use flowgate_core::Build;
+use serde::Serialize;
+
+use crate::cli::{BuildsArgs, ShowArgs};
+use crate::git::Repo;
+use crate::printer::{age, table, Printer};
+use crate::project::Project;
+use crate::refs::resolve_build;
+
+pub async fn list(project: &Project, args: BuildsArgs, printer: Printer) -> Result<()> {
+    let ledger = project.ledger().await?;
+    let builds = ledger.builds(args.limit).await?;
+    let now = Utc::now();
+    printer.result(&builds, |out| {
+        let rows: Vec<Vec<String>> = builds
+            .iter()
+            .map(|b| {
+                vec![
+                    b.id.to_string(),
+                    format!("{}{}", b.short_commit(), if b.dirty { "+dirty" } else { "" }),
+                    b.branch.clone().unwrap_or_else(|| "-".into()),
+                    b.file_count.to_string(),
+                    age(b.created_at, now),
+                    b.author.clone(),
+                ]
+            })
+            .collect();
+        table(out, &["BUILD", "COMMIT", "BRANCH", "FILES", "AGE", "AUTHOR"], &rows);
+    })
+}
+
+#[derive(Serialize)]
+struct Shown {
+    build: Build,
+    total_size: u64,
+    /// The largest top-level directories, by file count: a glance at what the bundle holds.
+    top_level: Vec<(String, u64)>,
+}
+
+pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result<()> {
+    let ledger = project.ledger().await?;
+    let repo = Repo::discover(&project.root).ok();
+    let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
+    let manifest = project.store()?.manifest(&build.bundle).await?;
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for file in &manifest.files {
+        let top = file.path.split_once('/').map_or(".", |(dir, _)| dir).to_string();
+        *counts.entry(top).or_default() += 1;
+    }
+    let shown = Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), build };
+    printer.result(&shown, |out| {
+        let b = &shown.build;
+        out.push_str(&format!("build    {}\n", b.id));
+        out.push_str(&format!("commit   {}{}\n", b.commit, if b.dirty { " (dirty)" } else { "" }));
+        out.push_str(&format!("branch   {}\n", b.branch.as_deref().unwrap_or("-")));
+        out.push_str(&format!("author   {}\n", b.author));
+        out.push_str(&format!("created  {}\n", b.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        out.push_str(&format!("bundle   {} ({} bytes compressed)\n", b.bundle, b.bundle_size));
+        out.push_str(&format!("files    {} ({} bytes)\n", b.file_count, shown.total_size));
+        for (dir, n) in &shown.top_level {
+            out.push_str(&format!("         {dir}/ {n} files\n"));
+        }
+        if b.images.is_empty() {
+            out.push_str("images   none\n");
+        }
+        for (flow, image) in &b.images {
+            out.push_str(&format!("image    {flow}: {image}\n"));
+        }
+    })
+}

@@ -1,0 +1,41 @@
+//! One module per verb. Each takes validated values and a printer and returns
+//! `Result<()>`; the exit status comes from the error kind (see `exit.rs`).
+
+mod build;
+mod builds;
+mod diff;
+mod history;
+mod init;
+mod moves;
+mod pull;
+mod status;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::printer::Printer;
+use crate::project::{working_dir, Project};
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let printer = Printer { json: cli.global.json, quiet: cli.global.quiet };
+    let cwd = working_dir(cli.global.directory.as_deref())?;
+    match cli.command {
+        Command::Init(args) => init::run(&cwd, args, printer),
+        Command::Pull(args) => pull::run(&cwd, args, printer).await,
+        command => {
+            let project = Project::discover(&cwd)?;
+            match command {
+                Command::Build(args) => build::run(&project, args, printer).await,
+                Command::Builds(args) => builds::list(&project, args, printer).await,
+                Command::Show(args) => builds::show(&project, args, printer).await,
+                Command::Release(args) => moves::release(&project, args, printer).await,
+                Command::Promote(args) => moves::promote(&project, args, printer).await,
+                Command::Rollback(args) => moves::rollback(&project, args, printer).await,
+                Command::Status(args) => status::run(&project, args, printer).await,
+                Command::History(args) => history::run(&project, args, printer).await,
+                Command::Diff(args) => diff::run(&project, args, printer).await,
+                Command::Init(_) | Command::Pull(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}

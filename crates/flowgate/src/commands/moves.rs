@@ -1,0 +1,166 @@
+//! `release`, `promote` and `rollback`: each plans pointer moves with the pure
+//! rules of flowgate-core, then applies them in one ledger transaction.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use flowgate_core::moves::Intent;
+use flowgate_core::{plan_promote, plan_release, plan_rollback, EnvName, FlowKey, Move, Pointer, Release};
+use flowgate_ledger::Ledger;
+use serde::Serialize;
+
+use crate::cli::{MoveArgs, PromoteArgs, ReleaseArgs, RollbackArgs};
+use crate::exit::RefusedError;
+use crate::git::Repo;
+use crate::printer::{table, Printer};
+use crate::project::{actor, Project};
+use crate::refs::resolve_build;
+
+#[derive(Serialize)]
+struct Moved {
+    dry_run: bool,
+    /// What was applied (or, with --dry-run, what would be).
+    moves: Vec<MoveView>,
+}
+
+#[derive(Serialize)]
+struct MoveView {
+    flow: FlowKey,
+    env: EnvName,
+    revision: i64,
+    build: String,
+    previous_build: Option<String>,
+    kind: &'static str,
+}
+
+pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> Result<()> {
+    let env = project.select_env(args.env.env.as_deref())?;
+    refuse_policy_envs(project, &env.config_name)?;
+    let flows = if args.all { project.all_flows() } else { project.flows(&args.flows)? };
+    let ledger = project.ledger().await?;
+    let repo = Repo::discover(&project.root).ok();
+    let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
+    let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
+    let moves = plan_release(&flows, &env.ledger_name, &build.id, &current, &intent(project, &args.moves));
+    apply(ledger.as_ref(), moves, &current, &args.moves, printer).await
+}
+
+pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> Result<()> {
+    let from = project.named_env(&args.from)?;
+    let to_env = project.select_env(Some(&args.to))?;
+    refuse_policy_envs(project, &to_env.config_name)?;
+    let flows = project.flows(&args.flows)?;
+    let ledger = project.ledger().await?;
+    let source = pointers_by_flow(ledger.as_ref(), &from).await?;
+    let target = pointers_by_flow(ledger.as_ref(), &to_env.ledger_name).await?;
+    let moves = plan_promote(&flows, &from, &to_env.ledger_name, &source, &target, &intent(project, &args.moves))?;
+    apply(ledger.as_ref(), moves, &target, &args.moves, printer).await
+}
+
+pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -> Result<()> {
+    let env = project.select_env(args.env.env.as_deref())?;
+    refuse_policy_envs(project, &env.config_name)?;
+    let flows = project.flows(&args.flows)?;
+    let ledger = project.ledger().await?;
+    let intent = intent(project, &args.moves);
+    let mut moves = Vec::new();
+    for flow in &flows {
+        let history = ledger.history(flow, &env.ledger_name, None).await?;
+        moves.push(plan_rollback(flow, &env.ledger_name, &history, args.to, &intent)?);
+    }
+    let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
+    apply(ledger.as_ref(), moves, &current, &args.moves, printer).await
+}
+
+/// Gates arrive with rollouts; until flowgate evaluates them, an env that
+/// declares a policy is refused rather than silently released into.
+fn refuse_policy_envs(project: &Project, config_name: &str) -> Result<()> {
+    if project.config.env(config_name).is_some_and(|e| declares_gates(&e.policy)) {
+        return Err(RefusedError(format!(
+            "Environment `{config_name}` declares a `policy`, and this version of flowgate cannot evaluate gates yet; nothing was released. Remove the policy to release without gates."
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn declares_gates(p: &flowgate_config::Policy) -> bool {
+    !p.branches.is_empty()
+        || !p.after.is_empty()
+        || p.soak.is_some()
+        || p.min_successful_runs > 0
+        || p.max_failure_rate.is_some()
+        || p.approvals > 0
+        || !p.freeze.is_empty()
+}
+
+fn intent(project: &Project, args: &MoveArgs) -> Intent {
+    Intent { actor: actor(&project.root), reason: args.reason.clone() }
+}
+
+async fn pointers_by_flow(ledger: &dyn Ledger, env: &EnvName) -> Result<BTreeMap<FlowKey, Pointer>> {
+    Ok(ledger.pointers(Some(env)).await?.into_iter().map(|p| (p.flow.clone(), p)).collect())
+}
+
+async fn apply(
+    ledger: &dyn Ledger,
+    moves: Vec<Move>,
+    current: &BTreeMap<FlowKey, Pointer>,
+    args: &MoveArgs,
+    printer: Printer,
+) -> Result<()> {
+    let views: Vec<MoveView> = if args.dry_run {
+        moves.iter().map(|m| planned_view(m, current)).collect()
+    } else if moves.is_empty() {
+        Vec::new()
+    } else {
+        ledger.apply(&moves).await?.iter().map(applied_view).collect()
+    };
+    let result = Moved { dry_run: args.dry_run, moves: views };
+    printer.result(&result, |out| {
+        if result.moves.is_empty() {
+            out.push_str("Nothing to move: every selected flow already runs that build.\n");
+            return;
+        }
+        if result.dry_run {
+            out.push_str("Dry run; nothing changed. Would move:\n");
+        }
+        let rows: Vec<Vec<String>> = result
+            .moves
+            .iter()
+            .map(|m| {
+                vec![
+                    m.flow.to_string(),
+                    m.env.to_string(),
+                    format!("r{}", m.revision),
+                    m.previous_build.clone().unwrap_or_else(|| "-".into()),
+                    m.build.clone(),
+                    m.kind.to_string(),
+                ]
+            })
+            .collect();
+        table(out, &["FLOW", "ENV", "REVISION", "FROM", "TO", "KIND"], &rows);
+    })
+}
+
+fn planned_view(m: &Move, current: &BTreeMap<FlowKey, Pointer>) -> MoveView {
+    MoveView {
+        flow: m.flow.clone(),
+        env: m.env.clone(),
+        revision: m.next_revision(),
+        build: m.build.to_string(),
+        previous_build: current.get(&m.flow).map(|p| p.build.to_string()),
+        kind: m.kind.label(),
+    }
+}
+
+fn applied_view(r: &Release) -> MoveView {
+    MoveView {
+        flow: r.flow.clone(),
+        env: r.env.clone(),
+        revision: r.revision,
+        build: r.build.to_string(),
+        previous_build: r.previous_build.as_ref().map(ToString::to_string),
+        kind: r.kind.label(),
+    }
+}

@@ -1,0 +1,99 @@
+//! `flowgate pull BUILD`: fetch, verify and unpack a bundle into the cache, and
+//! print its directory. Inside a project BUILD resolves through the ledger; on a
+//! worker (no project) the pull step passes the build id and an absolute store URL.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use flowgate_bundle::{Cache, Limits};
+use flowgate_core::{Build, BuildId, Digest};
+use flowgate_store::ArtifactStore;
+use serde::Serialize;
+
+use crate::cli::PullArgs;
+use crate::exit::usage;
+use crate::git::Repo;
+use crate::printer::Printer;
+use crate::project::{vars, Project};
+use crate::refs::resolve_build;
+
+#[derive(Serialize)]
+struct Pulled {
+    build: BuildId,
+    digest: Digest,
+    path: PathBuf,
+    cached: bool,
+}
+
+pub async fn run(cwd: &Path, args: PullArgs, printer: Printer) -> Result<()> {
+    let (build, store) = locate(cwd, &args).await?;
+    if let Some(expected) = &args.digest {
+        let expected: Digest = expected.parse()?;
+        if expected != build.bundle {
+            return Err(usage(format!(
+                "Build `{}` has bundle `{}`, not the `--digest {expected}` given",
+                build.id, build.bundle
+            )));
+        }
+    }
+    let cache = Cache::new(cache_dir(args.cache.as_deref())?);
+    let (path, cached) = match cache.lookup(&build.bundle) {
+        Some(path) => (path, true),
+        None => (install(&cache, &store, &build.bundle).await?, false),
+    };
+    let result = Pulled { build: build.id, digest: build.bundle, path, cached };
+    printer.result(&result, |out| out.push_str(&format!("{}\n", result.path.display())))
+}
+
+async fn locate(cwd: &Path, args: &PullArgs) -> Result<(Build, ArtifactStore)> {
+    if args.store.is_none() {
+        if let Ok(project) = Project::discover(cwd) {
+            let ledger = project.ledger().await?;
+            let repo = Repo::discover(&project.root).ok();
+            let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
+            return Ok((build, project.store()?));
+        }
+    }
+    let url = args.store.as_deref().ok_or_else(|| {
+        usage(format!("No `flowgate.toml` here to find the store of build `{}`; pass --store URL", args.build))
+    })?;
+    let store = ArtifactStore::open(url, cwd)?;
+    let id: BuildId = args.build.parse()?;
+    let build =
+        store.build(&id).await?.ok_or_else(|| usage(format!("The store `{}` has no build `{id}`", store.url())))?;
+    Ok((build, store))
+}
+
+async fn install(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Result<PathBuf> {
+    let limits = Limits::default();
+    if let Some(local) = store.local_bundle_path(digest) {
+        let cache = cache.clone();
+        let digest = *digest;
+        return Ok(tokio::task::spawn_blocking(move || cache.install(&digest, &local, &limits)).await??);
+    }
+    let tmp = tempfile::Builder::new().prefix(".download-").tempdir_in(cache.root())?;
+    let archive = tmp.path().join("bundle.tar.zst");
+    store.fetch_bundle(digest, &archive).await?;
+    let cache = cache.clone();
+    let digest = *digest;
+    Ok(tokio::task::spawn_blocking(move || cache.install(&digest, &archive, &limits)).await??)
+}
+
+fn cache_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    let dir = match flag {
+        Some(dir) => dir.to_path_buf(),
+        None => match std::env::var_os(vars::CACHE_DIR).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .context("Neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")?;
+                base.join("flowgate").join("bundles")
+            }
+        },
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the cache `{}`", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,52 @@
+//! Exit codes (DESIGN.md's contract) and the error kinds that choose them.
+
+use flowgate_config::ConfigError;
+use flowgate_core::{IdError, MoveError};
+use flowgate_ledger::LedgerError;
+
+/// The documented exit codes: 0 success, 1 failure, 2 bad usage or configuration,
+/// 3 refused by a gate, 4 conflict with a concurrent change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success = 0,
+    Failure = 1,
+    Usage = 2,
+    Refused = 3,
+    Conflict = 4,
+}
+
+/// An error the user caused and can fix by changing the command or the config.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A gate refused the move; nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RefusedError(pub String);
+
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// The exit status an error maps to: the first error in the chain with a known
+/// kind decides, anything else is a plain failure.
+pub fn status_of(error: &anyhow::Error) -> Status {
+    for cause in error.chain() {
+        if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<IdError>() || cause.is::<MoveError>() {
+            return Status::Usage;
+        }
+        if cause.is::<RefusedError>() {
+            return Status::Refused;
+        }
+        if let Some(ledger) = cause.downcast_ref::<LedgerError>() {
+            return if ledger.is_conflict() { Status::Conflict } else { Status::Failure };
+        }
+    }
+    Status::Failure
+}
+
+/// True when the error is only stdout's reader going away (`flowgate status | head`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

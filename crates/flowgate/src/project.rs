@@ -1,0 +1,130 @@
+//! The project a command runs in: its root, its parsed `flowgate.toml`, and the
+//! ledger, artifact store and environment that config and flags select.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use flowgate_config::{Config, SelectedEnv};
+use flowgate_core::{EnvName, FlowKey};
+use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_store::ArtifactStore;
+
+use crate::exit::usage;
+
+/// Environment variables flowgate reads, each documented once here.
+pub mod vars {
+    /// The environment to act on when `--env` is not given.
+    pub const ENV: &str = "FLOWGATE_ENV";
+    /// Who is recorded as the actor of a move (default: git's user.email, else the login name).
+    pub const ACTOR: &str = "FLOWGATE_ACTOR";
+    /// The login name used for the personal env (default: USER, else USERNAME).
+    pub const USER: &str = "FLOWGATE_USER";
+    /// Where `flowgate pull` keeps unpacked bundles.
+    pub const CACHE_DIR: &str = "FLOWGATE_CACHE_DIR";
+}
+
+pub const CONFIG_FILE: &str = "flowgate.toml";
+
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: Config,
+}
+
+impl Project {
+    /// Finds `flowgate.toml` in `start` or the nearest parent, and parses it.
+    pub fn discover(start: &Path) -> Result<Self> {
+        let root = find_root(start).ok_or_else(|| {
+            usage(format!(
+                "No `{CONFIG_FILE}` in `{}` or any parent directory; run `flowgate init` first",
+                start.display()
+            ))
+        })?;
+        let config = flowgate_config::load(&root.join(CONFIG_FILE))?;
+        Ok(Self { root, config })
+    }
+
+    pub async fn ledger(&self) -> Result<Box<dyn Ledger>> {
+        let url: LedgerUrl = self.config.project.ledger.parse()?;
+        let ledger = flowgate_ledger::open(&url, &self.root).await?;
+        Ok(ledger)
+    }
+
+    pub fn store(&self) -> Result<ArtifactStore> {
+        Ok(ArtifactStore::open(&self.config.project.artifacts, &self.root)?)
+    }
+
+    /// The env of a command that acts on one: `--env`, else FLOWGATE_ENV, else
+    /// the personal dev env of this user.
+    pub fn select_env(&self, flag: Option<&str>) -> Result<SelectedEnv> {
+        let variable = std::env::var(vars::ENV).ok().filter(|v| !v.is_empty());
+        Ok(flowgate_config::select_env(flag, variable.as_deref(), &self.config, &user_name())?)
+    }
+
+    /// An env named on the command line where no default applies (`promote --from`).
+    pub fn named_env(&self, name: &str) -> Result<EnvName> {
+        Ok(self.select_env(Some(name))?.ledger_name)
+    }
+
+    /// The configured flows among `names`, or an error naming the first unknown one.
+    pub fn flows(&self, names: &[String]) -> Result<Vec<FlowKey>> {
+        names
+            .iter()
+            .map(|name| {
+                let key: FlowKey = name.parse()?;
+                if self.config.flow(&key).is_none() {
+                    let known: Vec<String> = self.config.flows().map(|(k, _)| k.to_string()).collect();
+                    return Err(usage(format!(
+                        "Unknown flow `{name}`; flows in `{CONFIG_FILE}`: {}",
+                        known.join(", ")
+                    )));
+                }
+                Ok(key)
+            })
+            .collect()
+    }
+
+    pub fn all_flows(&self) -> Vec<FlowKey> {
+        self.config.flows().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+fn find_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find(|dir| dir.join(CONFIG_FILE).is_file()).map(Path::to_path_buf)
+}
+
+/// The login name: FLOWGATE_USER, USER, USERNAME, else "unknown".
+pub fn user_name() -> String {
+    [vars::USER, "USER", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Who a move is recorded as: FLOWGATE_ACTOR, else git's user.email, else the login name.
+pub fn actor(root: &Path) -> String {
+    if let Ok(actor) = std::env::var(vars::ACTOR) {
+        if !actor.is_empty() {
+            return actor;
+        }
+    }
+    std::process::Command::new("git")
+        .current_dir(root)
+        .args(["config", "user.email"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(user_name)
+}
+
+/// The working directory of the command: `-C DIR` or the current one.
+pub fn working_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("Failed to read the current directory")?;
+    Ok(match flag {
+        Some(dir) => cwd.join(dir),
+        None => cwd,
+    })
+}
