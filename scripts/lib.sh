@@ -32,3 +32,20 @@ ensure_postgres() {
   log "PostgreSQL did not come up on 127.0.0.1:5432"
   return 1
 }
+
+# Python tools the tests run for real, pinned, in a virtual environment kept
+# outside the clone and rebuilt when this list changes.
+PYTHON_TOOLS=("moto[server]==5.2.1")
+export FLOWGATE_VENV="${FLOWGATE_VENV:-$FLOWGATE_CACHE_HOME/venv}"
+
+ensure_python_tools() {
+  local stamp="$FLOWGATE_VENV/.flowgate-tools"
+  local wanted="${PYTHON_TOOLS[*]}"
+  if [ ! -x "$FLOWGATE_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    log "installing ${wanted} into $FLOWGATE_VENV"
+    python3 -m venv "$FLOWGATE_VENV"
+    "$FLOWGATE_VENV/bin/pip" install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}"
+    printf '%s' "$wanted" >"$stamp"
+  fi
+  export PATH="$FLOWGATE_VENV/bin:$PATH"
+}

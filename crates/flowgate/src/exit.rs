@@ -3,6 +3,7 @@
 use flowgate_config::ConfigError;
 use flowgate_core::{IdError, MoveError};
 use flowgate_ledger::LedgerError;
+use flowgate_store::StoreError;
 
 /// The documented exit codes: 0 success, 1 failure, 2 bad usage or configuration,
 /// 3 refused by a gate, 4 conflict with a concurrent change.
@@ -40,7 +41,20 @@ pub fn status_of(error: &anyhow::Error) -> Status {
             return Status::Refused;
         }
         if let Some(ledger) = cause.downcast_ref::<LedgerError>() {
-            return if ledger.is_conflict() { Status::Conflict } else { Status::Failure };
+            return match ledger {
+                e if e.is_conflict() => Status::Conflict,
+                LedgerError::InvalidUrl { .. } | LedgerError::Unsupported { .. } | LedgerError::UnknownBuild { .. } => {
+                    Status::Usage
+                }
+                _ => Status::Failure,
+            };
+        }
+        if let Some(store) = cause.downcast_ref::<StoreError>() {
+            // A store URL that is malformed or names no directory is a configuration error.
+            return match store {
+                StoreError::InvalidUrl { .. } | StoreError::Missing { .. } => Status::Usage,
+                _ => Status::Failure,
+            };
         }
     }
     Status::Failure
