@@ -29,6 +29,14 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
+/// Flush dirty pages (untimed), so a run does not pay for the writeback of the
+/// files the previous run wrote or deleted.
+fn settle() -> Result<()> {
+    let status = Command::new("sync").status().context("Failed to run `sync`")?;
+    anyhow::ensure!(status.success(), "`sync` failed ({status})");
+    Ok(())
+}
+
 fn shell(dir: &Path, script: &str) -> Command {
     let mut cmd = Command::new("sh");
     cmd.current_dir(dir).arg("-c").arg(script);
@@ -75,9 +83,17 @@ pub fn run(ctx: &Ctx, tree: &Tree) -> Result<(Vec<Row>, Vec<String>)> {
     let t = timing::measure_interleaved(
         Plan { warmup: 1, runs: ctx.runs(5) },
         vec![
-            Case::new("flowgate build", || remove(&state), || ctx.flowgate_in(root, &["build"])),
-            Case::new("git ls-files -z | tar --null -T - -cf - | zstd -3 -T0", || remove_file(&out), pack("-T0")),
-            Case::new("… | zstd -3 -T1", || remove_file(&out), pack("-T1")),
+            Case::new(
+                "flowgate build",
+                || remove(&state).and_then(|()| settle()),
+                || ctx.flowgate_in(root, &["build"]),
+            ),
+            Case::new(
+                "git ls-files -z | tar --null -T - -cf - | zstd -3 -T0",
+                || remove_file(&out).and_then(|()| settle()),
+                pack("-T0"),
+            ),
+            Case::new("… | zstd -3 -T1", || remove_file(&out).and_then(|()| settle()), pack("-T1")),
         ],
     )?;
     let baseline_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
@@ -125,12 +141,14 @@ pub fn run(ctx: &Ctx, tree: &Tree) -> Result<(Vec<Row>, Vec<String>)> {
     let t = timing::measure_interleaved(
         Plan { warmup: 1, runs: ctx.runs(5) },
         vec![
-            Case::new("flowgate pull", || remove(&cache), || ctx.flowgate_in(root, &pull_args)),
+            Case::new("flowgate pull", || remove(&cache).and_then(|()| settle()), || ctx.flowgate_in(root, &pull_args)),
             Case::new(
                 "tar -x --zstd -f BUNDLE",
                 || {
                     remove(&untar)?;
-                    std::fs::create_dir_all(&untar).with_context(|| format!("Failed to create `{}`", untar.display()))
+                    std::fs::create_dir_all(&untar)
+                        .with_context(|| format!("Failed to create `{}`", untar.display()))?;
+                    settle()
                 },
                 || {
                     let mut cmd = Command::new("tar");
