@@ -65,11 +65,17 @@ impl GitProject {
     /// The example project of the quickstart: three flows, qa and prod, committed.
     pub fn example() -> Self {
         let project = Self::new();
-        for (path, text) in EXAMPLE_FILES {
-            project.write(path, text);
-        }
+        project.write_example();
         project.commit("Three flows");
         project
+    }
+
+    /// Writes (without committing) the example project's files, `flowgate.toml`
+    /// and `.gitignore` included, over whatever is there.
+    pub fn write_example(&self) {
+        for (path, text) in EXAMPLE_FILES {
+            self.write(path, text);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -112,9 +118,15 @@ impl GitProject {
     }
 
     pub fn run_with_env(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_in(bin, self.path(), args, env)
+    }
+
+    /// Like [`GitProject::run_with_env`], but started in `cwd` (another
+    /// directory, to test `-C` and worker-style pulls outside any project).
+    pub fn run_in(&self, bin: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut command = Command::new(bin);
         command
-            .current_dir(self.path())
+            .current_dir(cwd)
             .args(args)
             .env_remove("FLOWGATE_ENV")
             .env_remove("RUST_LOG")
@@ -134,6 +146,40 @@ impl GitProject {
         walk(&self.path().join(relative), &mut out);
         out.sort();
         out
+    }
+
+    /// Every file under `relative` with its bytes, sorted: proves a directory
+    /// byte-for-byte unchanged (a rewrite of the same size shows too).
+    pub fn tree_contents(&self, relative: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        self.tree_listing(relative)
+            .into_iter()
+            .map(|(path, _)| {
+                let bytes = std::fs::read(&path).expect("read file");
+                (path, bytes)
+            })
+            .collect()
+    }
+
+    /// A clone of this repository in a new temporary directory, with the same
+    /// identity. With `checkout: false` the clone has HEAD but an empty index
+    /// and work tree, so a test can check files out its own way (order, umask).
+    pub fn clone_repo(&self, checkout: bool) -> GitProject {
+        let dir = tempfile::Builder::new().prefix("flowgate-clone-").tempdir().expect("temp dir");
+        let cache = tempfile::Builder::new().prefix("flowgate-cache-").tempdir().expect("temp dir");
+        let mut args = vec!["clone", "-q"];
+        if !checkout {
+            args.push("--no-checkout");
+        }
+        let source = self.path().display().to_string();
+        let target = dir.path().display().to_string();
+        args.extend([source.as_str(), target.as_str()]);
+        let output = Command::new("git").args(&args).output().expect("run git clone");
+        assert!(output.status.success(), "git clone: {}", String::from_utf8_lossy(&output.stderr));
+        let clone = Self { dir, cache };
+        clone.git(&["config", "user.name", "Test Author"]);
+        clone.git(&["config", "user.email", "author@example.com"]);
+        clone.git(&["config", "commit.gpgsign", "false"]);
+        clone
     }
 }
 
