@@ -49,3 +49,17 @@ ensure_python_tools() {
   fi
   export PATH="$FLOWGATE_VENV/bin:$PATH"
 }
+
+# The Prefect release the tests run a real server and worker from, pinned, in its
+# own virtual environment (its dependencies must not meet moto's).
+PREFECT_VERSION="3.9.1"
+export FLOWGATE_PREFECT_VENV="${FLOWGATE_PREFECT_VENV:-$FLOWGATE_CACHE_HOME/prefect-$PREFECT_VERSION}"
+
+ensure_prefect() {
+  if [ ! -x "$FLOWGATE_PREFECT_VENV/bin/prefect" ]; then
+    log "installing prefect==$PREFECT_VERSION into $FLOWGATE_PREFECT_VENV"
+    rm -rf "$FLOWGATE_PREFECT_VENV"
+    python3 -m venv "$FLOWGATE_PREFECT_VENV"
+    "$FLOWGATE_PREFECT_VENV/bin/pip" install --quiet --disable-pip-version-check "prefect==$PREFECT_VERSION"
+  fi
+}

@@ -75,6 +75,9 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
             (packed, matches!(upload, Upload::Created))
         }
     };
+    if printer.progress_enabled() {
+        eprintln!();
+    }
     store.put_manifest(&packed.digest, &scan.manifest).await?;
     let build = Build {
         id: Build::derive_id(&packed.digest, &images),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use chrono::Utc;
+use flowgate_config::PERSONAL_ENV;
 use flowgate_core::{Build, BuildId, EnvName, StatusMatrix};
 use flowgate_ledger::Ledger;
 use serde::Serialize;
@@ -34,7 +35,7 @@ struct Cell {
 }
 
 pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Result<()> {
-    let envs = match &args.env {
+    let mut envs = match &args.env {
         Some(name) => vec![project.named_env(name)?],
         None => configured_envs(project)?,
     };
@@ -43,6 +44,12 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
         Some(_) => ledger.pointers(Some(&envs[0])).await?,
         None => ledger.pointers(None).await?,
     };
+    // The personal env is every command's default even when flowgate.toml does
+    // not declare it: once this user has released there, show it.
+    let personal = project.named_env(PERSONAL_ENV)?;
+    if args.env.is_none() && !envs.contains(&personal) && pointers.iter().any(|p| p.env == personal) {
+        envs.push(personal);
+    }
     let matrix = StatusMatrix::new(&project.all_flows(), &envs, &pointers);
     let builds =
         builds_of(ledger.as_ref(), matrix.rows.iter().flat_map(|r| r.cells.iter().flatten().map(|p| &p.build))).await?;
