@@ -1,0 +1,92 @@
+//! Helpers shared by the end-to-end test files: the binary under test, direct
+//! ledger access (to dump it, or to record crafted builds), snapshots of the
+//! project's state that prove a failed command changed nothing, and filters.
+
+// Each test file compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use flowgate_core::{Build, Digest, Images};
+use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_testkit::{GitProject, Run};
+
+pub const LEDGER_URL: &str = "sqlite://.flowgate/ledger.db";
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_flowgate"))
+}
+
+pub fn run(project: &GitProject, args: &[&str]) -> Run {
+    project.run(bin(), args)
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
+}
+
+async fn open_ledger(project: &GitProject) -> Result<Box<dyn Ledger>, flowgate_ledger::LedgerError> {
+    let url: LedgerUrl = LEDGER_URL.parse().expect("ledger url");
+    flowgate_ledger::open(&url, project.path()).await
+}
+
+/// The ledger's full text dump, or the error opening it gave.
+pub fn ledger_dump(project: &GitProject) -> Result<String, String> {
+    block_on(async {
+        let ledger = open_ledger(project).await.map_err(|e| e.to_string())?;
+        ledger.dump().await.map_err(|e| e.to_string())
+    })
+}
+
+/// Records a build with a chosen id straight through the ledger API (the CLI
+/// derives ids from content, so it cannot make two ids share a prefix).
+pub fn record_crafted_build(project: &GitProject, id: &str, commit: &str) {
+    let build = Build {
+        id: id.parse().expect("build id"),
+        bundle: Digest::of(id.as_bytes()),
+        bundle_size: 1,
+        file_count: 1,
+        images: Images::new(),
+        commit: commit.to_string(),
+        branch: Some("main".into()),
+        dirty: false,
+        author: "Crafted <crafted@example.com>".into(),
+        created_at: chrono::Utc::now(),
+    };
+    block_on(async {
+        let ledger = open_ledger(project).await.expect("open ledger");
+        assert!(ledger.record_build(&build).await.expect("record build").created, "build `{id}` was already recorded");
+    });
+}
+
+/// Everything a command could change: the ledger (its dump, or its raw bytes
+/// when it cannot be opened) and every byte of the artifact store.
+#[derive(Debug, PartialEq, Eq)]
+pub struct State {
+    ledger: Result<String, Vec<u8>>,
+    store: Vec<(PathBuf, Vec<u8>)>,
+}
+
+pub fn state(project: &GitProject) -> State {
+    let ledger =
+        ledger_dump(project).map_err(|_| std::fs::read(project.path().join(".flowgate/ledger.db")).unwrap_or_default());
+    State { ledger, store: project.tree_contents(".flowgate/artifacts") }
+}
+
+/// The testkit's filters plus the ones a test adds (e.g. another temp dir).
+pub fn filters(project: &GitProject, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = extra.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    out.extend(flowgate_testkit::snapshot_filters(project));
+    out
+}
+
+/// Borrowed pairs, the form `insta::with_settings!` takes.
+pub fn pairs(filters: &[(String, String)]) -> Vec<(&str, &str)> {
+    filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+/// Escapes a path for use in a filter.
+pub fn literal(path: &Path) -> String {
+    let text = path.display().to_string();
+    text.chars().flat_map(|c| if "\\.+*?()|[]{}^$#&-~".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
+}

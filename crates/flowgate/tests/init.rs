@@ -1,0 +1,130 @@
+//! `flowgate init`: the starter config is one `build` accepts once a flow is
+//! added, an existing config is never overwritten, and a realistic prefect.yaml
+//! imports into a config that parses, with notes on what could not be carried over.
+
+mod common;
+
+use common::{filters, pairs, run};
+use flowgate_testkit::GitProject;
+
+#[test]
+fn starter_config_builds_once_a_flow_is_added() {
+    let p = GitProject::new();
+    run(&p, &["init"]).success();
+    assert!(p.read(".gitignore").lines().any(|l| l == ".flowgate/"), "init ignores the state directory");
+    p.write("flows/etl.py", "from prefect import flow\n\n@flow\ndef etl():\n    pass\n");
+    let config = p.read("flowgate.toml");
+    p.write("flowgate.toml", &format!("{config}\n[flows.etl]\nentrypoint = \"flows/etl.py:etl\"\n"));
+    p.commit("Starter config and one flow");
+
+    let built = run(&p, &["build", "--json"]).success().json();
+    assert_eq!(built["build"]["file_count"].as_u64(), Some(3), "flowgate.toml, .gitignore and the flow: {built}");
+    // The starter's personal env is this user's, and status shows it.
+    let status = run(&p, &["status", "--json"]).success().json();
+    assert_eq!(status["envs"], serde_json::json!(["dev-tester"]), "{status}");
+    assert_eq!(status["flows"][0]["flow"].as_str(), Some("etl"));
+}
+
+#[test]
+fn init_refuses_to_overwrite_a_config() {
+    let p = GitProject::example();
+    let before = p.read("flowgate.toml");
+    for args in [&["init"][..], &["init", "--from-prefect-yaml", "prefect.yaml"][..]] {
+        let refused = run(&p, args).expect_code(2);
+        assert!(refused.stderr.contains("flowgate.toml`"), "names the file: {}", refused.stderr);
+        assert_eq!(p.read("flowgate.toml"), before);
+    }
+}
+
+const PREFECT_YAML: &str = r#"
+name: acme-flows
+prefect-version: 3.1.0
+
+build:
+  - prefect_docker.deployments.steps.build_docker_image:
+      id: build-image
+      image_name: ghcr.io/acme/flows
+      tag: "{{ $GITHUB_SHA }}"
+push: null
+
+pull:
+  - prefect.deployments.steps.git_clone:
+      id: clone-step
+      repository: https://github.com/acme/flows.git
+      branch: main
+  - prefect.deployments.steps.pip_install_requirements:
+      directory: "{{ clone-step.directory }}"
+      requirements_file: requirements.txt
+
+definitions:
+  work_pools:
+    docker: &docker_pool
+      name: docker-pool
+      work_queue_name: default
+      job_variables:
+        image: "{{ build-image.image }}"
+  schedules:
+    nightly: &nightly
+      cron: "0 3 * * *"
+      timezone: Europe/Berlin
+  common: &common
+    tags: [acme, "{{ $TEAM }}"]
+    parameters:
+      retries: 2
+      api_token: "{{ prefect.blocks.secret.api-token }}"
+
+deployments:
+  - <<: *common
+    name: etl-daily
+    entrypoint: flows/etl.py:etl
+    parameters:
+      days: 1
+      window: null
+    work_pool: *docker_pool
+    schedule: *nightly
+  - <<: *common
+    name: etl-backfill
+    entrypoint: flows/etl.py:etl
+    description: null
+    work_pool:
+      <<: *docker_pool
+      work_queue_name: backfill
+    pull:
+      - prefect.deployments.steps.git_clone:
+          id: clone
+          repository: https://github.com/acme/flows.git
+      - prefect.deployments.steps.run_shell_script:
+          script: "echo {{ $REGION }}"
+  - name: report
+    entrypoint: flows/report.py:report
+    work_pool:
+      name: process-pool
+"#;
+
+#[test]
+fn init_imports_a_realistic_prefect_yaml() {
+    let p = GitProject::new();
+    p.write("prefect.yaml", PREFECT_YAML);
+    let init = run(&p, &["init", "--from-prefect-yaml", "prefect.yaml"]).success();
+    assert!(init.stdout.contains("note: "), "notes on what was not carried over: {}", init.stdout);
+
+    let status = run(&p, &["status", "--json"]).success().json();
+    let flows: Vec<&str> = status["flows"].as_array().unwrap().iter().map(|f| f["flow"].as_str().unwrap()).collect();
+    assert_eq!(flows, ["etl-daily", "etl-backfill", "report"]);
+    let config = p.read("flowgate.toml");
+    assert!(config.contains("Europe/Berlin"), "the singular schedule came through:\n{config}");
+    assert!(!config.contains("window"), "nulls are dropped:\n{config}");
+
+    let filters = filters(&p, &[]);
+    insta::with_settings!({ filters => pairs(&filters) }, {
+        insta::assert_snapshot!(init.stdout, @"
+        Wrote [PROJECT]/flowgate.toml
+        note: The top-level `build` steps are not carried over: `flowgate build` packs the code and pins the image (set `image` in `[project]`).
+        note: The `git_clone` step of the top-level `pull` is not carried over: flowgate's pull step downloads the build's code.
+        note: In the top-level `pull`, `{{ clone-step.directory }}` now reads `{{ pull-code.stdout }}`, the directory of flowgate's download.
+        note: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-daily` is not carried over: each build pins the image (set `image`).
+        note: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-backfill` is not carried over: each build pins the image (set `image`).
+        note: The `git_clone` step of the `pull` of deployment `etl-backfill` is not carried over: flowgate's pull step downloads the build's code.
+        ");
+    });
+}
