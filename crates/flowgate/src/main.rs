@@ -17,7 +17,10 @@ use crate::cli::Cli;
 use crate::exit::{is_broken_pipe, status_of, Status};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return command_line_error(&err),
+    };
     init_tracing(cli.global.verbose, cli.global.quiet);
     let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -50,6 +53,28 @@ fn report(err: &anyhow::Error, status: Status, json: bool) {
         let doc = serde_json::json!({ "error": { "message": chain.join(": "), "exit_code": status as u8 } });
         println!("{doc}");
     }
+}
+
+/// Help and version go to stdout with exit 0; a bad command line is a usage
+/// error (2), and with `--json` stdout still gets one JSON document saying so.
+fn command_line_error(err: &clap::Error) -> ExitCode {
+    if !err.use_stderr() {
+        let _ = err.print();
+        return ExitCode::from(Status::Success as u8);
+    }
+    let _ = err.print();
+    if std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json") {
+        let rendered = err.render().to_string();
+        let message: Vec<&str> = rendered
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:"))
+            .map(|l| l.trim().trim_start_matches("error: "))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let doc = serde_json::json!({ "error": { "message": message.join(" "), "exit_code": Status::Usage as u8 } });
+        println!("{doc}");
+    }
+    ExitCode::from(Status::Usage as u8)
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

@@ -160,6 +160,14 @@ const CASES: &[Case] = &[
         code: 3,
         needle: "`prod`",
     },
+    Case {
+        name: "malformed command line",
+        setup: nothing,
+        args: &["rollback", "report", "--env", "qa", "--to", "x1"],
+        code: 2,
+        needle: "'x1'",
+    },
+    Case { name: "unknown subcommand", setup: nothing, args: &["relase", "report"], code: 2, needle: "'relase'" },
 ];
 
 /// The example project with one build released to qa (prod has nothing).
