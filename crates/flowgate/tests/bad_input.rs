@@ -141,6 +141,27 @@ const CASES: &[Case] = &[
         needle: "7",
     },
     Case {
+        name: "rollback of a flow never released in the env",
+        setup: nothing,
+        args: &["rollback", "cleanup", "--env", "prod"],
+        code: 2,
+        needle: "`prod`",
+    },
+    Case {
+        name: "rollback to the current revision",
+        setup: nothing,
+        args: &["rollback", "cleanup", "--env", "qa", "--to", "1"],
+        code: 2,
+        needle: "`cleanup`",
+    },
+    Case {
+        name: "image for an unknown flow",
+        setup: nothing,
+        args: &["build", "--image", "nosuch=ghcr.io/acme/x:1"],
+        code: 2,
+        needle: "`nosuch`",
+    },
+    Case {
         name: "promote from an env with no releases",
         setup: nothing,
         args: &["promote", "--from", "prod", "--to", "qa"],

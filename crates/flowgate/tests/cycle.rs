@@ -86,6 +86,14 @@ fn release_cycle() {
     assert_ne!(b2, b1);
     assert_ne!(str_of(&second["build"], "bundle"), str_of(&first["build"], "bundle"));
     assert_eq!(builds_count(&p), 2);
+    // A dry run shows the move it would make and changes nothing.
+    let ledger_before = ledger_dump(&p).unwrap();
+    let dry = run(&p, &["release", "report", "--env", "qa", "--build", "HEAD", "--dry-run", "--json"]).success().json();
+    assert_eq!(dry["dry_run"].as_bool(), Some(true));
+    let planned = &dry["moves"][0];
+    assert_eq!((planned["revision"].as_i64(), str_of(planned, "build")), (Some(2), b2.as_str()), "{dry}");
+    assert_eq!(str_of(planned, "previous_build"), b1);
+    assert_eq!(ledger_dump(&p).unwrap(), ledger_before, "a dry run changed the ledger");
     let report = run(&p, &["release", "report", "--env", "qa", "--build", "HEAD", "--reason", "try v2"]).success();
     // Before the rollback, qa runs B2 for `report`: diff shows the commit and the changed file.
     let diff_before = run(&p, &["diff", "prod", "qa"]).success();
