@@ -43,9 +43,20 @@ impl Repo {
     }
 
     /// Tracked files that differ from HEAD (staged or not), relative to the root.
+    /// A rename or copy lists both paths (in `-z` output the source path is a
+    /// field of its own, without the status columns).
     pub fn dirty_files(&self) -> Result<Vec<String>> {
         let out = self.git(&["status", "--porcelain=v1", "-z", "--untracked-files=no"])?;
-        Ok(out.split('\0').filter(|e| e.len() > 3).map(|e| e[3..].to_string()).collect())
+        let mut files = Vec::new();
+        let mut fields = out.split('\0').filter(|e| !e.is_empty());
+        while let Some(entry) = fields.next() {
+            let (Some(status), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
+            files.push(path.to_string());
+            if status.contains(['R', 'C']) {
+                files.extend(fields.next().map(str::to_string));
+            }
+        }
+        Ok(files)
     }
 
     /// Every tracked file, '/'-separated, relative to the root; submodules and

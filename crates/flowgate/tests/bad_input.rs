@@ -244,3 +244,15 @@ fn bad_input_fails_with_its_code_names_the_value_and_changes_nothing() {
     }
     assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// A staged rename is listed by both of its paths, each whole (git's `-z` output
+/// gives the source path as a field without status columns).
+#[test]
+fn a_dirty_rename_names_both_paths() {
+    let p = released_project();
+    p.git(&["mv", "lib/common.py", "lib/moved.py"]);
+    let before = state(&p);
+    let refused = run(&p, &["build"]).expect_code(2);
+    assert!(refused.stderr.contains("(`lib/moved.py`, `lib/common.py`)"), "{}", refused.stderr);
+    assert_eq!(state(&p), before);
+}
