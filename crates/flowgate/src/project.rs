@@ -93,11 +93,17 @@ fn find_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|dir| dir.join(CONFIG_FILE).is_file()).map(Path::to_path_buf)
 }
 
-/// The login name: FLOWGATE_USER, USER, USERNAME, else "unknown".
+/// The login name: FLOWGATE_USER, USER, LOGNAME, USERNAME, else what `id -un`
+/// says (containers often set none of the variables), else "unknown".
 pub fn user_name() -> String {
-    [vars::USER, "USER", "USERNAME"]
+    [vars::USER, "USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            let output = std::process::Command::new("id").arg("-un").output().ok()?;
+            let name = String::from_utf8(output.stdout).ok()?.trim().to_string();
+            (output.status.success() && !name.is_empty()).then_some(name)
+        })
         .unwrap_or_else(|| "unknown".to_string())
 }
 
