@@ -2,6 +2,8 @@
 //! holding a project, a way to run the real binary in it with a controlled
 //! environment, and the filters that make its output stable for snapshots.
 
+pub mod prefect;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

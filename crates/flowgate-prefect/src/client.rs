@@ -1,0 +1,317 @@
+//! The HTTP core of the Prefect client: one connection pool, auth, bounded
+//! retries with jittered backoff, adaptive concurrency and a write counter.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tracing::Instrument as _;
+
+use crate::auth::PrefectAuth;
+use crate::error::{describe_detail, PrefectError, Subject};
+
+/// Attempts per request (the first try plus retries).
+const MAX_ATTEMPTS: u32 = 6;
+/// Idle connections are dropped before the server's ~5 s keep-alive ends.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Concurrency starts here, drops to 1 on a 503 and climbs back after this many successes.
+const MAX_CONCURRENCY: usize = 2;
+const RECOVER_AFTER: u32 = 20;
+
+/// A client for one Prefect API (one env's server or workspace).
+pub struct PrefectClient {
+    http: reqwest::Client,
+    base: url::Url,
+    auth: Option<PrefectAuth>,
+    limiter: Arc<Limiter>,
+    writes: AtomicU64,
+}
+
+impl fmt::Debug for PrefectClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrefectClient")
+            .field("api_url", &self.base.as_str())
+            .field("auth", &self.auth)
+            .field("writes", &self.write_count())
+            .finish()
+    }
+}
+
+impl PrefectClient {
+    /// A client for `api_url` (e.g. `http://127.0.0.1:4200/api`).
+    pub fn new(api_url: &str, auth: Option<PrefectAuth>) -> Result<Self, PrefectError> {
+        let mut base =
+            url::Url::parse(api_url).map_err(|source| PrefectError::InvalidUrl { url: api_url.to_string(), source })?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| PrefectError::Client { url: api_url.to_string(), source })?;
+        Ok(Self { http, base, auth, limiter: Arc::new(Limiter::new()), writes: AtomicU64::new(0) })
+    }
+
+    /// The API root this client talks to.
+    pub fn api_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// How many writing requests (anything but GET and `*/filter` reads) were sent.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Sends `method path` with an optional JSON body and decodes the answer.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        subject: &Subject,
+    ) -> Result<T, PrefectError> {
+        let bytes = self.send(method.clone(), path, body, subject).await?;
+        let bytes = if bytes.is_empty() { b"null".to_vec() } else { bytes };
+        serde_json::from_slice(&bytes).map_err(|source| PrefectError::Decode {
+            method: method.to_string(),
+            path: path.to_string(),
+            source,
+        })
+    }
+
+    /// Like [`Self::call`] but returns the raw status on 404 instead of an error.
+    pub(crate) async fn call_optional<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        subject: &Subject,
+    ) -> Result<Option<T>, PrefectError> {
+        match self.call(method, path, None, subject).await {
+            Ok(value) => Ok(Some(value)),
+            Err(PrefectError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        subject: &Subject,
+    ) -> Result<Vec<u8>, PrefectError> {
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|source| PrefectError::InvalidUrl { url: format!("{}{path}", self.base), source })?;
+        if method != Method::GET && !path.trim_end_matches('/').ends_with("/filter") {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        let span =
+            tracing::debug_span!("prefect_request", method = %method, path = %path, status = tracing::field::Empty);
+        async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let permit = self.limiter.acquire().await;
+                let mut request = self.http.request(method.clone(), url.clone());
+                if let Some(auth) = &self.auth {
+                    let mut value = HeaderValue::from_str(&auth.header_value()).unwrap_or(HeaderValue::from_static(""));
+                    value.set_sensitive(true);
+                    request = request.header(AUTHORIZATION, value);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                let result = request.send().await;
+                drop(permit);
+                let response = match result {
+                    Ok(response) => response,
+                    Err(source) => {
+                        let retryable = source.is_connect() || source.is_timeout() || source.is_request();
+                        if retryable && attempt < MAX_ATTEMPTS {
+                            tracing::debug!(attempt, error = %source, "retrying after a connection error");
+                            tokio::time::sleep(backoff(attempt)).await;
+                            continue;
+                        }
+                        return Err(PrefectError::Transport {
+                            url: self.base.to_string(),
+                            method: method.to_string(),
+                            path: path.to_string(),
+                            attempts: attempt,
+                            source,
+                        });
+                    }
+                };
+                let status = response.status();
+                tracing::Span::current().record("status", status.as_u16());
+                if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        self.limiter.throttle();
+                    }
+                    if attempt < MAX_ATTEMPTS {
+                        let wait = retry_after(response.headers().get(RETRY_AFTER)).unwrap_or_else(|| backoff(attempt));
+                        tracing::debug!(attempt, status = status.as_u16(), ?wait, "server busy, retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+                let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                if status.is_success() {
+                    self.limiter.succeeded();
+                    return Ok(bytes);
+                }
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    return Err(PrefectError::Unauthorized {
+                        url: self.base.to_string(),
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        status: status.as_u16(),
+                    });
+                }
+                return Err(PrefectError::Rejected {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    status: status.as_u16(),
+                    subject: Box::new(subject.clone()),
+                    detail: describe_detail(&String::from_utf8_lossy(&bytes)),
+                });
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Exponential backoff from 200 ms, capped at 5 s, with full jitter on the upper half.
+fn backoff(attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
+    Duration::from_millis(base / 2 + jitter(base / 2 + 1))
+}
+
+/// A cheap pseudo-random number below `bound` (jitter needs no cryptography).
+fn jitter(bound: u64) -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mixed = u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+    (mixed >> 17) % bound.max(1)
+}
+
+/// `Retry-After` in seconds (HTTP dates are treated as absent), capped at 30 s.
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let seconds: f64 = value?.to_str().ok()?.trim().parse().ok()?;
+    (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(30.0)))
+}
+
+/// Adaptive concurrency: 2 permits, one withdrawn on a 503, returned after a run of successes.
+#[derive(Debug)]
+struct Limiter {
+    semaphore: Semaphore,
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    limit: usize,
+    successes: u32,
+}
+
+impl Limiter {
+    fn new() -> Self {
+        Self {
+            semaphore: Semaphore::new(MAX_CONCURRENCY),
+            state: Mutex::new(LimiterState { limit: MAX_CONCURRENCY, successes: 0 }),
+        }
+    }
+
+    async fn acquire(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.semaphore.acquire().await.expect("the limiter's semaphore is never closed")
+    }
+
+    fn throttle(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.successes = 0;
+        if state.limit > 1 {
+            if let Ok(permit) = self.semaphore.try_acquire() {
+                permit.forget();
+                state.limit -= 1;
+                tracing::debug!(limit = state.limit, "Prefect server is busy: lowering concurrency");
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.limit < MAX_CONCURRENCY {
+            state.successes += 1;
+            if state.successes >= RECOVER_AFTER {
+                state.successes = 0;
+                state.limit += 1;
+                self.semaphore.add_permits(1);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn limit(&self) -> usize {
+        self.state.lock().unwrap().limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 1..10 {
+            let wait = backoff(attempt);
+            assert!(wait <= Duration::from_millis(5_000), "{wait:?}");
+            assert!(wait >= Duration::from_millis(100), "{wait:?}");
+        }
+        assert!(backoff(5) >= Duration::from_millis(1_600));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped() {
+        assert_eq!(retry_after(Some(&HeaderValue::from_static("2"))), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(Some(&HeaderValue::from_static("3600"))), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after(Some(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
+        assert_eq!(retry_after(None), None);
+    }
+
+    #[tokio::test]
+    async fn limiter_drops_to_one_on_503_and_recovers_slowly() {
+        let limiter = Limiter::new();
+        assert_eq!(limiter.limit(), 2);
+        limiter.throttle();
+        limiter.throttle();
+        assert_eq!(limiter.limit(), 1);
+        assert_eq!(limiter.semaphore.available_permits(), 1);
+        for _ in 0..RECOVER_AFTER - 1 {
+            limiter.succeeded();
+        }
+        assert_eq!(limiter.limit(), 1);
+        limiter.succeeded();
+        assert_eq!(limiter.limit(), 2);
+        assert_eq!(limiter.semaphore.available_permits(), 2);
+    }
+
+    #[test]
+    fn debug_shows_url_but_not_the_secret() {
+        let client =
+            PrefectClient::new("http://127.0.0.1:1/api", Some(PrefectAuth::Basic("user:hunter2".into()))).unwrap();
+        let shown = format!("{client:?}");
+        assert!(shown.contains("127.0.0.1:1/api"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,21 @@
+//! flowgate's side of Prefect: a REST client tuned for the open-source server,
+//! the deployment flowgate wants for each (flow, env), and the pure plan and the
+//! sync that make a server match it without disturbing anything else.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod plan;
+pub mod schedule;
+pub mod spec;
+pub mod sync;
+
+pub use api::{Flow, FlowRun, FlowRunState, LogLine, ServerDeployment, WorkPool};
+pub use auth::PrefectAuth;
+pub use client::PrefectClient;
+pub use error::{PrefectError, Subject};
+pub use plan::{diff, plan, update_body, Action, FieldChange, Plan, PlannedDeployment, PruneCandidate, PruneScope};
+pub use schedule::{schedules_match, Schedule, ScheduleKind};
+pub use spec::{DeploymentInput, DesiredDeployment, MANAGED_TAG};
+pub use sync::{ensure_work_pool, sync, SyncOptions, SyncReport};

@@ -1,0 +1,144 @@
+//! Plan and sync against a real Prefect 3.9.1 server: idempotence, partial
+//! updates, paused state and scheduled runs kept, foreign deployments untouched.
+
+mod common;
+
+use common::{client, desired, input, with_schedule};
+use flowgate_prefect::{
+    ensure_work_pool, plan, sync, Action, PrefectClient, PrefectError, PruneScope, ServerDeployment, Subject,
+    SyncOptions,
+};
+use serde_json::json;
+
+async fn read(client: &PrefectClient, names: &[&str]) -> Vec<ServerDeployment> {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    client.read_deployments(&names).await.expect("read deployments")
+}
+
+async fn scheduled_ids(client: &PrefectClient, deployment_id: &str) -> Vec<String> {
+    let runs = client.read_flow_runs(deployment_id, &["SCHEDULED"]).await.expect("read runs");
+    runs.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn sync_is_idempotent_patches_only_changes_and_leaves_the_rest_alone() {
+    let client = client();
+    let pool = "sync-pool";
+    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "sync-qa-".into() };
+    let options = SyncOptions { prune: false, create_work_pools: true };
+    let (a, b) = ("sync-qa-alpha", "sync-qa-beta");
+
+    // First sync creates both (and the missing process pool).
+    let v1 = vec![
+        desired(with_schedule(input("qa", "sync-qa-", "alpha", "v1", pool))),
+        desired(input("qa", "sync-qa-", "beta", "v1", pool)),
+    ];
+    let first = plan(&v1, &read(&client, &[a, b]).await, &scope);
+    assert!(first.deployments.iter().all(|d| d.action == Action::Create), "{first:#?}");
+    let report = sync(&client, &first, &options, "process").await.expect("first sync");
+    assert_eq!(report.created, vec![a.to_string(), b.to_string()]);
+    assert_eq!(report.created_work_pools, vec![pool.to_string()]);
+
+    // Re-sync: everything Unchanged, not one write sent.
+    let again = plan(&v1, &read(&client, &[a, b]).await, &scope);
+    assert!(again.is_noop(), "{again:#?}");
+    let before = client.write_count();
+    let report = sync(&client, &again, &options, "process").await.expect("second sync");
+    assert_eq!(client.write_count(), before, "an unchanged sync must send no write");
+    assert_eq!(report.unchanged, vec![a.to_string(), b.to_string()]);
+
+    // Hand edits in the UI: pause beta; alpha has scheduled runs.
+    let actual = read(&client, &[a, b]).await;
+    let id_of = |name: &str| actual.iter().find(|d| d.name == name).expect("deployment").id.clone();
+    let (alpha_id, beta_id) = (id_of(a), id_of(b));
+    client.update_deployment(&beta_id, &json!({"paused": true}), &Subject::default()).await.expect("pause");
+    client.schedule_runs(&alpha_id).await.expect("schedule runs");
+    let alpha_runs = scheduled_ids(&client, &alpha_id).await;
+    assert!(!alpha_runs.is_empty(), "alpha should have scheduled runs");
+
+    // New build of beta only: a PATCH of version, tags and pull steps alone.
+    let v2 = vec![v1[0].clone(), desired(input("qa", "sync-qa-", "beta", "v2", pool))];
+    let update = plan(&v2, &read(&client, &[a, b]).await, &scope);
+    assert_eq!(update.deployments[0].action, Action::Unchanged { id: alpha_id.clone() });
+    let Action::Update { id, changes } = &update.deployments[1].action else { panic!("{update:#?}") };
+    assert_eq!(id, &beta_id);
+    let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+    assert_eq!(fields, ["version", "tags", "pull_steps"]);
+    let before = client.write_count();
+    sync(&client, &update, &options, "process").await.expect("update sync");
+    assert_eq!(client.write_count(), before + 1, "exactly one PATCH");
+
+    let beta = client.read_deployment(&beta_id).await.expect("read beta");
+    assert_eq!(beta.version.as_deref(), Some(v2[1].version.as_str()));
+    assert!(beta.paused, "a deployment paused by hand stays paused");
+    assert_eq!(beta.pull_steps.as_ref(), Some(&v2[1].pull_steps));
+    let after = scheduled_ids(&client, &alpha_id).await;
+    for run in &alpha_runs {
+        assert!(after.contains(run), "scheduled run {run} of unchanged alpha was deleted");
+    }
+    assert!(plan(&v2, &read(&client, &[a, b]).await, &scope).is_noop());
+
+    // Pruning: refuses to remove everything; removes what left the config.
+    let everything = plan(&[], &read(&client, &[]).await, &scope);
+    assert_eq!(everything.prune.len(), 2, "{everything:#?}");
+    let prune = SyncOptions { prune: true, create_work_pools: false };
+    let refused = sync(&client, &everything, &prune, "process").await.unwrap_err();
+    assert!(matches!(refused, PrefectError::PruneEverything { count: 2, .. }), "{refused}");
+    let keep_alpha = plan(&v2[..1], &read(&client, &[a]).await, &scope);
+    let report = sync(&client, &keep_alpha, &prune, "process").await.expect("prune");
+    assert_eq!(report.pruned, vec![b.to_string()]);
+    assert!(read(&client, &[b]).await.iter().all(|d| d.name != b), "beta was pruned");
+    ensure_work_pool(&client, pool, "process", false).await.expect("pool stays");
+}
+
+#[tokio::test]
+async fn a_colliding_deployment_without_the_flowgate_tag_is_never_modified() {
+    let client = client();
+    let pool = "foreign-pool";
+    ensure_work_pool(&client, pool, "process", true).await.expect("pool");
+    let flow = client.get_or_create_flow("gamma").await.expect("flow");
+    let body = json!({"name": "foreign-qa-gamma", "flow_id": flow.id, "work_pool_name": pool, "version": "hand-made", "tags": ["team"]});
+    let theirs = client.create_deployment(&body, &Subject::default()).await.expect("hand-made deployment");
+
+    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "foreign-qa-".into() };
+    let want = vec![desired(input("qa", "foreign-qa-", "gamma", "v1", pool))];
+    let planned = plan(&want, &read(&client, &["foreign-qa-gamma"]).await, &scope);
+    assert_eq!(planned.deployments[0].action, Action::Foreign { id: theirs.id.clone() });
+    assert!(planned.prune.is_empty(), "a foreign deployment is never a prune candidate");
+
+    let before = client.write_count();
+    let options = SyncOptions { prune: true, create_work_pools: false };
+    let report = sync(&client, &planned, &options, "process").await.expect("sync");
+    assert_eq!(report.skipped_foreign, vec!["foreign-qa-gamma".to_string()]);
+    assert_eq!(client.write_count(), before, "nothing sent for a foreign deployment");
+    let after = client.read_deployment(&theirs.id).await.expect("read");
+    assert_eq!(after, ServerDeployment { flow_name: String::new(), ..theirs });
+}
+
+#[tokio::test]
+async fn missing_work_pool_and_rejected_fields_are_named() {
+    let client = client();
+    let err = client.read_work_pool("no-such-pool").await.unwrap_err();
+    assert!(matches!(&err, PrefectError::WorkPoolMissing { pool } if pool == "no-such-pool"), "{err:?}");
+    assert!(err.to_string().contains("`no-such-pool`"), "{err}");
+
+    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "err-qa-".into() };
+    let want = vec![desired(input("qa", "err-qa-", "delta", "v1", "no-such-pool"))];
+    let planned = plan(&want, &read(&client, &["err-qa-delta"]).await, &scope);
+    let err = sync(&client, &planned, &SyncOptions::default(), "process").await.unwrap_err();
+    assert!(matches!(&err, PrefectError::WorkPoolMissing { pool } if pool == "no-such-pool"), "{err:?}");
+
+    let flow = client.get_or_create_flow("delta").await.expect("flow");
+    let mut body = want[0].create_body(&flow.id);
+    body["work_pool_name"] = json!("default-agent-pool-x");
+    body["schedule_bogus"] = json!(1);
+    let subject = Subject::deployment("delta", "qa", "err-qa-delta");
+    let err = client.create_deployment(&body, &subject).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PrefectError::Rejected { status: 422, .. }), "{err:?}");
+    for part in
+        ["`schedule_bogus`", "flow `delta`", "env `qa`", "deployment `err-qa-delta`", "Extra inputs are not permitted"]
+    {
+        assert!(text.contains(part), "{part} missing from: {text}");
+    }
+}
