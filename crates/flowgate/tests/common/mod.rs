@@ -84,9 +84,3 @@ pub fn filters(project: &GitProject, extra: &[(&str, &str)]) -> Vec<(String, Str
 pub fn pairs(filters: &[(String, String)]) -> Vec<(&str, &str)> {
     filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
 }
-
-/// Escapes a path for use in a filter.
-pub fn literal(path: &Path) -> String {
-    let text = path.display().to_string();
-    text.chars().flat_map(|c| if "\\.+*?()|[]{}^$#&-~".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
-}
