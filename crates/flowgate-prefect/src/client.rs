@@ -154,6 +154,7 @@ impl PrefectClient {
                 };
                 let status = response.status();
                 tracing::Span::current().record("status", status.as_u16());
+                tracing::debug!(attempt, "Prefect answered");
                 if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
                     if status == StatusCode::SERVICE_UNAVAILABLE {
                         self.limiter.throttle();
