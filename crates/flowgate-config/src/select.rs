@@ -51,6 +51,10 @@ pub fn select_env(
         (None, Some(variable)) if !variable.is_empty() => (variable, EnvSource::Variable),
         _ => (PERSONAL_ENV, EnvSource::Personal),
     };
+    // `dev-<user>` is what `status` shows for the personal env: accept it as a name
+    // for that env too, but only for the current user's own.
+    let own_ledger_name = format!("{PERSONAL_ENV}-{}", sanitize_user(user));
+    let name = if name == own_ledger_name { PERSONAL_ENV } else { name };
     let personal = name == PERSONAL_ENV;
     let env_config = match config.env(name) {
         Some(env) => env.clone(),

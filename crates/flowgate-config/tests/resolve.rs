@@ -105,6 +105,16 @@ fn personal_env_prefixes_deployment_names() {
 }
 
 #[test]
+fn the_personal_ledger_name_selects_only_your_own_personal_env() {
+    let config = config();
+    let own = select_env(Some("dev-alice"), None, &config, "alice").unwrap();
+    assert!(own.personal);
+    assert_eq!(own.ledger_name.as_str(), "dev-alice");
+    // Someone else's personal env is not reachable by name.
+    assert!(select_env(Some("dev-bob"), None, &config, "alice").is_err());
+}
+
+#[test]
 fn a_missing_template_value_is_an_error_naming_it() {
     let text = LAYERED.replace("description = \"{flow} at {short}\"", "description = \"from {branch}\"");
     let config = parse("flowgate.toml", &text).unwrap();

@@ -268,6 +268,7 @@ fn release_cycle() {
               "to_build": "[B1]",
               "same": true,
               "commits": null,
+              "commits_behind": null,
               "files": null
             },
             {
@@ -276,6 +277,7 @@ fn release_cycle() {
               "to_build": "[B1]",
               "same": true,
               "commits": null,
+              "commits_behind": null,
               "files": null
             },
             {
@@ -286,6 +288,7 @@ fn release_cycle() {
               "commits": [
                 "[C2] Report v2"
               ],
+              "commits_behind": [],
               "files": {
                 "added": [],
                 "removed": [],
@@ -313,6 +316,7 @@ fn release_cycle() {
               "to_build": "[B1]",
               "same": true,
               "commits": null,
+              "commits_behind": null,
               "files": null
             },
             {
@@ -321,6 +325,7 @@ fn release_cycle() {
               "to_build": "[B1]",
               "same": true,
               "commits": null,
+              "commits_behind": null,
               "files": null
             },
             {
@@ -329,6 +334,7 @@ fn release_cycle() {
               "to_build": "[B1]",
               "same": true,
               "commits": null,
+              "commits_behind": null,
               "files": null
             }
           ]
@@ -349,7 +355,7 @@ fn release_cycle() {
         files    6 ([N] bytes)
                  ./ 2 files
                  flows/ 3 files
-                 lib/ 1 files
+                 lib/ 1 file
         image    cleanup: ghcr.io/acme/flows:[C1]
         image    etl-daily: ghcr.io/acme/flows:[C1]
         image    report: ghcr.io/acme/flows:[C1]

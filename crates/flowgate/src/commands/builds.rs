@@ -62,7 +62,7 @@ pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result
         out.push_str(&format!("bundle   {} ({} bytes compressed)\n", b.bundle, b.bundle_size));
         out.push_str(&format!("files    {} ({} bytes)\n", b.file_count, shown.total_size));
         for (dir, n) in &shown.top_level {
-            out.push_str(&format!("         {dir}/ {n} files\n"));
+            out.push_str(&format!("         {dir}/ {n} file{}\n", if *n == 1 { "" } else { "s" }));
         }
         if b.images.is_empty() {
             out.push_str("images   none\n");

@@ -26,8 +26,11 @@ struct FlowDiff {
     from_build: Option<BuildId>,
     to_build: Option<BuildId>,
     same: bool,
-    /// `git log from..to` one-liners; null when either commit is not in this repository.
+    /// `git log from..to` one-liners: commits `to` runs that `from` does not;
+    /// null when either commit is not in this repository.
     commits: Option<Vec<String>>,
+    /// `git log to..from`: commits `from` runs that `to` does not (when `to` is behind).
+    commits_behind: Option<Vec<String>>,
     files: Option<ManifestDiff>,
 }
 
@@ -44,13 +47,21 @@ pub async fn run(project: &Project, args: DiffArgs, printer: Printer) -> Result<
     for flow in flows {
         let a = left.iter().find(|p| &p.flow == flow).map(|p| p.build.clone());
         let b = right.iter().find(|p| &p.flow == flow).map(|p| p.build.clone());
-        let mut diff =
-            FlowDiff { flow: flow.clone(), same: a == b, from_build: a, to_build: b, commits: None, files: None };
+        let mut diff = FlowDiff {
+            flow: flow.clone(),
+            same: a == b,
+            from_build: a,
+            to_build: b,
+            commits: None,
+            commits_behind: None,
+            files: None,
+        };
         if let (false, Some(a), Some(b)) = (diff.same, &diff.from_build, &diff.to_build) {
             let (Some(ba), Some(bb)) = (ledger.build(a).await?, ledger.build(b).await?) else {
                 anyhow::bail!("The ledger names build `{a}` or `{b}` but has no record of it");
             };
             diff.commits = repo.as_ref().and_then(|r| r.log_range(&ba.commit, &bb.commit));
+            diff.commits_behind = repo.as_ref().and_then(|r| r.log_range(&bb.commit, &ba.commit));
             if ba.bundle != bb.bundle {
                 let (ma, mb) = (store.manifest(&ba.bundle).await?, store.manifest(&bb.bundle).await?);
                 diff.files = Some(ManifestDiff::between(&ma, &mb));
@@ -79,9 +90,9 @@ fn render(out: &mut String, result: &EnvDiff) {
             result.to,
             short(&d.to_build)
         ));
-        if let Some(commits) = &d.commits {
-            for c in commits {
-                out.push_str(&format!("    commit {c}\n"));
+        for (mark, commits) in [("commit", &d.commits), ("behind", &d.commits_behind)] {
+            for c in commits.iter().flatten() {
+                out.push_str(&format!("    {mark} {c}\n"));
             }
         }
         if let Some(files) = &d.files {
