@@ -1,0 +1,174 @@
+//! The pure parts, without a server: the deployment spec flowgate builds and
+//! the field-by-field plan against what a server would answer.
+
+use flowgate_core::{BuildId, Digest};
+use flowgate_prefect::{
+    plan, update_body, Action, DeploymentInput, DesiredDeployment, PruneScope, Schedule, ServerDeployment,
+};
+use serde_json::{json, Map, Value};
+
+fn build(seed: &str) -> BuildId {
+    Digest::of(seed.as_bytes()).to_hex()[..20].parse().unwrap()
+}
+
+fn input(flow: &str, seed: &str) -> DeploymentInput {
+    DeploymentInput {
+        env: "qa".parse().unwrap(),
+        flow_name: flow.into(),
+        deployment_name: format!("qa-{flow}"),
+        build: build(seed),
+        digest: Digest::of(seed.as_bytes()),
+        store_url: "s3://bucket/artifacts".into(),
+        entrypoint: format!("flows/{flow}.py:{flow}"),
+        work_pool: "qa-pool".into(),
+        pool_type: "process".into(),
+        work_queue: None,
+        parameters: Map::from_iter([("days".to_string(), json!(1))]),
+        parameter_schema: json!({"type": "object", "properties": {}}),
+        schedules: vec![Schedule::cron("0 3 * * *", None)],
+        job_variables: Map::new(),
+        image: Some("ghcr.io/acme/flows@sha256:abc".into()),
+        tags: vec!["etl".into(), "etl".into()],
+        description: None,
+        extra_pull_steps: vec![],
+        paused: None,
+        pull_command: None,
+    }
+}
+
+/// What the server answers after creating `want` (plus its own additions).
+fn as_server(want: &DesiredDeployment, id: &str) -> ServerDeployment {
+    let schedules = want
+        .schedules
+        .iter()
+        .map(|s| {
+            let mut body = s.create_body();
+            body["id"] = json!("sched-id");
+            body["active"] = json!(true);
+            body["schedule"]["timezone"] = Value::Null;
+            body
+        })
+        .collect();
+    ServerDeployment {
+        id: id.into(),
+        name: want.name.clone(),
+        flow_id: "flow-id".into(),
+        flow_name: want.flow_name.clone(),
+        version: Some(want.version.clone()),
+        description: want.description.clone(),
+        paused: false,
+        schedules,
+        job_variables: want.job_variables.clone(),
+        parameters: want.parameters.clone(),
+        parameter_openapi_schema: Some(want.parameter_schema.clone()),
+        tags: want.tags.iter().rev().cloned().collect(),
+        work_queue_name: Some("default".into()),
+        work_pool_name: Some(want.work_pool.clone()),
+        pull_steps: Some(want.pull_steps.clone()),
+        entrypoint: Some(want.entrypoint.clone()),
+    }
+}
+
+fn scope() -> PruneScope {
+    PruneScope { env: "qa".parse().unwrap(), name_prefix: "qa-".into() }
+}
+
+#[test]
+fn spec_carries_flowgate_tags_pull_steps_and_user_steps_after() {
+    let mut i = input("etl", "v1");
+    i.extra_pull_steps =
+        vec![json!({"prefect.deployments.steps.pip_install_requirements": {"directory": "{{ pull-code.stdout }}"}})];
+    let want = DesiredDeployment::new(i);
+    let id = build("v1");
+    assert_eq!(want.version, id.to_string());
+    assert_eq!(want.tags, ["etl", "flowgate", &format!("flowgate-build:{id}"), "flowgate-env:qa"]);
+    let digest = Digest::of(b"v1").to_hex();
+    assert_eq!(
+        want.pull_steps,
+        [
+            json!({"prefect.deployments.steps.run_shell_script": {"id": "pull-code",
+                "script": format!("flowgate pull {id} --store s3://bucket/artifacts --digest {digest}"), "stream_output": false}}),
+            json!({"prefect.deployments.steps.set_working_directory": {"directory": "{{ pull-code.stdout }}"}}),
+            json!({"prefect.deployments.steps.pip_install_requirements": {"directory": "{{ pull-code.stdout }}"}}),
+        ]
+    );
+    assert!(!want.job_variables.contains_key("image"), "a process pool runs no image");
+    let body = want.create_body("fid");
+    assert!(body.get("paused").is_none() && body.get("work_queue_name").is_none(), "{body}");
+}
+
+#[test]
+fn image_is_pinned_on_container_pools_only() {
+    for (pool_type, pinned) in
+        [("docker", true), ("kubernetes", true), ("ecs:push", true), ("cloud-run-v2", true), ("process", false)]
+    {
+        let mut i = input("etl", "v1");
+        i.pool_type = pool_type.into();
+        let want = DesiredDeployment::new(i);
+        assert_eq!(want.job_variables.get("image").is_some(), pinned, "{pool_type}");
+    }
+    let mut i = input("etl", "v1");
+    i.store_url = "file:///srv/my store".into();
+    let script = DesiredDeployment::new(i).pull_steps[0].to_string();
+    assert!(script.contains("--store 'file:///srv/my store'"), "{script}");
+}
+
+#[test]
+fn plan_creates_leaves_and_updates_field_by_field() {
+    let etl = DesiredDeployment::new(input("etl", "v1"));
+    let report = DesiredDeployment::new(input("report", "v1"));
+    let actual = vec![as_server(&etl, "e1")];
+    let p = plan(&[etl.clone(), report.clone()], &actual, &scope());
+    assert_eq!(p.deployments[0].action, Action::Unchanged { id: "e1".into() });
+    assert_eq!(p.deployments[1].action, Action::Create);
+
+    let v2 = DesiredDeployment::new(input("etl", "v2"));
+    let p = plan(&[v2.clone()], &actual, &scope());
+    let Action::Update { id, changes } = &p.deployments[0].action else { panic!("{p:#?}") };
+    assert_eq!(id, "e1");
+    let fields: Vec<_> = changes.iter().map(|c| c.field).collect();
+    assert_eq!(fields, ["version", "tags", "pull_steps"]);
+    assert_eq!(changes[0].old, json!(etl.version));
+    assert_eq!(changes[0].new, json!(v2.version));
+    let body = update_body(changes);
+    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), ["version", "tags", "pull_steps"]);
+}
+
+#[test]
+fn paused_counts_only_when_managed_and_hand_edits_show_as_drift() {
+    let etl = DesiredDeployment::new(input("etl", "v1"));
+    let mut have = as_server(&etl, "e1");
+    have.paused = true;
+    assert!(plan(&[etl.clone()], &[have.clone()], &scope()).is_noop());
+
+    let mut managed = input("etl", "v1");
+    managed.paused = Some(false);
+    let p = plan(&[DesiredDeployment::new(managed)], &[have.clone()], &scope());
+    let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
+    assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["paused"]);
+
+    have.paused = false;
+    have.job_variables.insert("image".into(), json!("hand/edited:latest"));
+    have.schedules.clear();
+    let p = plan(&[etl], &[have], &scope());
+    let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
+    assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["job_variables", "schedules"]);
+}
+
+#[test]
+fn foreign_deployments_are_marked_and_prune_stays_in_scope() {
+    let etl = DesiredDeployment::new(input("etl", "v1"));
+    let mut foreign = as_server(&etl, "f1");
+    foreign.tags = vec!["team".into()];
+    let p = plan(&[etl.clone()], &[foreign.clone()], &scope());
+    assert_eq!(p.deployments[0].action, Action::Foreign { id: "f1".into() });
+
+    let gone = as_server(&DesiredDeployment::new(input("gone", "v1")), "g1");
+    let mut prod = as_server(&DesiredDeployment::new(input("other", "v1")), "p1");
+    prod.tags = vec!["flowgate".into(), "flowgate-env:prod".into()];
+    let mut unmanaged_gone = as_server(&DesiredDeployment::new(input("old", "v1")), "u1");
+    unmanaged_gone.tags = vec![];
+    let p = plan(&[etl], &[gone, prod, unmanaged_gone, foreign], &scope());
+    let names: Vec<_> = p.prune.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["qa-gone"]);
+}
