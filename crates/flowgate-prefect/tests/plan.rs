@@ -123,7 +123,7 @@ fn plan_creates_leaves_and_updates_field_by_field() {
     assert_eq!(p.deployments[1].action, Action::Create);
 
     let v2 = DesiredDeployment::new(input("etl", "v2"));
-    let p = plan(&[v2.clone()], &actual, &scope());
+    let p = plan(std::slice::from_ref(&v2), &actual, &scope());
     let Action::Update { id, changes } = &p.deployments[0].action else { panic!("{p:#?}") };
     assert_eq!(id, "e1");
     let fields: Vec<_> = changes.iter().map(|c| c.field).collect();
@@ -139,7 +139,7 @@ fn paused_counts_only_when_managed_and_hand_edits_show_as_drift() {
     let etl = DesiredDeployment::new(input("etl", "v1"));
     let mut have = as_server(&etl, "e1");
     have.paused = true;
-    assert!(plan(&[etl.clone()], &[have.clone()], &scope()).is_noop());
+    assert!(plan(std::slice::from_ref(&etl), std::slice::from_ref(&have), &scope()).is_noop());
 
     let mut managed = input("etl", "v1");
     managed.paused = Some(false);
@@ -160,7 +160,7 @@ fn foreign_deployments_are_marked_and_prune_stays_in_scope() {
     let etl = DesiredDeployment::new(input("etl", "v1"));
     let mut foreign = as_server(&etl, "f1");
     foreign.tags = vec!["team".into()];
-    let p = plan(&[etl.clone()], &[foreign.clone()], &scope());
+    let p = plan(std::slice::from_ref(&etl), std::slice::from_ref(&foreign), &scope());
     assert_eq!(p.deployments[0].action, Action::Foreign { id: "f1".into() });
 
     let gone = as_server(&DesiredDeployment::new(input("gone", "v1")), "g1");
