@@ -169,6 +169,51 @@ macro_rules! impl_ledger {
                 rows.into_iter().map(codec::release).collect()
             }
 
+            #[tracing::instrument(level = "debug", skip_all, fields(env = %env, flows = synced.len()))]
+            async fn record_synced(
+                &self,
+                env: &flowgate_core::EnvName,
+                synced: &[(flowgate_core::FlowKey, flowgate_core::Revision)],
+            ) -> Result<(), $crate::LedgerError> {
+                use $crate::{sql, LedgerError};
+                if synced.is_empty() {
+                    return Ok(());
+                }
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let mut tx = self.begin_write().await?;
+                for (flow, revision) in synced {
+                    sqlx::query(sql::UPSERT_SYNCED)
+                        .bind(flow.as_str())
+                        .bind(env.as_str())
+                        .bind(*revision)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(LedgerError::backend("record sync state"))?;
+                }
+                tx.commit().await.map_err(LedgerError::backend("commit sync state"))
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(env = %env))]
+            async fn synced(
+                &self,
+                env: &flowgate_core::EnvName,
+            ) -> Result<Vec<(flowgate_core::FlowKey, flowgate_core::Revision)>, $crate::LedgerError> {
+                use $crate::{sql, LedgerError};
+                let rows: Vec<(String, i64)> = sqlx::query_as(sql::SELECT_SYNCED)
+                    .bind(env.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(LedgerError::backend("read sync state"))?;
+                rows.into_iter()
+                    .map(|(flow, revision)| {
+                        let flow =
+                            flow.parse().map_err(|e| LedgerError::corrupt(format!("sync_state flow `{flow}`: {e}")))?;
+                        Ok((flow, revision))
+                    })
+                    .collect()
+            }
+
             #[tracing::instrument(level = "debug", skip_all)]
             async fn dump(&self) -> Result<String, $crate::LedgerError> {
                 use std::fmt::Write as _;
@@ -183,10 +228,13 @@ macro_rules! impl_ledger {
                     sqlx::query_as(&sql::dump_pointers()).fetch_all(&self.pool).await.map_err(err())?;
                 let releases: Vec<codec::ReleaseRow> =
                     sqlx::query_as(&sql::dump_releases()).fetch_all(&self.pool).await.map_err(err())?;
+                let synced: Vec<(String, String, i64)> =
+                    sqlx::query_as(sql::DUMP_SYNC_STATE).fetch_all(&self.pool).await.map_err(err())?;
                 builds.iter().for_each(|r| writeln!(out, "builds {r:?}").expect("writing to a String"));
                 commits.iter().for_each(|r| writeln!(out, "build_commits {r:?}").expect("writing to a String"));
                 pointers.iter().for_each(|r| writeln!(out, "pointers {r:?}").expect("writing to a String"));
                 releases.iter().for_each(|r| writeln!(out, "releases {r:?}").expect("writing to a String"));
+                synced.iter().for_each(|r| writeln!(out, "sync_state {r:?}").expect("writing to a String"));
                 Ok(out)
             }
         }

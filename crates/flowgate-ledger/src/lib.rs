@@ -12,7 +12,7 @@ mod url;
 
 use std::path::Path;
 
-use flowgate_core::{Build, BuildId, EnvName, FlowKey, Move, Pointer, Release};
+use flowgate_core::{Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
 
 pub use crate::error::{BoxError, LedgerError};
 pub use crate::url::LedgerUrl;
@@ -68,6 +68,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Releases of one pointer, newest first; `limit` None = all.
     async fn history(&self, flow: &FlowKey, env: &EnvName, limit: Option<u32>) -> Result<Vec<Release>, LedgerError>;
+
+    /// Records that each `(flow, revision)` of `env` now is on that env's Prefect
+    /// server, in one transaction. A cell's recorded revision never goes
+    /// backwards: recording an older revision than the one stored is ignored.
+    async fn record_synced(&self, env: &EnvName, synced: &[(FlowKey, Revision)]) -> Result<(), LedgerError>;
+
+    /// The last synced revision of every flow of `env` that was ever synced, by flow.
+    async fn synced(&self, env: &EnvName) -> Result<Vec<(FlowKey, Revision)>, LedgerError>;
 
     /// A deterministic, complete text dump of every ledger table (not the
     /// migration bookkeeping), for tests that prove nothing changed.

@@ -68,3 +68,12 @@ pub(crate) fn dump_pointers() -> String {
 pub(crate) fn dump_releases() -> String {
     format!("SELECT {RELEASE_COLUMNS} FROM releases ORDER BY flow, env, revision")
 }
+
+/// Records a synced revision; never moves a cell's recorded revision backwards
+/// (a slower concurrent sync of an older revision loses).
+pub(crate) const UPSERT_SYNCED: &str = "INSERT INTO sync_state (flow, env, revision, synced_at_ms) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (flow, env) DO UPDATE \
+    SET revision = excluded.revision, synced_at_ms = excluded.synced_at_ms \
+    WHERE sync_state.revision <= excluded.revision";
+pub(crate) const SELECT_SYNCED: &str = "SELECT flow, revision FROM sync_state WHERE env = $1 ORDER BY flow";
+pub(crate) const DUMP_SYNC_STATE: &str = "SELECT flow, env, revision FROM sync_state ORDER BY flow, env";

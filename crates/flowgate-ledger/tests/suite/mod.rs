@@ -21,6 +21,7 @@ macro_rules! stories {
         $story!(history_is_newest_first_and_gap_free);
         $story!(concurrent_applies_exactly_one_wins);
         $story!(reopen_keeps_data_and_migrations_are_idempotent);
+        $story!(sync_state_records_per_env_and_never_goes_back);
     };
 }
 pub(crate) use stories;
@@ -319,4 +320,23 @@ pub async fn reopen_keeps_data_and_migrations_are_idempotent(t: &Target) {
     assert_eq!(b.dump().await.unwrap(), before);
     a.apply(&[mv("etl", "qa", Some(1), B3)]).await.unwrap();
     assert_eq!(b.pointer(&flow("etl"), &env("qa")).await.unwrap().unwrap().revision, 2);
+}
+
+pub async fn sync_state_records_per_env_and_never_goes_back(t: &Target) {
+    let ledger = t.open().await;
+    assert!(ledger.synced(&env("qa")).await.unwrap().is_empty());
+    ledger.record_synced(&env("qa"), &[]).await.unwrap();
+    assert!(ledger.synced(&env("qa")).await.unwrap().is_empty());
+    ledger.record_synced(&env("qa"), &[(flow("etl"), 2), (flow("report"), 1)]).await.unwrap();
+    ledger.record_synced(&env("prod"), &[(flow("etl"), 1)]).await.unwrap();
+    assert_eq!(ledger.synced(&env("qa")).await.unwrap(), vec![(flow("etl"), 2), (flow("report"), 1)]);
+    assert_eq!(ledger.synced(&env("prod")).await.unwrap(), vec![(flow("etl"), 1)]);
+    // Advancing works; an older revision recorded late (a slower sync) is ignored.
+    ledger.record_synced(&env("qa"), &[(flow("etl"), 3), (flow("report"), 0)]).await.unwrap();
+    assert_eq!(ledger.synced(&env("qa")).await.unwrap(), vec![(flow("etl"), 3), (flow("report"), 1)]);
+    let dump = ledger.dump().await.unwrap();
+    assert!(dump.contains("sync_state (\"etl\", \"qa\", 3)"), "{dump}");
+    // Reopening keeps it.
+    let again = t.open().await;
+    assert_eq!(again.synced(&env("prod")).await.unwrap(), vec![(flow("etl"), 1)]);
 }
