@@ -12,7 +12,7 @@ use crate::settings::{Level, SETTING_KEYS};
 
 const TOP_KEYS: &[&str] = &["project", "flows", "envs"];
 const PROJECT_KEYS: &[&str] = &["name", "ledger", "artifacts", "include", "exclude"];
-const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name"];
+const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name", "parameter_schema"];
 
 /// The expected keys of a table: its own, then every deployment setting.
 pub(crate) fn expected(own: &[&'static str]) -> Vec<&'static str> {
@@ -112,12 +112,14 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
         let table = format!("[flows.{}]", e.key);
         let mut entrypoint = None;
         let mut flow_name = None;
+        let mut parameter_schema = None;
         let mut settings = Settings::default();
         for f in cx.table(&e.node, &format!("`{table}`"))? {
             let what = key_in(&f.key, &table);
             match f.key.as_str() {
                 "entrypoint" => entrypoint = Some(check_entrypoint(cx, &f.node, &what)?),
                 "flow_name" => flow_name = Some(cx.non_empty(&f.node, &what)?),
+                "parameter_schema" => parameter_schema = Some(cx.object(&f.node, &what)?),
                 _ => {
                     if !crate::settings::decode_setting(cx, &mut settings, f, &table, Level::Flow)? {
                         return Err(cx.unknown_key(f, &table, &expected(FLOW_KEYS)));
@@ -131,7 +133,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
                 format!("`{table}` needs `entrypoint`, the flow function as `path/file.py:function`"),
             ));
         };
-        flows.push((key, FlowConfig { entrypoint, flow_name, settings }));
+        flows.push((key, FlowConfig { entrypoint, flow_name, parameter_schema, settings }));
     }
     Ok(flows)
 }

@@ -30,6 +30,10 @@ pub struct ResolvedDeployment {
     pub pull: Vec<JsonMap>,
     /// `None` when no layer says: leave the deployment's paused state alone.
     pub paused: Option<bool>,
+    /// The type a missing work pool is created with; `None`: the caller's default.
+    pub work_pool_type: Option<String>,
+    /// The configured `parameter_schema` of the flow; `None`: derive it from the entrypoint.
+    pub parameter_schema: Option<JsonMap>,
 }
 
 /// Merges `over` onto `base`: maps key by key (recursively), tags as an ordered
@@ -72,6 +76,7 @@ pub fn merge_settings(base: &Settings, over: &Settings) -> Settings {
         deployment_name: pick(&base.deployment_name, &over.deployment_name),
         pull: pick(&base.pull, &over.pull),
         paused: pick(&base.paused, &over.paused),
+        work_pool_type: pick(&base.work_pool_type, &over.work_pool_type),
     }
 }
 
@@ -132,6 +137,8 @@ impl Config {
             schedules: s.schedules.unwrap_or_default(),
             pull: s.pull.unwrap_or_default(),
             paused: s.paused,
+            work_pool_type: s.work_pool_type,
+            parameter_schema: flow_config.parameter_schema.clone(),
         })
     }
 

@@ -38,6 +38,10 @@ pub struct Settings {
     /// Extra Prefect pull steps (`{ "<step function>" = { … } }`), run after flowgate's own.
     pub pull: Option<Vec<JsonMap>>,
     pub paused: Option<bool>,
+    /// The type of the work pool (`process`, `docker`, `kubernetes`, ...) used
+    /// when flowgate creates a missing pool (`--create-work-pools`); an existing
+    /// pool's type is read from the server. Default `process`.
+    pub work_pool_type: Option<String>,
 }
 
 /// `[project]`.
@@ -83,6 +87,9 @@ pub struct FlowConfig {
     pub entrypoint: String,
     /// The Prefect flow name, when it differs from what the entrypoint declares.
     pub flow_name: Option<String>,
+    /// `parameter_schema`: the deployment's `parameter_openapi_schema`, replacing
+    /// the one derived from the entrypoint's signature.
+    pub parameter_schema: Option<JsonMap>,
     pub settings: Settings,
 }
 

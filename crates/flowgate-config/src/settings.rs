@@ -19,6 +19,7 @@ pub(crate) const SETTING_KEYS: &[&str] = &[
     "deployment_name",
     "pull",
     "paused",
+    "work_pool_type",
 ];
 
 pub(crate) const SCHEDULE_KEYS: &[&str] = &[
@@ -96,6 +97,7 @@ pub(crate) fn decode_setting(
             settings.pull = Some(items.iter().map(|s| pull_step(cx, s, &what)).collect::<Result<_, _>>()?);
         }
         "paused" => settings.paused = Some(cx.bool(node, &what)?),
+        "work_pool_type" => settings.work_pool_type = Some(cx.non_empty(node, &what)?),
         _ => return Ok(false),
     }
     Ok(true)

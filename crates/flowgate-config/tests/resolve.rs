@@ -279,3 +279,42 @@ fn debug_output_redacts_database_passwords() {
     assert!(debug.contains("postgres://flow:***@db.internal/flows"), "{debug}");
     assert_eq!(config.project.ledger, "postgres://flow:hunter2@db.internal/flows");
 }
+
+#[test]
+fn parameter_schema_and_work_pool_type_come_from_config() {
+    let text = r#"
+[project]
+name = "acme"
+work_pool_type = "process"
+
+[flows.etl]
+entrypoint = "flows/etl.py:etl"
+parameter_schema = { type = "object", properties = { days = { type = "integer" } } }
+
+[flows.report]
+entrypoint = "flows/report.py:report"
+
+[envs.qa]
+work_pool_type = "docker"
+
+[envs.qa.flows.report]
+work_pool_type = "kubernetes"
+"#;
+    let config = parse("flowgate.toml", text).unwrap();
+    let qa = select_env(Some("qa"), None, &config, "alice").unwrap();
+    let etl = config.deployment(&key("etl"), &qa, &vars()).unwrap();
+    assert_eq!(
+        etl.parameter_schema.map(serde_json::Value::Object),
+        Some(json!({ "type": "object", "properties": { "days": { "type": "integer" } } }))
+    );
+    assert_eq!(etl.work_pool_type.as_deref(), Some("docker"));
+    let report = config.deployment(&key("report"), &qa, &vars()).unwrap();
+    assert_eq!(report.parameter_schema, None);
+    assert_eq!(report.work_pool_type.as_deref(), Some("kubernetes"));
+    let dev = select_env(None, None, &config, "alice").unwrap();
+    assert_eq!(config.deployment(&key("report"), &dev, &vars()).unwrap().work_pool_type.as_deref(), Some("process"));
+    // A schema that is not a table is refused with its location.
+    let bad = text.replace("parameter_schema = {", "parameter_schema = \"x\"\nignored = {");
+    let err = parse("flowgate.toml", &bad).unwrap_err().to_string();
+    assert!(err.contains("parameter_schema"), "{err}");
+}
