@@ -58,6 +58,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Fetch, verify and unpack a build's bundle; prints the directory.
     Pull(PullArgs),
+    /// The build, commit and image a Prefect flow run actually executed.
+    Which(WhichArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,4 +193,12 @@ pub struct PullArgs {
     /// Cache directory (default: FLOWGATE_CACHE_DIR, else $XDG_CACHE_HOME/flowgate/bundles).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhichArgs {
+    /// The flow run's id (a UUID).
+    pub flow_run_id: String,
+    #[command(flatten)]
+    pub env: EnvArg,
 }

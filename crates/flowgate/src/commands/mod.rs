@@ -9,6 +9,7 @@ mod init;
 mod moves;
 mod pull;
 mod status;
+mod which;
 
 use anyhow::Result;
 
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Status(args) => status::run(&project, args, printer).await,
                 Command::History(args) => history::run(&project, args, printer).await,
                 Command::Diff(args) => diff::run(&project, args, printer).await,
+                Command::Which(args) => which::run(&project, args, printer).await,
                 Command::Init(_) | Command::Pull(_) => unreachable!("handled above"),
             }
         }

@@ -1,12 +1,16 @@
 //! `flowgate pull BUILD`: fetch, verify and unpack a bundle into the cache, and
 //! print its directory. Inside a project BUILD resolves through the ledger; on a
 //! worker (no project) the pull step passes the build id and an absolute store URL.
+//! Inside a Prefect flow run it also records on the run which build it fetched,
+//! the record `flowgate which` trusts over the run's `deployment_version`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use flowgate_bundle::{Cache, Limits};
 use flowgate_core::{Build, BuildId, Digest};
+use flowgate_prefect::{PrefectClient, PullRecord, RunContext};
 use flowgate_store::ArtifactStore;
 use serde::Serialize;
 
@@ -41,8 +45,29 @@ pub async fn run(cwd: &Path, args: PullArgs, printer: Printer) -> Result<()> {
         Some(path) => (path, true),
         None => (install(&cache, &store, &build.bundle).await?, false),
     };
+    if let Some(context) = RunContext::from_env() {
+        let record = PullRecord { build: build.id.clone(), bundle: build.bundle };
+        if let Err(error) = record_on_run(&context, &record).await {
+            // The code is in place: a run must not fail because its record did not land.
+            eprintln!("warning: {error:#}");
+        }
+    }
     let result = Pulled { build: build.id, digest: build.bundle, path, cached };
     printer.result(&result, |out| out.push_str(&format!("{}\n", result.path.display())))
+}
+
+/// How long recording on the flow run may take before the pull goes on without it.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Labels the flow run with the build and bundle and logs a line on it.
+async fn record_on_run(context: &RunContext, record: &PullRecord) -> Result<()> {
+    let failed = || format!("Failed to record build `{}` on flow run `{}`", record.build, context.flow_run_id);
+    let client = PrefectClient::new(&context.api_url, context.auth.clone()).with_context(failed)?;
+    tokio::time::timeout(RECORD_TIMEOUT, client.record_pull(&context.flow_run_id, record))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from `{}` within {RECORD_TIMEOUT:?}", context.api_url))
+        .with_context(failed)?
+        .with_context(failed)
 }
 
 async fn locate(cwd: &Path, args: &PullArgs) -> Result<(Build, ArtifactStore)> {
