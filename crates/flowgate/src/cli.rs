@@ -58,6 +58,10 @@ pub enum Command {
     Diff(DiffArgs),
     /// Fetch, verify and unpack a build's bundle; prints the directory.
     Pull(PullArgs),
+    /// The deployments sync would create, update (field by field) or leave alone.
+    Plan(PlanArgs),
+    /// Make the env's Prefect server match the ledger (env: --env, else FLOWGATE_ENV, else your personal env).
+    Sync(SyncArgs),
     /// The build, commit and image a Prefect flow run actually executed.
     Which(WhichArgs),
 }
@@ -113,6 +117,12 @@ pub struct MoveArgs {
     /// Show what would move and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Record the move in the ledger only; `flowgate sync` pushes it later.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Create missing work pools (type: `work_pool_type`, default `process`) when syncing.
+    #[arg(long)]
+    pub create_work_pools: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,4 +211,22 @@ pub struct WhichArgs {
     pub flow_run_id: String,
     #[command(flatten)]
     pub env: EnvArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Delete this env's flowgate deployments whose flow is no longer released here.
+    #[arg(long)]
+    pub prune: bool,
+    /// Create missing work pools (type: `work_pool_type`, default `process`).
+    #[arg(long)]
+    pub create_work_pools: bool,
 }

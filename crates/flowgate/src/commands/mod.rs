@@ -3,12 +3,17 @@
 
 mod build;
 mod builds;
+mod deploy;
 mod diff;
 mod history;
 mod init;
+mod local_bundle;
 mod moves;
+mod plan;
 mod pull;
+mod schedules;
 mod status;
+mod sync;
 mod which;
 
 use anyhow::Result;
@@ -35,6 +40,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Status(args) => status::run(&project, args, printer).await,
                 Command::History(args) => history::run(&project, args, printer).await,
                 Command::Diff(args) => diff::run(&project, args, printer).await,
+                Command::Plan(args) => plan::run(&project, args, printer).await,
+                Command::Sync(args) => sync::run(&project, args, printer).await,
                 Command::Which(args) => which::run(&project, args, printer).await,
                 Command::Init(_) | Command::Pull(_) => unreachable!("handled above"),
             }

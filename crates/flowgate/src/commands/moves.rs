@@ -1,13 +1,19 @@
 //! `release`, `promote` and `rollback`: each plans pointer moves with the pure
-//! rules of flowgate-core, then applies them in one ledger transaction.
+//! rules of flowgate-core, then applies them in one ledger transaction, then
+//! (unless `--no-sync`, or the env is ledger-only) syncs the env's Prefect server.
+//! A failed sync leaves the move recorded: the ledger is the desired state.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use flowgate_config::SelectedEnv;
 use flowgate_core::moves::Intent;
 use flowgate_core::{plan_promote, plan_release, plan_rollback, EnvName, FlowKey, Move, Pointer, Release};
 use flowgate_ledger::Ledger;
+use flowgate_prefect::SyncOptions;
 use serde::Serialize;
+
+use super::deploy::{self, Target};
 
 use crate::cli::{MoveArgs, PromoteArgs, ReleaseArgs, RollbackArgs};
 use crate::exit::RefusedError;
@@ -21,6 +27,9 @@ struct Moved {
     dry_run: bool,
     /// What was applied (or, with --dry-run, what would be).
     moves: Vec<MoveView>,
+    /// What the sync after the move did; absent when it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<super::sync::SyncView>,
 }
 
 #[derive(Serialize)]
@@ -42,7 +51,7 @@ pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> 
     let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
     let moves = plan_release(&flows, &env.ledger_name, &build.id, &current, &intent(project, &args.moves));
-    apply(ledger.as_ref(), moves, &current, &args.moves, printer).await
+    apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
 }
 
 pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> Result<()> {
@@ -54,7 +63,7 @@ pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> 
     let source = pointers_by_flow(ledger.as_ref(), &from).await?;
     let target = pointers_by_flow(ledger.as_ref(), &to_env.ledger_name).await?;
     let moves = plan_promote(&flows, &from, &to_env.ledger_name, &source, &target, &intent(project, &args.moves))?;
-    apply(ledger.as_ref(), moves, &target, &args.moves, printer).await
+    apply(project, ledger.as_ref(), &to_env, moves, &target, &args.moves, printer).await
 }
 
 pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -> Result<()> {
@@ -69,7 +78,7 @@ pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -
         moves.push(plan_rollback(flow, &env.ledger_name, &history, args.to, &intent)?);
     }
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
-    apply(ledger.as_ref(), moves, &current, &args.moves, printer).await
+    apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
 }
 
 /// Gates arrive with rollouts; until flowgate evaluates them, an env that
@@ -103,12 +112,17 @@ async fn pointers_by_flow(ledger: &dyn Ledger, env: &EnvName) -> Result<BTreeMap
 }
 
 async fn apply(
+    project: &Project,
     ledger: &dyn Ledger,
+    env: &SelectedEnv,
     moves: Vec<Move>,
     current: &BTreeMap<FlowKey, Pointer>,
     args: &MoveArgs,
     printer: Printer,
 ) -> Result<()> {
+    // Resolve the server (and its credentials) before moving, so a missing
+    // variable is a usage error with nothing changed.
+    let target = if args.dry_run || args.no_sync { None } else { Target::of(env)? };
     let views: Vec<MoveView> = if args.dry_run {
         moves.iter().map(|m| planned_view(m, current)).collect()
     } else if moves.is_empty() {
@@ -116,8 +130,40 @@ async fn apply(
     } else {
         ledger.apply(&moves).await?.iter().map(applied_view).collect()
     };
-    let result = Moved { dry_run: args.dry_run, moves: views };
-    printer.result(&result, |out| {
+    let mut result = Moved { dry_run: args.dry_run, moves: views, sync: None };
+    if let Some(target) = &target {
+        let options = SyncOptions { prune: false, create_work_pools: args.create_work_pools };
+        match deploy::sync(project, ledger, target, &options).await {
+            Ok((_, report)) => {
+                result.sync = Some(super::sync::view(&env.config_name, report, target.client.write_count()));
+            }
+            Err(err) => {
+                if !printer.json {
+                    print_moves(&result, printer)?;
+                }
+                let recorded =
+                    if result.moves.is_empty() { "Nothing moved" } else { "The move is recorded in the ledger" };
+                return Err(err.context(format!(
+                    "{recorded}, but syncing env `{0}` to Prefect failed; `flowgate sync --env {0}` will converge",
+                    env.config_name
+                )));
+            }
+        }
+    }
+    print_moves(&result, printer)
+}
+
+fn print_moves(result: &Moved, printer: Printer) -> Result<()> {
+    printer.result(result, |out| {
+        render_moves(out, result);
+        if let Some(sync) = &result.sync {
+            super::sync::render(out, sync);
+        }
+    })
+}
+
+fn render_moves(out: &mut String, result: &Moved) {
+    {
         if result.moves.is_empty() {
             out.push_str("Nothing to move: every selected flow already runs that build.\n");
             return;
@@ -140,7 +186,7 @@ async fn apply(
             })
             .collect();
         table(out, &["FLOW", "ENV", "REVISION", "FROM", "TO", "KIND"], &rows);
-    })
+    }
 }
 
 fn planned_view(m: &Move, current: &BTreeMap<FlowKey, Pointer>) -> MoveView {

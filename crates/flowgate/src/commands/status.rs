@@ -1,11 +1,12 @@
-//! `flowgate status`: the flows × envs matrix of what runs where.
+//! `flowgate status`: the flows × envs matrix of what runs where, and for envs
+//! with a Prefect server whether each cell's revision has been synced there.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use chrono::Utc;
 use flowgate_config::PERSONAL_ENV;
-use flowgate_core::{Build, BuildId, EnvName, StatusMatrix};
+use flowgate_core::{Build, BuildId, EnvName, FlowKey, Revision, StatusMatrix};
 use flowgate_ledger::Ledger;
 use serde::Serialize;
 
@@ -32,6 +33,10 @@ struct Cell {
     revision: i64,
     commit: Option<String>,
     updated_at: chrono::DateTime<Utc>,
+    /// Envs with a Prefect server only: `synced`, or `pending sync` when the
+    /// pointer's revision is newer than the one last synced (`flowgate sync` converges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<&'static str>,
 }
 
 pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Result<()> {
@@ -51,6 +56,12 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
         envs.push(personal);
     }
     let matrix = StatusMatrix::new(&project.all_flows(), &envs, &pointers);
+    let mut synced: BTreeMap<EnvName, Vec<(FlowKey, Revision)>> = BTreeMap::new();
+    for env in &envs {
+        if !project.select_env(Some(env.as_str()))?.is_ledger_only() {
+            synced.insert(env.clone(), ledger.synced(env).await?);
+        }
+    }
     let builds =
         builds_of(ledger.as_ref(), matrix.rows.iter().flat_map(|r| r.cells.iter().flatten().map(|p| &p.build))).await?;
     let status = Status {
@@ -69,6 +80,13 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                             revision: p.revision,
                             commit: builds.get(&p.build).map(|b| b.short_commit().to_string()),
                             updated_at: p.updated_at,
+                            sync: synced.get(&p.env).map(|done| {
+                                if done.iter().any(|(f, r)| *f == p.flow && *r >= p.revision) {
+                                    "synced"
+                                } else {
+                                    "pending sync"
+                                }
+                            }),
                         })
                     })
                     .collect(),
@@ -87,11 +105,12 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                 row.extend(f.cells.iter().map(|c| match c {
                     None => "-".to_string(),
                     Some(c) => format!(
-                        "{} r{} {} {}",
+                        "{} r{} {} {}{}",
                         &c.build.as_str()[..8],
                         c.revision,
                         c.commit.as_deref().unwrap_or("?"),
-                        age(c.updated_at, now)
+                        age(c.updated_at, now),
+                        if c.sync == Some("pending sync") { " (pending sync)" } else { "" }
                     ),
                 }));
                 row

@@ -1,0 +1,57 @@
+//! A build's bundle unpacked in the local cache, verified: what `flowgate pull`
+//! installs, and what sync reads entrypoint files from (as they are in the build,
+//! not as they are in the working tree).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use flowgate_bundle::{Cache, Limits};
+use flowgate_core::Digest;
+use flowgate_store::ArtifactStore;
+
+use crate::project::vars;
+
+/// The unpacked directory of `digest`, fetched from `store` and installed into
+/// `cache` first if the cache does not have it; `true` when it was cached already.
+#[tracing::instrument(level = "debug", skip_all, fields(digest = %digest))]
+pub async fn ensure(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Result<(PathBuf, bool)> {
+    if let Some(path) = cache.lookup(digest) {
+        return Ok((path, true));
+    }
+    let limits = Limits::default();
+    let digest = *digest;
+    let archive_dir;
+    let archive = match store.local_bundle_path(&digest) {
+        Some(local) => local,
+        None => {
+            archive_dir = tempfile::Builder::new().prefix(".download-").tempdir_in(cache.root())?;
+            let archive = archive_dir.path().join("bundle.tar.zst");
+            store.fetch_bundle(&digest, &archive).await?;
+            archive
+        }
+    };
+    let cache = cache.clone();
+    let path = tokio::task::spawn_blocking(move || cache.install(&digest, &archive, &limits)).await??;
+    Ok((path, false))
+}
+
+/// `--cache DIR`, else FLOWGATE_CACHE_DIR, else `$XDG_CACHE_HOME/flowgate/bundles`
+/// (or `~/.cache/flowgate/bundles`); created if missing.
+pub fn cache_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    let dir = match flag {
+        Some(dir) => dir.to_path_buf(),
+        None => match std::env::var_os(vars::CACHE_DIR).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .context("Neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")?;
+                base.join("flowgate").join("bundles")
+            }
+        },
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the cache `{}`", dir.display()))?;
+    Ok(dir)
+}

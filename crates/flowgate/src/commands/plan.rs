@@ -1,0 +1,140 @@
+//! `flowgate plan --env ENV`: what sync would create, update (field by field,
+//! old → new), leave alone, refuse to touch (foreign) and could prune.
+
+use anyhow::Result;
+use flowgate_prefect::{Action, Plan};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::deploy::{self, Target};
+use crate::cli::PlanArgs;
+use crate::exit::usage;
+use crate::printer::Printer;
+use crate::project::Project;
+
+#[derive(Serialize)]
+pub struct PlanView {
+    pub env: String,
+    pub deployments: Vec<PlannedView>,
+    /// Managed deployments of this env whose flow left the config or the ledger (`sync --prune` deletes them).
+    pub prune: Vec<PruneView>,
+    /// Work pools the server lacks, with the type `--create-work-pools` would create.
+    pub missing_work_pools: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+pub struct PlannedView {
+    pub name: String,
+    pub flow_name: String,
+    pub version: String,
+    /// `create`, `update`, `unchanged` or `foreign` (exists without tag `flowgate`: never touched).
+    pub action: &'static str,
+    pub id: Option<String>,
+    pub changes: Vec<ChangeView>,
+}
+
+#[derive(Serialize)]
+pub struct ChangeView {
+    pub field: &'static str,
+    pub old: Value,
+    pub new: Value,
+}
+
+#[derive(Serialize)]
+pub struct PruneView {
+    pub name: String,
+    pub flow_name: String,
+    pub id: String,
+}
+
+pub async fn run(project: &Project, args: PlanArgs, printer: Printer) -> Result<()> {
+    let env = project.select_env(args.env.env.as_deref())?;
+    let target = server_target(&env)?;
+    let ledger = project.ledger().await?;
+    let (plan, desired) = deploy::plan(project, ledger.as_ref(), &target).await?;
+    let view = view(&plan, desired.missing_pools.into_iter().collect());
+    printer.result(&view, |out| render(out, &view))
+}
+
+/// The env's server, or a usage error for a ledger-only env.
+pub fn server_target(env: &flowgate_config::SelectedEnv) -> Result<Target> {
+    Target::of(env)?.ok_or_else(|| {
+        usage(format!(
+            "Env `{}` has no `prefect_api_url`: it is ledger-only, so there is nothing to plan or sync",
+            env.config_name
+        ))
+    })
+}
+
+pub fn view(plan: &Plan, missing_work_pools: Vec<(String, String)>) -> PlanView {
+    let deployments = plan
+        .deployments
+        .iter()
+        .map(|p| {
+            let (action, id, changes) = match &p.action {
+                Action::Create => ("create", None, Vec::new()),
+                Action::Update { id, changes } => (
+                    "update",
+                    Some(id.clone()),
+                    changes
+                        .iter()
+                        .map(|c| ChangeView { field: c.field, old: c.old.clone(), new: c.new.clone() })
+                        .collect(),
+                ),
+                Action::Unchanged { id } => ("unchanged", Some(id.clone()), Vec::new()),
+                Action::Foreign { id } => ("foreign", Some(id.clone()), Vec::new()),
+            };
+            PlannedView {
+                name: p.desired.name.clone(),
+                flow_name: p.desired.flow_name.clone(),
+                version: p.desired.version.clone(),
+                action,
+                id,
+                changes,
+            }
+        })
+        .collect();
+    let prune = plan
+        .prune
+        .iter()
+        .map(|c| PruneView { name: c.name.clone(), flow_name: c.flow_name.clone(), id: c.id.clone() })
+        .collect();
+    PlanView { env: plan.env.to_string(), deployments, prune, missing_work_pools }
+}
+
+fn render(out: &mut String, view: &PlanView) {
+    if view.deployments.is_empty() && view.prune.is_empty() {
+        out.push_str(&format!("Env `{}`: nothing released, nothing to sync.\n", view.env));
+        return;
+    }
+    for d in &view.deployments {
+        let what = match d.action {
+            "create" => "create",
+            "update" => "update",
+            "unchanged" => "unchanged",
+            _ => "foreign (exists without tag `flowgate`; left alone)",
+        };
+        out.push_str(&format!("{what}: {}/{} (version {})\n", d.flow_name, d.name, d.version));
+        for c in &d.changes {
+            out.push_str(&format!("    {}: {} → {}\n", c.field, compact(&c.old), compact(&c.new)));
+        }
+    }
+    for p in &view.prune {
+        out.push_str(&format!(
+            "prune candidate: {}/{} (flow no longer released here; `sync --prune` deletes it)\n",
+            p.flow_name, p.name
+        ));
+    }
+    for (pool, pool_type) in &view.missing_work_pools {
+        out.push_str(&format!("missing work pool: `{pool}` (`--create-work-pools` creates it as `{pool_type}`)\n"));
+    }
+}
+
+fn compact(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(119).collect::<String>())
+    } else {
+        text
+    }
+}

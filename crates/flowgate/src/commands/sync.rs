@@ -1,0 +1,82 @@
+//! `flowgate sync [--env ENV] [--prune] [--create-work-pools]`: make the env's
+//! Prefect server match the ledger. The env is chosen as for every command
+//! (`--env`, else FLOWGATE_ENV, else the personal env); a ledger-only env is a
+//! usage error. Safe to repeat: a second run sends no write.
+
+use anyhow::Result;
+use flowgate_prefect::{SyncOptions, SyncReport};
+use serde::Serialize;
+
+use super::deploy;
+use super::plan::server_target;
+use crate::cli::SyncArgs;
+use crate::printer::Printer;
+use crate::project::Project;
+
+#[derive(Serialize)]
+pub struct SyncView {
+    pub env: String,
+    pub created: Vec<String>,
+    pub updated: Vec<UpdatedView>,
+    pub unchanged: Vec<String>,
+    pub skipped_foreign: Vec<String>,
+    pub pruned: Vec<String>,
+    pub created_work_pools: Vec<String>,
+    /// Write requests (POST/PATCH/DELETE) sent to the server: 0 when nothing changed.
+    pub writes: u64,
+}
+
+#[derive(Serialize)]
+pub struct UpdatedView {
+    pub name: String,
+    pub fields: Vec<&'static str>,
+}
+
+pub async fn run(project: &Project, args: SyncArgs, printer: Printer) -> Result<()> {
+    let env = project.select_env(args.env.env.as_deref())?;
+    let target = server_target(&env)?;
+    let ledger = project.ledger().await?;
+    let options = SyncOptions { prune: args.prune, create_work_pools: args.create_work_pools };
+    let (_, report) = deploy::sync(project, ledger.as_ref(), &target, &options).await?;
+    let view = view(&env.config_name, report, target.client.write_count());
+    printer.result(&view, |out| render(out, &view))
+}
+
+pub fn view(env: &str, report: SyncReport, writes: u64) -> SyncView {
+    SyncView {
+        env: env.to_string(),
+        created: report.created,
+        updated: report.updated.into_iter().map(|(name, fields)| UpdatedView { name, fields }).collect(),
+        unchanged: report.unchanged,
+        skipped_foreign: report.skipped_foreign,
+        pruned: report.pruned,
+        created_work_pools: report.created_work_pools,
+        writes,
+    }
+}
+
+pub fn render(out: &mut String, view: &SyncView) {
+    for pool in &view.created_work_pools {
+        out.push_str(&format!("created work pool `{pool}`\n"));
+    }
+    for name in &view.created {
+        out.push_str(&format!("created `{name}`\n"));
+    }
+    for u in &view.updated {
+        out.push_str(&format!("updated `{}`: {}\n", u.name, u.fields.join(", ")));
+    }
+    for name in &view.pruned {
+        out.push_str(&format!("pruned `{name}`\n"));
+    }
+    for name in &view.skipped_foreign {
+        out.push_str(&format!("skipped `{name}`: it exists without tag `flowgate`\n"));
+    }
+    out.push_str(&format!(
+        "Env `{}` in sync: {} created, {} updated, {} unchanged, {} write(s).\n",
+        view.env,
+        view.created.len(),
+        view.updated.len(),
+        view.unchanged.len(),
+        view.writes
+    ));
+}
