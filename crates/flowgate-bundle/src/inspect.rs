@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use flowgate_core::manifest::keeps_md5;
 use flowgate_core::{Digest, Manifest, ManifestEntry};
 use md5::Digest as _;
 
@@ -28,7 +29,7 @@ struct Hashing {
     executable: bool,
     size: u64,
     blake3: blake3::Hasher,
-    md5: md5::Md5,
+    md5: Option<md5::Md5>,
 }
 
 impl Visitor for Collector {
@@ -38,13 +39,15 @@ impl Visitor for Collector {
         Ok(())
     }
 
-    fn open(&mut self, _path: &str, executable: bool, size: u64) -> Result<Hashing, BundleError> {
-        Ok(Hashing { executable, size, blake3: blake3::Hasher::new(), md5: md5::Md5::new() })
+    fn open(&mut self, path: &str, executable: bool, size: u64) -> Result<Hashing, BundleError> {
+        Ok(Hashing { executable, size, blake3: blake3::Hasher::new(), md5: keeps_md5(path).then(md5::Md5::new) })
     }
 
     fn write(&mut self, file: &mut Hashing, chunk: &[u8]) -> Result<(), BundleError> {
         file.blake3.update(chunk);
-        file.md5.update(chunk);
+        if let Some(md5) = &mut file.md5 {
+            md5.update(chunk);
+        }
         Ok(())
     }
 
@@ -53,7 +56,7 @@ impl Visitor for Collector {
             path: path.to_string(),
             size: file.size,
             blake3: Digest::from_bytes(*file.blake3.finalize().as_bytes()),
-            md5: hex::encode(file.md5.finalize()),
+            md5: file.md5.map(|m| hex::encode(m.finalize())),
             executable: file.executable,
         });
         Ok(())

@@ -35,4 +35,4 @@ pub use inspect::read_manifest;
 pub use json::{manifest_from_json, manifest_to_json};
 pub use options::{Limits, PackOptions, PackProgress, ProgressFn};
 pub use pack::{write_archive, Packed, ZSTD_LEVEL};
-pub use scan::{scan, Scan};
+pub use scan::{plan, scan, Plan, Scan};

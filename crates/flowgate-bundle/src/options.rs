@@ -37,6 +37,9 @@ pub struct PackOptions {
     pub index_path: Option<PathBuf>,
     pub progress: Option<ProgressFn>,
     pub limits: Limits,
+    /// Leave out selected files that do not exist (deleted in a dirty tree) instead
+    /// of failing on them; the caller then need not stat every file first.
+    pub skip_missing: bool,
 }
 
 impl PackOptions {
@@ -53,6 +56,7 @@ impl fmt::Debug for PackOptions {
             .field("index_path", &self.index_path)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .field("limits", &self.limits)
+            .field("skip_missing", &self.skip_missing)
             .finish()
     }
 }

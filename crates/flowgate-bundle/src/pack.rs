@@ -1,17 +1,18 @@
-//! Writing the deterministic archive of a manifest: files read and verified in
-//! parallel, framed as tar in path order, compressed by zstd's worker threads,
-//! hashed as the bytes leave, so the digest is known the moment writing ends.
+//! Writing the deterministic archive: files read (and verified or hashed) in
+//! parallel on a reader thread, framed as tar in path order, compressed by zstd's
+//! worker threads, hashed as the bytes leave, so the digest is known the moment writing ends.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::Path;
 
-use flowgate_core::{Digest, Manifest, ManifestEntry};
+use flowgate_core::{Digest, Manifest};
 use rayon::prelude::*;
 
-use crate::index::Index;
+use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
-use crate::scan::manifest_key;
+use crate::scan::{check_file_size, manifest_key, FileHasher, Outcome, Slot};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::{paths, BundleError};
 
@@ -40,6 +41,39 @@ pub fn write_archive(
 ) -> Result<Packed, BundleError> {
     let _span = tracing::info_span!("write_archive", root = %root.display(), files = manifest.files.len()).entered();
     check_manifest(manifest, opts)?;
+    let slots: Vec<Slot> = manifest
+        .files
+        .iter()
+        .map(|f| {
+            let stat = FileStat { size: f.size, mtime_ns: 0, ctime_ns: 0, ino: 0, dev: 0 };
+            let known = Hashed { stat, blake3: f.blake3, md5: [0; 16] };
+            Slot { path: f.path.clone(), stat, executable: f.executable, known: Some(known) }
+        })
+        .collect();
+    let (_, packed) = write_slots(root, &slots, out, 0, opts)?;
+    if let Some(path) = &opts.index_path {
+        let mut index = Index::load(path);
+        index.remember_archive(manifest_key(manifest), packed.digest);
+        index.save(path);
+    }
+    Ok(packed)
+}
+
+/// One step of writing: a batch of small files read in parallel, or one large file streamed.
+type Batch = Result<Vec<(Vec<u8>, Outcome)>, BundleError>;
+
+/// Writes the archive of `slots` (sorted by path), reading each file once: a thread
+/// reads and hashes batches of small files (in parallel) while this one frames them
+/// as tar and feeds zstd, whose own workers compress. Vouched files are checked
+/// against their known hash; the others are hashed on the way.
+pub(crate) fn write_slots(
+    root: &Path,
+    slots: &[Slot],
+    out: &mut File,
+    started_ns: i64,
+    opts: &PackOptions,
+) -> Result<(Vec<Outcome>, Packed), BundleError> {
+    let _span = tracing::info_span!("write_slots", root = %root.display(), files = slots.len()).entered();
     let sink =
         HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), written: 0 };
     let mut encoder = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(BundleError::archive("start"))?;
@@ -48,41 +82,47 @@ pub fn write_archive(
     encoder.multithread(zstd_workers()).map_err(BundleError::archive("configure"))?;
     encoder.include_checksum(true).map_err(BundleError::archive("configure"))?;
 
-    let files = &manifest.files;
-    let total = files.len() as u64;
+    let batches = batches(slots);
+    let total = slots.len() as u64;
+    let mut outcomes = Vec::with_capacity(slots.len());
     let mut header = Vec::with_capacity(3 * BLOCK as usize);
-    let mut start = 0;
-    while start < files.len() {
-        let end = batch_end(files, start);
-        if end == start {
-            write_large(&mut encoder, root, &files[start], &mut header)?;
-            start += 1;
-        } else {
-            let contents: Vec<Result<Vec<u8>, BundleError>> =
-                files[start..end].par_iter().map(|f| read_verified(root, f)).collect();
-            for (entry, data) in files[start..end].iter().zip(contents) {
-                let data = data?;
-                header.clear();
-                file_header(&entry.path, entry.size, entry.executable, &mut header);
-                header.extend_from_slice(&data);
-                header.resize(header.len() + padding(entry.size), 0);
-                encoder.write_all(&header).map_err(BundleError::archive("compress"))?;
+    std::thread::scope(|scope| -> Result<(), BundleError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let small = batches.iter().filter(|r| !is_large(slots, r)).cloned().collect::<Vec<_>>();
+        scope.spawn(move || {
+            for range in small {
+                let batch: Batch =
+                    slots[range].par_iter().map(|slot| read_small(root, slot, started_ns, opts)).collect();
+                let failed = batch.is_err();
+                if tx.send(batch).is_err() || failed {
+                    break;
+                }
             }
-            start = end;
+        });
+        for range in &batches {
+            if is_large(slots, range) {
+                outcomes.push(write_large(&mut encoder, root, &slots[range.start], started_ns, opts, &mut header)?);
+            } else {
+                let stopped = || BundleError::archive("read files for")(io::Error::other("the reader stopped"));
+                for (slot, (data, outcome)) in slots[range.clone()].iter().zip(rx.recv().map_err(|_| stopped())??) {
+                    header.clear();
+                    file_header(&slot.path, outcome.size, slot.executable, &mut header);
+                    header.extend_from_slice(&data);
+                    header.resize(header.len() + padding(outcome.size), 0);
+                    encoder.write_all(&header).map_err(BundleError::archive("compress"))?;
+                    outcomes.push(outcome);
+                }
+            }
+            opts.report(PackProgress::Written { done: range.end as u64, total });
         }
-        opts.report(PackProgress::Written { done: start as u64, total });
-    }
+        Ok(())
+    })?;
     encoder.write_all(&[0; 2 * BLOCK as usize]).map_err(BundleError::archive("compress"))?;
     let mut sink = encoder.finish().map_err(BundleError::archive("finish"))?;
     sink.inner.flush().map_err(BundleError::archive("write"))?;
     let packed = Packed { digest: Digest::from_bytes(*sink.hasher.finalize().as_bytes()), size: sink.written };
-    if let Some(path) = &opts.index_path {
-        let mut index = Index::load(path);
-        index.remember_archive(manifest_key(manifest), packed.digest);
-        index.save(path);
-    }
     tracing::info!(digest = %packed.digest, size = packed.size, "archive written");
-    Ok(packed)
+    Ok((outcomes, packed))
 }
 
 /// How many zstd workers: every core, capped (more rarely helps at level 3).
@@ -90,18 +130,29 @@ fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8) as u32
 }
 
-/// Index one past the last small file of the batch starting at `start` (== `start` for a large file).
-fn batch_end(files: &[ManifestEntry], start: usize) -> usize {
-    let mut end = start;
-    let mut bytes = 0;
-    while end < files.len() && end - start < BATCH_FILES && files[end].size <= SMALL_FILE {
-        if end > start && bytes + files[end].size > BATCH_BYTES {
-            break;
+/// The slots in write order: runs of small files, and each large file alone.
+fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < slots.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < slots.len() && end - start < BATCH_FILES && slots[end].stat.size <= SMALL_FILE {
+            if end > start && bytes + slots[end].stat.size > BATCH_BYTES {
+                break;
+            }
+            bytes += slots[end].stat.size;
+            end += 1;
         }
-        bytes += files[end].size;
-        end += 1;
+        let end = end.max(start + 1);
+        out.push(start..end);
+        start = end;
     }
-    end
+    out
+}
+
+fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
+    range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
 }
 
 fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleError> {
@@ -136,31 +187,54 @@ fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleE
     Ok(())
 }
 
-fn read_verified(root: &Path, entry: &ManifestEntry) -> Result<Vec<u8>, BundleError> {
-    let full = root.join(&entry.path);
-    let data = fs::read(&full).map_err(BundleError::io("read", &full))?;
-    if data.len() as u64 != entry.size || Digest::of(&data) != entry.blake3 {
-        return Err(BundleError::Changed { path: entry.path.clone() });
-    }
-    Ok(data)
+/// Reads one small file whole: checked against its known hash, or hashed.
+fn read_small(
+    root: &Path,
+    slot: &Slot,
+    started_ns: i64,
+    opts: &PackOptions,
+) -> Result<(Vec<u8>, Outcome), BundleError> {
+    let full = root.join(&slot.path);
+    let mut file = File::open(&full).map_err(BundleError::io("open", &full))?;
+    let mut data = Vec::with_capacity(slot.stat.size as usize + 1);
+    file.read_to_end(&mut data).map_err(BundleError::io("read", &full))?;
+    let size = data.len() as u64;
+    let outcome = match slot.known {
+        Some(known) => {
+            if size != slot.stat.size || Digest::of(&data) != known.blake3 {
+                return Err(BundleError::Changed { path: slot.path.clone() });
+            }
+            Outcome { size, hashed: known, cacheable: true, read: false }
+        }
+        None => {
+            check_file_size(&slot.path, size, opts)?;
+            let mut hasher = FileHasher::new(&slot.path);
+            hasher.update(&data);
+            hasher.finish(slot, &file, started_ns)?
+        }
+    };
+    Ok((data, outcome))
 }
 
 /// Streams one large file into the archive, hashing as it goes.
 fn write_large(
     out: &mut impl Write,
     root: &Path,
-    entry: &ManifestEntry,
+    slot: &Slot,
+    started_ns: i64,
+    opts: &PackOptions,
     header: &mut Vec<u8>,
-) -> Result<(), BundleError> {
-    let full = root.join(&entry.path);
+) -> Result<Outcome, BundleError> {
+    let full = root.join(&slot.path);
     let file = File::open(&full).map_err(BundleError::io("open", &full))?;
+    let size = slot.stat.size;
+    check_file_size(&slot.path, size, opts)?;
     header.clear();
-    file_header(&entry.path, entry.size, entry.executable, header);
+    file_header(&slot.path, size, slot.executable, header);
     out.write_all(header).map_err(BundleError::archive("compress"))?;
-    let mut reader = file.take(entry.size + 1);
-    let mut hasher = blake3::Hasher::new();
+    let mut reader = (&file).take(size + 1);
+    let mut hasher = FileHasher::new(&slot.path);
     let mut buf = vec![0u8; 1 << 20];
-    let mut copied = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -168,17 +242,22 @@ fn write_large(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(BundleError::io("read", &full)(e)),
         };
-        copied += n as u64;
-        if copied > entry.size {
-            return Err(BundleError::Changed { path: entry.path.clone() });
+        if hasher.size + n as u64 > size {
+            return Err(BundleError::Changed { path: slot.path.clone() });
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(BundleError::archive("compress"))?;
     }
-    if copied != entry.size || hasher.finalize().as_bytes() != entry.blake3.as_bytes() {
-        return Err(BundleError::Changed { path: entry.path.clone() });
+    if hasher.size != size {
+        return Err(BundleError::Changed { path: slot.path.clone() });
     }
-    out.write_all(&vec![0; padding(entry.size)]).map_err(BundleError::archive("compress"))
+    let outcome = hasher.finish(slot, &file, started_ns)?;
+    out.write_all(&vec![0; padding(size)]).map_err(BundleError::archive("compress"))?;
+    match slot.known {
+        Some(known) if known.blake3 != outcome.hashed.blake3 => Err(BundleError::Changed { path: slot.path.clone() }),
+        Some(known) => Ok(Outcome { size, hashed: known, cacheable: true, read: false }),
+        None => Ok(outcome),
+    }
 }
 
 /// Hashes and counts the compressed bytes on their way to the file.

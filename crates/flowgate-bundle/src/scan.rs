@@ -1,19 +1,22 @@
-//! Hashing the selected files into a manifest, trusting the stat index for files
-//! whose stat is unchanged so that rescanning an unchanged tree reads no content.
+//! Stat'ing the selected files into a [`Plan`] (trusting the stat index for files
+//! whose stat is unchanged), then either hashing what the index could not vouch
+//! for ([`scan`]) or writing the archive in the same pass that hashes it ([`Plan::write`]).
 
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use flowgate_core::manifest::keeps_md5;
 use flowgate_core::{Digest, Manifest, ManifestEntry};
 use md5::Digest as _;
 use rayon::prelude::*;
 
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
+use crate::pack::{write_slots, Packed};
 use crate::{paths, BundleError};
 
 /// A file whose stat changed this recently before the scan began is hashed again
@@ -33,10 +36,38 @@ pub struct Scan {
     pub hashed: u64,
 }
 
-/// Hashes every selected file (relative `/`-separated paths under `root`), reusing the
-/// stat index so unchanged files are not read again.
-pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, BundleError> {
-    let _span = tracing::info_span!("scan", root = %root.display(), files = files.len()).entered();
+/// One selected file as stat'ed: what the index knows of it, if it still applies.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub path: String,
+    pub stat: FileStat,
+    pub executable: bool,
+    pub known: Option<Hashed>,
+}
+
+/// What one file turned out to be once read: its hashes, and whether the index may keep them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome {
+    pub size: u64,
+    pub hashed: Hashed,
+    pub cacheable: bool,
+    pub read: bool,
+}
+
+/// The selected files stat'ed, sorted by path. When the index vouches for every
+/// one, the manifest (and maybe the archive digest) is known without reading anything.
+#[derive(Debug)]
+pub struct Plan {
+    root: PathBuf,
+    slots: Vec<Slot>,
+    index: Index,
+    started_ns: i64,
+    opts: PackOptions,
+}
+
+/// Stats every selected file (relative `/`-separated paths under `root`) and looks it up in the index.
+pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, BundleError> {
+    let _span = tracing::info_span!("plan", root = %root.display(), files = files.len()).entered();
     let limits = opts.limits;
     if files.len() as u64 > limits.max_entries {
         let detail = format!("{} files are selected, more than the limit of {}", files.len(), limits.max_entries);
@@ -51,57 +82,114 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
         paths::check(path, limits.max_path_len)
             .map_err(|reason| BundleError::InvalidPath { path: path.to_string(), reason })?;
     }
-
-    check_ancestors(root, &selected)?;
+    check_ancestors(root, &selected, opts.skip_missing)?;
     let started_ns = now_ns();
     let index = opts.index_path.as_deref().map(Index::load).unwrap_or_default();
     let done = AtomicU64::new(0);
     let total = selected.len() as u64;
-    let scanned: Vec<(ManifestEntry, Option<Hashed>, bool)> = selected
+    let slots: Vec<Option<Slot>> = selected
         .par_iter()
         .map(|path| {
-            let result = scan_one(root, path, &index, opts, started_ns);
+            let slot = stat_one(root, path, &index, opts);
             opts.report(PackProgress::Scanned { done: done.fetch_add(1, Ordering::Relaxed) + 1, total });
-            result
+            slot
         })
         .collect::<Result<_, _>>()?;
-
-    let total_bytes: u64 = scanned.iter().map(|(e, _, _)| e.size).sum();
+    let slots: Vec<Slot> = slots.into_iter().flatten().collect();
+    let total_bytes: u64 = slots.iter().map(|s| s.stat.size).sum();
     if total_bytes > limits.max_total_bytes {
         let detail =
             format!("the files add up to {total_bytes} bytes, more than the limit of {}", limits.max_total_bytes);
         return Err(BundleError::TooLarge { detail });
     }
-    let hashed = scanned.iter().filter(|(_, _, hashed)| *hashed).count() as u64;
-    let mut next = Index { files: Default::default(), archives: index.archives.clone() };
-    let mut entries = Vec::with_capacity(scanned.len());
-    for (entry, cacheable, _) in scanned {
-        if let Some(h) = cacheable {
-            next.files.insert(entry.path.clone(), h);
-        }
-        entries.push(entry);
-    }
-    let manifest = Manifest { files: entries };
-    if let Some(path) = &opts.index_path {
-        if next.files != index.files {
-            next.save(path);
-        }
-    }
-    let known_digest = index.known_archive(&manifest_key(&manifest));
+    let plan = Plan { root: root.to_path_buf(), slots, index, started_ns, opts: opts.clone() };
+    tracing::debug!(files = plan.slots.len(), unknown = plan.unknown(), "planned");
+    Ok(plan)
+}
+
+/// Hashes every selected file, reusing the stat index so unchanged files are not read again.
+pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, BundleError> {
+    let _span = tracing::info_span!("scan", root = %root.display(), files = files.len()).entered();
+    let plan = plan(root, files, opts)?;
+    let outcomes: Vec<Outcome> = plan
+        .slots
+        .par_iter()
+        .map(|slot| match slot.known {
+            Some(known) => Ok(Outcome { size: slot.stat.size, hashed: known, cacheable: true, read: false }),
+            None => hash_file(&plan.root, slot, plan.started_ns, &plan.opts),
+        })
+        .collect::<Result<_, _>>()?;
+    let (manifest, hashed) = plan.finish(&outcomes, None);
+    let known_digest = plan.index.known_archive(&manifest_key(&manifest));
     tracing::debug!(hashed, known = known_digest.is_some(), "scanned");
     Ok(Scan { manifest, known_digest, hashed })
 }
 
-/// One file: its manifest entry, what the index may keep about it, and whether it was read.
-fn scan_one(
-    root: &Path,
-    path: &str,
-    index: &Index,
-    opts: &PackOptions,
-    started_ns: i64,
-) -> Result<(ManifestEntry, Option<Hashed>, bool), BundleError> {
+impl Plan {
+    /// How many files the index could not vouch for (they will be read and hashed).
+    pub fn unknown(&self) -> u64 {
+        self.slots.iter().filter(|s| s.known.is_none()).count() as u64
+    }
+
+    /// The manifest, when the index vouched for every file.
+    pub fn known_manifest(&self) -> Option<Manifest> {
+        let files = self.slots.iter().map(|s| Some(entry(&s.path, s.stat.size, s.known.as_ref()?, s.executable)));
+        files.collect::<Option<Vec<_>>>().map(|files| Manifest { files })
+    }
+
+    /// The digest of the archive last written for `manifest` (see [`Plan::known_manifest`]).
+    pub fn known_digest(&self, manifest: &Manifest) -> Option<Digest> {
+        self.index.known_archive(&manifest_key(manifest))
+    }
+
+    /// Writes the archive into `out` (an empty temp file), reading each file once:
+    /// files the index vouched for are checked against it, the others are hashed on
+    /// the way into the archive. Returns the manifest, how many files were hashed,
+    /// and the archive; the index learns both.
+    pub fn write(self, out: &mut File) -> Result<(Scan, Packed), BundleError> {
+        let outcomes = write_slots(&self.root, &self.slots, out, self.started_ns, &self.opts)?;
+        let packed = outcomes.1;
+        let (manifest, hashed) = self.finish(&outcomes.0, Some(packed.digest));
+        Ok((Scan { manifest, known_digest: Some(packed.digest), hashed }, packed))
+    }
+
+    /// The manifest of the outcomes; saves the index when it learned something.
+    fn finish(&self, outcomes: &[Outcome], archive: Option<Digest>) -> (Manifest, u64) {
+        let files: Vec<ManifestEntry> = self
+            .slots
+            .iter()
+            .zip(outcomes)
+            .map(|(slot, o)| entry(&slot.path, o.size, &o.hashed, slot.executable))
+            .collect();
+        let manifest = Manifest { files };
+        let hashed = outcomes.iter().filter(|o| o.read).count() as u64;
+        let Some(path) = &self.opts.index_path else { return (manifest, hashed) };
+        let kept = self.slots.iter().zip(outcomes).filter(|(_, o)| o.cacheable);
+        let learned = kept.clone().any(|(slot, _)| slot.known.is_none());
+        let mut next = Index { files: Default::default(), archives: self.index.archives.clone() };
+        next.files.reserve(outcomes.len());
+        for (slot, o) in kept {
+            next.files.insert(slot.path.clone(), o.hashed);
+        }
+        if let Some(digest) = archive {
+            next.remember_archive(manifest_key(&manifest), digest);
+        }
+        if learned || archive.is_some() || next.files.len() != self.index.files.len() {
+            next.save(path);
+        }
+        (manifest, hashed)
+    }
+}
+
+/// One file's stat and what the index knows of it; `None` for a missing file when
+/// the options say to leave those out.
+fn stat_one(root: &Path, path: &str, index: &Index, opts: &PackOptions) -> Result<Option<Slot>, BundleError> {
     let full = root.join(path);
-    let meta = fs::symlink_metadata(&full).map_err(BundleError::io("read the metadata of", &full))?;
+    let meta = match fs::symlink_metadata(&full) {
+        Ok(meta) => meta,
+        Err(e) if opts.skip_missing && is_missing(&e) => return Ok(None),
+        Err(e) => return Err(BundleError::io("read the metadata of", &full)(e)),
+    };
     let kind = meta.file_type();
     if !kind.is_file() {
         let reason = if kind.is_symlink() {
@@ -113,32 +201,80 @@ fn scan_one(
         };
         return Err(BundleError::Unsupported { path: path.to_string(), reason: reason.to_string() });
     }
-    let executable = meta.mode() & 0o100 != 0;
     let stat = FileStat::of(&meta);
-    if let Some(known) = index.files.get(path).filter(|h| h.stat == stat) {
-        return Ok((entry(path, stat.size, known, executable), Some(*known), false));
+    let known = index.files.get(path).filter(|h| h.stat == stat).copied();
+    if known.is_none() {
+        check_file_size(path, stat.size, opts)?;
     }
-    check_file_size(path, stat.size, opts)?;
+    Ok(Some(Slot { path: path.to_string(), stat, executable: meta.mode() & 0o100 != 0, known }))
+}
+
+/// Reads and hashes one file the index did not vouch for.
+fn hash_file(root: &Path, slot: &Slot, started_ns: i64, opts: &PackOptions) -> Result<Outcome, BundleError> {
+    let full = root.join(&slot.path);
     let mut file = File::open(&full).map_err(BundleError::io("open", &full))?;
-    let (size, blake3, md5) = hash_reader(&mut file).map_err(BundleError::io("read", &full))?;
-    check_file_size(path, size, opts)?;
-    let after = file.metadata().map_err(BundleError::io("read the metadata of", &full))?;
-    let hashed = Hashed { stat, blake3, md5 };
-    let steady = FileStat::of(&after) == stat && size == stat.size;
-    let settled = stat.mtime_ns.max(stat.ctime_ns).saturating_add(RACY_WINDOW_NS) < started_ns;
-    let cacheable = (steady && settled).then_some(hashed);
-    Ok((entry(path, size, &hashed, executable), cacheable, true))
+    let mut hasher = FileHasher::new(&slot.path);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BundleError::io("read", &full)(e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    check_file_size(&slot.path, hasher.size, opts)?;
+    hasher.finish(slot, &file, started_ns)
+}
+
+/// BLAKE3 (and MD5 for the files that keep one) of a file's bytes as they go by.
+pub(crate) struct FileHasher {
+    blake: blake3::Hasher,
+    md5: Option<md5::Md5>,
+    pub size: u64,
+}
+
+impl FileHasher {
+    pub fn new(path: &str) -> Self {
+        Self { blake: blake3::Hasher::new(), md5: keeps_md5(path).then(md5::Md5::new), size: 0 }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.blake.update(data);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(data);
+        }
+        self.size += data.len() as u64;
+    }
+
+    /// The outcome for `slot`, cacheable when the file held still while it was read
+    /// and its stat is older than the racy window.
+    pub fn finish(self, slot: &Slot, file: &File, started_ns: i64) -> Result<Outcome, BundleError> {
+        let after = file.metadata().map_err(BundleError::io("read the metadata of", &slot.path))?;
+        let stat = slot.stat;
+        let steady = FileStat::of(&after) == stat && self.size == stat.size;
+        let settled = stat.mtime_ns.max(stat.ctime_ns).saturating_add(RACY_WINDOW_NS) < started_ns;
+        let md5 = self.md5.map(|m| m.finalize().into()).unwrap_or_default();
+        let hashed = Hashed { stat, blake3: Digest::from_bytes(*self.blake.finalize().as_bytes()), md5 };
+        Ok(Outcome { size: self.size, hashed, cacheable: steady && settled, read: true })
+    }
 }
 
 /// Every directory on the way to a selected file must be a real directory: a
 /// symlinked directory could lead outside `root`. Each is stat'ed once.
-fn check_ancestors(root: &Path, selected: &[&str]) -> Result<(), BundleError> {
+fn check_ancestors(root: &Path, selected: &[&str], skip_missing: bool) -> Result<(), BundleError> {
     let mut dirs: Vec<&str> = selected.iter().flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i])).collect();
     dirs.sort_unstable();
     dirs.dedup();
     dirs.par_iter().try_for_each(|dir| {
         let full = root.join(dir);
-        let meta = fs::symlink_metadata(&full).map_err(BundleError::io("read the metadata of", &full))?;
+        let meta = match fs::symlink_metadata(&full) {
+            Ok(meta) => meta,
+            // The files below it are missing too, and left out.
+            Err(e) if skip_missing && is_missing(&e) => return Ok(()),
+            Err(e) => return Err(BundleError::io("read the metadata of", &full)(e)),
+        };
         if meta.file_type().is_dir() {
             return Ok(());
         }
@@ -147,7 +283,11 @@ fn check_ancestors(root: &Path, selected: &[&str]) -> Result<(), BundleError> {
     })
 }
 
-fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Result<(), BundleError> {
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+pub(crate) fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Result<(), BundleError> {
     let max = opts.limits.max_file_bytes;
     if size > max {
         return Err(BundleError::TooLarge {
@@ -158,27 +298,8 @@ fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Result<(), Bund
 }
 
 fn entry(path: &str, size: u64, h: &Hashed, executable: bool) -> ManifestEntry {
-    ManifestEntry { path: path.to_string(), size, blake3: h.blake3, md5: hex::encode(h.md5), executable }
-}
-
-/// Size, BLAKE3 and MD5 of everything `reader` yields.
-pub(crate) fn hash_reader(reader: &mut impl Read) -> std::io::Result<(u64, Digest, [u8; 16])> {
-    let mut blake = blake3::Hasher::new();
-    let mut md5 = md5::Md5::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        blake.update(&buf[..n]);
-        md5.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, Digest::from_bytes(*blake.finalize().as_bytes()), md5.finalize().into()))
+    let md5 = keeps_md5(path).then(|| hex::encode(h.md5));
+    ManifestEntry { path: path.to_string(), size, blake3: h.blake3, md5, executable }
 }
 
 /// What identifies a manifest for the "archive already written" memory: paths,

@@ -54,13 +54,16 @@ fn pack_then_install_gives_the_same_files_and_exec_bits() {
 }
 
 #[test]
-fn md5_matches_a_known_value() {
+fn md5_is_kept_for_python_files_only_and_matches_a_known_value() {
     let src = tempfile::tempdir().unwrap();
-    write_tree(src.path(), &[("a.txt", b"abc", false)], 0o644, 0o755);
-    let scanned = scan(src.path(), &["a.txt".into()], &PackOptions::default()).unwrap();
+    write_tree(src.path(), &[("a.py", b"abc", false), ("a.txt", b"abc", false)], 0o644, 0o755);
+    let scanned = scan(src.path(), &["a.py".into(), "a.txt".into()], &PackOptions::default()).unwrap();
     // RFC 1321 test suite: MD5("abc").
-    assert_eq!(scanned.manifest.files[0].md5, "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(scanned.manifest.files[0].md5.as_deref(), Some("900150983cd24fb0d6963f7d28e17f72"));
     assert_eq!(scanned.manifest.files[0].blake3, flowgate_core::Digest::of(b"abc"));
+    assert_eq!(scanned.manifest.files[1].md5, None);
+    let json = String::from_utf8(flowgate_bundle::manifest_to_json(&scanned.manifest)).unwrap();
+    assert_eq!(json.matches("md5").count(), 1, "no md5 key for a file without one: {json}");
 }
 
 #[test]

@@ -14,10 +14,18 @@ pub struct ManifestEntry {
     pub size: u64,
     /// BLAKE3 of the file's bytes.
     pub blake3: Digest,
-    /// MD5 of the file's bytes, hex: Prefect reports `flow_version` as the MD5 of
-    /// the entrypoint file, so keeping it lets `which` match a run to a build.
-    pub md5: String,
+    /// MD5 of the file's bytes, hex, for Python files only ([`keeps_md5`]): Prefect
+    /// reports `flow_version` as the MD5 of the entrypoint file, so keeping it lets
+    /// `which` match a run to a build. Other files have none (it would cost a second
+    /// hash of every byte for nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     pub executable: bool,
+}
+
+/// Whether a manifest entry at `path` carries an MD5: entrypoints are Python files.
+pub fn keeps_md5(path: &str) -> bool {
+    path.ends_with(".py")
 }
 
 /// Files sorted by path.
@@ -76,7 +84,7 @@ mod tests {
             path: path.into(),
             size: content.len() as u64,
             blake3: Digest::of(content),
-            md5: String::new(),
+            md5: None,
             executable: false,
         }
     }

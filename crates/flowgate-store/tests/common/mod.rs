@@ -26,7 +26,7 @@ fn manifest() -> Manifest {
         path: path.into(),
         size: content.len() as u64,
         blake3: Digest::of(content),
-        md5: "0cc175b9c0f1b6a831c399e269772661".into(),
+        md5: Some("0cc175b9c0f1b6a831c399e269772661".into()),
         executable: path.ends_with(".sh"),
     };
     Manifest { files: vec![entry("flows/etl.py", b"print(1)"), entry("run.sh", b"#!/bin/sh")] }

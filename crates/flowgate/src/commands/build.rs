@@ -1,7 +1,7 @@
 //! `flowgate build`: select files, pack them deterministically, upload the bundle
-//! create-if-absent, and record the build. The ledger is opened first so a bad
-//! ledger stops the command before the store is touched; the store is written
-//! before the ledger so a recorded build always has its bundle.
+//! create-if-absent, and record the build. The ledger is opened before the store
+//! is touched so a bad ledger stops the command first; the manifest is stored
+//! before the bundle and both before the ledger, so a recorded build always has them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,8 +32,27 @@ struct Built {
 
 pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result<()> {
     let repo = Repo::discover(&project.root)?;
-    let head = repo.head()?;
-    let dirty = repo.dirty_files()?;
+    // The git questions and the stat pass over the selected files are independent:
+    // they run side by side, and the ledger opens while the stat pass finishes.
+    let head = blocking({
+        let repo = repo.clone();
+        move || repo.head()
+    });
+    let dirty = blocking({
+        let repo = repo.clone();
+        move || repo.dirty_files()
+    });
+    let tracked = blocking({
+        let repo = repo.clone();
+        move || repo.tracked_files()
+    });
+    let options = pack_options(&project.root, printer);
+    let files = select_files(project, &repo, tracked.await??);
+    let planned = blocking({
+        let (root, options) = (project.root.clone(), options.clone());
+        move || flowgate_bundle::plan(&root, &files, &options)
+    });
+    let (head, dirty) = (head.await??, dirty.await??);
     if !dirty.is_empty() && !args.allow_dirty {
         let shown: Vec<String> = dirty.iter().take(5).map(|f| format!("`{f}`")).collect();
         return Err(usage(format!(
@@ -48,42 +67,36 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let images = pinned_images(project, &args.image, &head.commit, head.branch.as_deref())?;
     let ledger = project.ledger().await?;
     let store = project.store()?;
+    let planned = planned.await??;
 
-    let files = select_files(project, &repo)?;
-    let options = pack_options(&project.root, printer);
-    let root = project.root.clone();
-    let scan_options = options.clone();
-    let scan = tokio::task::spawn_blocking(move || flowgate_bundle::scan(&root, &files, &scan_options)).await??;
-
-    let known = match scan.known_digest {
-        Some(digest) => store.bundle_size(&digest).await?.map(|size| Packed { digest, size }),
+    // The manifest is stored before its bundle, so a bundle in the store proves its
+    // manifest is there too: an unchanged rebuild writes neither.
+    let known = planned.known_manifest().and_then(|m| planned.known_digest(&m).map(|digest| (m, digest)));
+    let present = match known {
+        Some((manifest, digest)) => store.bundle_size(&digest).await?.map(|size| (manifest, Packed { digest, size })),
         None => None,
     };
-    let (packed, uploaded) = match known {
-        Some(packed) => (packed, false),
-        _ => {
+    let (manifest, packed, uploaded) = match present {
+        Some((manifest, packed)) => (manifest, packed, false),
+        None => {
             let tmp_dir = project.root.join(".flowgate").join("tmp");
             std::fs::create_dir_all(&tmp_dir).with_context(|| format!("Failed to create `{}`", tmp_dir.display()))?;
             let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)?;
-            let root = project.root.clone();
-            let manifest = scan.manifest.clone();
-            let (packed, tmp) = tokio::task::spawn_blocking(move || {
-                flowgate_bundle::write_archive(&root, &manifest, tmp.as_file_mut(), &options).map(|p| (p, tmp))
-            })
-            .await??;
+            let ((scan, packed), tmp) =
+                blocking(move || planned.write(tmp.as_file_mut()).map(|written| (written, tmp))).await??;
+            store.put_manifest(&packed.digest, &scan.manifest).await?;
             let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
-            (packed, matches!(upload, Upload::Created))
+            (scan.manifest, packed, matches!(upload, Upload::Created))
         }
     };
     if printer.progress_enabled() {
         eprintln!();
     }
-    store.put_manifest(&packed.digest, &scan.manifest).await?;
     let build = Build {
         id: Build::derive_id(&packed.digest, &images),
         bundle: packed.digest,
         bundle_size: packed.size,
-        file_count: scan.manifest.files.len() as u64,
+        file_count: manifest.files.len() as u64,
         images,
         commit: head.commit,
         branch: head.branch,
@@ -110,19 +123,23 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
 }
 
 /// git-tracked ∩ include − exclude, relative to the project root (which may sit
-/// below the repository root). Files deleted in a dirty tree are left out.
-fn select_files(project: &Project, repo: &Repo) -> Result<Vec<String>> {
+/// below the repository root). Files deleted in a dirty tree are left out by the
+/// stat pass (`skip_missing`), so nothing is stat'ed here.
+fn select_files(project: &Project, repo: &Repo, tracked: Vec<String>) -> Vec<String> {
     let prefix =
         project.root.strip_prefix(repo.root()).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
-    let tracked: Vec<String> = repo
-        .tracked_files()?
-        .into_iter()
-        .filter_map(
-            |f| if prefix.is_empty() { Some(f) } else { f.strip_prefix(&format!("{prefix}/")).map(str::to_string) },
-        )
-        .filter(|f| project.root.join(f).is_file())
-        .collect();
-    Ok(project.config.select_files(&tracked))
+    let tracked: Vec<String> = if prefix.is_empty() {
+        tracked
+    } else {
+        let prefix = format!("{prefix}/");
+        tracked.into_iter().filter_map(|f| f.strip_prefix(&prefix).map(str::to_string)).collect()
+    };
+    project.config.select_files(&tracked)
+}
+
+/// Runs blocking work (git, file I/O) off the async threads.
+fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(work)
 }
 
 /// The image of every flow: `--image FLOW=REF` for one flow, `--image REF` for
@@ -161,8 +178,11 @@ fn non_empty(value: &str, flag: &str) -> Result<String> {
 }
 
 fn pack_options(root: &Path, printer: Printer) -> PackOptions {
-    let mut options =
-        PackOptions { index_path: Some(root.join(".flowgate").join("cache").join("index")), ..Default::default() };
+    let mut options = PackOptions {
+        index_path: Some(root.join(".flowgate").join("cache").join("index")),
+        skip_missing: true,
+        ..Default::default()
+    };
     if printer.progress_enabled() {
         options.progress = Some(Arc::new(|p: PackProgress| eprint!("\r{}", progress_line(&p))));
     }

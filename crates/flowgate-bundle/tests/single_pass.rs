@@ -1,0 +1,80 @@
+//! The single-pass writer (`plan` then `Plan::write`) gives the same bytes and
+//! manifest as `scan` then `write_archive`, reads each file once, teaches the index
+//! so the next plan knows the manifest and digest, and can leave out deleted files.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::{pack, paths_of, write_tree};
+use flowgate_bundle::{plan, BundleError, PackOptions};
+
+fn tree() -> Vec<(String, Vec<u8>, bool)> {
+    let mut files: Vec<(String, Vec<u8>, bool)> = (0..300)
+        .map(|i| (format!("pkg{}/m{i}.py", i % 5), format!("X = {i}\n").repeat(i % 40 + 1).into_bytes(), i % 9 == 0))
+        .collect();
+    // Larger than the small-file cutoff (4 MiB), so it is streamed, between small batches.
+    files.push(("pkg2/big.csv".into(), (0..5_000_000u32).map(|i| (i % 251) as u8).collect(), false));
+    files.push(("README.md".into(), b"# readme\n".to_vec(), false));
+    files
+}
+
+#[test]
+fn one_pass_gives_the_bytes_and_manifest_of_two_passes() {
+    let src = tempfile::tempdir().unwrap();
+    let owned = tree();
+    let files: Vec<(&str, &[u8], bool)> = owned.iter().map(|(p, c, x)| (p.as_str(), &c[..], *x)).collect();
+    write_tree(src.path(), &files, 0o644, 0o755);
+    let paths = paths_of(&files);
+    let (bytes, packed, manifest) = pack(src.path(), &paths, &PackOptions::default());
+
+    let cache = tempfile::tempdir().unwrap();
+    let opts = PackOptions { index_path: Some(cache.path().join("index")), ..PackOptions::default() };
+    let planned = plan(src.path(), &paths, &opts).unwrap();
+    assert_eq!(planned.unknown(), paths.len() as u64);
+    assert!(planned.known_manifest().is_none());
+    let mut out = tempfile::tempfile().unwrap();
+    let (scanned, one_pass) = planned.write(&mut out).unwrap();
+    assert_eq!(one_pass, packed);
+    assert_eq!(scanned.manifest, manifest);
+    assert_eq!(scanned.hashed, paths.len() as u64);
+    let mut written = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Seek::rewind(&mut out).map(|()| out).unwrap(), &mut written).unwrap();
+    assert_eq!(written, bytes);
+
+    // Files written within the racy window are not trusted from stats: wait it out.
+    std::thread::sleep(Duration::from_millis(2_200));
+    let mut out = tempfile::tempfile().unwrap();
+    let (again, _) = plan(src.path(), &paths, &opts).unwrap().write(&mut out).unwrap();
+    assert_eq!(again.hashed, paths.len() as u64, "racy files were hashed again");
+    let next = plan(src.path(), &paths, &opts).unwrap();
+    assert_eq!(next.unknown(), 0);
+    let known = next.known_manifest().unwrap();
+    assert_eq!(known, manifest);
+    assert_eq!(next.known_digest(&known), Some(packed.digest));
+
+    // A vouched-for file whose content changes under the writer is caught by name.
+    let target = src.path().join("pkg2/big.csv");
+    let planned = plan(src.path(), &paths, &opts).unwrap();
+    let mut content = fs::read(&target).unwrap();
+    content[10] ^= 1;
+    let mtime = fs::metadata(&target).unwrap().modified().unwrap();
+    fs::write(&target, &content).unwrap();
+    fs::File::options().write(true).open(&target).unwrap().set_modified(mtime).unwrap();
+    let err = planned.write(&mut tempfile::tempfile().unwrap()).unwrap_err();
+    assert!(matches!(&err, BundleError::Changed { path } if path == "pkg2/big.csv"), "{err}");
+}
+
+#[test]
+fn missing_files_are_left_out_only_when_asked() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), &[("a.py", b"a", false), ("b.py", b"b", false)], 0o644, 0o755);
+    let paths: Vec<String> = ["a.py", "b.py", "gone.py", "gone_dir/c.py"].map(String::from).to_vec();
+    let err = plan(src.path(), &paths, &PackOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("`") && err.to_string().contains("gone"), "{err}");
+    let opts = PackOptions { skip_missing: true, ..PackOptions::default() };
+    let (scanned, _) = plan(src.path(), &paths, &opts).unwrap().write(&mut tempfile::tempfile().unwrap()).unwrap();
+    let kept: Vec<&str> = scanned.manifest.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(kept, ["a.py", "b.py"]);
+}
