@@ -8,17 +8,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use flowgate_bundle::{Cache, Limits};
+use flowgate_bundle::Cache;
 use flowgate_core::{Build, BuildId, Digest};
 use flowgate_prefect::{PrefectClient, PullRecord, RunContext};
 use flowgate_store::ArtifactStore;
 use serde::Serialize;
 
+use super::local_bundle;
 use crate::cli::PullArgs;
 use crate::exit::usage;
 use crate::git::Repo;
 use crate::printer::Printer;
-use crate::project::{vars, Project};
+use crate::project::Project;
 use crate::refs::resolve_build;
 
 #[derive(Serialize)]
@@ -40,11 +41,8 @@ pub async fn run(cwd: &Path, args: PullArgs, printer: Printer) -> Result<()> {
             )));
         }
     }
-    let cache = Cache::new(cache_dir(args.cache.as_deref())?);
-    let (path, cached) = match cache.lookup(&build.bundle) {
-        Some(path) => (path, true),
-        None => (install(&cache, &store, &build.bundle).await?, false),
-    };
+    let cache = Cache::new(local_bundle::cache_dir(args.cache.as_deref())?);
+    let (path, cached) = local_bundle::ensure(&cache, &store, &build.bundle).await?;
     if let Some(context) = RunContext::from_env() {
         let record = PullRecord { build: build.id.clone(), bundle: build.bundle };
         if let Err(error) = record_on_run(&context, &record).await {
@@ -87,38 +85,4 @@ async fn locate(cwd: &Path, args: &PullArgs) -> Result<(Build, ArtifactStore)> {
     let build =
         store.build(&id).await?.ok_or_else(|| usage(format!("The store `{}` has no build `{id}`", store.url())))?;
     Ok((build, store))
-}
-
-async fn install(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Result<PathBuf> {
-    let limits = Limits::default();
-    if let Some(local) = store.local_bundle_path(digest) {
-        let cache = cache.clone();
-        let digest = *digest;
-        return Ok(tokio::task::spawn_blocking(move || cache.install(&digest, &local, &limits)).await??);
-    }
-    let tmp = tempfile::Builder::new().prefix(".download-").tempdir_in(cache.root())?;
-    let archive = tmp.path().join("bundle.tar.zst");
-    store.fetch_bundle(digest, &archive).await?;
-    let cache = cache.clone();
-    let digest = *digest;
-    Ok(tokio::task::spawn_blocking(move || cache.install(&digest, &archive, &limits)).await??)
-}
-
-fn cache_dir(flag: Option<&Path>) -> Result<PathBuf> {
-    let dir = match flag {
-        Some(dir) => dir.to_path_buf(),
-        None => match std::env::var_os(vars::CACHE_DIR).filter(|v| !v.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => {
-                let base = std::env::var_os("XDG_CACHE_HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                    .context("Neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")?;
-                base.join("flowgate").join("bundles")
-            }
-        },
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the cache `{}`", dir.display()))?;
-    Ok(dir)
 }

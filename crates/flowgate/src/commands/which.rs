@@ -5,13 +5,14 @@
 //! (the MD5 of the entrypoint file at execution) matched against build manifests.
 
 use anyhow::{Context as _, Result};
-use flowgate_config::{AuthScheme, SelectedEnv, TemplateVars};
+use flowgate_config::{SelectedEnv, TemplateVars};
 use flowgate_core::{Build, BuildId, Digest, FlowKey, Manifest};
 use flowgate_ledger::Ledger;
-use flowgate_prefect::{PrefectAuth, PrefectClient, PrefectError, PullRecord, RunDetail, ServerDeployment};
+use flowgate_prefect::{PrefectClient, PrefectError, PullRecord, RunDetail, ServerDeployment};
 use flowgate_store::ArtifactStore;
 use serde::Serialize;
 
+use super::deploy::Target;
 use crate::cli::WhichArgs;
 use crate::exit::usage;
 use crate::printer::Printer;
@@ -50,7 +51,14 @@ struct Candidate {
 
 pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
-    let client = client_for(&env)?;
+    let client = Target::of(&env)?
+        .ok_or_else(|| {
+            usage(format!(
+                "Env `{}` has no `prefect_api_url`: it is ledger-only, no flow runs to look up",
+                env.ledger_name
+            ))
+        })?
+        .client;
     let id = args.flow_run_id.trim();
     let run = client
         .read_run_detail(id)
@@ -194,29 +202,6 @@ fn render(w: &Which, out: &mut String) {
             or_dash(&w.flow_version)
         ));
     }
-}
-
-/// A client for the env's server, with the credentials its config names.
-fn client_for(env: &SelectedEnv) -> Result<PrefectClient> {
-    let url = env.config.prefect_api_url.as_deref().ok_or_else(|| {
-        usage(format!("Env `{}` has no `prefect_api_url`: it is ledger-only, no flow runs to look up", env.ledger_name))
-    })?;
-    let auth = match &env.config.prefect_auth {
-        None => None,
-        Some(auth) => {
-            let secret = std::env::var(&auth.env).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
-                usage(format!(
-                    "The variable `{}` named by `prefect_auth` of env `{}` is not set",
-                    auth.env, env.ledger_name
-                ))
-            })?;
-            Some(match auth.scheme {
-                AuthScheme::Bearer => PrefectAuth::Bearer(secret),
-                AuthScheme::Basic => PrefectAuth::Basic(secret),
-            })
-        }
-    };
-    Ok(PrefectClient::new(url, auth)?)
 }
 
 /// The labels first; the run's log line if the labels are gone. Reading the
