@@ -52,7 +52,11 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         let (root, options) = (project.root.clone(), options.clone());
         move || flowgate_bundle::plan(&root, &files, &options)
     });
-    let (head, dirty) = (head.await??, dirty.await??);
+    let head = head.await??;
+    // Only changes to paths the bundle takes make it dirty (include/exclude applied
+    // to the changed paths themselves, so a staged deletion counts): an edited
+    // README outside the project or an excluded test does not.
+    let dirty = project.config.select_files(&project_relative(project, &repo, dirty.await??));
     if !dirty.is_empty() && !args.allow_dirty {
         let shown: Vec<String> = dirty.iter().take(5).map(|f| format!("`{f}`")).collect();
         return Err(usage(format!(
@@ -126,15 +130,19 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
 /// below the repository root). Files deleted in a dirty tree are left out by the
 /// stat pass (`skip_missing`), so nothing is stat'ed here.
 fn select_files(project: &Project, repo: &Repo, tracked: Vec<String>) -> Vec<String> {
+    project.config.select_files(&project_relative(project, repo, tracked))
+}
+
+/// Repository-relative paths made relative to the project root; paths outside
+/// the project are dropped.
+fn project_relative(project: &Project, repo: &Repo, paths: Vec<String>) -> Vec<String> {
     let prefix =
         project.root.strip_prefix(repo.root()).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
-    let tracked: Vec<String> = if prefix.is_empty() {
-        tracked
-    } else {
-        let prefix = format!("{prefix}/");
-        tracked.into_iter().filter_map(|f| f.strip_prefix(&prefix).map(str::to_string)).collect()
-    };
-    project.config.select_files(&tracked)
+    if prefix.is_empty() {
+        return paths;
+    }
+    let prefix = format!("{prefix}/");
+    paths.into_iter().filter_map(|f| f.strip_prefix(&prefix).map(str::to_string)).collect()
 }
 
 /// Runs blocking work (git, file I/O) off the async threads.
