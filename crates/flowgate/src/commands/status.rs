@@ -1,5 +1,6 @@
 //! `flowgate status`: the flows × envs matrix of what runs where, and for envs
-//! with a Prefect server whether each cell's revision has been synced there.
+//! with a Prefect server whether each cell's revision has been synced there and
+//! whether the server still has it (drift: a deployment edited by hand).
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,11 @@ use chrono::Utc;
 use flowgate_config::PERSONAL_ENV;
 use flowgate_core::{Build, BuildId, EnvName, FlowKey, Revision, StatusMatrix};
 use flowgate_ledger::Ledger;
+use flowgate_prefect::Action;
 use serde::Serialize;
+use serde_json::{json, Value};
 
+use super::deploy::{self, Target};
 use crate::cli::StatusArgs;
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
@@ -33,11 +37,29 @@ struct Cell {
     revision: i64,
     commit: Option<String>,
     updated_at: chrono::DateTime<Utc>,
-    /// Envs with a Prefect server only: `synced`, or `pending sync` when the
-    /// pointer's revision is newer than the one last synced (`flowgate sync` converges).
+    /// Envs with a Prefect server only: `pending sync` when the pointer's
+    /// revision is newer than the one last synced (`flowgate sync` converges);
+    /// else what the server has: `synced`, `drift` (it differs from what the
+    /// ledger wants, see `drift`), or `unknown` (the server could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<&'static str>,
+    /// The fields that differ, when `sync` is `drift`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    drift: Vec<Drift>,
 }
+
+/// One field of a synced deployment the server has other than the ledger wants.
+#[derive(Serialize, Clone)]
+struct Drift {
+    field: &'static str,
+    /// What the server has.
+    server: Value,
+    /// What the ledger wants (what `flowgate sync` would set).
+    ledger: Value,
+}
+
+/// Per env with a server: the drift of each flow, or `None` when unreadable.
+type ServerViews = BTreeMap<EnvName, Option<BTreeMap<FlowKey, Vec<Drift>>>>;
 
 pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Result<()> {
     let mut envs = match &args.env {
@@ -62,6 +84,7 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
             synced.insert(env.clone(), ledger.synced(env).await?);
         }
     }
+    let views = server_views(project, ledger.as_ref(), &pointers, &synced, printer).await?;
     let builds =
         builds_of(ledger.as_ref(), matrix.rows.iter().flat_map(|r| r.cells.iter().flatten().map(|p| &p.build))).await?;
     let status = Status {
@@ -75,18 +98,29 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                     .cells
                     .iter()
                     .map(|cell| {
-                        cell.as_ref().map(|p| Cell {
-                            build: p.build.clone(),
-                            revision: p.revision,
-                            commit: builds.get(&p.build).map(|b| b.short_commit().to_string()),
-                            updated_at: p.updated_at,
-                            sync: synced.get(&p.env).map(|done| {
-                                if done.iter().any(|(f, r)| *f == p.flow && *r >= p.revision) {
-                                    "synced"
-                                } else {
-                                    "pending sync"
+                        cell.as_ref().map(|p| {
+                            let (sync, drift) = match synced.get(&p.env) {
+                                None => (None, Vec::new()),
+                                Some(done) if !is_synced(done, &p.flow, p.revision) => {
+                                    (Some("pending sync"), Vec::new())
                                 }
-                            }),
+                                Some(_) => match views.get(&p.env) {
+                                    Some(None) => (Some("unknown"), Vec::new()),
+                                    Some(Some(drifts)) => match drifts.get(&p.flow) {
+                                        Some(fields) if !fields.is_empty() => (Some("drift"), fields.clone()),
+                                        _ => (Some("synced"), Vec::new()),
+                                    },
+                                    None => (Some("synced"), Vec::new()),
+                                },
+                            };
+                            Cell {
+                                build: p.build.clone(),
+                                revision: p.revision,
+                                commit: builds.get(&p.build).map(|b| b.short_commit().to_string()),
+                                updated_at: p.updated_at,
+                                sync,
+                                drift,
+                            }
                         })
                     })
                     .collect(),
@@ -110,7 +144,12 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                         c.revision,
                         c.commit.as_deref().unwrap_or("?"),
                         age(c.updated_at, now),
-                        if c.sync == Some("pending sync") { " (pending sync)" } else { "" }
+                        match c.sync {
+                            Some("drift") =>
+                                format!(" (drift: {})", c.drift.iter().map(|d| d.field).collect::<Vec<_>>().join(", ")),
+                            Some(state @ ("pending sync" | "unknown")) => format!(" ({state})"),
+                            _ => String::new(),
+                        }
                     ),
                 }));
                 row
@@ -119,6 +158,74 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         table(out, &header, &rows);
     })
+}
+
+fn is_synced(done: &[(FlowKey, Revision)], flow: &FlowKey, revision: Revision) -> bool {
+    done.iter().any(|(f, r)| f == flow && *r >= revision)
+}
+
+/// For each env with a server and at least one synced cell (ledger-only envs and
+/// envs with only pending cells cost no server call): the plan `flowgate sync`
+/// would make, read as drift. A server that cannot be read is a note on stderr
+/// and `unknown` cells, never a failed status.
+async fn server_views(
+    project: &Project,
+    ledger: &dyn Ledger,
+    pointers: &[flowgate_core::Pointer],
+    synced: &BTreeMap<EnvName, Vec<(FlowKey, Revision)>>,
+    printer: Printer,
+) -> Result<ServerViews> {
+    let mut views = ServerViews::new();
+    for (env, done) in synced {
+        if !pointers.iter().any(|p| p.env == *env && is_synced(done, &p.flow, p.revision)) {
+            continue;
+        }
+        let selected = project.select_env(Some(env.as_str()))?;
+        let view = match Target::of(&selected) {
+            Ok(None) => continue,
+            Ok(Some(target)) => drift_of(project, ledger, &target).await,
+            Err(e) => Err(e),
+        };
+        views.insert(
+            env.clone(),
+            match view {
+                Ok(drifts) => Some(drifts),
+                Err(e) => {
+                    printer.note(format!(
+                        "Could not compare env `{env}` with its Prefect server, so its cells show `unknown`: {e:#}"
+                    ));
+                    None
+                }
+            },
+        );
+    }
+    Ok(views)
+}
+
+/// What sync would change on each flow's deployment, as drift. Whether a cell
+/// drifted or is merely pending is decided by the ledger's sync state.
+async fn drift_of(project: &Project, ledger: &dyn Ledger, target: &Target) -> Result<BTreeMap<FlowKey, Vec<Drift>>> {
+    let (plan, desired) = deploy::plan(project, ledger, target).await?;
+    let mut out = BTreeMap::new();
+    for ((flow, _), planned) in desired.revisions.into_iter().zip(plan.deployments) {
+        let name = planned.desired.name.clone();
+        let drift = match planned.action {
+            Action::Unchanged { .. } => Vec::new(),
+            Action::Update { changes, .. } => {
+                changes.into_iter().map(|c| Drift { field: c.field, server: c.old, ledger: c.new }).collect()
+            }
+            Action::Create => vec![Drift { field: "deployment", server: Value::Null, ledger: json!(name) }],
+            Action::Foreign { .. } => {
+                vec![Drift {
+                    field: "deployment",
+                    server: json!("not managed (no `flowgate` tag)"),
+                    ledger: json!(name),
+                }]
+            }
+        };
+        out.insert(flow, drift);
+    }
+    Ok(out)
 }
 
 /// The envs a status shows: every configured env, the personal one as this
