@@ -13,6 +13,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$repo_root/scripts/lib.sh"
 
+ensure_packages curl git
 ensure_prefect
 prefect="$FLOWGATE_PREFECT_VENV/bin/prefect"
 py="$FLOWGATE_PREFECT_VENV/bin/python"

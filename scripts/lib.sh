@@ -10,6 +10,15 @@ export FLOWGATE_TEST_POSTGRES_URL="${FLOWGATE_TEST_POSTGRES_URL:-postgres://post
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Debian packages the scripts call, installed when a new machine lacks them.
+ensure_packages() {
+  local missing=()
+  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 # Starts PostgreSQL on 127.0.0.1:5432 if it is not answering, installing it from
 # Debian's packages with trust auth on loopback when the machine has none.
 ensure_postgres() {
