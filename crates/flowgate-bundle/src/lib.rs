@@ -18,6 +18,7 @@
 //! ```
 
 mod cache;
+mod dirs;
 mod error;
 mod index;
 mod inspect;

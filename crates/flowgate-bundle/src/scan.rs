@@ -2,9 +2,8 @@
 //! whose stat is unchanged), then either hashing what the index could not vouch
 //! for ([`scan`]) or writing the archive in the same pass that hashes it ([`Plan::write`]).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,6 +13,9 @@ use flowgate_core::{Digest, Manifest, ManifestEntry};
 use md5::Digest as _;
 use rayon::prelude::*;
 
+use rustix::fs::{FileType, RawMode};
+
+use crate::dirs::Dirs;
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
 use crate::pack::{write_slots, Packed};
@@ -82,7 +84,7 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
         paths::check(path, limits.max_path_len)
             .map_err(|reason| BundleError::InvalidPath { path: path.to_string(), reason })?;
     }
-    check_ancestors(root, &selected, opts.skip_missing)?;
+    let dirs = Dirs::open(root, &selected, opts.skip_missing)?;
     let started_ns = now_ns();
     let index = opts.index_path.as_deref().map(Index::load).unwrap_or_default();
     let done = AtomicU64::new(0);
@@ -90,7 +92,7 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
     let slots: Vec<Option<Slot>> = selected
         .par_iter()
         .map(|path| {
-            let slot = stat_one(root, path, &index, opts);
+            let slot = stat_one(root, &dirs, path, &index, opts);
             opts.report(PackProgress::Scanned { done: done.fetch_add(1, Ordering::Relaxed) + 1, total });
             slot
         })
@@ -183,14 +185,19 @@ impl Plan {
 
 /// One file's stat and what the index knows of it; `None` for a missing file when
 /// the options say to leave those out.
-fn stat_one(root: &Path, path: &str, index: &Index, opts: &PackOptions) -> Result<Option<Slot>, BundleError> {
-    let full = root.join(path);
-    let meta = match fs::symlink_metadata(&full) {
+fn stat_one(
+    root: &Path,
+    dirs: &Dirs<'_>,
+    path: &str,
+    index: &Index,
+    opts: &PackOptions,
+) -> Result<Option<Slot>, BundleError> {
+    let meta = match dirs.stat(path) {
         Ok(meta) => meta,
         Err(e) if opts.skip_missing && is_missing(&e) => return Ok(None),
-        Err(e) => return Err(BundleError::io("read the metadata of", &full)(e)),
+        Err(e) => return Err(BundleError::io("read the metadata of", &root.join(path))(e)),
     };
-    let kind = meta.file_type();
+    let kind = FileType::from_raw_mode(meta.st_mode as RawMode);
     if !kind.is_file() {
         let reason = if kind.is_symlink() {
             "it is a symbolic link; bundles hold regular files only"
@@ -201,12 +208,12 @@ fn stat_one(root: &Path, path: &str, index: &Index, opts: &PackOptions) -> Resul
         };
         return Err(BundleError::Unsupported { path: path.to_string(), reason: reason.to_string() });
     }
-    let stat = FileStat::of(&meta);
+    let stat = FileStat::of_raw(&meta);
     let known = index.files.get(path).filter(|h| h.stat == stat).copied();
     if known.is_none() {
         check_file_size(path, stat.size, opts)?;
     }
-    Ok(Some(Slot { path: path.to_string(), stat, executable: meta.mode() & 0o100 != 0, known }))
+    Ok(Some(Slot { path: path.to_string(), stat, executable: meta.st_mode & 0o100 != 0, known }))
 }
 
 /// Reads and hashes one file the index did not vouch for.
@@ -261,29 +268,7 @@ impl FileHasher {
     }
 }
 
-/// Every directory on the way to a selected file must be a real directory: a
-/// symlinked directory could lead outside `root`. Each is stat'ed once.
-fn check_ancestors(root: &Path, selected: &[&str], skip_missing: bool) -> Result<(), BundleError> {
-    let mut dirs: Vec<&str> = selected.iter().flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i])).collect();
-    dirs.sort_unstable();
-    dirs.dedup();
-    dirs.par_iter().try_for_each(|dir| {
-        let full = root.join(dir);
-        let meta = match fs::symlink_metadata(&full) {
-            Ok(meta) => meta,
-            // The files below it are missing too, and left out.
-            Err(e) if skip_missing && is_missing(&e) => return Ok(()),
-            Err(e) => return Err(BundleError::io("read the metadata of", &full)(e)),
-        };
-        if meta.file_type().is_dir() {
-            return Ok(());
-        }
-        let reason = "it is on the way to a selected file but is not a directory (a symbolic link?)";
-        Err(BundleError::Unsupported { path: dir.to_string(), reason: reason.to_string() })
-    })
-}
-
-fn is_missing(e: &io::Error) -> bool {
+pub(crate) fn is_missing(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
