@@ -12,11 +12,14 @@ pub struct Repo {
     root: PathBuf,
 }
 
-#[derive(Debug, Clone)]
-pub struct Head {
+/// HEAD and the working tree as `git status` sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
     pub commit: String,
+    /// `None` on a detached HEAD.
     pub branch: Option<String>,
-    pub author: String,
+    /// Tracked paths that differ from HEAD, relative to the root.
+    pub dirty: Vec<String>,
 }
 
 impl Repo {
@@ -35,28 +38,16 @@ impl Repo {
         run(&self.root, args)
     }
 
-    pub fn head(&self) -> Result<Head> {
-        let commit = self.git(&["rev-parse", "--verify", "HEAD"]).context("The repository has no commit yet")?;
-        let branch = self.git(&["symbolic-ref", "--quiet", "--short", "HEAD"]).ok().map(|b| b.trim().to_string());
-        let author = self.git(&["log", "-1", "--format=%an <%ae>"])?;
-        Ok(Head { commit: commit.trim().to_string(), branch, author: author.trim().to_string() })
+    /// The commit and branch of HEAD and the tracked files that differ from it
+    /// (staged or not), from one `git status`. A rename or copy lists both paths.
+    pub fn status(&self) -> Result<Status> {
+        let out = self.git(&["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"])?;
+        parse_status(&out)
     }
 
-    /// Tracked files that differ from HEAD (staged or not), relative to the root.
-    /// A rename or copy lists both paths (in `-z` output the source path is a
-    /// field of its own, without the status columns).
-    pub fn dirty_files(&self) -> Result<Vec<String>> {
-        let out = self.git(&["status", "--porcelain=v1", "-z", "--untracked-files=no"])?;
-        let mut files = Vec::new();
-        let mut fields = out.split('\0').filter(|e| !e.is_empty());
-        while let Some(entry) = fields.next() {
-            let (Some(status), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
-            files.push(path.to_string());
-            if status.contains(['R', 'C']) {
-                files.extend(fields.next().map(str::to_string));
-            }
-        }
-        Ok(files)
+    /// Who made HEAD, as `name <email>`.
+    pub fn author(&self) -> Result<String> {
+        Ok(self.git(&["log", "-1", "--format=%an <%ae>"])?.trim().to_string())
     }
 
     /// Every tracked file, '/'-separated, relative to the root; submodules and
@@ -90,6 +81,38 @@ impl Repo {
     }
 }
 
+/// Parses `git status --porcelain=v2 --branch -z`: `# branch.*` headers, then
+/// one entry per changed path (`1` changed, `2` renamed or copied with its source
+/// path in the next field, `u` unmerged); the path is the last field of an entry.
+fn parse_status(out: &str) -> Result<Status> {
+    let (mut commit, mut branch, mut dirty) = (None, None, Vec::new());
+    let mut fields = out.split('\0').filter(|e| !e.is_empty());
+    while let Some(entry) = fields.next() {
+        if let Some(oid) = entry.strip_prefix("# branch.oid ") {
+            commit = (oid != "(initial)").then(|| oid.to_string());
+            continue;
+        }
+        if let Some(head) = entry.strip_prefix("# branch.head ") {
+            branch = (head != "(detached)").then(|| head.to_string());
+            continue;
+        }
+        let before_path = match entry.as_bytes().first() {
+            Some(b'1') => 8,
+            Some(b'2') => 9,
+            Some(b'u') => 10,
+            _ => continue,
+        };
+        if let Some(path) = entry.splitn(before_path + 1, ' ').nth(before_path) {
+            dirty.push(path.to_string());
+        }
+        if entry.starts_with('2') {
+            dirty.extend(fields.next().map(str::to_string));
+        }
+    }
+    let commit = commit.context("The repository has no commit yet")?;
+    Ok(Status { commit, branch, dirty })
+}
+
 fn run(dir: &Path, args: &[&str]) -> Result<String> {
     let output = Command::new("git")
         .current_dir(dir)
@@ -100,4 +123,29 @@ fn run(dir: &Path, args: &[&str]) -> Result<String> {
         bail!("`git {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
     }
     String::from_utf8(output.stdout).context("git printed a path that is not UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_commit_branch_and_both_paths_of_a_rename() {
+        let out = "# branch.oid 0123abcd\0# branch.head main\0\
+                   1 .M N... 100644 100644 100644 aa bb lib/a b.py\0\
+                   2 R. N... 100644 100644 100644 aa aa R100 new name.py\0old name.py\0\
+                   u UU N... 100644 100644 100644 100644 aa bb cc conflict.py\0";
+        let status = parse_status(out).unwrap();
+        assert_eq!(status.commit, "0123abcd");
+        assert_eq!(status.branch.as_deref(), Some("main"));
+        assert_eq!(status.dirty, ["lib/a b.py", "new name.py", "old name.py", "conflict.py"]);
+    }
+
+    #[test]
+    fn status_of_a_detached_head_and_of_an_empty_repository() {
+        let detached = parse_status("# branch.oid 0123abcd\0# branch.head (detached)\0").unwrap();
+        assert_eq!((detached.branch, detached.dirty.len()), (None, 0));
+        let empty = parse_status("# branch.oid (initial)\0# branch.head main\0").unwrap_err();
+        assert_eq!(empty.to_string(), "The repository has no commit yet");
+    }
 }

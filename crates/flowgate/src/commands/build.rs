@@ -34,13 +34,13 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let repo = Repo::discover(&project.root)?;
     // The git questions and the stat pass over the selected files are independent:
     // they run side by side, and the ledger opens while the stat pass finishes.
-    let head = blocking({
+    let status = blocking({
         let repo = repo.clone();
-        move || repo.head()
+        move || repo.status()
     });
-    let dirty = blocking({
+    let author = blocking({
         let repo = repo.clone();
-        move || repo.dirty_files()
+        move || repo.author()
     });
     let tracked = blocking({
         let repo = repo.clone();
@@ -52,11 +52,11 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         let (root, options) = (project.root.clone(), options.clone());
         move || flowgate_bundle::plan(&root, &files, &options)
     });
-    let head = head.await??;
+    let status = status.await??;
     // Only changes to paths the bundle takes make it dirty (include/exclude applied
     // to the changed paths themselves, so a staged deletion counts): an edited
     // README outside the project or an excluded test does not.
-    let dirty = project.config.select_files(&project_relative(project, &repo, dirty.await??));
+    let dirty = project.config.select_files(&project_relative(project, &repo, status.dirty));
     if !dirty.is_empty() && !args.allow_dirty {
         let shown: Vec<String> = dirty.iter().take(5).map(|f| format!("`{f}`")).collect();
         return Err(usage(format!(
@@ -68,7 +68,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     if !dirty.is_empty() {
         printer.note(format!("warning: building with uncommitted changes to {} tracked file(s)", dirty.len()));
     }
-    let images = pinned_images(project, &args.image, &head.commit, head.branch.as_deref())?;
+    let images = pinned_images(project, &args.image, &status.commit, status.branch.as_deref())?;
     let ledger = project.ledger().await?;
     let store = project.store()?;
     let planned = planned.await??;
@@ -80,6 +80,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         Some((manifest, digest)) => store.bundle_size(&digest).await?.map(|size| (manifest, Packed { digest, size })),
         None => None,
     };
+
     let (manifest, packed, uploaded) = match present {
         Some((manifest, packed)) => (manifest, packed, false),
         None => {
@@ -102,10 +103,10 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         bundle_size: packed.size,
         file_count: manifest.files.len() as u64,
         images,
-        commit: head.commit,
-        branch: head.branch,
+        commit: status.commit,
+        branch: status.branch,
         dirty: !dirty.is_empty(),
-        author: head.author,
+        author: author.await??,
         created_at: Utc::now(),
     };
     let recorded = ledger.record_build(&build).await?;
