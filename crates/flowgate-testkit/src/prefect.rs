@@ -114,7 +114,7 @@ pub struct PrefectServer {
     process: Guarded,
     port: u16,
     auth_string: Option<String>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl PrefectServer {
@@ -136,9 +136,36 @@ impl PrefectServer {
         let bin_text = bin.display().to_string();
         let args = [bin_text.as_str(), "server", "start", "--host", "127.0.0.1", "--port", &port_text];
         let process = Guarded::spawn(&args, home.path(), &env, 10);
-        let mut server = Self { process, port, auth_string: auth_string.map(str::to_string), _home: home };
+        let mut server = Self { process, port, auth_string: auth_string.map(str::to_string), home };
         server.wait_healthy();
         server
+    }
+
+    /// Stops the server abruptly, as a crash or power loss would: SIGKILL to its
+    /// whole process group, then waits until it is gone. Its `PREFECT_HOME`
+    /// (the database) and port stay, for [`PrefectServer::restart`].
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.process.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.process.child.wait();
+    }
+
+    /// Starts a new server on the same port with the same `PREFECT_HOME` (so the
+    /// same database) and waits until it is healthy. Kills the old one first if
+    /// it still runs.
+    pub fn restart(&mut self) {
+        if !self.process.exited() {
+            self.kill();
+        }
+        let bin_text = prefect_bin().display().to_string();
+        let port_text = self.port.to_string();
+        let mut env = vec![];
+        if let Some(auth) = &self.auth_string {
+            env.push(("PREFECT_SERVER_API_AUTH_STRING", auth.as_str()));
+        }
+        let args = [bin_text.as_str(), "server", "start", "--host", "127.0.0.1", "--port", &port_text];
+        self.process = Guarded::spawn(&args, self.home.path(), &env, 10);
+        self.wait_healthy();
     }
 
     /// The API root, e.g. `http://127.0.0.1:4200/api`.
