@@ -139,6 +139,22 @@ impl Plan {
         files.collect::<Option<Vec<_>>>().map(|files| Manifest { files })
     }
 
+    /// How many files the plan holds (selected files that exist).
+    pub fn file_count(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// The digest of the archive last written for these files, when the index
+    /// vouched for every one; the same as [`Plan::known_digest`] of
+    /// [`Plan::known_manifest`], without building the manifest.
+    pub fn known_archive(&self) -> Option<Digest> {
+        let mut key = KeyHasher::new();
+        for slot in &self.slots {
+            key.add(&slot.path, slot.stat.size, &slot.known.as_ref()?.blake3, slot.executable);
+        }
+        self.index.known_archive(&key.finish())
+    }
+
     /// The digest of the archive last written for `manifest` (see [`Plan::known_manifest`]).
     pub fn known_digest(&self, manifest: &Manifest) -> Option<Digest> {
         self.index.known_archive(&manifest_key(manifest))
@@ -290,16 +306,35 @@ fn entry(path: &str, size: u64, h: &Hashed, executable: bool) -> ManifestEntry {
 /// What identifies a manifest for the "archive already written" memory: paths,
 /// sizes, hashes and exec bits under the archive format version.
 pub(crate) fn manifest_key(manifest: &Manifest) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(FORMAT_KEY);
+    let mut key = KeyHasher::new();
     for f in &manifest.files {
-        h.update(&(f.path.len() as u64).to_le_bytes());
-        h.update(f.path.as_bytes());
-        h.update(&f.size.to_le_bytes());
-        h.update(f.blake3.as_bytes());
-        h.update(&[f.executable as u8]);
+        key.add(&f.path, f.size, &f.blake3, f.executable);
     }
-    *h.finalize().as_bytes()
+    key.finish()
+}
+
+/// Builds a [`manifest_key`] one file at a time, so a plan can compute it without a manifest.
+struct KeyHasher(blake3::Hasher);
+
+impl KeyHasher {
+    fn new() -> Self {
+        let mut h = blake3::Hasher::new();
+        h.update(FORMAT_KEY);
+        Self(h)
+    }
+
+    fn add(&mut self, path: &str, size: u64, blake3: &Digest, executable: bool) {
+        let h = &mut self.0;
+        h.update(&(path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update(&size.to_le_bytes());
+        h.update(blake3.as_bytes());
+        h.update(&[executable as u8]);
+    }
+
+    fn finish(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
 }
 
 fn now_ns() -> i64 {

@@ -34,6 +34,7 @@ fn one_pass_gives_the_bytes_and_manifest_of_two_passes() {
     let planned = plan(src.path(), &paths, &opts).unwrap();
     assert_eq!(planned.unknown(), paths.len() as u64);
     assert!(planned.known_manifest().is_none());
+    assert!(planned.known_archive().is_none());
     let mut out = tempfile::tempfile().unwrap();
     let (scanned, one_pass) = planned.write(&mut out).unwrap();
     assert_eq!(one_pass, packed);
@@ -53,6 +54,8 @@ fn one_pass_gives_the_bytes_and_manifest_of_two_passes() {
     let known = next.known_manifest().unwrap();
     assert_eq!(known, manifest);
     assert_eq!(next.known_digest(&known), Some(packed.digest));
+    assert_eq!(next.known_archive(), Some(packed.digest), "the plan's own key matches the manifest's");
+    assert_eq!(next.file_count(), paths.len() as u64);
 
     // A vouched-for file whose content changes under the writer is caught by name.
     let target = src.path().join("pkg2/big.csv");
