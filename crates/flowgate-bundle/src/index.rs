@@ -3,7 +3,6 @@
 //! which archive digest each manifest produced. It is a cache: a missing or damaged
 //! index is an empty one, and a failure to save it only costs time.
 
-use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -58,7 +57,9 @@ pub(crate) struct Hashed {
 
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    pub files: HashMap<String, Hashed>,
+    /// Sorted by path (byte order), so a lookup is a binary search and loading
+    /// builds no hash table.
+    pub files: Vec<(String, Hashed)>,
     /// (manifest key, archive digest), most recent first.
     pub archives: Vec<([u8; 32], Digest)>,
 }
@@ -95,6 +96,12 @@ impl Index {
         }
     }
 
+    /// What the index knows of `path`.
+    pub fn get(&self, path: &str) -> Option<&Hashed> {
+        let at = self.files.binary_search_by(|(p, _)| p.as_str().cmp(path)).ok()?;
+        Some(&self.files[at].1)
+    }
+
     pub fn known_archive(&self, key: &[u8; 32]) -> Option<Digest> {
         self.archives.iter().find(|(k, _)| k == key).map(|(_, d)| *d)
     }
@@ -109,10 +116,7 @@ impl Index {
         let mut out = Vec::with_capacity(64 + self.files.len() * 128);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.files.len() as u64).to_le_bytes());
-        let mut paths: Vec<&String> = self.files.keys().collect();
-        paths.sort();
-        for path in paths {
-            let h = &self.files[path];
+        for (path, h) in &self.files {
             out.extend_from_slice(&(path.len() as u32).to_le_bytes());
             out.extend_from_slice(path.as_bytes());
             for v in [h.stat.size, h.stat.mtime_ns as u64, h.stat.ctime_ns as u64, h.stat.ino, h.stat.dev] {
@@ -141,7 +145,7 @@ impl Index {
             return None;
         }
         let count = r.u64()?;
-        let mut files = HashMap::with_capacity(count.min(1 << 20) as usize);
+        let mut files = Vec::with_capacity(count.min(1 << 20) as usize);
         for _ in 0..count {
             let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
             let path = String::from_utf8(r.take(len)?.to_vec()).ok()?;
@@ -154,7 +158,7 @@ impl Index {
             };
             let blake3 = Digest::from_bytes(r.take(32)?.try_into().ok()?);
             let md5 = r.take(16)?.try_into().ok()?;
-            files.insert(path, Hashed { stat, blake3, md5 });
+            files.push((path, Hashed { stat, blake3, md5 }));
         }
         let count = r.u64()?;
         let mut archives = Vec::new();
@@ -162,7 +166,9 @@ impl Index {
             let key = r.take(32)?.try_into().ok()?;
             archives.push((key, Digest::from_bytes(r.take(32)?.try_into().ok()?)));
         }
-        r.0.is_empty().then_some(Self { files, archives })
+        // Saved sorted and without duplicates; anything else is damage.
+        let sorted = files.windows(2).all(|w| w[0].0 < w[1].0);
+        (r.0.is_empty() && sorted).then_some(Self { files, archives })
     }
 }
 
@@ -186,7 +192,8 @@ mod tests {
     fn sample() -> Index {
         let mut index = Index::default();
         let stat = FileStat { size: 3, mtime_ns: -5, ctime_ns: 7, ino: 9, dev: 11 };
-        index.files.insert("a/b.py".into(), Hashed { stat, blake3: Digest::of(b"x"), md5: [4; 16] });
+        index.files.push(("a/b.py".into(), Hashed { stat, blake3: Digest::of(b"x"), md5: [4; 16] }));
+        index.files.push(("a/c.py".into(), Hashed { stat, blake3: Digest::of(b"y"), md5: [5; 16] }));
         index.remember_archive([1; 32], Digest::of(b"archive"));
         index
     }
@@ -196,11 +203,16 @@ mod tests {
         let bytes = sample().encode();
         let back = Index::decode(&bytes).unwrap();
         assert_eq!(back.files, sample().files);
+        assert_eq!(back.get("a/c.py").map(|h| h.blake3), Some(Digest::of(b"y")));
+        assert!(back.get("a/b").is_none() && back.get("a/d.py").is_none());
         assert_eq!(back.known_archive(&[1; 32]), Some(Digest::of(b"archive")));
         let mut damaged = bytes.clone();
         damaged[12] ^= 1;
         assert!(Index::decode(&damaged).is_none());
         assert!(Index::decode(&bytes[..bytes.len() - 1]).is_none());
+        let mut unsorted = sample();
+        unsorted.files.reverse();
+        assert!(Index::decode(&unsorted.encode()).is_none(), "an unsorted index is damaged");
     }
 
     #[test]

@@ -187,7 +187,8 @@ impl Plan {
         let mut next = Index { files: Default::default(), archives: self.index.archives.clone() };
         next.files.reserve(outcomes.len());
         for (slot, o) in kept {
-            next.files.insert(slot.path.clone(), o.hashed);
+            // Slots are sorted by path, so the index stays sorted.
+            next.files.push((slot.path.clone(), o.hashed));
         }
         if let Some(digest) = archive {
             next.remember_archive(manifest_key(&manifest), digest);
@@ -225,7 +226,7 @@ fn stat_one(
         return Err(BundleError::Unsupported { path: path.to_string(), reason: reason.to_string() });
     }
     let stat = FileStat::of_raw(&meta);
-    let known = index.files.get(path).filter(|h| h.stat == stat).copied();
+    let known = index.get(path).filter(|h| h.stat == stat).copied();
     if known.is_none() {
         check_file_size(path, stat.size, opts)?;
     }
