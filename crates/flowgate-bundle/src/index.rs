@@ -40,10 +40,10 @@ impl FileStat {
         let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         Self {
             size: stat.st_size as u64,
-            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
-            ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
-            ino: stat.st_ino as u64,
-            dev: stat.st_dev as u64,
+            mtime_ns: ns(stat.st_mtime, stat.st_mtime_nsec as i64),
+            ctime_ns: ns(stat.st_ctime, stat.st_ctime_nsec as i64),
+            ino: stat.st_ino,
+            dev: stat.st_dev,
         }
     }
 }

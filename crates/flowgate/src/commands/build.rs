@@ -75,14 +75,12 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
 
     // The manifest is stored before its bundle, so a bundle in the store proves its
     // manifest is there too: an unchanged rebuild writes neither.
-    let known = planned.known_manifest().and_then(|m| planned.known_digest(&m).map(|digest| (m, digest)));
-    let present = match known {
-        Some((manifest, digest)) => store.bundle_size(&digest).await?.map(|size| (manifest, Packed { digest, size })),
+    let present = match planned.known_archive() {
+        Some(digest) => store.bundle_size(&digest).await?.map(|size| Packed { digest, size }),
         None => None,
     };
-
-    let (manifest, packed, uploaded) = match present {
-        Some((manifest, packed)) => (manifest, packed, false),
+    let (file_count, packed, uploaded) = match present {
+        Some(packed) => (planned.file_count(), packed, false),
         None => {
             let tmp_dir = project.root.join(".flowgate").join("tmp");
             std::fs::create_dir_all(&tmp_dir).with_context(|| format!("Failed to create `{}`", tmp_dir.display()))?;
@@ -91,7 +89,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
                 blocking(move || planned.write(tmp.as_file_mut()).map(|written| (written, tmp))).await??;
             store.put_manifest(&packed.digest, &scan.manifest).await?;
             let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
-            (scan.manifest, packed, matches!(upload, Upload::Created))
+            (scan.manifest.files.len() as u64, packed, matches!(upload, Upload::Created))
         }
     };
     if printer.progress_enabled() {
@@ -101,7 +99,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         id: Build::derive_id(&packed.digest, &images),
         bundle: packed.digest,
         bundle_size: packed.size,
-        file_count: manifest.files.len() as u64,
+        file_count,
         images,
         commit: status.commit,
         branch: status.branch,
