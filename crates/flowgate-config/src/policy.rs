@@ -30,6 +30,17 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// True when any gate is set; `allow_override` alone is not a gate.
+    pub fn has_gates(&self) -> bool {
+        !self.branches.is_empty()
+            || !self.after.is_empty()
+            || self.soak.is_some()
+            || self.min_successful_runs > 0
+            || self.max_failure_rate.is_some()
+            || self.approvals > 0
+            || !self.freeze.is_empty()
+    }
+
     /// True when `branch` satisfies `branches` (always true when none are listed).
     pub fn branch_allowed(&self, branch: Option<&str>) -> bool {
         if self.branches.is_empty() {
@@ -132,6 +143,14 @@ mod tests {
         for bad in ["", "2", "h", "2x", "1.5h", "-1h", "2h 30m"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn allow_override_alone_is_not_a_gate() {
+        let mut p = Policy { allow_override: true, ..Policy::default() };
+        assert!(!p.has_gates());
+        p.approvals = 1;
+        assert!(p.has_gates());
     }
 
     #[test]

@@ -84,23 +84,13 @@ pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -
 /// Gates arrive with rollouts; until flowgate evaluates them, an env that
 /// declares a policy is refused rather than silently released into.
 fn refuse_policy_envs(project: &Project, config_name: &str) -> Result<()> {
-    if project.config.env(config_name).is_some_and(|e| declares_gates(&e.policy)) {
+    if project.config.env(config_name).is_some_and(|e| e.policy.has_gates()) {
         return Err(RefusedError(format!(
             "Environment `{config_name}` declares a `policy`, and this version of flowgate cannot evaluate gates yet; nothing was released. Remove the policy to release without gates."
         ))
         .into());
     }
     Ok(())
-}
-
-fn declares_gates(p: &flowgate_config::Policy) -> bool {
-    !p.branches.is_empty()
-        || !p.after.is_empty()
-        || p.soak.is_some()
-        || p.min_successful_runs > 0
-        || p.max_failure_rate.is_some()
-        || p.approvals > 0
-        || !p.freeze.is_empty()
 }
 
 fn intent(project: &Project, args: &MoveArgs) -> Intent {
