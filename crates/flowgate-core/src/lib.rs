@@ -3,6 +3,7 @@
 //! testable with plain values (`cargo tree -p flowgate-core -e normal` shows it).
 
 pub mod build;
+pub mod gates;
 pub mod ids;
 pub mod manifest;
 pub mod moves;
@@ -13,5 +14,6 @@ pub use build::{Build, Images};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, Revision};
 pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
-pub use release::{Move, MoveKind, Pointer, Release};
+pub use gates::{Approval, GateResult, GateStatus};
+pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use status::{StatusMatrix, StatusRow};

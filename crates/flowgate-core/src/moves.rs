@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::ids::{BuildId, EnvName, FlowKey, Revision};
-use crate::release::{Move, MoveKind, Pointer, Release};
+use crate::release::{Audit, Move, MoveKind, Pointer, Release};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoveError {
@@ -45,6 +45,7 @@ fn make_move(
         kind,
         actor: intent.actor.clone(),
         reason: intent.reason.clone(),
+        audit: Audit::default(),
     }
 }
 
@@ -142,6 +143,7 @@ pub fn plan_rollback(
         kind: MoveKind::Rollback { to_revision: target.revision },
         actor: intent.actor.clone(),
         reason: intent.reason.clone(),
+        audit: Audit::default(),
     })
 }
 
@@ -177,6 +179,7 @@ mod tests {
             actor: "alice".into(),
             reason: None,
             created_at: Utc::now(),
+            audit: Audit::default(),
         }
     }
 

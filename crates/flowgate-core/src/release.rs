@@ -3,7 +3,29 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::gates::GateResult;
 use crate::ids::{BuildId, EnvName, FlowKey, Revision};
+
+/// What a move carries besides the pointer change, kept with its release for
+/// `history`: the gates evaluated, an override and the rollout it belonged to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    /// Every gate evaluated for this move, passed or not (empty: no policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// Set when gates were overridden: the reason given with `--override-gates`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+    /// The id of the rollout that made this move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+}
+
+impl Audit {
+    pub fn is_empty(&self) -> bool {
+        self == &Audit::default()
+    }
+}
 
 /// Why a pointer moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +61,7 @@ pub struct Move {
     pub kind: MoveKind,
     pub actor: String,
     pub reason: Option<String>,
+    pub audit: Audit,
 }
 
 impl Move {
@@ -61,6 +84,8 @@ pub struct Release {
     pub actor: String,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Audit::is_empty")]
+    pub audit: Audit,
 }
 
 /// Where a (flow, env) pointer stands now: its latest revision.

@@ -127,6 +127,7 @@ pub(crate) fn release(row: ReleaseRow) -> Result<Release, LedgerError> {
         actor,
         reason,
         created_at: time(created_at_ms)?,
+        audit: flowgate_core::Audit::default(),
     })
 }
 

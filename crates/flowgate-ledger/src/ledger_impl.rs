@@ -311,6 +311,7 @@ macro_rules! impl_ledger {
                     actor: mv.actor.clone(),
                     reason: mv.reason.clone(),
                     created_at: codec::time(now_ms).map_err(Step::Failed)?,
+                    audit: mv.audit.clone(),
                 })
             }
 

@@ -59,6 +59,7 @@ async fn release(p: &GitProject, build: &BuildId, expected: Option<i64>) {
         kind: MoveKind::Release,
         actor: "tester@example.com".into(),
         reason: None,
+        audit: Default::default(),
     };
     ledger.apply(&[mv]).await.expect("release");
 }

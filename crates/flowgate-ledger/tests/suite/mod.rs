@@ -92,6 +92,7 @@ pub fn mv(f: &str, e: &str, expected: Option<Revision>, build: &str) -> Move {
         kind: MoveKind::Release,
         actor: "alice".into(),
         reason: Some(format!("ship {build}")),
+        audit: Default::default(),
     }
 }
 
