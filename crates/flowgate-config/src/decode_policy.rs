@@ -12,8 +12,19 @@ use crate::node::{Node, Val};
 use crate::policy::{parse_duration, FreezeWindow, Policy, Rollout, Verify};
 use crate::schema::PERSONAL_ENV;
 
-const POLICY_KEYS: &[&str] =
-    &["branches", "after", "soak", "min_successful_runs", "max_failure_rate", "approval", "allow_override", "freeze"];
+const POLICY_KEYS: &[&str] = &[
+    "branches",
+    "after",
+    "soak",
+    "min_successful_runs",
+    "max_failure_rate",
+    "approval",
+    "separate_approver",
+    "allow_override",
+    "freeze",
+];
+/// Gates that count what happened upstream, so they mean nothing without `after`.
+const UPSTREAM_KEYS: &[&str] = &["soak", "min_successful_runs", "max_failure_rate"];
 const FREEZE_KEYS: &[&str] = &["from", "until", "reason"];
 const ROLLOUT_KEYS: &[&str] = &["waves", "verify"];
 const VERIFY_KEYS: &[&str] = &["runs", "timeout", "parameters"];
@@ -36,7 +47,8 @@ pub(crate) fn policy(
     envs: &[EnvName],
 ) -> Result<Policy, ConfigError> {
     let mut p = Policy::default();
-    for e in cx.table(node, &format!("`{table}`"))? {
+    let entries = cx.table(node, &format!("`{table}`"))?;
+    for e in entries {
         let what = key_in(&e.key, table);
         match e.key.as_str() {
             "branches" => {
@@ -92,6 +104,7 @@ pub(crate) fn policy(
                         .map_err(|_| cx.wrong_type(&e.node, &what, "`true`, `false` or a number of approvals"))?,
                 }
             }
+            "separate_approver" => p.separate_approver = cx.bool(&e.node, &what)?,
             "allow_override" => p.allow_override = cx.bool(&e.node, &what)?,
             "freeze" => {
                 for item in cx.array(&e.node, &what)? {
@@ -99,6 +112,15 @@ pub(crate) fn policy(
                 }
             }
             _ => return Err(cx.unknown_key(e, table, POLICY_KEYS)),
+        }
+    }
+    // Checked after the loop: `after` may come after `soak` in the table.
+    if p.after.is_empty() {
+        if let Some(e) = entries.iter().find(|e| UPSTREAM_KEYS.contains(&e.key.as_str())) {
+            return Err(cx.error(
+                &e.key_span,
+                format!("{} needs `after`: the env whose runs/soak are counted", key_in(&e.key, table)),
+            ));
         }
     }
     Ok(p)

@@ -7,6 +7,7 @@ pub mod gates;
 pub mod ids;
 pub mod manifest;
 pub mod moves;
+pub mod policy;
 pub mod release;
 pub mod status;
 
@@ -14,6 +15,7 @@ pub use build::{Build, Images};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, Revision};
 pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
-pub use gates::{Approval, GateResult, GateStatus};
+pub use policy::{parse_duration, FreezeWindow, Policy};
+pub use gates::{evaluate, Approval, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use status::{StatusMatrix, StatusRow};

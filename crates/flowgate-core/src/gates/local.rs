@@ -1,0 +1,95 @@
+//! The gates the target env decides alone: `freeze`, `branches`, `approval`.
+
+use std::collections::BTreeMap;
+
+use super::text::{at, ticked};
+use super::verdict::{single, Part};
+use super::{GateInput, GateResult};
+use crate::policy::FreezeWindow;
+
+/// `freeze`: a move made while `now` is inside a window (from inclusive, until
+/// exclusive) waits until that window ends, or, when later windows overlap or
+/// touch it, until the last of them ends, since the env stays frozen all along.
+/// The reasons of the windows `now` is in are named.
+pub(super) fn freeze(input: &GateInput<'_>) -> GateResult {
+    const GATE: &str = "freeze";
+    let (env, now) = (input.env, input.now);
+    let windows = &input.policy.freeze;
+    let inside: Vec<&FreezeWindow> = windows.iter().filter(|w| w.contains(now)).collect();
+    let Some(mut until) = inside.iter().map(|w| w.until).max() else {
+        let next = windows.iter().filter(|w| w.from > now).map(|w| w.from).min();
+        let then = next.map_or_else(String::new, |t| format!("; the next freeze starts at {}", at(t)));
+        return single(GATE, Part::pass(format!("`{env}` is not frozen at {}{then}", at(now))));
+    };
+    // Follow the chain: each pass takes any window starting at or before the
+    // current end and ending after it; windows are few, so this stays cheap.
+    while let Some(later) = windows.iter().filter(|w| w.from <= until && w.until > until).map(|w| w.until).max() {
+        until = later;
+    }
+    let since = inside.iter().map(|w| w.from).min().unwrap_or(now);
+    let reasons: Vec<&str> = inside.iter().filter_map(|w| w.reason.as_deref()).collect();
+    let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
+    single(GATE, Part::wait(Some(until), format!("`{env}` is frozen from {} until {}{why}", at(since), at(until))))
+}
+
+/// `branches`: the build must come from a branch matching one of the globs; a
+/// build made on a detached HEAD (no branch) matches none.
+pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
+    const GATE: &str = "branches";
+    let (build, env) = (&input.build.id, input.env);
+    let allowed = ticked(&input.policy.branches);
+    let branch = input.build.branch.as_deref();
+    let part = match branch {
+        Some(b) if input.policy.branch_allowed(branch) => {
+            Part::pass(format!("build `{build}` comes from branch `{b}`, which `{env}` accepts ({allowed})"))
+        }
+        Some(b) => {
+            Part::refuse(format!("build `{build}` comes from branch `{b}`; `{env}` accepts only builds from {allowed}"))
+        }
+        None => Part::refuse(format!(
+            "build `{build}` was made on a detached HEAD (no branch); `{env}` accepts only builds from {allowed}"
+        )),
+    };
+    single(GATE, part)
+}
+
+/// `approval`: at least `need` distinct people approved this build for this env,
+/// for this flow or for every flow. Actors are compared trimmed and without
+/// case, so `Alice` and `alice` are one person. With `separate_approver`, the
+/// releaser's own approvals do not count.
+pub(super) fn approval(input: &GateInput<'_>, need: u32) -> GateResult {
+    const GATE: &str = "approval";
+    let (build, env) = (&input.build.id, input.env);
+    let person = |actor: &str| actor.trim().to_lowercase();
+    let releaser = person(input.releaser);
+    let separate = input.policy.separate_approver;
+    // Keyed by the compared form, showing the first spelling seen.
+    let mut approvers: BTreeMap<String, &str> = BTreeMap::new();
+    let mut own_skipped = false;
+    let relevant = input
+        .approvals
+        .iter()
+        .filter(|a| &a.env == env && &a.build == build && a.flow.as_ref().is_none_or(|f| f == input.flow));
+    for a in relevant {
+        if separate && person(&a.actor) == releaser {
+            own_skipped = true;
+        } else {
+            approvers.entry(person(&a.actor)).or_insert(a.actor.as_str());
+        }
+    }
+    let who = if approvers.is_empty() { "none".to_string() } else { ticked(approvers.values()) };
+    let passed = approvers.len() >= need as usize;
+    let mut text =
+        format!("build `{build}` has {} of the {need} approvals needed for `{env}` ({who})", approvers.len());
+    if separate && (own_skipped || !passed) {
+        text.push_str(&format!(
+            "; approvals by `{}`, who makes this move, do not count (`separate_approver`)",
+            input.releaser
+        ));
+    }
+    if passed {
+        return single(GATE, Part::pass(text));
+    }
+    text.push_str(&format!("; approve it with `flowgate approve {build} --env {env}`"));
+    single(GATE, Part::refuse(text))
+}
