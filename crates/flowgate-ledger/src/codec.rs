@@ -2,7 +2,7 @@
 //! so the two implementations cannot drift apart in how they encode a value.
 
 use chrono::{DateTime, Utc};
-use flowgate_core::{Build, BuildId, Images, MoveKind, Pointer, Release, Revision};
+use flowgate_core::{Audit, Build, BuildId, GateResult, Images, MoveKind, Pointer, Release, Revision};
 
 use crate::error::LedgerError;
 
@@ -13,10 +13,28 @@ pub(crate) type BuildRow = (String, String, i64, i64, String, String, Option<Str
 /// `pointers` columns: flow, env, revision, build_id, updated_at_ms.
 pub(crate) type PointerRow = (String, String, i64, String, i64);
 
-/// `releases` columns: flow, env, revision, build_id, previous_build_id, kind,
-/// kind_detail, actor, reason, created_at_ms.
-pub(crate) type ReleaseRow =
-    (String, String, i64, String, Option<String>, String, Option<String>, String, Option<String>, i64);
+/// A `releases` row, by column name (more columns than sqlx decodes, or
+/// `Debug` prints, as a tuple).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ReleaseRow {
+    flow: String,
+    env: String,
+    revision: i64,
+    build_id: String,
+    previous_build_id: Option<String>,
+    kind: String,
+    kind_detail: Option<String>,
+    actor: String,
+    reason: Option<String>,
+    created_at_ms: i64,
+    gates: Option<String>,
+    override_reason: Option<String>,
+    rollout_id: Option<String>,
+}
+
+/// The audit columns of a release: gates (JSON, NULL when none ran),
+/// override_reason, rollout_id.
+pub(crate) type AuditColumns = (Option<String>, Option<String>, Option<String>);
 
 /// A build encoded for insertion.
 pub(crate) struct BuildValues {
@@ -56,7 +74,7 @@ pub(crate) fn time(ms: i64) -> Result<DateTime<Utc>, LedgerError> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| LedgerError::corrupt(format!("timestamp `{ms}` is out of range")))
 }
 
-fn parse<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, LedgerError>
+pub(crate) fn parse<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, LedgerError>
 where
     T::Err: std::fmt::Display,
 {
@@ -115,19 +133,40 @@ fn kind(kind: &str, detail: Option<&str>) -> Result<MoveKind, LedgerError> {
     }
 }
 
+pub(crate) fn audit_columns(audit: &Audit) -> Result<AuditColumns, LedgerError> {
+    let gates = if audit.gates.is_empty() {
+        None
+    } else {
+        let json = serde_json::to_string(&audit.gates)
+            .map_err(|e| LedgerError::corrupt(format!("gate results {:?}: {e}", audit.gates)))?;
+        Some(json)
+    };
+    Ok((gates, audit.override_reason.clone(), audit.rollout.clone()))
+}
+
+fn audit(columns: AuditColumns) -> Result<Audit, LedgerError> {
+    let (gates, override_reason, rollout) = columns;
+    let gates: Vec<GateResult> = match gates {
+        None => Vec::new(),
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| LedgerError::corrupt(format!("gate results `{json}`: {e}")))?
+        }
+    };
+    Ok(Audit { gates, override_reason, rollout })
+}
+
 pub(crate) fn release(row: ReleaseRow) -> Result<Release, LedgerError> {
-    let (flow, env, revision, build, previous, kind_label, detail, actor, reason, created_at_ms) = row;
     Ok(Release {
-        flow: parse("flow", &flow)?,
-        env: parse("environment", &env)?,
-        revision,
-        build: parse("build id", &build)?,
-        previous_build: previous.as_deref().map(|p| parse::<BuildId>("build id", p)).transpose()?,
-        kind: kind(&kind_label, detail.as_deref())?,
-        actor,
-        reason,
-        created_at: time(created_at_ms)?,
-        audit: flowgate_core::Audit::default(),
+        flow: parse("flow", &row.flow)?,
+        env: parse("environment", &row.env)?,
+        revision: row.revision,
+        build: parse("build id", &row.build_id)?,
+        previous_build: row.previous_build_id.as_deref().map(|p| parse::<BuildId>("build id", p)).transpose()?,
+        kind: kind(&row.kind, row.kind_detail.as_deref())?,
+        actor: row.actor,
+        reason: row.reason,
+        created_at: time(row.created_at_ms)?,
+        audit: audit((row.gates, row.override_reason, row.rollout_id))?,
     })
 }
 
@@ -160,6 +199,24 @@ mod tests {
         assert!(kind("promote", None).is_err());
         assert!(kind("rollback", Some("x")).is_err());
         assert!(kind("teleport", None).is_err());
+    }
+
+    #[test]
+    fn audits_round_trip_through_columns_and_empty_gates_are_null() {
+        assert_eq!(audit_columns(&Audit::default()).unwrap(), (None, None, None));
+        let full = Audit {
+            gates: vec![GateResult {
+                gate: "soak".into(),
+                status: flowgate_core::GateStatus::Wait { until: DateTime::from_timestamp_millis(1_234_567) },
+                detail: "2h in `qa` required".into(),
+            }],
+            override_reason: Some("hotfix".into()),
+            rollout: Some("prod-1".into()),
+        };
+        let columns = audit_columns(&full).unwrap();
+        assert!(columns.0.as_deref().is_some_and(|json| json.contains("\"wait\"")), "{columns:?}");
+        assert_eq!(audit(columns).unwrap(), full);
+        assert!(audit((Some("{not json".into()), None, None)).is_err());
     }
 
     #[test]

@@ -14,6 +14,18 @@ pub enum LedgerError {
     /// Nothing was changed.
     #[error("flow `{flow}` in `{env}` moved concurrently: expected {}, found {}", show(*.expected), show(*.found))]
     Conflict { flow: FlowKey, env: EnvName, expected: Option<Revision>, found: Option<Revision> },
+    /// A rollout was started in an env that already has an active one. Nothing
+    /// was changed.
+    #[error("env `{env}` already has an active rollout `{id}`; see `flowgate rollout status --env {env}`")]
+    RolloutActive { env: EnvName, id: String },
+    /// A rollout was not at the version the caller read: another driver
+    /// transitioned it (or it does not exist). Nothing was changed.
+    #[error("rollout `{id}` moved concurrently: expected version {expected}, found {}", show_version(*.found))]
+    RolloutMoved { id: String, expected: i64, found: Option<i64> },
+    /// A rollout was started under an id an earlier rollout already has (ids are
+    /// the caller's; a retry under a fresh id succeeds). Nothing was changed.
+    #[error("rollout id `{id}` is already taken by an earlier rollout")]
+    RolloutIdTaken { id: String },
     /// A move named a build that was never recorded. Nothing was changed.
     #[error("build `{build}` is not recorded in the ledger")]
     UnknownBuild { build: BuildId },
@@ -38,9 +50,17 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// True for a compare-and-swap conflict with a concurrent change (exit code 4).
+    /// True for a conflict with a concurrent change (exit code 4): a pointer or
+    /// rollout compare-and-swap that lost, an env whose one rollout slot is
+    /// taken, or a rollout id another start got first.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, LedgerError::Conflict { .. })
+        matches!(
+            self,
+            LedgerError::Conflict { .. }
+                | LedgerError::RolloutActive { .. }
+                | LedgerError::RolloutMoved { .. }
+                | LedgerError::RolloutIdTaken { .. }
+        )
     }
 
     pub(crate) fn backend(op: &'static str) -> impl FnOnce(sqlx::Error) -> LedgerError {
@@ -59,6 +79,13 @@ fn show(revision: Option<Revision>) -> String {
     }
 }
 
+fn show_version(version: Option<i64>) -> String {
+    match version {
+        Some(v) => format!("version {v}"),
+        None => "no such rollout".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +100,22 @@ mod tests {
         };
         assert!(err.is_conflict());
         assert_eq!(err.to_string(), "flow `etl` in `prod` moved concurrently: expected no release, found revision 2");
+    }
+
+    #[test]
+    fn rollout_conflicts_are_conflicts_and_name_the_rollout() {
+        let active = LedgerError::RolloutActive { env: "prod".parse().unwrap(), id: "r-1".into() };
+        assert!(active.is_conflict());
+        assert_eq!(
+            active.to_string(),
+            "env `prod` already has an active rollout `r-1`; see `flowgate rollout status --env prod`"
+        );
+        let moved = LedgerError::RolloutMoved { id: "r-1".into(), expected: 2, found: Some(3) };
+        assert!(moved.is_conflict());
+        assert_eq!(moved.to_string(), "rollout `r-1` moved concurrently: expected version 2, found version 3");
+        let gone = LedgerError::RolloutMoved { id: "r-9".into(), expected: 1, found: None };
+        assert_eq!(gone.to_string(), "rollout `r-9` moved concurrently: expected version 1, found no such rollout");
+        assert!(LedgerError::RolloutIdTaken { id: "r-1".into() }.is_conflict());
+        assert!(!LedgerError::UnknownBuild { build: "aaaa0000000000000001".parse().unwrap() }.is_conflict());
     }
 }

@@ -1,6 +1,8 @@
 //! The `Ledger` implementation, written once: `impl_ledger!` instantiates the
 //! same code for each driver (the drivers' types differ, the logic must not).
-//! A backend supplies only `pool`, `begin_write` and `is_contention`.
+//! A backend supplies only `pool`, `begin_write` and `is_contention`. The
+//! inherent helpers live beside it: moves in `ledger_moves`, approvals and
+//! rollouts in `ledger_rollouts`.
 
 /// Implements `Ledger` for a backend type with a `pool: Pool<$db>` field and
 /// `async fn begin_write(&self) -> Result<Transaction<'static, $db>, LedgerError>`
@@ -125,30 +127,12 @@ macro_rules! impl_ledger {
                 &self,
                 moves: &[flowgate_core::Move],
             ) -> Result<Vec<flowgate_core::Release>, $crate::LedgerError> {
-                use $crate::LedgerError;
                 if moves.is_empty() {
                     return Ok(Vec::new());
                 }
                 let now_ms = chrono::Utc::now().timestamp_millis();
-                let mut tx = self.begin_write().await?;
-                let mut releases = Vec::with_capacity(moves.len());
-                for mv in moves {
-                    match Self::apply_one(&mut tx, mv, now_ms).await {
-                        Ok(release) => releases.push(release),
-                        Err(err) => {
-                            tx.rollback().await.map_err(LedgerError::backend("roll back moves"))?;
-                            return Err(self.explain(mv, err).await);
-                        }
-                    }
-                }
-                match tx.commit().await {
-                    Ok(()) => Ok(releases),
-                    // A commit refused because of a concurrent writer: nothing was applied.
-                    Err(e) if Self::is_contention(&e) => {
-                        Err(self.explain(&moves[0], $crate::ledger_impl::Step::Moved).await)
-                    }
-                    Err(e) => Err(LedgerError::backend("commit moves")(e)),
-                }
+                let tx = self.begin_write().await?;
+                self.finish_moves(tx, moves, now_ms).await
             }
 
             #[tracing::instrument(level = "debug", skip_all, fields(flow = %flow, env = %env))]
@@ -235,122 +219,71 @@ macro_rules! impl_ledger {
                 pointers.iter().for_each(|r| writeln!(out, "pointers {r:?}").expect("writing to a String"));
                 releases.iter().for_each(|r| writeln!(out, "releases {r:?}").expect("writing to a String"));
                 synced.iter().for_each(|r| writeln!(out, "sync_state {r:?}").expect("writing to a String"));
+                let approvals: Vec<$crate::codec_gates::ApprovalRow> =
+                    sqlx::query_as(&sql::dump_approvals()).fetch_all(&self.pool).await.map_err(err())?;
+                let rollouts: Vec<$crate::codec_gates::RolloutRow> =
+                    sqlx::query_as(&sql::dump_rollouts()).fetch_all(&self.pool).await.map_err(err())?;
+                approvals.iter().for_each(|r| writeln!(out, "approvals {r:?}").expect("writing to a String"));
+                rollouts.iter().for_each(|r| writeln!(out, "rollouts {r:?}").expect("writing to a String"));
                 Ok(out)
             }
-        }
 
-        impl $ledger {
-            /// One move inside the open write transaction.
-            async fn apply_one(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                mv: &flowgate_core::Move,
-                now_ms: i64,
-            ) -> Result<flowgate_core::Release, $crate::ledger_impl::Step> {
-                use $crate::ledger_impl::Step;
-                use $crate::{codec, sql};
-                let known: i64 = sqlx::query_scalar(sql::BUILD_EXISTS)
-                    .bind(mv.build.as_str())
-                    .fetch_one(&mut **tx)
-                    .await
-                    .map_err(Step::Db)?;
-                if known == 0 {
-                    return Err(Step::UnknownBuild);
-                }
-                let current: Option<codec::PointerRow> = sqlx::query_as(&sql::select_pointer())
-                    .bind(mv.flow.as_str())
-                    .bind(mv.env.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(Step::Db)?;
-                if current.as_ref().map(|row| row.2) != mv.expected {
-                    return Err(Step::Moved);
-                }
-                let next = mv.next_revision();
-                let swap = match mv.expected {
-                    None => sqlx::query(sql::INSERT_POINTER),
-                    Some(_) => sqlx::query(sql::ADVANCE_POINTER),
-                }
-                .bind(mv.flow.as_str())
-                .bind(mv.env.as_str())
-                .bind(next)
-                .bind(mv.build.as_str())
-                .bind(now_ms);
-                let swap = match mv.expected {
-                    None => swap,
-                    Some(expected) => swap.bind(expected),
-                };
-                if swap.execute(&mut **tx).await.map_err(Step::Db)?.rows_affected() != 1 {
-                    return Err(Step::Moved);
-                }
-                let previous = current.map(|row| row.3);
-                let (kind, detail) = codec::kind_columns(&mv.kind);
-                sqlx::query(&sql::insert_release())
-                    .bind(mv.flow.as_str())
-                    .bind(mv.env.as_str())
-                    .bind(next)
-                    .bind(mv.build.as_str())
-                    .bind(&previous)
-                    .bind(kind)
-                    .bind(&detail)
-                    .bind(&mv.actor)
-                    .bind(&mv.reason)
-                    .bind(now_ms)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(Step::Db)?;
-                Ok(flowgate_core::Release {
-                    flow: mv.flow.clone(),
-                    env: mv.env.clone(),
-                    revision: next,
-                    build: mv.build.clone(),
-                    previous_build: previous
-                        .map(|p| p.parse())
-                        .transpose()
-                        .map_err(|e| Step::Failed($crate::LedgerError::corrupt(format!("previous build: {e}"))))?,
-                    kind: mv.kind.clone(),
-                    actor: mv.actor.clone(),
-                    reason: mv.reason.clone(),
-                    created_at: codec::time(now_ms).map_err(Step::Failed)?,
-                    audit: mv.audit.clone(),
-                })
+            #[tracing::instrument(level = "debug", skip_all, fields(env = %a.env, build = %a.build, actor = %a.actor))]
+            async fn record_approval(&self, a: &flowgate_core::Approval) -> Result<bool, $crate::LedgerError> {
+                self.store_approval(a).await
             }
 
-            /// Turns a failed step into the caller's error, after the transaction
-            /// was rolled back; a conflict reports the revision the pointer has now.
-            async fn explain(&self, mv: &flowgate_core::Move, step: $crate::ledger_impl::Step) -> $crate::LedgerError {
-                use $crate::ledger_impl::Step;
-                use $crate::LedgerError;
-                match step {
-                    Step::UnknownBuild => LedgerError::UnknownBuild { build: mv.build.clone() },
-                    Step::Failed(err) => err,
-                    Step::Db(e) if !Self::is_contention(&e) => LedgerError::backend("apply moves")(e),
-                    Step::Moved | Step::Db(_) => {
-                        let found = match $crate::Ledger::pointer(self, &mv.flow, &mv.env).await {
-                            Ok(pointer) => pointer.map(|p| p.revision),
-                            Err(err) => return err,
-                        };
-                        LedgerError::Conflict {
-                            flow: mv.flow.clone(),
-                            env: mv.env.clone(),
-                            expected: mv.expected,
-                            found,
-                        }
-                    }
-                }
+            #[tracing::instrument(level = "debug", skip_all, fields(env = %env, build = %build))]
+            async fn approvals(
+                &self,
+                env: &flowgate_core::EnvName,
+                build: &flowgate_core::BuildId,
+            ) -> Result<Vec<flowgate_core::Approval>, $crate::LedgerError> {
+                self.read_approvals(env, build).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(rollout = %r.id, env = %r.env))]
+            async fn start_rollout(
+                &self,
+                r: &$crate::RolloutRecord,
+            ) -> Result<$crate::RolloutRecord, $crate::LedgerError> {
+                self.insert_rollout(r).await
+            }
+
+            #[tracing::instrument(level = "debug", skip(self))]
+            async fn rollout(&self, id: &str) -> Result<Option<$crate::RolloutRecord>, $crate::LedgerError> {
+                self.read_rollout(id).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(env = %env))]
+            async fn active_rollout(
+                &self,
+                env: &flowgate_core::EnvName,
+            ) -> Result<Option<$crate::RolloutRecord>, $crate::LedgerError> {
+                self.read_active_rollout(env).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(env = ?env.map(|e| e.as_str()), limit))]
+            async fn rollouts(
+                &self,
+                env: Option<&flowgate_core::EnvName>,
+                limit: u32,
+            ) -> Result<Vec<$crate::RolloutRecord>, $crate::LedgerError> {
+                self.list_rollouts(env, limit).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(rollout = %next.id, version = next.version))]
+            async fn transition_rollout(
+                &self,
+                next: &$crate::RolloutRecord,
+                moves: &[flowgate_core::Move],
+            ) -> Result<Vec<flowgate_core::Release>, $crate::LedgerError> {
+                self.advance_rollout(next, moves).await
             }
         }
+
+        $crate::ledger_rollouts::impl_rollouts!($ledger, $db);
+        $crate::ledger_moves::impl_moves!($ledger, $db);
     };
 }
 pub(crate) use impl_ledger;
-
-/// Why one move of `apply` stopped.
-#[derive(Debug)]
-pub(crate) enum Step {
-    /// The pointer was not at the expected revision (or, at commit, a
-    /// concurrent writer won).
-    Moved,
-    UnknownBuild,
-    /// A database error; a concurrent writer's is a conflict, others are failures.
-    Db(sqlx::Error),
-    Failed(crate::LedgerError),
-}

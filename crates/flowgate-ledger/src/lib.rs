@@ -3,18 +3,23 @@
 //! embedded default, and PostgreSQL for teams), both passing one test suite.
 
 mod codec;
+mod codec_gates;
 mod error;
 mod ledger_impl;
+mod ledger_moves;
+mod ledger_rollouts;
 mod postgres;
+mod rollout;
 mod sql;
 mod sqlite;
 mod url;
 
 use std::path::Path;
 
-use flowgate_core::{Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
+use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
 
 pub use crate::error::{BoxError, LedgerError};
+pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::url::LedgerUrl;
 
 /// At most this many builds come back from [`Ledger::find_builds`]: enough for a
@@ -59,7 +64,8 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn pointer(&self, flow: &FlowKey, env: &EnvName) -> Result<Option<Pointer>, LedgerError>;
 
     /// Apply all moves in one transaction: each compare-and-swaps its (flow, env)
-    /// pointer from `mv.expected` to `mv.next_revision()` and appends a release.
+    /// pointer from `mv.expected` to `mv.next_revision()` and appends a release
+    /// that keeps `mv.audit` (gates, override reason, rollout id).
     /// All or nothing: a pointer not at its expected revision gives
     /// [`LedgerError::Conflict`] (with the revision found now), an unrecorded
     /// build [`LedgerError::UnknownBuild`], and nothing changes. Returns the
@@ -76,6 +82,46 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// The last synced revision of every flow of `env` that was ever synced, by flow.
     async fn synced(&self, env: &EnvName) -> Result<Vec<(FlowKey, Revision)>, LedgerError>;
+
+    /// Records an approval if absent, keyed by (env, build, flow, actor) where
+    /// flow `None` means every flow: approving again keeps the first record
+    /// (its reason and time) and returns false; true when this call inserted
+    /// it. An unrecorded build gives [`LedgerError::UnknownBuild`] and nothing
+    /// changes.
+    async fn record_approval(&self, a: &Approval) -> Result<bool, LedgerError>;
+
+    /// Every approval of `build` for `env`, per-flow and all-flow alike,
+    /// oldest first (then by flow, then actor). Gate evaluation decides which apply.
+    async fn approvals(&self, env: &EnvName, build: &BuildId) -> Result<Vec<Approval>, LedgerError>;
+
+    /// Stores a new rollout: `r`'s id, env, actor and body, with status
+    /// running, version 1 and created/updated now (`r`'s other fields are
+    /// ignored); returns it as stored. One active rollout per env, enforced by
+    /// the database: if `r.env` has one, [`LedgerError::RolloutActive`] names
+    /// it; an id an earlier rollout has gives [`LedgerError::RolloutIdTaken`].
+    /// Of concurrent starts in one env exactly one wins. Either error changes
+    /// nothing.
+    async fn start_rollout(&self, r: &RolloutRecord) -> Result<RolloutRecord, LedgerError>;
+
+    async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, LedgerError>;
+
+    /// The running rollout of `env`, if any (there is at most one).
+    async fn active_rollout(&self, env: &EnvName) -> Result<Option<RolloutRecord>, LedgerError>;
+
+    /// Rollouts of one env or all, newest first (by creation time, then id
+    /// descending), at most `limit`.
+    async fn rollouts(&self, env: Option<&EnvName>, limit: u32) -> Result<Vec<RolloutRecord>, LedgerError>;
+
+    /// One rollout transition, in one transaction: compare-and-swaps the row
+    /// `next.id` from version `next.version - 1` to `next.version`, writing
+    /// `next`'s status, body and updated_at (id, env, actor and created_at
+    /// never change), then applies `moves` exactly as [`Ledger::apply`] does.
+    /// All or nothing: a row not at that version gives
+    /// [`LedgerError::RolloutMoved`] (with the version found now, None when
+    /// there is no such rollout); making it running while another rollout runs
+    /// in its env gives [`LedgerError::RolloutActive`]; a move fails as in
+    /// `apply`. Returns the appended releases in the order given.
+    async fn transition_rollout(&self, next: &RolloutRecord, moves: &[Move]) -> Result<Vec<Release>, LedgerError>;
 
     /// A deterministic, complete text dump of every ledger table (not the
     /// migration bookkeeping), for tests that prove nothing changed.

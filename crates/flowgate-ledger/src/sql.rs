@@ -47,11 +47,11 @@ pub(crate) const INSERT_POINTER: &str = "INSERT INTO pointers (flow, env, revisi
 pub(crate) const ADVANCE_POINTER: &str = "UPDATE pointers SET revision = $3, build_id = $4, updated_at_ms = $5 \
     WHERE flow = $1 AND env = $2 AND revision = $6";
 
-const RELEASE_COLUMNS: &str =
-    "flow, env, revision, build_id, previous_build_id, kind, kind_detail, actor, reason, created_at_ms";
+const RELEASE_COLUMNS: &str = "flow, env, revision, build_id, previous_build_id, kind, kind_detail, actor, reason, \
+    created_at_ms, gates, override_reason, rollout_id";
 
 pub(crate) fn insert_release() -> String {
-    format!("INSERT INTO releases ({RELEASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+    format!("INSERT INTO releases ({RELEASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
 }
 pub(crate) fn select_history() -> String {
     format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE flow = $1 AND env = $2 ORDER BY revision DESC LIMIT $3")
@@ -77,3 +77,47 @@ pub(crate) const UPSERT_SYNCED: &str = "INSERT INTO sync_state (flow, env, revis
     WHERE sync_state.revision <= excluded.revision";
 pub(crate) const SELECT_SYNCED: &str = "SELECT flow, revision FROM sync_state WHERE env = $1 ORDER BY flow";
 pub(crate) const DUMP_SYNC_STATE: &str = "SELECT flow, env, revision FROM sync_state ORDER BY flow, env";
+
+const APPROVAL_COLUMNS: &str = "env, build_id, flow, actor, reason, created_at_ms";
+
+/// Insert if absent: the first approval of (env, build, flow, actor) wins.
+pub(crate) fn insert_approval() -> String {
+    format!("INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
+}
+pub(crate) fn select_approvals() -> String {
+    format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE env = $1 AND build_id = $2 \
+         ORDER BY created_at_ms, flow, actor"
+    )
+}
+pub(crate) fn dump_approvals() -> String {
+    format!("SELECT {APPROVAL_COLUMNS} FROM approvals ORDER BY env, build_id, flow, actor")
+}
+
+const ROLLOUT_COLUMNS: &str = "id, env, status, version, actor, body, created_at_ms, updated_at_ms";
+
+pub(crate) fn insert_rollout() -> String {
+    format!("INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+}
+pub(crate) fn select_rollout() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1")
+}
+/// Uses the partial unique index: at most one row matches.
+pub(crate) fn select_active_rollout() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE env = $1 AND status = 'running'")
+}
+pub(crate) fn select_rollouts_all() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at_ms DESC, id DESC LIMIT $1")
+}
+pub(crate) fn select_rollouts_env() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE env = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2")
+}
+pub(crate) const ROLLOUT_VERSION: &str = "SELECT version FROM rollouts WHERE id = $1";
+/// The rollout compare-and-swap: writes the transition only if the row is
+/// still at version `$6`.
+pub(crate) const ADVANCE_ROLLOUT: &str =
+    "UPDATE rollouts SET status = $2, version = $3, body = $4, updated_at_ms = $5 \
+    WHERE id = $1 AND version = $6";
+pub(crate) fn dump_rollouts() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY id")
+}

@@ -9,6 +9,12 @@ use chrono::{DateTime, Utc};
 use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Move, MoveKind, Revision};
 use flowgate_ledger::{open, Ledger, LedgerError, LedgerUrl};
 
+mod gates;
+mod rollouts;
+
+pub use gates::*;
+pub use rollouts::*;
+
 /// Every story, for a backend to instantiate with its own `story!` macro.
 macro_rules! stories {
     ($story:ident) => {
@@ -22,6 +28,14 @@ macro_rules! stories {
         $story!(concurrent_applies_exactly_one_wins);
         $story!(reopen_keeps_data_and_migrations_are_idempotent);
         $story!(sync_state_records_per_env_and_never_goes_back);
+        $story!(audit_round_trips_through_apply_and_history);
+        $story!(approvals_are_insert_if_absent);
+        $story!(approvals_per_flow_and_for_every_flow);
+        $story!(approval_of_an_unknown_build_changes_nothing);
+        $story!(one_active_rollout_per_env);
+        $story!(concurrent_starts_exactly_one_wins);
+        $story!(transitions_are_compare_and_swap_with_their_moves);
+        $story!(rollouts_are_listed_newest_first);
     };
 }
 pub(crate) use stories;
@@ -70,14 +84,14 @@ pub fn build(id: &str, commit: &str, ms: i64) -> Build {
     }
 }
 
-const B1: &str = "aaaa0000000000000001";
-const B2: &str = "aaaa0000000000000002";
-const B3: &str = "bbbb0000000000000003";
+pub(crate) const B1: &str = "aaaa0000000000000001";
+pub(crate) const B2: &str = "aaaa0000000000000002";
+pub(crate) const B3: &str = "bbbb0000000000000003";
 const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
 const C2: &str = "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2";
 const C3: &str = "e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3";
 
-async fn three_builds(ledger: &dyn Ledger) {
+pub(crate) async fn three_builds(ledger: &dyn Ledger) {
     for (id, commit, ms) in [(B1, C1, 1_000), (B2, C2, 2_000), (B3, C3, 3_000)] {
         assert!(ledger.record_build(&build(id, commit, ms)).await.unwrap().created);
     }
@@ -178,7 +192,7 @@ pub async fn release_moves_the_pointer_and_appends_history(t: &Target) {
     assert!(ledger.pointers(Some(&env("dev"))).await.unwrap().is_empty());
 }
 
-fn assert_conflict(err: LedgerError, f: &str, e: &str, expected: Option<Revision>, found: Option<Revision>) {
+pub(crate) fn assert_conflict(err: LedgerError, f: &str, e: &str, expected: Option<Revision>, found: Option<Revision>) {
     match err {
         LedgerError::Conflict { ref flow, ref env, expected: exp, found: fnd } => {
             assert_eq!((flow.as_str(), env.as_str(), exp, fnd), (f, e, expected, found), "{err}");
