@@ -18,9 +18,15 @@ ensure_prefect
 prefect="$FLOWGATE_PREFECT_VENV/bin/prefect"
 py="$FLOWGATE_PREFECT_VENV/bin/python"
 
-log "building flowgate"
-cargo build --quiet --locked --manifest-path "$repo_root/Cargo.toml" -p flowgate
-flowgate="$CARGO_TARGET_DIR/debug/flowgate"
+# FLOWGATE_BIN runs the quickstart with a flowgate that is already installed (the
+# wheel test: the one pip put in a fresh virtual environment); else it builds one.
+if [ -n "${FLOWGATE_BIN:-}" ]; then
+  flowgate="$FLOWGATE_BIN"
+else
+  log "building flowgate"
+  cargo build --quiet --locked --manifest-path "$repo_root/Cargo.toml" -p flowgate
+  flowgate="$CARGO_TARGET_DIR/debug/flowgate"
+fi
 bin_dir="$(dirname "$flowgate")"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/flowgate-quickstart.XXXXXX")"

@@ -1,0 +1,283 @@
+//! The CI recipes and the Dockerfile snippet in `docs/ci/` are copied into users'
+//! repositories, where a mistake shows only on their first pipeline. So they are
+//! checked here, offline: each recipe against its published schema (vendored in
+//! check-jsonschema), every `flowgate ...` command in them against the real
+//! binary's parser, the pinned version against this crate's, and every install
+//! command against the one docs/PACKAGING.md documents.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const GITHUB: &str = "docs/ci/github/flowgate.yml";
+const GITLAB: &str = "docs/ci/gitlab/.gitlab-ci.yml";
+const DOCKERFILE: &str = "docs/ci/docker/Dockerfile";
+const PACKAGING: &str = "docs/PACKAGING.md";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(relative: &str) -> String {
+    let path = repo_root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("Failed to read `{}`: {e}", path.display()))
+}
+
+/// check-jsonschema from PATH: scripts/test puts the pinned one (scripts/lib.sh,
+/// PYTHON_TOOLS) there. Missing, the test fails: the schemas are the point.
+fn check_jsonschema() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("check-jsonschema"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`check-jsonschema` is not on PATH ({}); run through scripts/test, or `source scripts/lib.sh && \
+                 ensure_python_tools` first",
+                path.to_string_lossy()
+            )
+        })
+}
+
+fn validate(schema: &str, file: &Path) -> Output {
+    Command::new(check_jsonschema())
+        .args(["--builtin-schema", schema])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("Failed to run check-jsonschema on `{}`: {e}", file.display()))
+}
+
+fn assert_valid(schema: &str, relative: &str) {
+    let out = validate(schema, &repo_root().join(relative));
+    assert!(
+        out.status.success(),
+        "`{relative}` does not validate against `{schema}`:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The recipe with one key misspelled must fail the same check: proves the
+/// schema is really applied and strict about keys.
+fn assert_misspelling_rejected(schema: &str, relative: &str, key: &str, typo: &str) {
+    let text = read(relative);
+    assert!(text.contains(key), "`{relative}` has no `{key}` to misspell");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join(Path::new(relative).file_name().expect("file name"));
+    std::fs::write(&broken, text.replacen(key, typo, 1)).expect("write the broken copy");
+    let out = validate(schema, &broken);
+    assert!(!out.status.success(), "`{schema}` accepted `{relative}` with `{key}` misspelled as `{typo}`");
+}
+
+#[test]
+fn github_workflow_validates_against_the_github_workflows_schema() {
+    assert_valid("vendor.github-workflows", GITHUB);
+    assert_misspelling_rejected("vendor.github-workflows", GITHUB, "runs-on:", "runs_on:");
+}
+
+#[test]
+fn gitlab_ci_validates_against_the_gitlab_ci_schema() {
+    assert_valid("vendor.gitlab-ci", GITLAB);
+    assert_misspelling_rejected("vendor.gitlab-ci", GITLAB, "resource_group:", "resource_grup:");
+}
+
+/// Shell lines of a recipe: `\`-continued lines joined, comments and YAML block
+/// indicators dropped, and the YAML list marker, `run:` key or Dockerfile `RUN`
+/// in front of a command removed. Each comes with its 1-based line number.
+fn shell_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let (start, mut line) = pending.take().unwrap_or((index + 1, String::new()));
+        line.push_str(raw.trim());
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending = Some((start, format!("{stripped} ")));
+            continue;
+        }
+        let mut rest = line.as_str();
+        while let Some(stripped) = rest.strip_prefix("- ") {
+            rest = stripped.trim_start();
+        }
+        for prefix in ["run:", "RUN "] {
+            rest = rest.strip_prefix(prefix).map_or(rest, str::trim_start);
+        }
+        if !rest.is_empty() && !rest.starts_with('#') && !rest.starts_with('|') && !rest.starts_with('>') {
+            out.push((start, rest.to_string()));
+        }
+    }
+    out
+}
+
+/// Splits a shell line into commands (at `&&`, `||`, `;`, `|`, `&`) of words,
+/// with quotes removed and `$VARIABLES` left as written: clap takes them as values.
+fn shell_commands(line: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut commands = vec![Vec::new()];
+    let mut word: Option<String> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                let text = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some(q) if q == c => break,
+                        Some('\\') if c == '"' => text.extend(chars.next()),
+                        Some(other) => text.push(other),
+                        None => return Err(format!("unterminated {c} quote in `{line}`")),
+                    }
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            '#' if word.is_none() => break,
+            '&' | '|' | ';' => {
+                commands.last_mut().expect("a command").extend(word.take());
+                if c != ';' && chars.peek() == Some(&c) {
+                    chars.next();
+                }
+                commands.push(Vec::new());
+            }
+            c if c.is_whitespace() => commands.last_mut().expect("a command").extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    commands.last_mut().expect("a command").extend(word);
+    commands.retain(|words| !words.is_empty());
+    Ok(commands)
+}
+
+/// The arguments of each `flowgate` command in a recipe (leading `NAME=value`
+/// assignments skipped), with the line it is on.
+fn flowgate_commands(relative: &str) -> Vec<(usize, Vec<String>)> {
+    let mut out = Vec::new();
+    for (line_no, line) in shell_lines(&read(relative)).into_iter().filter(|(_, l)| l.contains("flowgate")) {
+        let commands = shell_commands(&line).unwrap_or_else(|e| panic!("{relative}:{line_no}: {e}"));
+        for words in commands {
+            let mut words = words.into_iter().skip_while(|w| w.contains('=') && !w.starts_with('-')).peekable();
+            if words.next_if(|w| w == "flowgate" || w.ends_with("/flowgate")).is_some() {
+                out.push((line_no, words.collect()));
+            }
+        }
+    }
+    out
+}
+
+fn run_flowgate(args: &[String]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("FLOWGATE_ENV")
+        .output()
+        .expect("run the flowgate binary")
+}
+
+/// Whether the real binary accepts `flowgate ARGS`: its parser reads ARGS with
+/// `--help` appended (an unknown subcommand or flag, a stray positional or a
+/// malformed value stops it before help), and every flag appears in the help of
+/// the subcommand, as it does when the recipe runs for real.
+fn check_command(args: &[String]) -> Result<(), String> {
+    let mut with_help = args.to_vec();
+    with_help.push("--help".into());
+    let out = run_flowgate(&with_help);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let mut help_args: Vec<String> = args.iter().take_while(|a| !a.starts_with('-')).take(1).cloned().collect();
+    let sub = help_args.join(" ");
+    help_args.push("--help".into());
+    let help = String::from_utf8_lossy(&run_flowgate(&help_args).stdout).into_owned();
+    for flag in args.iter().filter(|a| a.starts_with('-')) {
+        let flag = flag.split('=').next().unwrap_or(flag);
+        if !help.contains(&format!("{flag} ")) && !help.contains(&format!("{flag},")) {
+            return Err(format!("`{flag}` is not in the help of `flowgate {sub}`"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_command_check_rejects_what_flowgate_does_not_accept() {
+    let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    assert_eq!(check_command(&words("promote --from qa --to prod --reason x")), Ok(()));
+    for bad in ["promote --from qa --too prod", "promot --from qa", "build extra", "rollback x --env qa --to HEAD"] {
+        assert!(check_command(&words(bad)).is_err(), "`flowgate {bad}` passed the check");
+    }
+}
+
+/// Every flowgate command of a recipe is accepted; returns the subcommands (or
+/// lone flags) seen, so each test can insist the ones it expects are there.
+fn assert_commands_accepted(relative: &str) -> BTreeSet<String> {
+    let commands = flowgate_commands(relative);
+    let rejected: Vec<String> = commands
+        .iter()
+        .filter_map(|(line, args)| {
+            check_command(args).err().map(|e| format!("{relative}:{line}: `flowgate {}`: {e}", args.join(" ")))
+        })
+        .collect();
+    assert!(rejected.is_empty(), "flowgate rejects commands of the recipe:\n{}", rejected.join("\n"));
+    commands.into_iter().filter_map(|(_, args)| args.into_iter().next()).collect()
+}
+
+#[test]
+fn github_workflow_commands_are_accepted_by_flowgate() {
+    let seen = assert_commands_accepted(GITHUB);
+    for sub in ["build", "release", "promote", "status"] {
+        assert!(seen.contains(sub), "`{GITHUB}` runs no `flowgate {sub}` (found: {seen:?})");
+    }
+}
+
+#[test]
+fn gitlab_ci_commands_are_accepted_by_flowgate() {
+    let seen = assert_commands_accepted(GITLAB);
+    for sub in ["build", "release", "promote", "status"] {
+        assert!(seen.contains(sub), "`{GITLAB}` runs no `flowgate {sub}` (found: {seen:?})");
+    }
+}
+
+#[test]
+fn dockerfile_commands_are_accepted_by_flowgate() {
+    let seen = assert_commands_accepted(DOCKERFILE);
+    assert!(seen.contains("--version"), "`{DOCKERFILE}` does not check `flowgate --version` (found: {seen:?})");
+}
+
+/// The `FLOWGATE_VERSION` a recipe pins: `FLOWGATE_VERSION: "X"` in YAML,
+/// `ARG FLOWGATE_VERSION=X` in a Dockerfile.
+fn pinned_version(relative: &str) -> String {
+    let text = read(relative);
+    let pins: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("FLOWGATE_VERSION:").or_else(|| l.strip_prefix("ARG FLOWGATE_VERSION="))
+        })
+        .map(|v| v.trim().trim_matches('"'))
+        .collect();
+    assert_eq!(pins.len(), 1, "`{relative}` should pin FLOWGATE_VERSION once, pins {pins:?}");
+    pins[0].to_string()
+}
+
+#[test]
+fn recipes_pin_this_version_of_flowgate() {
+    for relative in [GITHUB, GITLAB, DOCKERFILE] {
+        assert_eq!(pinned_version(relative), env!("CARGO_PKG_VERSION"), "`{relative}` pins another flowgate");
+    }
+}
+
+/// The install commands of the recipes, with the pinned version filled in, are
+/// word for word the ones docs/PACKAGING.md tells users to run.
+#[test]
+fn install_commands_are_the_documented_ones() {
+    let docs = read(PACKAGING);
+    for relative in [GITHUB, GITLAB, DOCKERFILE] {
+        let version = pinned_version(relative);
+        let mut installs = 0;
+        for (line_no, line) in shell_lines(&read(relative)) {
+            let line = line.replace("${FLOWGATE_VERSION}", &version).replace("$FLOWGATE_VERSION", &version);
+            for command in line.split("&&").map(str::trim).filter(|c| c.contains("pip install")) {
+                installs += 1;
+                assert!(docs.contains(command), "{relative}:{line_no}: `{command}` is not in `{PACKAGING}`");
+            }
+        }
+        assert!(installs > 0, "`{relative}` installs no flowgate");
+    }
+}
