@@ -74,12 +74,21 @@ pub struct FlowRunState {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FlowRun {
     pub id: String,
+    #[serde(default)]
+    pub name: String,
     pub deployment_id: Option<String>,
     pub deployment_version: Option<String>,
     pub flow_version: Option<String>,
     pub state: Option<FlowRunState>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The key the run was created with; Prefect returns this run for a second
+    /// create with the same key (scoped per flow, see `verify.rs`).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Where `flowgate pull` records what it fetched (see [`crate::runs::PullRecord`]).
+    #[serde(default)]
+    pub labels: Option<Map<String, Value>>,
 }
 
 impl FlowRun {
@@ -244,6 +253,6 @@ impl PrefectClient {
 }
 
 /// One URL path segment, percent-encoded.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
 }

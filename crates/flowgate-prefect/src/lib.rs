@@ -11,6 +11,7 @@ pub mod runs;
 pub mod schedule;
 pub mod spec;
 pub mod sync;
+pub mod verify;
 
 pub use api::{Flow, FlowRun, FlowRunState, LogLine, ServerDeployment, WorkPool};
 pub use auth::PrefectAuth;
@@ -21,3 +22,4 @@ pub use runs::{PullRecord, RunContext, RunDetail, BUILD_LABEL, BUNDLE_LABEL};
 pub use schedule::{schedules_match, Schedule, ScheduleKind};
 pub use spec::{DeploymentInput, DesiredDeployment, MANAGED_TAG};
 pub use sync::{ensure_work_pool, sync, SyncOptions, SyncReport};
+pub use verify::{scoped_key, BuildRun, MAX_BUILD_RUNS, VERIFY_TAG};
