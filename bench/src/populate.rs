@@ -102,6 +102,7 @@ async fn write_part(
                 kind: MoveKind::Release,
                 actor: "bench".to_string(),
                 reason: None,
+                audit: Default::default(),
             })
             .collect();
         for chunk in moves.chunks(batch.max(1)) {

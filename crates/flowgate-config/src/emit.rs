@@ -71,6 +71,6 @@ pub(crate) const ENVS_SECTION: &str = r#"
 # [envs.prod]
 # prefect_api_url = "https://prefect.example.com/api"
 # prefect_auth = { env = "PREFECT_API_KEY", scheme = "bearer" }   # names a variable, never the secret
-# policy = { branches = ["main"], soak = "2h", approval = true }
+# policy = { branches = ["main"], after = "qa", soak = "2h", min_successful_runs = 3, approval = 1 }
 # rollout = { waves = [["*"]], verify = { runs = 1, timeout = "1h" } }
 "#;

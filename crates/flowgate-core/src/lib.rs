@@ -9,13 +9,14 @@ pub mod manifest;
 pub mod moves;
 pub mod policy;
 pub mod release;
+pub mod rollout;
 pub mod status;
 
 pub use build::{Build, Images};
+pub use gates::{evaluate, Approval, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, Revision};
 pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
 pub use policy::{parse_duration, FreezeWindow, Policy};
-pub use gates::{evaluate, Approval, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use status::{StatusMatrix, StatusRow};

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "flowgate",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FLOWGATE_COMMIT"), ")"),
     about = "Release manager for Prefect flows: immutable builds, a ledger of what runs where, promotion and rollback."
 )]
 pub struct Cli {
@@ -64,6 +64,93 @@ pub enum Command {
     Sync(SyncArgs),
     /// The build, commit and image a Prefect flow run actually executed.
     Which(WhichArgs),
+    /// Approve a build for an environment; its `approval` gate counts approvals.
+    Approve(ApproveArgs),
+    /// Gradual promotion into one environment: waves of flows, each released, synced and verified by flow runs.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The build: id or prefix, commit or git ref.
+    pub build: String,
+    /// Approve for these flows only (default: every flow).
+    pub flows: Vec<String>,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Why; recorded with the approval.
+    #[arg(long, required = true)]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a rollout into --to, from the builds current in --from or one --build; drives it to the end unless --detach.
+    Start(RolloutStartArgs),
+    /// The env's active (else latest) rollout: waves, moves, verification runs.
+    Status(RolloutArgs),
+    /// Take one step of the env's active rollout.
+    Advance(RolloutArgs),
+    /// Stop the env's active rollout. Waves already released stay released (roll them back with `flowgate rollback`); verification runs are left alone.
+    Abort(RolloutAbortArgs),
+    /// Drive the env's active rollout until it ends; safe to kill and restart at any moment.
+    Watch(RolloutWatchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "build"])))]
+pub struct RolloutStartArgs {
+    /// The env the rollout goes into.
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Roll out the builds current in this env.
+    #[arg(long, value_name = "ENV")]
+    pub from: Option<String>,
+    /// Roll out this build (id or prefix, commit or git ref).
+    #[arg(long, value_name = "BUILD")]
+    pub build: Option<String>,
+    /// Flows to roll out (default: every flow of the source).
+    pub flows: Vec<String>,
+    /// Why; recorded on every move of the rollout.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Start even though gates refuse, when the env allows it; needs --reason.
+    #[arg(long, requires = "reason")]
+    pub override_gates: bool,
+    /// Show the waves and the gates' verdicts and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record the rollout and return; `flowgate rollout watch` drives it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Seconds between polls of verification runs.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutAbortArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Why; recorded on the rollout.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutWatchArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Seconds between polls of verification runs.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +210,16 @@ pub struct MoveArgs {
     /// Create missing work pools (type: `work_pool_type`, default `process`) when syncing.
     #[arg(long)]
     pub create_work_pools: bool,
+    /// Move even though gates refuse, when the env's policy has `allow_override = true`; needs --reason, recorded in the history.
+    #[arg(long, requires = "reason")]
+    pub override_gates: bool,
+}
+
+impl MoveArgs {
+    /// The reason to record when gates are overridden.
+    pub fn override_reason(&self) -> Option<&str> {
+        self.override_gates.then_some(self.reason.as_deref()).flatten()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
-//! `flowgate history FLOW --env ENV`: every revision of one pointer, newest first.
+//! `flowgate history FLOW --env ENV`: every revision of one pointer, newest
+//! first, with the gates each move passed, overrides (shown loudly, below the
+//! table) and the rollout it belonged to.
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::{MoveKind, Release};
+use flowgate_core::{GateStatus, MoveKind, Release};
 
 use crate::cli::HistoryArgs;
 use crate::printer::{age, table, Printer};
@@ -33,10 +35,35 @@ pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Resu
                     what,
                     r.actor.clone(),
                     age(r.created_at, now),
+                    gates_summary(r),
+                    r.audit.rollout.clone().unwrap_or_else(|| "-".into()),
                     r.reason.clone().unwrap_or_default(),
                 ]
             })
             .collect();
-        table(out, &["REVISION", "BUILD", "MOVE", "ACTOR", "AGE", "REASON"], &rows);
+        table(out, &["REVISION", "BUILD", "MOVE", "ACTOR", "AGE", "GATES", "ROLLOUT", "REASON"], &rows);
+        for r in history.iter().filter(|r| !r.audit.gates.is_empty()) {
+            out.push_str(&format!("\nr{} gates:\n", r.revision));
+            if let Some(reason) = &r.audit.override_reason {
+                out.push_str(&format!("  !! GATES OVERRIDDEN by {}: {reason}\n", r.actor));
+            }
+            for g in &r.audit.gates {
+                out.push_str(&format!("  {:<8} {:<20} {}\n", super::gates::status_word(&g.status), g.gate, g.detail));
+            }
+        }
     })
+}
+
+/// `-` (no policy), `4 passed`, or `OVERRIDDEN (2 of 4 failed)`.
+fn gates_summary(r: &Release) -> String {
+    let total = r.audit.gates.len();
+    if total == 0 {
+        return "-".into();
+    }
+    let failed = r.audit.gates.iter().filter(|g| g.status != GateStatus::Pass).count();
+    match (&r.audit.override_reason, failed) {
+        (Some(_), _) => format!("OVERRIDDEN ({failed} of {total} failed)"),
+        (None, 0) => format!("{total} passed"),
+        (None, _) => format!("{} of {total} passed", total - failed),
+    }
 }

@@ -1,16 +1,21 @@
 //! One module per verb. Each takes validated values and a printer and returns
 //! `Result<()>`; the exit status comes from the error kind (see `exit.rs`).
 
+mod approve;
 mod build;
 mod builds;
 mod deploy;
 mod diff;
+mod gates;
 mod history;
 mod init;
 mod local_bundle;
 mod moves;
 mod plan;
 mod pull;
+mod rollout;
+mod rollout_drive;
+mod rollout_view;
 mod schedules;
 mod status;
 mod sync;
@@ -43,6 +48,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Plan(args) => plan::run(&project, args, printer).await,
                 Command::Sync(args) => sync::run(&project, args, printer).await,
                 Command::Which(args) => which::run(&project, args, printer).await,
+                Command::Approve(args) => approve::run(&project, args, printer).await,
+                Command::Rollout(command) => rollout::run(&project, command, printer).await,
                 Command::Init(_) | Command::Pull(_) => unreachable!("handled above"),
             }
         }

@@ -1,5 +1,6 @@
 //! `release`, `promote` and `rollback`: each plans pointer moves with the pure
-//! rules of flowgate-core, then applies them in one ledger transaction, then
+//! rules of flowgate-core, checks the target env's gates (releases and
+//! promotions only), then applies the moves in one ledger transaction, then
 //! (unless `--no-sync`, or the env is ledger-only) syncs the env's Prefect server.
 //! A failed sync leaves the move recorded: the ledger is the desired state.
 
@@ -14,9 +15,9 @@ use flowgate_prefect::SyncOptions;
 use serde::Serialize;
 
 use super::deploy::{self, Target};
+use super::gates::{self, FlowVerdict};
 
 use crate::cli::{MoveArgs, PromoteArgs, ReleaseArgs, RollbackArgs};
-use crate::exit::RefusedError;
 use crate::git::Repo;
 use crate::printer::{table, Printer};
 use crate::project::{actor, Project};
@@ -27,6 +28,9 @@ struct Moved {
     dry_run: bool,
     /// What was applied (or, with --dry-run, what would be).
     moves: Vec<MoveView>,
+    /// The gates evaluated per move (empty when the env has no policy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<FlowVerdict>,
     /// What the sync after the move did; absent when it did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<super::sync::SyncView>,
@@ -40,11 +44,12 @@ struct MoveView {
     build: String,
     previous_build: Option<String>,
     kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    override_reason: Option<String>,
 }
 
 pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
-    refuse_policy_envs(project, &env.config_name)?;
     let flows = if args.all { project.all_flows() } else { project.flows(&args.flows)? };
     let ledger = project.ledger().await?;
     let repo = Repo::discover(&project.root).ok();
@@ -57,7 +62,6 @@ pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> 
 pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> Result<()> {
     let from = project.named_env(&args.from)?;
     let to_env = project.select_env(Some(&args.to))?;
-    refuse_policy_envs(project, &to_env.config_name)?;
     let flows = project.flows(&args.flows)?;
     let ledger = project.ledger().await?;
     let source = pointers_by_flow(ledger.as_ref(), &from).await?;
@@ -68,7 +72,6 @@ pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> 
 
 pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
-    refuse_policy_envs(project, &env.config_name)?;
     let flows = project.flows(&args.flows)?;
     let ledger = project.ledger().await?;
     let intent = intent(project, &args.moves);
@@ -79,18 +82,6 @@ pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -
     }
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
     apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
-}
-
-/// Gates arrive with rollouts; until flowgate evaluates them, an env that
-/// declares a policy is refused rather than silently released into.
-fn refuse_policy_envs(project: &Project, config_name: &str) -> Result<()> {
-    if project.config.env(config_name).is_some_and(|e| e.policy.has_gates()) {
-        return Err(RefusedError(format!(
-            "Environment `{config_name}` declares a `policy`, and this version of flowgate cannot evaluate gates yet; nothing was released. Remove the policy to release without gates."
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 fn intent(project: &Project, args: &MoveArgs) -> Intent {
@@ -105,11 +96,16 @@ async fn apply(
     project: &Project,
     ledger: &dyn Ledger,
     env: &SelectedEnv,
-    moves: Vec<Move>,
+    mut moves: Vec<Move>,
     current: &BTreeMap<FlowKey, Pointer>,
     args: &MoveArgs,
     printer: Printer,
 ) -> Result<()> {
+    let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, chrono::Utc::now()).await?;
+    if !args.dry_run {
+        let policy = gates::policy_of(project, env);
+        gates::enforce(env, &policy, &verdicts, args.override_reason(), &mut moves)?;
+    }
     // Resolve the server (and its credentials) before moving, so a missing
     // variable is a usage error with nothing changed.
     let target = if args.dry_run || args.no_sync { None } else { Target::of(env)? };
@@ -120,7 +116,7 @@ async fn apply(
     } else {
         ledger.apply(&moves).await?.iter().map(applied_view).collect()
     };
-    let mut result = Moved { dry_run: args.dry_run, moves: views, sync: None };
+    let mut result = Moved { dry_run: args.dry_run, moves: views, gates: verdicts, sync: None };
     if let Some(target) = &target {
         let options = SyncOptions { prune: false, create_work_pools: args.create_work_pools };
         match deploy::sync(project, ledger, target, &options).await {
@@ -153,6 +149,17 @@ fn print_moves(result: &Moved, printer: Printer) -> Result<()> {
 }
 
 fn render_moves(out: &mut String, result: &Moved) {
+    if result.dry_run && !result.gates.is_empty() {
+        gates::render(out, &result.gates);
+    }
+    for m in result.moves.iter().filter(|m| m.override_reason.is_some()) {
+        out.push_str(&format!(
+            "GATES OVERRIDDEN for {} in {}: {}\n",
+            m.flow,
+            m.env,
+            m.override_reason.as_deref().unwrap_or_default()
+        ));
+    }
     {
         if result.moves.is_empty() {
             out.push_str("Nothing to move: every selected flow already runs that build.\n");
@@ -187,6 +194,7 @@ fn planned_view(m: &Move, current: &BTreeMap<FlowKey, Pointer>) -> MoveView {
         build: m.build.to_string(),
         previous_build: current.get(&m.flow).map(|p| p.build.to_string()),
         kind: m.kind.label(),
+        override_reason: m.audit.override_reason.clone(),
     }
 }
 
@@ -198,5 +206,6 @@ fn applied_view(r: &Release) -> MoveView {
         build: r.build.to_string(),
         previous_build: r.previous_build.as_ref().map(ToString::to_string),
         kind: r.kind.label(),
+        override_reason: r.audit.override_reason.clone(),
     }
 }

@@ -1,0 +1,195 @@
+//! Gate checks for moves into an env with a `policy`. The verdict itself is the
+//! pure `flowgate_core::gates::evaluate`; this module gathers what it reads (the
+//! flow's history upstream, the upstream runs that executed the build, the
+//! approvals), attaches each verdict to its move for the history, and refuses
+//! (exit 3, nothing changed) unless the env allows `--override-gates`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use flowgate_config::{Policy, SelectedEnv, TemplateVars};
+use flowgate_core::gates::{evaluate, GateInput, RunOutcome, RunState, Verdict};
+use flowgate_core::{Build, EnvName, FlowKey, GateStatus, Move, MoveKind};
+use flowgate_ledger::Ledger;
+use serde::Serialize;
+
+use super::deploy::Target;
+use crate::exit::{usage, RefusedError};
+use crate::project::{user_name, Project};
+
+/// The verdict for one move, as printed and as put in `--json`.
+#[derive(Debug, Serialize)]
+pub struct FlowVerdict {
+    pub flow: FlowKey,
+    pub env: EnvName,
+    pub build: String,
+    pub passed: bool,
+    pub gates: Vec<flowgate_core::GateResult>,
+}
+
+/// The policy of the env a move goes into (the default, with no gates, when the
+/// env is not in the config).
+pub fn policy_of(project: &Project, env: &SelectedEnv) -> Policy {
+    project.config.env(&env.config_name).map(|e| e.policy.clone()).unwrap_or_default()
+}
+
+/// Evaluates the env's gates for every release and promotion among `moves` and
+/// records each result in its move's audit. Rollbacks are not gated: they return
+/// a pointer to a build the env already ran, the way out of an incident.
+pub async fn evaluate_moves(
+    project: &Project,
+    ledger: &dyn Ledger,
+    env: &SelectedEnv,
+    moves: &mut [Move],
+    now: DateTime<Utc>,
+) -> Result<Vec<FlowVerdict>> {
+    let policy = policy_of(project, env);
+    if !policy.has_gates() {
+        return Ok(Vec::new());
+    }
+    let mut verdicts = Vec::new();
+    let mut approvals = BTreeMap::new();
+    for mv in moves.iter_mut().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })) {
+        let build = ledger.build(&mv.build).await?.with_context(|| format!("build `{}` is not recorded", mv.build))?;
+        let mut upstream = BTreeMap::new();
+        for after in &policy.after {
+            upstream.insert(after.clone(), ledger.history(&mv.flow, after, None).await?);
+        }
+        let runs = if policy.min_successful_runs > 0 || policy.max_failure_rate.is_some() {
+            upstream_runs(project, &policy.after, &mv.flow, &build).await?
+        } else {
+            Vec::new()
+        };
+        if !approvals.contains_key(&mv.build) {
+            approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
+        }
+        let verdict = evaluate(&GateInput {
+            policy: &policy,
+            flow: &mv.flow,
+            env: &env.ledger_name,
+            build: &build,
+            releaser: &mv.actor,
+            upstream: &upstream,
+            runs: &runs,
+            approvals: &approvals[&mv.build],
+            now,
+        });
+        mv.audit.gates = verdict.results.clone();
+        verdicts.push(view(mv, &verdict));
+    }
+    Ok(verdicts)
+}
+
+fn view(mv: &Move, verdict: &Verdict) -> FlowVerdict {
+    FlowVerdict {
+        flow: mv.flow.clone(),
+        env: mv.env.clone(),
+        build: mv.build.to_string(),
+        passed: verdict.passed(),
+        gates: verdict.results.clone(),
+    }
+}
+
+/// Lets the moves through, marks them overridden, or refuses with every failed
+/// gate of every flow. An override needs `allow_override = true` in the env's
+/// policy and a reason; it is recorded on each move whose gates did not pass.
+pub fn enforce(
+    env: &SelectedEnv,
+    policy: &Policy,
+    verdicts: &[FlowVerdict],
+    override_reason: Option<&str>,
+    moves: &mut [Move],
+) -> Result<()> {
+    let failing: Vec<&FlowVerdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    if failing.is_empty() {
+        return Ok(());
+    }
+    if let Some(reason) = override_reason {
+        if !policy.allow_override {
+            return Err(usage(format!(
+                "Env `{}` does not allow --override-gates; set `allow_override = true` in its policy to permit it",
+                env.config_name
+            )));
+        }
+        for mv in moves.iter_mut().filter(|m| failing.iter().any(|v| v.flow == m.flow)) {
+            mv.audit.override_reason = Some(reason.to_string());
+        }
+        return Ok(());
+    }
+    let mut message = format!("Refused by the gates of env `{}`; nothing changed.\n", env.config_name);
+    for v in &failing {
+        message.push_str(&format!("  {} (build {}):\n", v.flow, v.build));
+        for gate in v.gates.iter().filter(|g| g.status != GateStatus::Pass) {
+            message.push_str(&format!("    {} ({}): {}\n", gate.gate, status_word(&gate.status), gate.detail));
+        }
+    }
+    if policy.allow_override {
+        message.push_str("This env allows `--override-gates --reason TEXT`; the override is recorded in the history.");
+    }
+    Err(RefusedError(message.trim_end().to_string()).into())
+}
+
+/// `passed`, `refused`, or `waiting until ...`.
+pub fn status_word(status: &GateStatus) -> String {
+    match status {
+        GateStatus::Pass => "passed".into(),
+        GateStatus::Refuse => "refused".into(),
+        GateStatus::Wait { until: Some(t) } => format!("waiting until {}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+        GateStatus::Wait { until: None } => "waiting".into(),
+    }
+}
+
+/// One line per flow for `--dry-run` and for start of a rollout.
+pub fn render(out: &mut String, verdicts: &[FlowVerdict]) {
+    for v in verdicts {
+        let outcome = if v.passed { "gates passed" } else { "gates NOT passed" };
+        out.push_str(&format!("{} → {} (build {}): {outcome}\n", v.flow, v.env, v.build));
+        for g in &v.gates {
+            out.push_str(&format!("  {:<8} {:<20} {}\n", status_word(&g.status), g.gate, g.detail));
+        }
+    }
+}
+
+/// The flow runs in the upstream envs that executed `build` for `flow`: found by
+/// the flow's deployment there and the build's tag, confirmed per run by what
+/// its pull step fetched. A ledger-only upstream env has no runs to count.
+async fn upstream_runs(project: &Project, after: &[EnvName], flow: &FlowKey, build: &Build) -> Result<Vec<RunOutcome>> {
+    let mut outcomes = Vec::new();
+    for env_name in after {
+        let env = project.select_env(Some(env_name.as_str()))?;
+        let Some(target) = Target::of(&env)? else { continue };
+        let Some(deployment) = deployment_of(project, &target, flow, build).await? else { continue };
+        let runs = target
+            .client
+            .runs_of_build(&deployment, &build.id)
+            .await
+            .with_context(|| format!("Failed to read the flow runs of `{flow}` in env `{env_name}`"))?;
+        outcomes.extend(runs.into_iter().map(|r| RunOutcome {
+            env: env_name.clone(),
+            flow_run_id: r.id,
+            name: r.name,
+            state: RunState::from_prefect(&r.state_type),
+        }));
+    }
+    Ok(outcomes)
+}
+
+/// The id of the deployment `flow` has on the env's server, if any: found by the
+/// deployment name the config gives it in that env.
+pub async fn deployment_of(
+    project: &Project,
+    target: &Target,
+    flow: &FlowKey,
+    build: &Build,
+) -> Result<Option<String>> {
+    let mut vars = TemplateVars::for_build(&build.commit, build.branch.as_deref(), flow);
+    vars.user = Some(flowgate_config::sanitize_user(&user_name()));
+    let name = project.config.deployment(flow, &target.env, &vars)?.deployment_name;
+    let found = target
+        .client
+        .read_deployments(std::slice::from_ref(&name))
+        .await
+        .with_context(|| format!("Failed to read deployment `{name}` in env `{}`", target.env.config_name))?;
+    Ok(found.into_iter().find(|d| d.name == name).map(|d| d.id))
+}
