@@ -69,6 +69,24 @@ pub enum Command {
     /// Gradual promotion into one environment: waves of flows, each released, synced and verified by flow runs.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Print a shell completion script generated from this command line.
+    Completions(CompletionsArgs),
+    /// Print flowgate's man page (roff), or write it and one page per subcommand into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write flowgate.1 and one page per subcommand (flowgate-release.1, ...) into DIR instead of printing flowgate.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

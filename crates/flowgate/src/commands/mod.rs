@@ -4,6 +4,7 @@
 mod approve;
 mod build;
 mod builds;
+mod completions;
 mod deploy;
 mod diff;
 mod gates;
@@ -32,6 +33,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     let cwd = working_dir(cli.global.directory.as_deref())?;
     match cli.command {
         Command::Init(args) => init::run(&cwd, args, printer),
+        Command::Completions(args) => completions::completions(args, printer),
+        Command::Man(args) => completions::man(&cwd, args, printer),
         Command::Pull(args) => pull::run(&cwd, args, printer).await,
         command => {
             let project = Project::discover(&cwd)?;
@@ -50,7 +53,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Which(args) => which::run(&project, args, printer).await,
                 Command::Approve(args) => approve::run(&project, args, printer).await,
                 Command::Rollout(command) => rollout::run(&project, command, printer).await,
-                Command::Init(_) | Command::Pull(_) => unreachable!("handled above"),
+                Command::Init(_) | Command::Pull(_) | Command::Completions(_) | Command::Man(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
