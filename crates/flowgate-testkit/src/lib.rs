@@ -2,6 +2,7 @@
 //! holding a project, a way to run the real binary in it with a controlled
 //! environment, and the filters that make its output stable for snapshots.
 
+pub mod faults;
 pub mod prefect;
 
 use std::path::{Path, PathBuf};
