@@ -200,3 +200,111 @@ fn escape_line(line: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    fn script(shell: clap_complete::Shell) -> String {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "flowgate", &mut out);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    /// Every subcommand name, nested ones included (clap's `help` left out).
+    fn names() -> Vec<String> {
+        fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                out.push(sub.get_name().to_string());
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), &mut out);
+        out
+    }
+
+    /// Runs a tool the test cannot do without, naming the package that has it.
+    fn run(tool: &str, package: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("Failed to run `{tool}` ({e}); install Debian's `{package}`"));
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    #[test]
+    fn bash_script_parses_and_completes_every_subcommand() {
+        let script = script(clap_complete::Shell::Bash);
+        let out = run("bash", "bash", &["-n"], &script);
+        assert!(out.status.success(), "`bash -n` rejects the script: {}", String::from_utf8_lossy(&out.stderr));
+        for name in names() {
+            assert!(script.contains(&format!("flowgate__{name}")) || script.contains(&format!("__{name})")), "{name}");
+        }
+        assert!(script.contains("complete -F _flowgate") && script.contains("--dry-run"), "{script}");
+    }
+
+    #[test]
+    fn zsh_and_fish_scripts_name_every_subcommand() {
+        for shell in [clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let script = script(shell);
+            for name in names() {
+                assert!(
+                    script.contains(&format!("'{name}")) || script.contains(&format!(" {name} ")),
+                    "{shell}: {name}"
+                );
+            }
+            assert!(script.contains("dry-run"), "{shell} script has no flags:\n{script}");
+        }
+    }
+
+    /// `groff -man -Tutf8 -ww` (every warning on) reads every page without a
+    /// single warning.
+    #[test]
+    fn every_man_page_renders_without_warnings() {
+        let pages = pages(Cli::command()).expect("pages");
+        assert!(pages.iter().any(|(name, _)| name == "flowgate-rollout-start.1"), "{:?}", pages.len());
+        for (name, roff) in &pages {
+            let out = run("groff", "groff-base", &["-man", "-Tutf8", "-ww", "-z"], roff);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && stderr.is_empty(), "groff on `{name}`:\n{stderr}");
+            assert_eq!(roff.matches(".ds Aq").count(), 2, "`{name}` defines `Aq` more than once:\n{roff}");
+        }
+    }
+
+    /// Each example reads, once rendered, as the same ASCII a shell accepts:
+    /// no hyphens, curly quotes or modifier tildes in place of `-`, `'`, `~`.
+    #[test]
+    fn man_page_examples_render_as_typed() {
+        let cmd = built(Cli::command());
+        let mut commands = vec![&cmd];
+        let mut checked = 0;
+        while let Some(cmd) = commands.pop() {
+            commands.extend(cmd.get_subcommands());
+            let Some(after) = cmd.get_after_help().map(ToString::to_string) else { continue };
+            let (name, roff) = page(cmd).expect("page");
+            let out = run("groff", "groff-base", &["-man", "-Tutf8", "-P-c", "-P-b", "-P-u"], &roff);
+            let text = String::from_utf8(out.stdout).expect("UTF-8");
+            for example in after.lines().map(str::trim).filter(|l| l.starts_with("flowgate ")) {
+                assert!(text.lines().any(|l| l.trim() == example), "`{name}` renders no line `{example}`:\n{text}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} examples checked");
+    }
+
+    #[test]
+    fn after_help_becomes_an_unfilled_section() {
+        assert_eq!(
+            after_help_section("Examples:\n  flowgate x --y 'z'\n\n  .dot ~/a^b\\c"),
+            ".SH EXAMPLES\n.nf\nflowgate x \\-\\-y \\*(Aqz\\*(Aq\n.sp\n\\&.dot \\(ti/a\\(hab\\ec\n.fi\n"
+        );
+        assert!(after_help_section("Plain words.").starts_with(".SH NOTES\n.nf\nPlain words.\n"));
+    }
+}
