@@ -113,3 +113,93 @@ fn scan_refuses_symlinks_directories_bad_paths_and_oversize_files() {
     let err = scan(src.path(), &["bin/run.sh".into()], &small).unwrap_err();
     assert!(matches!(err, BundleError::TooLarge { .. }) && err.to_string().contains("`bin/run.sh`"), "{err}");
 }
+
+// Property tests (issue 5): any tree of files, named with unicode and spaces,
+// nested, empty or executable, packs and installs back to the same contents and
+// normalized modes, and packs to the same bytes from a copy made another way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use proptest::prelude::*;
+
+/// One path component: letters, digits, spaces, dots, dashes and some non-ASCII
+/// (accents, CJK, an emoji); never `.` or `..`, which no bundle may hold.
+fn component() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 ._~é中😀-]{1,12}".prop_filter("`.` and `..` are not names", |c| c != "." && c != "..")
+}
+
+/// A path of one to four components.
+fn path() -> impl Strategy<Value = String> {
+    prop::collection::vec(component(), 1..=4).prop_map(|parts| parts.join("/"))
+}
+
+/// Empty files are drawn often; others up to 3 KiB of any bytes.
+fn content() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![1 => Just(Vec::new()), 3 => prop::collection::vec(any::<u8>(), 0..3072)]
+}
+
+/// Files by path, with no path that is also a directory of another file.
+fn tree() -> impl Strategy<Value = BTreeMap<String, (Vec<u8>, bool)>> {
+    prop::collection::btree_map(path(), (content(), any::<bool>()), 1..16).prop_map(|mut files| {
+        let paths: Vec<String> = files.keys().cloned().collect();
+        files.retain(|p, _| !paths.iter().any(|other| other.starts_with(&format!("{p}/"))));
+        files
+    })
+}
+
+/// Every regular file under `root` with its bytes and permission bits; panics on
+/// anything else (a link, a device), which an install must never make.
+fn installed(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u32)>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            installed(root, &entry.path(), out);
+        } else {
+            assert!(kind.is_file(), "`{}` is neither a file nor a directory", entry.path().display());
+            let relative = entry.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            out.insert(relative, (fs::read(entry.path()).unwrap(), mode));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_tree_round_trips_and_packs_to_the_same_bytes(
+        files in tree(),
+        plain_mode in prop::sample::select(vec![0o600u32, 0o640, 0o644, 0o664]),
+        exec_mode in prop::sample::select(vec![0o700u32, 0o711, 0o755, 0o775]),
+    ) {
+        let listed: Vec<(&str, &[u8], bool)> =
+            files.iter().map(|(p, (bytes, exec))| (p.as_str(), bytes.as_slice(), *exec)).collect();
+        let a = tempfile::tempdir().unwrap();
+        write_tree(a.path(), &listed, 0o644, 0o755);
+        let (bytes, packed, manifest) = pack(a.path(), &paths_of(&listed), &PackOptions::default());
+
+        // A second copy, written in reverse order with other permission bits and
+        // selected in reverse order, packs to the very same bytes.
+        let b = tempfile::tempdir().unwrap();
+        let reversed: Vec<_> = listed.iter().rev().cloned().collect();
+        write_tree(b.path(), &reversed, plain_mode, exec_mode);
+        let (again, packed_again, _) = pack(b.path(), &paths_of(&reversed), &PackOptions::default());
+        prop_assert!(bytes == again, "two packs of the same tree differ");
+        prop_assert_eq!(packed, packed_again);
+
+        let work = tempfile::tempdir().unwrap();
+        let (archive, digest) = archive_file(work.path(), &bytes);
+        prop_assert_eq!(digest, packed.digest);
+        prop_assert_eq!(read_manifest(&archive, &digest, &Limits::default()).unwrap(), manifest);
+        let dir = Cache::new(work.path().join("cache")).install(&digest, &archive, &Limits::default()).unwrap();
+        let mut got = BTreeMap::new();
+        installed(&dir, &dir, &mut got);
+        let want: BTreeMap<String, (Vec<u8>, u32)> = files
+            .iter()
+            .map(|(p, (bytes, exec))| (p.clone(), (bytes.clone(), if *exec { 0o755 } else { 0o644 })))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
