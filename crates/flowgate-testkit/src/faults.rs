@@ -40,6 +40,7 @@ pub struct FaultStats {
     pub unavailable: u64,
 }
 
+#[derive(Debug)]
 struct Shared {
     upstream: String,
     /// Fault rate in percent, 0..=100; changeable while running.
@@ -52,6 +53,7 @@ struct Shared {
 }
 
 /// A running proxy; stops when dropped.
+#[derive(Debug)]
 pub struct FaultProxy {
     shared: Arc<Shared>,
     port: u16,

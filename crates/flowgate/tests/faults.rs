@@ -1,0 +1,192 @@
+//! Faults between flowgate and its servers: a seeded proxy (flowgate_testkit::faults)
+//! delays, resets, truncates or answers 503 for 20% of requests to a real Prefect
+//! 3.9.1 server and to a real S3 endpoint (`moto_server`). `release --all` of 50
+//! flows either converges through retries or stops with an error that says how to
+//! converge, and then `sync` does; at every point each deployment is wholly at one
+//! build (version, pull step and tag agree), never half-updated. Builds and pulls
+//! through the faulty S3 path complete or fail cleanly, never store a damaged bundle.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, run};
+use flowgate_prefect::{PrefectClient, ServerDeployment};
+use flowgate_testkit::faults::FaultProxy;
+use flowgate_testkit::prefect::PrefectServer;
+use flowgate_testkit::GitProject;
+
+const FLOWS: usize = 50;
+const RATE: u64 = 20;
+const FLOW: &str = "from prefect import flow\n\n@flow(name=\"hello\")\ndef hello(days: int = 1):\n    print(days)\n";
+
+fn project(api_url: &str, extra_project: &str) -> GitProject {
+    let p = GitProject::new();
+    p.write(".gitignore", ".flowgate/\n");
+    let mut config = format!("[project]\nname = \"faults\"\nwork_pool = \"faults-pool\"\n{extra_project}\n");
+    for i in 0..FLOWS {
+        config.push_str(&format!("[flows.f{i:02}]\nentrypoint = \"flows/hello.py:hello\"\n\n"));
+    }
+    config.push_str(&format!("[envs.qa]\nprefect_api_url = \"{api_url}\"\nname_prefix = \"fz-\"\n"));
+    p.write("flowgate.toml", &config);
+    p.write("flows/hello.py", FLOW);
+    p.write("lib/version.py", "V = 1\n");
+    p.commit("v1");
+    p
+}
+
+fn upstream_of(api_url: &str) -> String {
+    api_url.trim_start_matches("http://").split('/').next().expect("host:port").to_string()
+}
+
+/// Every deployment of the env is wholly at one build: its version, the build id
+/// in its pull step and its build tag agree. Returns the builds, by deployment.
+async fn assert_whole(client: &PrefectClient) -> Vec<(String, String)> {
+    let names: Vec<String> = (0..FLOWS).map(|i| format!("fz-f{i:02}")).collect();
+    let found: Vec<ServerDeployment> = client.read_deployments(&names).await.expect("read deployments");
+    let mut out = Vec::new();
+    for d in found.iter().filter(|d| names.contains(&d.name)) {
+        let version = d.version.clone().expect("a managed deployment has a version");
+        let steps = serde_json::to_string(&d.pull_steps).unwrap();
+        assert!(
+            steps.contains(&format!("flowgate pull {version}")),
+            "{}: pull step {steps} vs version {version}",
+            d.name
+        );
+        assert!(d.tags.contains(&format!("flowgate-build:{version}")), "{}: tags {:?} vs {version}", d.name, d.tags);
+        out.push((d.name.clone(), version));
+    }
+    out
+}
+
+fn sync_until_it_converges(p: &GitProject) {
+    for attempt in 1..=10 {
+        let synced = run(p, &["sync", "--env", "qa", "--create-work-pools"]);
+        if synced.code == 0 {
+            return;
+        }
+        assert_eq!(synced.code, 1, "a faulty server is a failure, not usage: {}", synced.stderr);
+        eprintln!("sync attempt {attempt} failed: {}", synced.stderr.lines().next().unwrap_or_default());
+    }
+    panic!("sync did not converge in 10 attempts at a {RATE}% fault rate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_of_50_flows_through_20_percent_faults_converges_and_never_half_updates() {
+    let server = PrefectServer::start();
+    let direct = PrefectClient::new(&server.api_url(), None).expect("client");
+    let proxy = FaultProxy::start(&upstream_of(&server.api_url()), RATE, 0x5eed);
+    let p = project(&format!("{}/api", proxy.url()), "");
+    let v1 = run(&p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string();
+
+    for (round, build) in [(1, v1.clone()), (2, String::new())] {
+        let build = if round == 1 {
+            build
+        } else {
+            p.write("lib/version.py", "V = 2\n");
+            p.commit("v2");
+            run(&p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string()
+        };
+        let released = run(&p, &["release", "--all", "--env", "qa", "--build", &build, "--create-work-pools"]);
+        match released.code {
+            0 => {}
+            1 => assert!(
+                released.stderr.contains("The move is recorded in the ledger")
+                    && released.stderr.contains("flowgate sync --env qa"),
+                "a failed sync says how to converge: {}",
+                released.stderr
+            ),
+            other => panic!("exit {other}: {}", released.stderr),
+        }
+        // Whatever got through is whole; nothing is half-updated.
+        assert_whole(&direct).await;
+        sync_until_it_converges(&p);
+        let whole = assert_whole(&direct).await;
+        assert_eq!(whole.len(), FLOWS, "every flow has its deployment");
+        assert!(whole.iter().all(|(_, v)| *v == build), "round {round}: every deployment at {build}: {whole:?}");
+    }
+    proxy.set_enabled(false);
+    let plan = run(&p, &["plan", "--env", "qa", "--json"]).success().json();
+    let deployments = plan["deployments"].as_array().expect("deployments");
+    assert!(deployments.iter().all(|d| d["action"] == "unchanged"), "{plan}");
+    let stats = proxy.stats();
+    eprintln!("fault proxy toward Prefect: {stats:?}");
+    assert!(stats.resets + stats.truncated + stats.unavailable > 0, "faults were injected: {stats:?}");
+}
+
+/// Kills moto however the test ends.
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto() -> (Moto, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("`moto_server` must be on PATH (scripts/test installs it)");
+    let moto = Moto(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "`moto_server` did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request =
+        format!("PUT /faults HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "create bucket: {answer}");
+    (moto, port)
+}
+
+#[test]
+fn builds_and_pulls_through_a_faulty_s3_endpoint_complete_or_fail_cleanly() {
+    let (_moto, port) = start_moto();
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{port}"), RATE, 0xfa17);
+    let p = project("http://127.0.0.1:1/api", "artifacts = \"s3://faults/store\"");
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.url()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut builds = Vec::new();
+    for round in 0..5 {
+        p.write("lib/version.py", &format!("V = {round}\n"));
+        p.commit(&format!("round {round}"));
+        let built = p.run_with_env(bin(), &["build", "--json"], &env);
+        match built.code {
+            0 => builds.push(built.json()["build"]["id"].as_str().unwrap().to_string()),
+            1 => assert!(built.stderr.contains("store") || built.stderr.contains("upload"), "{}", built.stderr),
+            other => panic!("build exit {other}: {}", built.stderr),
+        }
+    }
+    assert!(!builds.is_empty(), "retries carried at least one build through");
+    // Every recorded build's bundle pulls and verifies, through the faults (with
+    // retries) and, whatever happened, without them.
+    for build in &builds {
+        let pulled = p.run_with_env(bin(), &["pull", build], &env);
+        assert!(pulled.code == 0 || pulled.code == 1, "pull exit {}: {}", pulled.code, pulled.stderr);
+    }
+    proxy.set_enabled(false);
+    for build in &builds {
+        let pulled = p.run_with_env(bin(), &["pull", build], &env).success();
+        assert!(std::path::Path::new(pulled.stdout.trim()).join("flows/hello.py").is_file(), "{}", pulled.stdout);
+    }
+    eprintln!("fault proxy toward S3: {:?}", proxy.stats());
+    assert!(proxy.stats().requests > 0);
+}
