@@ -182,10 +182,23 @@ fn check_command(args: &[String]) -> Result<(), String> {
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
-    let mut help_args: Vec<String> = args.iter().take_while(|a| !a.starts_with('-')).take(1).cloned().collect();
-    let sub = help_args.join(" ");
-    help_args.push("--help".into());
-    let help = String::from_utf8_lossy(&run_flowgate(&help_args).stdout).into_owned();
+    // The (sub)subcommand the words name, `rollout start` as much as `release`:
+    // its help lists the flags it takes.
+    let help_of = |path: &[String]| {
+        let mut help_args = path.to_vec();
+        help_args.push("--help".into());
+        String::from_utf8_lossy(&run_flowgate(&help_args).stdout).into_owned()
+    };
+    let mut path: Vec<String> = Vec::new();
+    let mut help = help_of(&path);
+    for word in args.iter().take_while(|a| !a.starts_with('-')) {
+        if !subcommands_in(&help).contains(word) {
+            break;
+        }
+        path.push(word.clone());
+        help = help_of(&path);
+    }
+    let sub = path.join(" ");
     for flag in args.iter().filter(|a| a.starts_with('-')) {
         let flag = flag.split('=').next().unwrap_or(flag);
         if !help.contains(&format!("{flag} ")) && !help.contains(&format!("{flag},")) {
@@ -195,11 +208,33 @@ fn check_command(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The names a help lists under `Commands:` (entries indented two spaces,
+/// wrapped descriptions further).
+fn subcommands_in(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
 #[test]
 fn the_command_check_rejects_what_flowgate_does_not_accept() {
     let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
     assert_eq!(check_command(&words("promote --from qa --to prod --reason x")), Ok(()));
-    for bad in ["promote --from qa --too prod", "promot --from qa", "build extra", "rollback x --env qa --to HEAD"] {
+    assert_eq!(check_command(&words("rollout start --to prod --from qa --reason x")), Ok(()));
+    assert_eq!(check_command(&words("approve HEAD --env prod --reason x")), Ok(()));
+    for bad in [
+        "promote --from qa --too prod",
+        "promot --from qa",
+        "build extra",
+        "rollback x --env qa --to HEAD",
+        "rollout strat --to prod",
+        "rollout start --to prod --form qa",
+        "approve HEAD --env prod --reasn x",
+    ] {
         assert!(check_command(&words(bad)).is_err(), "`flowgate {bad}` passed the check");
     }
 }
@@ -221,17 +256,37 @@ fn assert_commands_accepted(relative: &str) -> BTreeSet<String> {
 #[test]
 fn github_workflow_commands_are_accepted_by_flowgate() {
     let seen = assert_commands_accepted(GITHUB);
-    for sub in ["build", "release", "promote", "status"] {
+    for sub in ["build", "release", "approve", "rollout", "status"] {
         assert!(seen.contains(sub), "`{GITHUB}` runs no `flowgate {sub}` (found: {seen:?})");
     }
+    assert_rolls_out_qa_to_prod(GITHUB);
 }
 
 #[test]
 fn gitlab_ci_commands_are_accepted_by_flowgate() {
     let seen = assert_commands_accepted(GITLAB);
-    for sub in ["build", "release", "promote", "status"] {
+    for sub in ["build", "release", "approve", "rollout", "status"] {
         assert!(seen.contains(sub), "`{GITLAB}` runs no `flowgate {sub}` (found: {seen:?})");
     }
+    assert_rolls_out_qa_to_prod(GITLAB);
+}
+
+/// The manual prod promotion is a rollout of exactly what qa runs.
+fn assert_rolls_out_qa_to_prod(relative: &str) {
+    let rollouts: Vec<Vec<String>> = flowgate_commands(relative)
+        .into_iter()
+        .map(|(_, args)| args)
+        .filter(|a| a.starts_with(&["rollout".into()]))
+        .collect();
+    let from_qa_to_prod = |args: &Vec<String>| {
+        args.get(1).is_some_and(|s| s == "start")
+            && args.windows(2).any(|w| w == ["--to", "prod"])
+            && args.windows(2).any(|w| w == ["--from", "qa"])
+    };
+    assert!(
+        rollouts.iter().any(from_qa_to_prod),
+        "`{relative}` runs no `flowgate rollout start --to prod --from qa`: {rollouts:?}"
+    );
 }
 
 #[test]
