@@ -109,10 +109,22 @@ fn shell_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 /// Splits a shell line into commands (at `&&`, `||`, `;`, `|`, `&`) of words,
-/// with quotes removed and `$VARIABLES` left as written: clap takes them as values.
+/// with quotes removed, redirections (`> FILE`, `>> FILE`, `< FILE`) dropped and
+/// `$VARIABLES` left as written: clap takes them as values.
 fn shell_commands(line: &str) -> Result<Vec<Vec<String>>, String> {
     let mut commands = vec![Vec::new()];
     let mut word: Option<String> = None;
+    // The next word is a redirection's target, not an argument.
+    let mut target = false;
+    // Ends the word being read: an argument of the current command, or the
+    // target of a redirection, which is dropped.
+    let end_word = |commands: &mut Vec<Vec<String>>, word: &mut Option<String>, target: &mut bool| {
+        if let Some(w) = word.take() {
+            if !std::mem::take(target) {
+                commands.last_mut().expect("a command").push(w);
+            }
+        }
+    };
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -129,18 +141,23 @@ fn shell_commands(line: &str) -> Result<Vec<Vec<String>>, String> {
             }
             '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
             '#' if word.is_none() => break,
+            '>' | '<' => {
+                end_word(&mut commands, &mut word, &mut target);
+                chars.next_if_eq(&c);
+                target = true;
+            }
             '&' | '|' | ';' => {
-                commands.last_mut().expect("a command").extend(word.take());
+                end_word(&mut commands, &mut word, &mut target);
                 if c != ';' && chars.peek() == Some(&c) {
                     chars.next();
                 }
                 commands.push(Vec::new());
             }
-            c if c.is_whitespace() => commands.last_mut().expect("a command").extend(word.take()),
+            c if c.is_whitespace() => end_word(&mut commands, &mut word, &mut target),
             c => word.get_or_insert_with(String::new).push(c),
         }
     }
-    commands.last_mut().expect("a command").extend(word);
+    end_word(&mut commands, &mut word, &mut target);
     commands.retain(|words| !words.is_empty());
     Ok(commands)
 }
@@ -334,5 +351,48 @@ fn install_commands_are_the_documented_ones() {
             }
         }
         assert!(installs > 0, "`{relative}` installs no flowgate");
+    }
+}
+
+/// The commands in a fenced block of the README's `## Install` section.
+fn readme_install_lines() -> Vec<String> {
+    let readme = read("README.md");
+    let section: Vec<&str> =
+        readme.lines().skip_while(|l| *l != "## Install").skip(1).take_while(|l| !l.starts_with("## ")).collect();
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in section {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if fenced {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+/// The README's Install section pins this version, in the command
+/// docs/PACKAGING.md documents, and its completion and man commands are
+/// accepted by flowgate.
+#[test]
+fn readme_install_section_pins_this_version_and_its_commands_are_accepted() {
+    let lines = readme_install_lines();
+    let install = format!("pip install \"prefect-flowgate=={}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        lines.iter().any(|l| l.starts_with(&install)),
+        "README's Install section does not run `{install}`: {lines:?}"
+    );
+    assert!(read(PACKAGING).contains(&install), "`{install}` is not in `{PACKAGING}`");
+    let mut seen = BTreeSet::new();
+    for line in lines.iter().filter(|l| l.starts_with("flowgate ")) {
+        let words = shell_commands(line).unwrap_or_else(|e| panic!("README: {e}")).remove(0);
+        let args = &words[1..];
+        if let Err(e) = check_command(args) {
+            panic!("README: `{line}`: {e}");
+        }
+        seen.insert(args.iter().take(2).cloned().collect::<Vec<_>>().join(" "));
+    }
+    for expected in ["completions bash", "completions zsh", "completions fish", "man", "man --dir", "--version"] {
+        assert!(seen.contains(expected), "README's Install section has no `flowgate {expected}` (found: {seen:?})");
     }
 }
