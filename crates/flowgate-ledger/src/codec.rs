@@ -13,6 +13,12 @@ pub(crate) type BuildRow = (String, String, i64, i64, String, String, Option<Str
 /// `pointers` columns: flow, env, revision, build_id, updated_at_ms.
 pub(crate) type PointerRow = (String, String, i64, String, i64);
 
+/// `pins` columns: build_id, actor, reason, created_at_ms.
+pub(crate) type PinRow = (String, String, String, i64);
+
+/// A release reduced to flow, env, revision, build_id.
+pub(crate) type ReleaseRefRow = (String, String, i64, String);
+
 /// A `releases` row, by column name (more columns than sqlx decodes, or
 /// `Debug` prints, as a tuple).
 #[derive(Debug, sqlx::FromRow)]
@@ -110,6 +116,21 @@ pub(crate) fn pointer(row: PointerRow) -> Result<Pointer, LedgerError> {
         revision,
         build: parse("build id", &build)?,
         updated_at: time(updated_at_ms)?,
+    })
+}
+
+pub(crate) fn pin(row: PinRow) -> Result<crate::Pin, LedgerError> {
+    let (build, actor, reason, created_at_ms) = row;
+    Ok(crate::Pin { build: parse("build id", &build)?, actor, reason, created_at: time(created_at_ms)? })
+}
+
+pub(crate) fn release_ref(row: ReleaseRefRow) -> Result<crate::ReleaseRef, LedgerError> {
+    let (flow, env, revision, build) = row;
+    Ok(crate::ReleaseRef {
+        flow: parse("flow", &flow)?,
+        env: parse("environment", &env)?,
+        revision,
+        build: parse("build id", &build)?,
     })
 }
 

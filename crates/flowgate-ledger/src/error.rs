@@ -5,6 +5,8 @@ use std::error::Error as StdError;
 
 use flowgate_core::{BuildId, EnvName, FlowKey, Revision};
 
+use crate::lock::LockHolder;
+
 /// A boxed source error; the driver's type stays private to this crate.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -26,6 +28,14 @@ pub enum LedgerError {
     /// the caller's; a retry under a fresh id succeeds). Nothing was changed.
     #[error("rollout id `{id}` is already taken by an earlier rollout")]
     RolloutIdTaken { id: String },
+    /// `gc` or `fsck` found the maintenance lock held by another run (None:
+    /// a run that has just taken it and not yet said who it is). Nothing was changed.
+    #[error("The ledger's maintenance lock is held by {}; try again when it ends", show_holder(.holder.as_ref()))]
+    MaintenanceLocked { holder: Option<LockHolder> },
+    /// Builds were to be deleted that a pointer, a pin or a running rollout
+    /// needs (it changed since the caller looked). Nothing was deleted.
+    #[error("build `{build}` is still needed by {by}; nothing was deleted")]
+    BuildInUse { build: BuildId, by: String },
     /// A move named a build that was never recorded. Nothing was changed.
     #[error("build `{build}` is not recorded in the ledger")]
     UnknownBuild { build: BuildId },
@@ -52,7 +62,8 @@ pub enum LedgerError {
 impl LedgerError {
     /// True for a conflict with a concurrent change (exit code 4): a pointer or
     /// rollout compare-and-swap that lost, an env whose one rollout slot is
-    /// taken, or a rollout id another start got first.
+    /// taken, a rollout id another start got first, the maintenance lock held
+    /// by another run, or a build to delete that something started to need.
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
@@ -60,6 +71,8 @@ impl LedgerError {
                 | LedgerError::RolloutActive { .. }
                 | LedgerError::RolloutMoved { .. }
                 | LedgerError::RolloutIdTaken { .. }
+                | LedgerError::MaintenanceLocked { .. }
+                | LedgerError::BuildInUse { .. }
         )
     }
 
@@ -76,6 +89,13 @@ fn show(revision: Option<Revision>) -> String {
     match revision {
         Some(r) => format!("revision {r}"),
         None => "no release".to_string(),
+    }
+}
+
+fn show_holder(holder: Option<&LockHolder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "another run that is just starting".to_string(),
     }
 }
 
@@ -116,6 +136,21 @@ mod tests {
         let gone = LedgerError::RolloutMoved { id: "r-9".into(), expected: 1, found: None };
         assert_eq!(gone.to_string(), "rollout `r-9` moved concurrently: expected version 1, found no such rollout");
         assert!(LedgerError::RolloutIdTaken { id: "r-1".into() }.is_conflict());
+        let locked = LedgerError::MaintenanceLocked { holder: None };
+        assert!(locked.is_conflict());
+        assert_eq!(
+            locked.to_string(),
+            "The ledger's maintenance lock is held by another run that is just starting; try again when it ends"
+        );
+        let in_use = LedgerError::BuildInUse {
+            build: "aaaa0000000000000001".parse().unwrap(),
+            by: "the pointer of `etl` in `prod`".into(),
+        };
+        assert!(in_use.is_conflict());
+        assert_eq!(
+            in_use.to_string(),
+            "build `aaaa0000000000000001` is still needed by the pointer of `etl` in `prod`; nothing was deleted"
+        );
         assert!(!LedgerError::UnknownBuild { build: "aaaa0000000000000001".parse().unwrap() }.is_conflict());
     }
 }

@@ -1,8 +1,9 @@
 //! The `Ledger` implementation, written once: `impl_ledger!` instantiates the
 //! same code for each driver (the drivers' types differ, the logic must not).
-//! A backend supplies only `pool`, `begin_write` and `is_contention`. The
-//! inherent helpers live beside it: moves in `ledger_moves`, approvals and
-//! rollouts in `ledger_rollouts`.
+//! A backend supplies only `pool`, `begin_write`, `begin_read`,
+//! `is_contention`, `LOCK_FOR_DELETE` and `acquire_lock`. The inherent helpers
+//! live beside it: moves in `ledger_moves`, approvals and rollouts in
+//! `ledger_rollouts`, pins, the inventory and build deletion in `ledger_gc`.
 
 /// Implements `Ledger` for a backend type with a `pool: Pool<$db>` field and
 /// `async fn begin_write(&self) -> Result<Transaction<'static, $db>, LedgerError>`
@@ -225,7 +226,46 @@ macro_rules! impl_ledger {
                     sqlx::query_as(&sql::dump_rollouts()).fetch_all(&self.pool).await.map_err(err())?;
                 approvals.iter().for_each(|r| writeln!(out, "approvals {r:?}").expect("writing to a String"));
                 rollouts.iter().for_each(|r| writeln!(out, "rollouts {r:?}").expect("writing to a String"));
+                let pins: Vec<codec::PinRow> =
+                    sqlx::query_as(&sql::dump_pins()).fetch_all(&self.pool).await.map_err(err())?;
+                pins.iter().for_each(|r| writeln!(out, "pins {r:?}").expect("writing to a String"));
                 Ok(out)
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(build = %pin.build, actor = %pin.actor))]
+            async fn pin(&self, pin: &$crate::Pin) -> Result<bool, $crate::LedgerError> {
+                self.insert_pin(pin).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(build = %build))]
+            async fn unpin(&self, build: &flowgate_core::BuildId) -> Result<bool, $crate::LedgerError> {
+                self.delete_pin(build).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn pins(&self) -> Result<Vec<$crate::Pin>, $crate::LedgerError> {
+                self.read_pins().await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn inventory(&self) -> Result<$crate::Inventory, $crate::LedgerError> {
+                self.read_inventory().await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(builds = ids.len()))]
+            async fn delete_builds(
+                &self,
+                ids: &[flowgate_core::BuildId],
+            ) -> Result<Vec<flowgate_core::Build>, $crate::LedgerError> {
+                self.remove_builds(ids).await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all, fields(command = %holder.command, pid = holder.pid))]
+            async fn lock_maintenance(
+                &self,
+                holder: &$crate::LockHolder,
+            ) -> Result<$crate::MaintenanceLock, $crate::LedgerError> {
+                self.acquire_lock(holder).await
             }
 
             #[tracing::instrument(level = "debug", skip_all, fields(env = %a.env, build = %a.build, actor = %a.actor))]
@@ -283,6 +323,7 @@ macro_rules! impl_ledger {
         }
 
         $crate::ledger_rollouts::impl_rollouts!($ledger, $db);
+        $crate::ledger_gc::impl_gc!($ledger, $db);
         $crate::ledger_moves::impl_moves!($ledger, $db);
     };
 }

@@ -5,10 +5,14 @@
 mod codec;
 mod codec_gates;
 mod error;
+mod inventory;
+mod ledger_gc;
 mod ledger_impl;
 mod ledger_moves;
 mod ledger_rollouts;
+mod lock;
 mod postgres;
+pub mod retention;
 mod rollout;
 mod sql;
 mod sqlite;
@@ -19,6 +23,8 @@ use std::path::Path;
 use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
 
 pub use crate::error::{BoxError, LedgerError};
+pub use crate::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
+pub use crate::lock::{LockHolder, MaintenanceLock};
 pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::url::LedgerUrl;
 
@@ -123,8 +129,39 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// `apply`. Returns the appended releases in the order given.
     async fn transition_rollout(&self, next: &RolloutRecord, moves: &[Move]) -> Result<Vec<Release>, LedgerError>;
 
+    /// Pins `pin.build` so gc keeps it. Insert if absent: pinning again keeps
+    /// the first pin (its actor, reason and time) and returns false. An
+    /// unrecorded build gives [`LedgerError::UnknownBuild`] and nothing changes.
+    async fn pin(&self, pin: &Pin) -> Result<bool, LedgerError>;
+
+    /// Removes the pin of `build`; false when it had none.
+    async fn unpin(&self, build: &BuildId) -> Result<bool, LedgerError>;
+
+    /// Every pin, oldest first.
+    async fn pins(&self) -> Result<Vec<Pin>, LedgerError>;
+
+    /// Every build, pointer, release (reduced to flow, env, revision, build),
+    /// pin and build a running rollout names, read as one consistent snapshot:
+    /// what gc computes its keep set from and fsck checks.
+    async fn inventory(&self) -> Result<Inventory, LedgerError>;
+
+    /// Deletes the build rows of `ids` (and their commit aliases) in one
+    /// transaction, returning the builds deleted (ids not recorded are
+    /// skipped). Releases and approvals keep naming them. Checked inside the
+    /// transaction: if a pointer, a pin or a running rollout names any of
+    /// them, [`LedgerError::BuildInUse`] names it and nothing is deleted.
+    /// Keeping recent releases' builds is the caller's decision.
+    async fn delete_builds(&self, ids: &[BuildId]) -> Result<Vec<Build>, LedgerError>;
+
+    /// Takes the maintenance lock `gc` and `fsck` hold while they run, or fails
+    /// at once with [`LedgerError::MaintenanceLocked`] naming the holder.
+    /// PostgreSQL: a session advisory lock; SQLite: a row with a stale-holder
+    /// rule (see [`MaintenanceLock`]).
+    async fn lock_maintenance(&self, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError>;
+
     /// A deterministic, complete text dump of every ledger table (not the
-    /// migration bookkeeping), for tests that prove nothing changed.
+    /// migration bookkeeping, nor the maintenance lock's holder), for tests
+    /// that prove nothing changed.
     async fn dump(&self) -> Result<String, LedgerError>;
 }
 

@@ -43,6 +43,29 @@ impl PostgresLedger {
         self.pool.begin().await.map_err(LedgerError::backend("begin write transaction"))
     }
 
+    /// A read-only snapshot: every read of the transaction sees the same
+    /// committed state (READ COMMITTED would give each statement its own).
+    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, LedgerError> {
+        let err = || LedgerError::backend("begin read transaction");
+        let mut tx = self.pool.begin().await.map_err(err())?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        Ok(tx)
+    }
+
+    /// Waits for, then holds off, writers of what can make a build needed, so
+    /// the deletion's check stays true until it commits (SHARE conflicts with
+    /// the ROW EXCLUSIVE lock every INSERT, UPDATE and DELETE takes). Tables
+    /// are locked in the order a rollout transition writes them (rollouts,
+    /// then pointers), so the two cannot deadlock.
+    const LOCK_FOR_DELETE: Option<&'static str> = Some("LOCK TABLE rollouts, pointers, pins IN SHARE MODE");
+
+    async fn acquire_lock(&self, holder: &crate::LockHolder) -> Result<crate::MaintenanceLock, LedgerError> {
+        crate::lock::acquire_postgres(&self.pool, holder).await
+    }
+
     fn is_contention(e: &sqlx::Error) -> bool {
         e.as_database_error().and_then(|d| d.code()).is_some_and(|code| CONTENTION_CODES.contains(&code.as_ref()))
     }

@@ -121,3 +121,23 @@ pub(crate) const ADVANCE_ROLLOUT: &str =
 pub(crate) fn dump_rollouts() -> String {
     format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY id")
 }
+
+const PIN_COLUMNS: &str = "build_id, actor, reason, created_at_ms";
+
+/// Insert if absent: the first pin of a build (its actor and reason) stays.
+pub(crate) fn insert_pin() -> String {
+    format!("INSERT INTO pins ({PIN_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (build_id) DO NOTHING")
+}
+pub(crate) const DELETE_PIN: &str = "DELETE FROM pins WHERE build_id = $1";
+pub(crate) fn select_pins() -> String {
+    format!("SELECT {PIN_COLUMNS} FROM pins ORDER BY created_at_ms, build_id")
+}
+pub(crate) fn dump_pins() -> String {
+    format!("SELECT {PIN_COLUMNS} FROM pins ORDER BY build_id")
+}
+
+pub(crate) const SELECT_RELEASE_REFS: &str =
+    "SELECT flow, env, revision, build_id FROM releases ORDER BY flow, env, revision";
+pub(crate) const SELECT_RUNNING_BODIES: &str = "SELECT id, body FROM rollouts WHERE status = 'running' ORDER BY id";
+pub(crate) const DELETE_BUILD_COMMITS: &str = "DELETE FROM build_commits WHERE build_id = $1";
+pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";

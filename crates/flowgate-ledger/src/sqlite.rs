@@ -61,15 +61,31 @@ impl SqliteLedger {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_err(Box::new(e)))?;
-        // Read the schema now, so a file that is not a database fails here as
-        // `Open` rather than later as a failed migration.
-        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await.map_err(|e| open_err(Box::new(e)))?;
+        // Concurrent first opens of a new file race in the connection's
+        // pragmas (switching the file to WAL mode), and SQLite answers some of
+        // those races with SQLITE_BUSY at once instead of waiting out the busy
+        // timeout: try again.
+        let mut attempt = 1;
+        let pool = loop {
+            match Self::connect(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < MIGRATE_ATTEMPTS && is_busy(&e) => {
+                    tracing::debug!(error = %e, attempt, "opening raced another opener; opening again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(open_err(Box::new(e))),
+            }
+        };
         Self::migrate(pool, &shown).await
+    }
+
+    /// A pool whose first connection has read the schema, so a file that is
+    /// not a database fails here as `Open` rather than later as a failed migration.
+    async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await?;
+        Ok(pool)
     }
 
     /// SQLite has no migration lock: two processes opening a new file at once
@@ -98,11 +114,29 @@ impl SqliteLedger {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(LedgerError::backend("begin write transaction"))
     }
 
+    /// A read transaction: in WAL mode its reads see one snapshot, taken at the first.
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, LedgerError> {
+        self.pool.begin().await.map_err(LedgerError::backend("begin read transaction"))
+    }
+
+    /// `begin_write` already holds the database write lock: nothing to add.
+    const LOCK_FOR_DELETE: Option<&'static str> = None;
+
+    async fn acquire_lock(&self, holder: &crate::LockHolder) -> Result<crate::MaintenanceLock, LedgerError> {
+        crate::lock::acquire_sqlite(&self.pool, holder).await
+    }
+
     /// With the write lock taken up front a concurrent writer cannot slip in;
     /// a unique violation would still mean another move won.
     fn is_contention(e: &sqlx::Error) -> bool {
         e.as_database_error().is_some_and(|d| d.is_unique_violation())
     }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, in any of their extended forms.
+fn is_busy(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i32>().ok());
+    code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 impl_ledger!(SqliteLedger, Sqlite);

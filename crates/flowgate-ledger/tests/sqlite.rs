@@ -78,3 +78,54 @@ async fn first_opens_racing_on_a_new_file_all_succeed() {
         }
     }
 }
+
+/// Migration 0004 rebuilds `releases` and `approvals` (SQLite cannot drop a
+/// foreign key): a ledger made by the migrations before it keeps every row.
+#[tokio::test]
+async fn upgrading_a_ledger_from_migration_3_keeps_history_and_approvals() {
+    use sqlx::{Connection, Executor, SqliteConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations");
+    std::fs::create_dir(&old).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in ["0001_init.sql", "0002_sync_state.sql", "0003_gates_and_rollouts.sql"] {
+        std::fs::copy(src.join(name), old.join(name)).unwrap();
+    }
+    let path = dir.path().join("ledger.db");
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    conn.execute(
+        "INSERT INTO builds VALUES ('aaaa0000000000000001', 'dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd',
+                                    1, 1, '{}', 'c1', 'main', 0, 'a', 1000);
+         INSERT INTO releases VALUES ('etl', 'qa', 1, 'aaaa0000000000000001', NULL, 'release', NULL, 'alice', 'r',
+                                      2000, '[]', 'o', 'ro-1');
+         INSERT INTO pointers VALUES ('etl', 'qa', 1, 'aaaa0000000000000001', 2000);
+         INSERT INTO approvals VALUES ('prod', 'aaaa0000000000000001', '', 'carol', 'ok', 3000);",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let url: LedgerUrl = format!("sqlite://{}", path.display()).parse().unwrap();
+    let ledger = open(&url, Path::new("/")).await.unwrap();
+    let dump = ledger.dump().await.unwrap();
+    assert!(
+        dump.contains("etl\", env: \"qa\", revision: 1, build_id: \"aaaa0000000000000001\"")
+            && dump.contains("override_reason: Some(\"o\"), rollout_id: Some(\"ro-1\")"),
+        "{dump}"
+    );
+    assert!(dump.contains("approvals (\"prod\", \"aaaa0000000000000001\", \"\", \"carol\", \"ok\", 3000)"), "{dump}");
+    // The release and approval no longer hold the build: with the pointer moved
+    // away, the build can be deleted and both rows stay.
+    let b2 = suite::build("aaaa0000000000000002", "c2", 4_000);
+    ledger.record_build(&b2).await.unwrap();
+    ledger.apply(&[suite::mv("etl", "qa", Some(1), "aaaa0000000000000002")]).await.unwrap();
+    let gone = ledger.delete_builds(&["aaaa0000000000000001".parse().unwrap()]).await.unwrap();
+    assert_eq!(gone.len(), 1);
+    let history = ledger.history(&suite::flow("etl"), &suite::env("qa"), None).await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.build.as_str()).collect::<Vec<_>>(),
+        ["aaaa0000000000000002", "aaaa0000000000000001"]
+    );
+    assert_eq!(ledger.approvals(&suite::env("prod"), &"aaaa0000000000000001".parse().unwrap()).await.unwrap().len(), 1);
+}

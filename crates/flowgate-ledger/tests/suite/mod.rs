@@ -10,9 +10,11 @@ use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Move, MoveKind, Re
 use flowgate_ledger::{open, Ledger, LedgerError, LedgerUrl};
 
 mod gates;
+mod maintenance;
 mod rollouts;
 
 pub use gates::*;
+pub use maintenance::*;
 pub use rollouts::*;
 
 /// Every story, for a backend to instantiate with its own `story!` macro.
@@ -36,6 +38,11 @@ macro_rules! stories {
         $story!(concurrent_starts_exactly_one_wins);
         $story!(transitions_are_compare_and_swap_with_their_moves);
         $story!(rollouts_are_listed_newest_first);
+        $story!(pins_are_insert_if_absent_and_removable);
+        $story!(inventory_reads_everything_gc_and_fsck_need);
+        $story!(deleting_builds_refuses_what_is_needed_and_keeps_history);
+        $story!(maintenance_lock_is_exclusive_and_names_its_holder);
+        $story!(a_dead_holder_does_not_block_the_lock);
     };
 }
 pub(crate) use stories;

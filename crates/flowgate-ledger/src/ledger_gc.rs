@@ -1,0 +1,171 @@
+//! Pins, the gc/fsck inventory and build deletion, written once for both
+//! drivers like `ledger_impl` (whose `impl_ledger!` expands this macro and
+//! delegates the trait methods here).
+//!
+//! Deleting builds is the one place the ledger forgets something, so it checks,
+//! inside its own transaction, that no pointer, pin or running rollout names a
+//! build it deletes. On SQLite the write lock makes that check final; on
+//! PostgreSQL the transaction first takes SHARE locks on `pointers`, `pins` and
+//! `rollouts` (`Self::LOCK_FOR_DELETE`), which wait for writers in flight and
+//! hold new ones off until it commits.
+
+/// Inherent methods behind the pin, inventory and deletion methods of `Ledger`,
+/// for the backend types `impl_ledger!` takes; the backend also supplies
+/// `begin_read` (a snapshot) and `LOCK_FOR_DELETE`.
+macro_rules! impl_gc {
+    ($ledger:ty, $db:ty) => {
+        impl $ledger {
+            async fn insert_pin(&self, pin: &$crate::Pin) -> Result<bool, $crate::LedgerError> {
+                use $crate::{sql, LedgerError};
+                let mut tx = self.begin_write().await?;
+                let known: i64 = sqlx::query_scalar(sql::BUILD_EXISTS)
+                    .bind(pin.build.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(LedgerError::backend("check pinned build"))?;
+                if known == 0 {
+                    tx.rollback().await.map_err(LedgerError::backend("roll back pin"))?;
+                    return Err(LedgerError::UnknownBuild { build: pin.build.clone() });
+                }
+                let inserted = sqlx::query(&sql::insert_pin())
+                    .bind(pin.build.as_str())
+                    .bind(&pin.actor)
+                    .bind(&pin.reason)
+                    .bind(pin.created_at.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(LedgerError::backend("pin build"))?;
+                tx.commit().await.map_err(LedgerError::backend("commit pin"))?;
+                Ok(inserted.rows_affected() == 1)
+            }
+
+            async fn delete_pin(&self, build: &flowgate_core::BuildId) -> Result<bool, $crate::LedgerError> {
+                use $crate::{sql, LedgerError};
+                let done = sqlx::query(sql::DELETE_PIN)
+                    .bind(build.as_str())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(LedgerError::backend("unpin build"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn read_pins(&self) -> Result<Vec<$crate::Pin>, $crate::LedgerError> {
+                use $crate::{codec, sql, LedgerError};
+                let rows: Vec<codec::PinRow> = sqlx::query_as(&sql::select_pins())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(LedgerError::backend("list pins"))?;
+                rows.into_iter().map(codec::pin).collect()
+            }
+
+            async fn read_inventory(&self) -> Result<$crate::Inventory, $crate::LedgerError> {
+                use $crate::{codec, sql, LedgerError};
+                let err = || LedgerError::backend("read the inventory");
+                let mut tx = self.begin_read().await?;
+                let builds: Vec<codec::BuildRow> =
+                    sqlx::query_as(&sql::dump_builds()).fetch_all(&mut *tx).await.map_err(err())?;
+                let pointers: Vec<codec::PointerRow> =
+                    sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut *tx).await.map_err(err())?;
+                let releases: Vec<codec::ReleaseRefRow> =
+                    sqlx::query_as(sql::SELECT_RELEASE_REFS).fetch_all(&mut *tx).await.map_err(err())?;
+                let pins: Vec<codec::PinRow> =
+                    sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
+                let running: Vec<(String, String)> =
+                    sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
+                tx.rollback().await.map_err(err())?;
+                let mut rollout_builds = Vec::new();
+                for (id, body) in running {
+                    for build in $crate::ledger_gc::body_builds(&id, &body)? {
+                        rollout_builds.push((build, id.clone()));
+                    }
+                }
+                Ok($crate::Inventory {
+                    builds: builds.into_iter().map(codec::build).collect::<Result<_, _>>()?,
+                    pointers: pointers.into_iter().map(codec::pointer).collect::<Result<_, _>>()?,
+                    releases: releases.into_iter().map(codec::release_ref).collect::<Result<_, _>>()?,
+                    pins: pins.into_iter().map(codec::pin).collect::<Result<_, _>>()?,
+                    rollout_builds,
+                })
+            }
+
+            async fn remove_builds(
+                &self,
+                ids: &[flowgate_core::BuildId],
+            ) -> Result<Vec<flowgate_core::Build>, $crate::LedgerError> {
+                use $crate::{codec, sql, LedgerError};
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let err = || LedgerError::backend("delete builds");
+                let mut tx = self.begin_write().await?;
+                if let Some(lock) = Self::LOCK_FOR_DELETE {
+                    sqlx::query(lock).execute(&mut *tx).await.map_err(err())?;
+                }
+                let pointers: Vec<codec::PointerRow> =
+                    sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut *tx).await.map_err(err())?;
+                let pins: Vec<codec::PinRow> =
+                    sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
+                let running: Vec<(String, String)> =
+                    sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
+                let needed = $crate::ledger_gc::needed(&pointers, &pins, &running)?;
+                if let Some((build, by)) = ids.iter().find_map(|id| needed.get(id).map(|by| (id, by))) {
+                    tx.rollback().await.map_err(err())?;
+                    return Err(LedgerError::BuildInUse { build: build.clone(), by: by.clone() });
+                }
+                let mut deleted = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let row: Option<codec::BuildRow> = sqlx::query_as(&sql::select_build())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err())?;
+                    let Some(row) = row else { continue };
+                    sqlx::query(sql::DELETE_BUILD_COMMITS).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
+                    sqlx::query(sql::DELETE_BUILD).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
+                    deleted.push(codec::build(row)?);
+                }
+                tx.commit().await.map_err(LedgerError::backend("commit deleted builds"))?;
+                Ok(deleted)
+            }
+        }
+    };
+}
+pub(crate) use impl_gc;
+
+use std::collections::BTreeMap;
+
+use flowgate_core::BuildId;
+
+use crate::codec::{self, PinRow, PointerRow};
+use crate::error::LedgerError;
+
+/// The build ids a stored rollout body names.
+pub(crate) fn body_builds(rollout: &str, body: &str) -> Result<std::collections::BTreeSet<BuildId>, LedgerError> {
+    let json: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| LedgerError::corrupt(format!("body of rollout `{rollout}`: {e}")))?;
+    Ok(crate::inventory::builds_named(&json))
+}
+
+/// Every build a pointer, pin or running rollout needs, with the first such
+/// need in words (for [`LedgerError::BuildInUse`]).
+pub(crate) fn needed(
+    pointers: &[PointerRow],
+    pins: &[PinRow],
+    running: &[(String, String)],
+) -> Result<BTreeMap<BuildId, String>, LedgerError> {
+    let mut needed = BTreeMap::new();
+    for (flow, env, _, build, _) in pointers {
+        let build = codec::parse::<BuildId>("build id", build)?;
+        needed.entry(build).or_insert_with(|| format!("the pointer of `{flow}` in `{env}`"));
+    }
+    for (build, actor, reason, _) in pins {
+        let build = codec::parse::<BuildId>("build id", build)?;
+        needed.entry(build).or_insert_with(|| format!("a pin by `{actor}` ({reason})"));
+    }
+    for (id, body) in running {
+        for build in body_builds(id, body)? {
+            needed.entry(build).or_insert_with(|| format!("the running rollout `{id}`"));
+        }
+    }
+    Ok(needed)
+}
