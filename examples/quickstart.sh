@@ -17,6 +17,10 @@ ensure_packages curl git
 ensure_prefect
 prefect="$FLOWGATE_PREFECT_VENV/bin/prefect"
 py="$FLOWGATE_PREFECT_VENV/bin/python"
+# FLOWGATE_WORKER_VENV runs the workers from another virtual environment that
+# has prefect (the wheel test: one where pip installed prefect and the wheel, as
+# on a user's worker host); by default they share the server's.
+worker_venv="${FLOWGATE_WORKER_VENV:-$FLOWGATE_PREFECT_VENV}"
 
 # FLOWGATE_BIN runs the quickstart with a flowgate that is already installed (the
 # wheel test: the one pip put in a fresh virtual environment); else it builds one.
@@ -153,9 +157,9 @@ start_worker() {
   log "starting a process worker for $pool"
   mkdir -p "$tmp/worker-$pool"
   PREFECT_HOME="$tmp/worker-$pool" PREFECT_API_URL="$api_url" PREFECT_WORKER_QUERY_SECONDS=2 \
-    PATH="$bin_dir:$FLOWGATE_PREFECT_VENV/bin:$PATH" \
+    PATH="$bin_dir:$worker_venv/bin:$PATH" \
     start_group "$tmp/worker-$pool.log" \
-    "$prefect" worker start --pool "$pool" --type process --prefetch-seconds 5
+    "$worker_venv/bin/prefect" worker start --pool "$pool" --type process --prefetch-seconds 5
 }
 
 # A JSON field of stdin, by a Python expression over `d`.
