@@ -24,7 +24,8 @@ use libfuzzer_sys::fuzz_target;
 
 /// The limits `pull` uses, scaled down so a decompression bomb costs the fuzzer
 /// milliseconds instead of gigabytes; the checks that enforce them are the same.
-const LIMITS: Limits = Limits { max_entries: 2_000, max_total_bytes: 32 << 20, max_file_bytes: 16 << 20, max_path_len: 4096 };
+const LIMITS: Limits =
+    Limits { max_entries: 2_000, max_total_bytes: 32 << 20, max_file_bytes: 16 << 20, max_path_len: 4096 };
 
 fuzz_target!(|data: &[u8]| {
     let Some((&form, rest)) = data.split_first() else { return };
