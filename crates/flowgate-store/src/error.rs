@@ -48,6 +48,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{key}` is not a key of an object in the artifact store `{url}`")]
+    InvalidKey { key: String, url: String },
     #[error("`{key}` in the artifact store `{url}` is corrupt: {reason}")]
     Corrupt { key: String, url: String, reason: String },
 }

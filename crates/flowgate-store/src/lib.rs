@@ -13,10 +13,15 @@
 //! ([`Upload::AlreadyPresent`]) and nothing is ever overwritten. Large bundles on
 //! remote stores are uploaded in parts under `staging/` and then published with a
 //! copy that fails if the target exists; the staging object is deleted afterwards.
+//! Local writes stage in `<key>#<digits>` files hard-linked into place. A write
+//! killed half-way can leave either behind, never a partial object at its key;
+//! [`ArtifactStore::list`] shows them ([`ObjectKind::Staging`]) so fsck can
+//! report and remove them.
 
 mod bundles;
 mod error;
 mod location;
+mod objects;
 mod records;
 
 use std::fmt;
@@ -29,6 +34,7 @@ use object_store::{path::Path as Key, Attribute, Attributes, ObjectStore};
 use tracing::Instrument;
 
 pub use error::{StoreError, Upload};
+pub use objects::{ObjectKind, StoredObject};
 
 /// Bundles larger than this go through a multipart upload on remote stores.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;

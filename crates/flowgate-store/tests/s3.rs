@@ -85,6 +85,7 @@ async fn suite_against_moto_s3() {
         // writes without a lock, so two racing creates can both succeed there. AWS
         // S3 evaluates the condition atomically; local and memory run that test.
     }
+    run!(objects_are_listed_and_deleted, u64::MAX);
     run!(manifest_round_trip, 0);
     run!(build_record_round_trip, 0);
 }

@@ -21,7 +21,7 @@ macro_rules! suite {
 
             suite!(@tests bundle_round_trip, second_put_is_already_present_and_changes_nothing,
                 fetch_of_a_missing_bundle_names_the_key, manifest_round_trip, build_record_round_trip,
-                concurrent_puts_of_one_digest);
+                concurrent_puts_of_one_digest, objects_are_listed_and_deleted);
         }
     };
     (@tests $($name:ident),*) => {
@@ -38,3 +38,33 @@ macro_rules! suite {
 suite!(local, |dir: &Path| ArtifactStore::open("file://store/artifacts", dir).unwrap());
 suite!(memory, |_: &Path| ArtifactStore::memory());
 suite!(memory_multipart, |_: &Path| ArtifactStore::memory().with_multipart_threshold(1024));
+
+/// What only a local store has: staging files an interrupted write leaves,
+/// which object_store hides from readers, are listed (with their age) and can
+/// be deleted; keys that would leave the store are refused.
+#[tokio::test]
+async fn local_staging_files_are_listed_and_deletable() {
+    use flowgate_store::{ObjectKind, StoreError};
+    let tmp = TempDir::new().unwrap();
+    let store = ArtifactStore::open("file://store", tmp.path()).unwrap();
+    let root = store.local_root().unwrap().to_path_buf();
+    std::fs::create_dir_all(root.join("bundles")).unwrap();
+    let staged = root.join("bundles/0000.tar.zst#4242");
+    std::fs::write(&staged, b"half a bundle").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&staged).unwrap().set_modified(old).unwrap();
+    assert!(store.listing().await.unwrap().is_empty(), "object_store itself does not show it");
+
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].key.as_str(), listed[0].size), ("bundles/0000.tar.zst#4242", 13));
+    assert_eq!(listed[0].kind(), ObjectKind::Staging);
+    assert_eq!(listed[0].last_modified, old);
+    store.delete(&listed[0].key).await.unwrap();
+    assert!(!staged.exists());
+
+    for bad in ["../outside", "/etc/passwd", ""] {
+        let err = store.delete(bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{bad}: {err:?}");
+    }
+}

@@ -126,3 +126,45 @@ pub async fn concurrent_puts_of_one_digest(store: ArtifactStore, tmp: &Path) {
     assert!(std::fs::read(&dest).unwrap() == content, "object damaged by concurrent uploads");
     assert_eq!(store.listing().await.unwrap().len(), 1);
 }
+
+/// `list` names every object with its size, kind and a last-modified time from
+/// the upload; `delete` removes one, and deleting what is gone is success.
+pub async fn objects_are_listed_and_deleted(store: ArtifactStore, tmp: &Path) {
+    use flowgate_store::ObjectKind;
+    use std::time::{Duration, SystemTime};
+    assert!(store.list().await.unwrap().is_empty());
+    // Remote stores keep whole seconds; clocks of server and test may differ a little.
+    let before = SystemTime::now() - Duration::from_secs(5);
+    let content = bytes(4096, 5);
+    let digest = Digest::of(&content);
+    store.put_bundle(&digest, &write(tmp, "bundle", &content)).await.unwrap();
+    store.put_manifest(&digest, &manifest()).await.unwrap();
+    let record = build(digest);
+    store.put_build(&record).await.unwrap();
+    let after = SystemTime::now() + Duration::from_secs(5);
+
+    let listed = store.list().await.unwrap();
+    let kinds: Vec<ObjectKind> = listed.iter().map(|o| o.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![ObjectKind::BuildRecord(record.id.clone()), ObjectKind::Bundle(digest), ObjectKind::Manifest(digest)],
+        "{listed:?}"
+    );
+    assert_eq!(listed[1].size, 4096);
+    assert_eq!(
+        listed.iter().map(|o| (o.key.clone(), o.size)).collect::<Vec<_>>(),
+        store.listing().await.unwrap(),
+        "list and listing agree"
+    );
+    for object in &listed {
+        assert!(before <= object.last_modified && object.last_modified <= after, "{object:?}");
+    }
+
+    store.delete(&listed[1].key).await.unwrap();
+    assert!(!store.has_bundle(&digest).await.unwrap());
+    store.delete(&listed[1].key).await.unwrap();
+    let left: Vec<String> = store.list().await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(left, vec![listed[0].key.clone(), listed[2].key.clone()]);
+    // The bundle can be stored again after it was deleted.
+    assert_eq!(store.put_bundle(&digest, &write(tmp, "again", &content)).await.unwrap(), Upload::Created);
+}
