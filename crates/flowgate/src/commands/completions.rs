@@ -244,10 +244,25 @@ mod tests {
         let script = script(clap_complete::Shell::Bash);
         let out = run("bash", "bash", &["-n"], &script);
         assert!(out.status.success(), "`bash -n` rejects the script: {}", String::from_utf8_lossy(&out.stderr));
+        // What bash offers at TAB: the script's function called as `complete -F` calls it.
+        let complete = |words: &str| {
+            let call = format!(
+                "{script}\n\
+                 COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+                 _flowgate flowgate \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"\n\
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+            );
+            let out = run("bash", "bash", &[], &call);
+            assert!(out.status.success(), "completing `{words}`: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).expect("UTF-8").lines().map(String::from).collect::<Vec<_>>()
+        };
+        let top = complete("flowgate ''");
+        let rollout = complete("flowgate rollout ''");
         for name in names() {
-            assert!(script.contains(&format!("flowgate__{name}")) || script.contains(&format!("__{name})")), "{name}");
+            assert!(top.contains(&name) || rollout.contains(&name), "TAB offers no `{name}`: {top:?} {rollout:?}");
         }
-        assert!(script.contains("complete -F _flowgate") && script.contains("--dry-run"), "{script}");
+        assert_eq!(complete("flowgate rel"), ["release"]);
+        assert_eq!(complete("flowgate rollout start --dr"), ["--dry-run"]);
     }
 
     #[test]
