@@ -169,17 +169,17 @@ const CASES: &[Case] = &[
         needle: "`prod`",
     },
     Case {
-        name: "release into an env whose policy cannot be evaluated",
+        name: "release refused by the env's branch gate",
         setup: |p| {
             replace_in_config(
                 p,
                 "work_pool = \"prod-pool\"\n",
-                "work_pool = \"prod-pool\"\npolicy = { branches = [\"main\"] }\n",
+                "work_pool = \"prod-pool\"\npolicy = { branches = [\"release/*\"] }\n",
             )
         },
         args: &["release", "report", "--env", "prod", "--build", "HEAD"],
         code: 3,
-        needle: "`prod`",
+        needle: "`release/*`",
     },
     Case {
         name: "malformed command line",
