@@ -127,6 +127,25 @@ pub enum Command {
   flowgate rollout status --env prod
   flowgate rollout abort --env prod --reason "wave 2 runs hang""#)]
     Rollout(RolloutCommand),
+    /// Check that the ledger and the artifact store agree; exit 1 lists every problem.
+    #[command(after_help = r#"Examples:
+  flowgate fsck
+  flowgate fsck --repair --grace 2h --json"#)]
+    Fsck(FsckArgs),
+    /// Delete builds nothing keeps, then store objects no build references (never younger than --grace).
+    #[command(after_help = r#"Examples:
+  flowgate gc --keep-last 10 --keep-days 30 --dry-run
+  flowgate gc --keep-last 10 --keep-days 30 --grace 2h"#)]
+    Gc(GcArgs),
+    /// Pin a build so gc keeps it, or unpin it with --remove.
+    #[command(after_help = r#"Examples:
+  flowgate pin 3f2a9c --reason "audit of INC-42"
+  flowgate pin --remove 3f2a9c"#)]
+    Pin(PinArgs),
+    /// List pinned builds with who pinned them and why.
+    #[command(after_help = r#"Examples:
+  flowgate pins --json"#)]
+    Pins,
     /// Print a shell completion script generated from this command line.
     #[command(after_help = r#"Examples:
   flowgate completions bash > ~/.local/share/bash-completion/completions/flowgate
@@ -423,4 +442,43 @@ pub struct SyncArgs {
     /// Create missing work pools (type: `work_pool_type`, default `process`).
     #[arg(long)]
     pub create_work_pools: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Delete leftovers of killed uploads and objects no build references, when older than --grace.
+    /// Never writes the ledger, never uploads anything.
+    #[arg(long)]
+    pub repair: bool,
+    /// Objects younger than this are never deleted: a build may still be uploading them (90s, 30m, 1h, 1d).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub grace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep the builds of the last N revisions of every flow in every env.
+    #[arg(long, value_name = "N")]
+    pub keep_last: u32,
+    /// Keep builds made in the last D days.
+    #[arg(long, value_name = "D")]
+    pub keep_days: u32,
+    /// Objects and builds younger than this are never deleted: a build may still be uploading them (90s, 30m, 1h, 1d).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub grace: String,
+    /// Show what would be deleted and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The build: id or prefix, commit or git ref.
+    pub build: String,
+    /// Why it must be kept; recorded with the pin.
+    #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+    pub reason: Option<String>,
+    /// Unpin the build instead.
+    #[arg(long)]
+    pub remove: bool,
 }

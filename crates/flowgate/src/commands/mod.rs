@@ -7,11 +7,14 @@ mod builds;
 mod completions;
 mod deploy;
 mod diff;
+mod fsck;
 mod gates;
+mod gc;
 mod history;
 mod init;
 mod local_bundle;
 mod moves;
+mod pin;
 mod plan;
 mod pull;
 mod rollout;
@@ -53,6 +56,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Which(args) => which::run(&project, args, printer).await,
                 Command::Approve(args) => approve::run(&project, args, printer).await,
                 Command::Rollout(command) => rollout::run(&project, command, printer).await,
+                Command::Fsck(args) => fsck::run(&project, args, printer).await,
+                Command::Gc(args) => gc::run(&project, args, printer).await,
+                Command::Pin(args) => pin::pin(&project, args, printer).await,
+                Command::Pins => pin::list(&project, printer).await,
                 Command::Init(_) | Command::Pull(_) | Command::Completions(_) | Command::Man(_) => {
                     unreachable!("handled above")
                 }

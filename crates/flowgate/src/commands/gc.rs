@@ -1,0 +1,243 @@
+//! `flowgate gc --keep-last N --keep-days D [--grace 1h] [--dry-run]`: deletes
+//! the builds nothing keeps (see `flowgate_ledger::retention`), then every store
+//! object no remaining build references, except objects younger than the grace
+//! period (a build may still be uploading them). Ledger rows go first and store
+//! objects after, so a crash in between leaves unreferenced objects (the next
+//! gc or `fsck --repair` removes them), never a build without its bundle.
+//! Also the helpers `fsck` shares: the maintenance lock, the grace period, and
+//! which objects are unreferenced.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use flowgate_core::{parse_duration, Build, BuildId, Digest};
+use flowgate_ledger::retention::{self, KeepReason};
+use flowgate_ledger::{Ledger, LockHolder};
+use flowgate_store::{ObjectKind, StoredObject};
+use serde::Serialize;
+
+use crate::cli::GcArgs;
+use crate::exit::usage;
+use crate::printer::Printer;
+use crate::project::{actor, Project};
+
+#[derive(Serialize)]
+struct GcReport {
+    dry_run: bool,
+    /// Every kept build with why.
+    kept: Vec<Kept>,
+    /// Builds deleted from the ledger (with --dry-run: that would be).
+    deleted_builds: Vec<Build>,
+    /// Objects deleted from the store (with --dry-run: that would be).
+    deleted_objects: Vec<Object>,
+    /// Unreferenced objects left because they are younger than the grace period.
+    young_objects: Vec<Object>,
+    freed_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Kept {
+    build: BuildId,
+    reasons: Vec<KeepReason>,
+}
+
+#[derive(Serialize, Clone)]
+pub(super) struct Object {
+    pub key: String,
+    pub size: u64,
+}
+
+impl From<&StoredObject> for Object {
+    fn from(o: &StoredObject) -> Self {
+        Self { key: o.key.clone(), size: o.size }
+    }
+}
+
+pub async fn run(project: &Project, args: GcArgs, printer: Printer) -> Result<()> {
+    let grace = grace(&args.grace)?;
+    let ledger = project.ledger().await?;
+    let store = project.store()?;
+    let holder = holder(project, "gc");
+    let report = locked(ledger.as_ref(), &holder, async {
+        let now = Utc::now();
+        let inventory = ledger.inventory().await?;
+        let keep_for = Duration::from_secs(u64::from(args.keep_days) * 86_400).max(grace);
+        // A build younger than the grace period is kept like its objects: its
+        // `flowgate build` may not have written its build record yet.
+        let keep_since = chrono::Duration::from_std(keep_for)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let plan = retention::plan(&inventory, args.keep_last, keep_since);
+        let ids: Vec<BuildId> = plan.delete.iter().map(|b| b.id.clone()).collect();
+        let (deleted_builds, remaining) = if args.dry_run {
+            let gone: HashSet<&BuildId> = ids.iter().collect();
+            (plan.delete.clone(), inventory.builds.into_iter().filter(|b| !gone.contains(&b.id)).collect())
+        } else {
+            let deleted = ledger.delete_builds(&ids).await?;
+            // Read again: a build recorded since the inventory keeps its objects.
+            (deleted, ledger.inventory().await?.builds)
+        };
+        let objects = store.list().await?;
+        let (old, young) = split_by_age(unreferenced(&objects, &remaining), grace, SystemTime::now());
+        let mut deleted_objects = Vec::new();
+        for object in deletion_order(old) {
+            if !args.dry_run {
+                store.delete(&object.key).await?;
+            }
+            deleted_objects.push(Object::from(object));
+        }
+        Ok(GcReport {
+            dry_run: args.dry_run,
+            kept: plan.keep.into_iter().map(|(build, reasons)| Kept { build, reasons }).collect(),
+            freed_bytes: deleted_objects.iter().map(|o| o.size).sum(),
+            deleted_builds,
+            deleted_objects,
+            young_objects: young.into_iter().map(Object::from).collect(),
+        })
+    })
+    .await?;
+    printer.result(&report, |out| render(out, &report, &args.grace))
+}
+
+fn render(out: &mut String, r: &GcReport, grace: &str) {
+    let (builds_verb, objects_verb) = if r.dry_run { ("Would delete", "would free") } else { ("Deleted", "freed") };
+    let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
+    for kept in &r.kept {
+        let names: HashSet<&str> = kept.reasons.iter().map(class).collect();
+        names.into_iter().for_each(|name| *classes.entry(name).or_default() += 1);
+    }
+    let classes: Vec<String> = classes.iter().map(|(name, n)| format!("{n} {name}")).collect();
+    out.push_str(&format!(
+        "{builds_verb} {} build(s); kept {} ({}).\n",
+        r.deleted_builds.len(),
+        r.kept.len(),
+        if classes.is_empty() { "none".to_string() } else { classes.join(", ") }
+    ));
+    for b in &r.deleted_builds {
+        out.push_str(&format!(
+            "  build {} commit {} made {}\n",
+            b.id,
+            b.short_commit(),
+            b.created_at.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    out.push_str(&format!(
+        "{} {} object(s), {objects_verb} {} bytes.\n",
+        if r.dry_run { "Would delete" } else { "Deleted" },
+        r.deleted_objects.len(),
+        r.freed_bytes
+    ));
+    for o in &r.deleted_objects {
+        out.push_str(&format!("  {} ({} bytes)\n", o.key, o.size));
+    }
+    if !r.young_objects.is_empty() {
+        out.push_str(&format!("Left {} unreferenced object(s) younger than {grace}:\n", r.young_objects.len()));
+        for o in &r.young_objects {
+            out.push_str(&format!("  {} ({} bytes)\n", o.key, o.size));
+        }
+    }
+}
+
+/// The word a keep reason counts under in the summary line.
+fn class(reason: &KeepReason) -> &'static str {
+    match reason {
+        KeepReason::Pointer { .. } => "pointer",
+        KeepReason::Recent { .. } => "recent",
+        KeepReason::Young => "young",
+        KeepReason::Pinned { .. } => "pinned",
+        KeepReason::Rollout { .. } => "rollout",
+    }
+}
+
+/// `--grace`: a duration such as `90s`, `30m`, `1h`, `1d`.
+pub(super) fn grace(text: &str) -> Result<Duration> {
+    parse_duration(text)
+        .ok_or_else(|| usage(format!("`--grace {text}` is not a duration; write it as 90s, 30m, 1h or 1d")))
+}
+
+/// Who takes the maintenance lock: this command, actor, host and process.
+pub(super) fn holder(project: &Project, command: &str) -> LockHolder {
+    LockHolder {
+        command: command.to_string(),
+        actor: actor(&project.root),
+        host: host_name(),
+        pid: std::process::id(),
+        started_at: Utc::now(),
+    }
+}
+
+/// The machine's name: the kernel's, else `HOSTNAME`, else `hostname`'s output.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            let out = std::process::Command::new("hostname").output().ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Runs `work` holding the maintenance lock, and releases it however `work` ends.
+pub(super) async fn locked<T>(
+    ledger: &dyn Ledger,
+    holder: &LockHolder,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let lock = ledger.lock_maintenance(holder).await?;
+    let result = work.await;
+    match (result, lock.release().await) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), released) => {
+            if let Err(release) = released {
+                tracing::warn!(error = %release, "failed to release the maintenance lock");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Bundles, manifests and build records no build in `builds` references.
+/// Staging files and objects outside flowgate's layout are not among them.
+pub(super) fn unreferenced<'a>(objects: &'a [StoredObject], builds: &[Build]) -> Vec<&'a StoredObject> {
+    let bundles: HashSet<&Digest> = builds.iter().map(|b| &b.bundle).collect();
+    let ids: HashSet<&BuildId> = builds.iter().map(|b| &b.id).collect();
+    objects
+        .iter()
+        .filter(|o| match o.kind() {
+            ObjectKind::Bundle(d) | ObjectKind::Manifest(d) => !bundles.contains(&d),
+            ObjectKind::BuildRecord(id) => !ids.contains(&id),
+            ObjectKind::Staging | ObjectKind::Other => false,
+        })
+        .collect()
+}
+
+/// (old enough to delete, younger than `grace`).
+pub(super) fn split_by_age(
+    objects: Vec<&StoredObject>,
+    grace: Duration,
+    now: SystemTime,
+) -> (Vec<&StoredObject>, Vec<&StoredObject>) {
+    objects.into_iter().partition(|o| now.duration_since(o.last_modified).is_ok_and(|age| age >= grace))
+}
+
+/// Build records, then bundles, then manifests: a build writes them in the
+/// opposite order (manifest, bundle, record), so what an interrupted deletion
+/// leaves is what an interrupted build leaves, and a bundle in the store
+/// still means its manifest is there.
+pub(super) fn deletion_order(mut objects: Vec<&StoredObject>) -> Vec<&StoredObject> {
+    objects.sort_by_key(|o| match o.kind() {
+        ObjectKind::BuildRecord(_) => 0,
+        ObjectKind::Bundle(_) => 1,
+        ObjectKind::Manifest(_) => 2,
+        ObjectKind::Staging | ObjectKind::Other => 3,
+    });
+    objects
+}
