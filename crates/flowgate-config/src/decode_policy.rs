@@ -27,7 +27,7 @@ const POLICY_KEYS: &[&str] = &[
 const UPSTREAM_KEYS: &[&str] = &["soak", "min_successful_runs", "max_failure_rate"];
 const FREEZE_KEYS: &[&str] = &["from", "until", "reason"];
 const ROLLOUT_KEYS: &[&str] = &["waves", "verify"];
-const VERIFY_KEYS: &[&str] = &["runs", "timeout", "parameters"];
+const VERIFY_KEYS: &[&str] = &["runs", "timeout", "parameters", "trigger"];
 
 fn duration(cx: Ctx<'_>, node: &Node, what: &str) -> Result<std::time::Duration, ConfigError> {
     let text = cx.string(node, what)?;
@@ -207,13 +207,14 @@ pub(crate) fn rollout(cx: Ctx<'_>, node: &Node, table: &str, flows: &[FlowKey]) 
 }
 
 fn verify(cx: Ctx<'_>, node: &Node, table: &str) -> Result<Verify, ConfigError> {
-    let mut v = Verify { runs: 1, timeout: None, parameters: Default::default() };
+    let mut v = Verify { runs: 1, timeout: None, parameters: Default::default(), trigger: true };
     for e in cx.table(node, &format!("`{table}`"))? {
         let what = key_in(&e.key, table);
         match e.key.as_str() {
             "runs" => v.runs = cx.count(&e.node, &what)?,
             "timeout" => v.timeout = Some(duration(cx, &e.node, &what)?),
             "parameters" => v.parameters = cx.object(&e.node, &what)?,
+            "trigger" => v.trigger = cx.bool(&e.node, &what)?,
             _ => return Err(cx.unknown_key(e, table, VERIFY_KEYS)),
         }
     }

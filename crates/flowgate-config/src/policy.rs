@@ -49,6 +49,9 @@ pub struct Verify {
     pub timeout: Option<Duration>,
     /// Parameters of the verification runs (Prefect templates kept as is).
     pub parameters: Map<String, serde_json::Value>,
+    /// True (default): flowgate triggers the runs. False: it waits for the
+    /// deployment's own (scheduled) runs of the new build.
+    pub trigger: bool,
 }
 
 #[cfg(test)]

@@ -35,6 +35,14 @@ pub struct VerifyPlan {
     /// How long a wave's runs may take, counted from the wave's sync.
     pub timeout_secs: Option<u64>,
     pub parameters: Map<String, Value>,
+    /// False: wait for the deployments' own (scheduled) runs of the build
+    /// instead of triggering runs.
+    #[serde(default = "triggered")]
+    pub trigger: bool,
+}
+
+fn triggered() -> bool {
+    true
 }
 
 /// What the driver does next.
@@ -251,7 +259,7 @@ mod tests {
         }
     }
     fn plan(runs: u32, timeout: Option<u64>) -> VerifyPlan {
-        VerifyPlan { runs, timeout_secs: timeout, parameters: Map::new() }
+        VerifyPlan { runs, timeout_secs: timeout, parameters: Map::new(), trigger: true }
     }
 
     #[test]

@@ -183,3 +183,40 @@ async fn watch_killed_during_verification_and_restarted_completes_without_a_dupl
     assert_eq!(beta.version.as_deref(), Some(v2.as_str()));
     drop(w);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_trigger_a_wave_is_judged_by_the_deployments_own_runs() {
+    let server = PrefectServer::start();
+    let (pool, prefix) = ("rollout-own-pool", "ro-");
+    let rollout = "{ waves = [[\"beta\"]], verify = { runs = 1, trigger = false, timeout = \"300s\" } }";
+    let p = project(&server.api_url(), pool, prefix, rollout);
+    let client = PrefectClient::new(&server.api_url(), None).expect("client");
+    let v1 = build(&p);
+    run(&p, &["release", "--all", "--env", "prod", "--build", &v1, "--create-work-pools"]).success();
+    p.write("flows/beta.py", &BETA_OK.replace("print(\"beta\")", "print(\"beta v2\")"));
+    p.commit("v2");
+    let v2 = build(&p);
+    run(&p, &["rollout", "start", "--to", "prod", "--build", &v2, "beta", "--detach"]).success();
+    for _ in 0..3 {
+        run(&p, &["rollout", "advance", "--env", "prod"]).success(); // release, sync, first look
+    }
+    let s = status(&p);
+    assert_eq!(s["body"]["phase"], "verify", "{s}");
+    let beta = deployment(&client, "ro-beta").await;
+    assert!(client.read_flow_runs(&beta.id, &[]).await.expect("runs").is_empty(), "flowgate triggered nothing");
+
+    // A run the deployment gets by itself (as from its schedule) decides the wave.
+    let own = client.create_flow_run(&beta.id).await.expect("create run").id;
+    let w = worker(&server, pool);
+    let done = run(&p, &["rollout", "watch", "--env", "prod", "--interval", "1"]);
+    assert_eq!(done.code, 0, "{}\n--- worker\n{}", done.stderr, w.log());
+    let s = status(&p);
+    assert_eq!(s["rollout"]["status"], "succeeded", "{s}");
+    assert_eq!(s["body"]["waves"][0]["flows"][0]["runs"][0]["flow_run_id"], own.as_str(), "{s}");
+    assert_eq!(
+        client.read_flow_runs(&beta.id, &[]).await.expect("runs").len(),
+        1,
+        "still only the deployment's own run"
+    );
+    drop(w);
+}

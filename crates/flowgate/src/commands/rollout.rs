@@ -59,6 +59,7 @@ async fn start(project: &Project, args: RolloutStartArgs, printer: Printer) -> R
         runs: v.runs,
         timeout_secs: v.timeout.map(|t| t.as_secs()),
         parameters: v.parameters.clone(),
+        trigger: v.trigger,
     });
     if verify.is_some() && env.config.prefect_api_url.is_none() {
         return Err(usage(format!(

@@ -15,7 +15,8 @@ use anyhow::{bail, Context as _, Result};
 use chrono::Utc;
 use flowgate_config::SelectedEnv;
 use flowgate_core::rollout::{
-    judge, rollback_moves, verification_key, Judgement, Phase, Replaced, RolloutBody, Source, VerifyRun, WaveOutcome,
+    judge, rollback_moves, verification_key, Judgement, Phase, Replaced, RolloutBody, Source, VerifyPlan, VerifyRun,
+    WaveOutcome,
 };
 use flowgate_core::{Audit, FlowKey, Move, MoveKind, Pointer};
 use flowgate_ledger::{Ledger, LedgerError, RolloutRecord, RolloutStatus};
@@ -198,6 +199,9 @@ impl<'a> Driver<'a> {
         let target = self.target.as_ref().context("verification needs the env's Prefect server")?;
         let verify = body.verify.clone().context("verify phase without a verify plan")?;
         let index = body.wave;
+        if !verify.trigger {
+            return self.watch_own_runs(record, body, &verify).await;
+        }
         // Trigger missing runs first; each is stored before any is watched.
         let mut created = 0;
         for flow in body.waves[index].flows.iter_mut().filter(|f| f.released_revision.is_some()) {
@@ -261,6 +265,46 @@ impl<'a> Driver<'a> {
                     .flat_map(|f| f.runs.iter().map(move |r| format!("{} {}", f.flow, r.state)))
                     .collect();
                 Ok((record, Step::Waiting(format!("wave {}: waiting for runs ({})", index + 1, states.join(", ")))))
+            }
+        }
+    }
+
+    /// `verify.trigger = false`: the wave is judged by the deployments' own runs
+    /// (schedules, events, people) of the new build, found by the build's tag and
+    /// confirmed per run, as the gates count upstream runs.
+    async fn watch_own_runs(
+        &self,
+        record: RolloutRecord,
+        mut body: RolloutBody,
+        verify: &VerifyPlan,
+    ) -> Result<(RolloutRecord, Step)> {
+        let target = self.target.as_ref().context("verification needs the env's Prefect server")?;
+        let index = body.wave;
+        let mut changed = false;
+        for flow in body.waves[index].flows.iter_mut().filter(|f| f.released_revision.is_some()) {
+            let build =
+                self.ledger.build(&flow.build).await?.with_context(|| format!("unknown build {}", flow.build))?;
+            let Some(deployment) = deployment_of(self.project, target, &flow.flow, &build).await? else { continue };
+            let runs: Vec<VerifyRun> = target
+                .client
+                .runs_of_build(&deployment, &flow.build)
+                .await
+                .with_context(|| format!("Failed to read the runs of `{}`", flow.flow))?
+                .into_iter()
+                .map(|r| VerifyRun { key: String::new(), flow_run_id: r.id, name: r.name, state: r.state_type })
+                .collect();
+            if runs != flow.runs {
+                flow.runs = runs;
+                changed = true;
+            }
+        }
+        match judge(&body.waves[index], verify, Utc::now()) {
+            Judgement::Pass => self.pass_wave(record, body, "the deployments' own runs completed").await,
+            Judgement::Fail(reasons) => self.fail_wave(record, body, reasons).await,
+            Judgement::Pending => {
+                let record =
+                    if changed { self.transition(record, RolloutStatus::Running, &body, &[]).await? } else { record };
+                Ok((record, Step::Waiting(format!("wave {}: waiting for the deployments' own runs", index + 1))))
             }
         }
     }
