@@ -98,11 +98,17 @@ impl MaintenanceLock {
                 renewing.abort();
                 sqlx::query(DELETE_LOCK).bind(&self.token).execute(&*pool).await.map_err(err)?;
             }
+            // Unlock first, then delete our row (by token, so never the next
+            // holder's): a run refused while we held the lock still finds us named.
             Held::Postgres { conn } => {
                 let Some(mut c) = conn.take() else { return Ok(()) };
-                sqlx::query(DELETE_LOCK).bind(&self.token).execute(&mut *c).await.map_err(err)?;
+                if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADVISORY_KEY).execute(&mut *c).await {
+                    // Closing the connection releases the lock instead.
+                    drop(c.detach());
+                    return Err(err(e));
+                }
                 let err = LedgerError::backend("release the maintenance lock");
-                sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADVISORY_KEY).execute(&mut *c).await.map_err(err)?;
+                sqlx::query(DELETE_LOCK).bind(&self.token).execute(&mut *c).await.map_err(err)?;
             }
         }
         Ok(())
