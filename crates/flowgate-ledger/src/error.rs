@@ -32,8 +32,9 @@ pub enum LedgerError {
     /// a run that has just taken it and not yet said who it is). Nothing was changed.
     #[error("The ledger's maintenance lock is held by {}; try again when it ends", show_holder(.holder.as_ref()))]
     MaintenanceLocked { holder: Option<LockHolder> },
-    /// Builds were to be deleted that a pointer, a pin or a running rollout
-    /// needs (it changed since the caller looked). Nothing was deleted.
+    /// Builds were to be deleted that a pointer, a pin, a running rollout or a
+    /// synced deployment needs (it changed since the caller looked). Nothing
+    /// was deleted.
     #[error("build `{build}` is still needed by {by}; nothing was deleted")]
     BuildInUse { build: BuildId, by: String },
     /// A move named a build that was never recorded. Nothing was changed.

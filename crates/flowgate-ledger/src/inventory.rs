@@ -41,6 +41,9 @@ pub struct Inventory {
     pub pins: Vec<Pin>,
     /// Every build id a running rollout's body names, with that rollout's id.
     pub rollout_builds: Vec<(BuildId, String)>,
+    /// The release each (flow, env) was last synced at, by (flow, env): the
+    /// build its Prefect deployment runs until the next sync, whatever the pointer says.
+    pub synced: Vec<ReleaseRef>,
 }
 
 /// Every string anywhere in a rollout body that is a build id. The body's shape

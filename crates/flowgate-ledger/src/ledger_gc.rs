@@ -3,10 +3,11 @@
 //! delegates the trait methods here).
 //!
 //! Deleting builds is the one place the ledger forgets something, so it checks,
-//! inside its own transaction, that no pointer, pin or running rollout names a
-//! build it deletes. On SQLite the write lock makes that check final; on
-//! PostgreSQL the transaction first takes SHARE locks on `pointers`, `pins` and
-//! `rollouts` (`Self::LOCK_FOR_DELETE`), which wait for writers in flight and
+//! inside its own transaction, that no pointer, pin, running rollout or synced
+//! deployment (the release a (flow, env) was last synced at) names a build it
+//! deletes. On SQLite the write lock makes that check final; on PostgreSQL the
+//! transaction first takes SHARE locks on `rollouts`, `pointers`, `pins` and
+//! `sync_state` (`Self::LOCK_FOR_DELETE`), which wait for writers in flight and
 //! hold new ones off until it commits.
 
 /// Inherent methods behind the pin, inventory and deletion methods of `Ledger`,
@@ -72,6 +73,8 @@ macro_rules! impl_gc {
                     sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
                 let running: Vec<(String, String)> =
                     sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
+                let synced: Vec<codec::ReleaseRefRow> =
+                    sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut *tx).await.map_err(err())?;
                 tx.rollback().await.map_err(err())?;
                 let mut rollout_builds = Vec::new();
                 for (id, body) in running {
@@ -85,6 +88,7 @@ macro_rules! impl_gc {
                     releases: releases.into_iter().map(codec::release_ref).collect::<Result<_, _>>()?,
                     pins: pins.into_iter().map(codec::pin).collect::<Result<_, _>>()?,
                     rollout_builds,
+                    synced: synced.into_iter().map(codec::release_ref).collect::<Result<_, _>>()?,
                 })
             }
 
@@ -107,7 +111,9 @@ macro_rules! impl_gc {
                     sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
                 let running: Vec<(String, String)> =
                     sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
-                let needed = $crate::ledger_gc::needed(&pointers, &pins, &running)?;
+                let synced: Vec<codec::ReleaseRefRow> =
+                    sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut *tx).await.map_err(err())?;
+                let needed = $crate::ledger_gc::needed(&pointers, &pins, &running, &synced)?;
                 if let Some((build, by)) = ids.iter().find_map(|id| needed.get(id).map(|by| (id, by))) {
                     tx.rollback().await.map_err(err())?;
                     return Err(LedgerError::BuildInUse { build: build.clone(), by: by.clone() });
@@ -136,7 +142,7 @@ use std::collections::BTreeMap;
 
 use flowgate_core::BuildId;
 
-use crate::codec::{self, PinRow, PointerRow};
+use crate::codec::{self, PinRow, PointerRow, ReleaseRefRow};
 use crate::error::LedgerError;
 
 /// The build ids a stored rollout body names.
@@ -146,12 +152,13 @@ pub(crate) fn body_builds(rollout: &str, body: &str) -> Result<std::collections:
     Ok(crate::inventory::builds_named(&json))
 }
 
-/// Every build a pointer, pin or running rollout needs, with the first such
-/// need in words (for [`LedgerError::BuildInUse`]).
+/// Every build a pointer, pin, running rollout or synced deployment needs,
+/// with the first such need in words (for [`LedgerError::BuildInUse`]).
 pub(crate) fn needed(
     pointers: &[PointerRow],
     pins: &[PinRow],
     running: &[(String, String)],
+    synced: &[ReleaseRefRow],
 ) -> Result<BTreeMap<BuildId, String>, LedgerError> {
     let mut needed = BTreeMap::new();
     for (flow, env, _, build, _) in pointers {
@@ -166,6 +173,12 @@ pub(crate) fn needed(
         for build in body_builds(id, body)? {
             needed.entry(build).or_insert_with(|| format!("the running rollout `{id}`"));
         }
+    }
+    for (flow, env, revision, build) in synced {
+        let build = codec::parse::<BuildId>("build id", build)?;
+        needed.entry(build).or_insert_with(|| {
+            format!("the deployment of `{flow}` on the Prefect server of `{env}` (synced at r{revision})")
+        });
     }
     Ok(needed)
 }

@@ -141,15 +141,17 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn pins(&self) -> Result<Vec<Pin>, LedgerError>;
 
     /// Every build, pointer, release (reduced to flow, env, revision, build),
-    /// pin and build a running rollout names, read as one consistent snapshot:
-    /// what gc computes its keep set from and fsck checks.
+    /// pin, build a running rollout names and release each (flow, env) was
+    /// last synced at, read as one consistent snapshot: what gc computes its
+    /// keep set from and fsck checks.
     async fn inventory(&self) -> Result<Inventory, LedgerError>;
 
     /// Deletes the build rows of `ids` (and their commit aliases) in one
     /// transaction, returning the builds deleted (ids not recorded are
     /// skipped). Releases and approvals keep naming them. Checked inside the
-    /// transaction: if a pointer, a pin or a running rollout names any of
-    /// them, [`LedgerError::BuildInUse`] names it and nothing is deleted.
+    /// transaction: if a pointer, a pin, a running rollout or the release a
+    /// (flow, env) was last synced at names any of them,
+    /// [`LedgerError::BuildInUse`] names it and nothing is deleted.
     /// Keeping recent releases' builds is the caller's decision.
     async fn delete_builds(&self, ids: &[BuildId]) -> Result<Vec<Build>, LedgerError>;
 

@@ -60,7 +60,7 @@ impl PostgresLedger {
     /// the ROW EXCLUSIVE lock every INSERT, UPDATE and DELETE takes). Tables
     /// are locked in the order a rollout transition writes them (rollouts,
     /// then pointers), so the two cannot deadlock.
-    const LOCK_FOR_DELETE: Option<&'static str> = Some("LOCK TABLE rollouts, pointers, pins IN SHARE MODE");
+    const LOCK_FOR_DELETE: Option<&'static str> = Some("LOCK TABLE rollouts, pointers, pins, sync_state IN SHARE MODE");
 
     async fn acquire_lock(&self, holder: &crate::LockHolder) -> Result<crate::MaintenanceLock, LedgerError> {
         crate::lock::acquire_postgres(&self.pool, holder).await

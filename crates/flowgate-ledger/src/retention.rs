@@ -1,7 +1,8 @@
 //! Which builds `flowgate gc` keeps, as a pure function of an [`Inventory`]:
 //! every pointer's build, the builds of the last N revisions of every
-//! (flow, env), builds created since a cutoff, pinned builds and builds a
-//! running rollout names. Everything else may be deleted.
+//! (flow, env), builds created since a cutoff, pinned builds, builds a
+//! running rollout names and builds Prefect deployments run (the release each
+//! (flow, env) was last synced at). Everything else may be deleted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -35,6 +36,13 @@ pub enum KeepReason {
     /// A running rollout names it.
     Rollout {
         id: String,
+    },
+    /// The Prefect deployment of (flow, env) runs it: the release it was last
+    /// synced at (a move not yet synced has not replaced it there).
+    Synced {
+        flow: FlowKey,
+        env: EnvName,
+        revision: Revision,
     },
 }
 
@@ -75,6 +83,9 @@ pub fn plan(inventory: &Inventory, keep_last: u32, keep_since: DateTime<Utc>) ->
     }
     for (build, rollout) in &inventory.rollout_builds {
         add(build, KeepReason::Rollout { id: rollout.clone() });
+    }
+    for s in &inventory.synced {
+        add(&s.build, KeepReason::Synced { flow: s.flow.clone(), env: s.env.clone(), revision: s.revision });
     }
     // Only recorded builds are kept or deleted: releases and rollouts may name
     // builds deleted long ago.
@@ -152,6 +163,7 @@ mod tests {
             ],
             pins: vec![Pin { build: id(6), actor: "alice".into(), reason: "audit".into(), created_at: at(0) }],
             rollout_builds: vec![(id(7), "prod-1".into()), (id(99), "prod-1".into())],
+            synced: vec![],
         }
     }
 
@@ -186,6 +198,17 @@ mod tests {
         let plan = plan(&inventory(), 0, at(100));
         assert_eq!(kept(&plan), vec![1, 4, 6, 7]);
         assert_eq!(plan.delete.len(), 5);
+    }
+
+    #[test]
+    fn the_build_a_deployment_was_last_synced_at_is_kept() {
+        let mut inv = inventory();
+        // `etl` moved to r4 but qa's Prefect server still runs r2.
+        inv.synced = vec![release("etl", 2, 2)];
+        let plan = plan(&inv, 0, at(100));
+        assert_eq!(kept(&plan), vec![1, 2, 4, 6, 7]);
+        let (etl, qa) = ("etl".parse().unwrap(), "qa".parse().unwrap());
+        assert_eq!(plan.keep[&id(2)], vec![KeepReason::Synced { flow: etl, env: qa, revision: 2 }]);
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub(crate) fn dump_pins() -> String {
 
 pub(crate) const SELECT_RELEASE_REFS: &str =
     "SELECT flow, env, revision, build_id FROM releases ORDER BY flow, env, revision";
+/// The release each (flow, env) was last synced at: what its deployment names.
+pub(crate) const SELECT_SYNCED_RELEASES: &str = "SELECT s.flow, s.env, s.revision, r.build_id FROM sync_state s \
+    JOIN releases r ON r.flow = s.flow AND r.env = s.env AND r.revision = s.revision ORDER BY s.flow, s.env";
 pub(crate) const SELECT_RUNNING_BODIES: &str = "SELECT id, body FROM rollouts WHERE status = 'running' ORDER BY id";
 pub(crate) const DELETE_BUILD_COMMITS: &str = "DELETE FROM build_commits WHERE build_id = $1";
 pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";

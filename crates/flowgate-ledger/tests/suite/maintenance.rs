@@ -84,6 +84,9 @@ pub async fn inventory_reads_everything_gc_and_fsck_need(t: &Target) {
     assert_eq!(inv.releases, vec![r("etl", "qa", 1, B1), r("etl", "qa", 2, B2), r("report", "prod", 1, B1)]);
     assert_eq!(inv.pins, vec![pin(B3, "alice", "keep")]);
     assert_eq!(inv.rollout_builds, vec![(bid(B3), "prod-1".to_string())], "only running rollouts count");
+    assert!(inv.synced.is_empty());
+    ledger.record_synced(&env("qa"), &[(flow("etl"), 1)]).await.unwrap();
+    assert_eq!(ledger.inventory().await.unwrap().synced, vec![r("etl", "qa", 1, B1)]);
     assert_eq!(inv.check(), vec![]);
 }
 
@@ -117,6 +120,11 @@ pub async fn deleting_builds_refuses_what_is_needed_and_keeps_history(t: &Target
         }
         assert_eq!(ledger.dump().await.unwrap(), before, "a refused deletion changes nothing");
     }
+    // qa's Prefect server still runs r1 (B1) until the next sync.
+    ledger.record_synced(&env("qa"), &[(flow("etl"), 1)]).await.unwrap();
+    let err = ledger.delete_builds(&[bid(B1)]).await.unwrap_err();
+    assert!(err.to_string().contains("the deployment of `etl` on the Prefect server of `qa` (synced at r1)"), "{err}");
+    ledger.record_synced(&env("qa"), &[(flow("etl"), 2)]).await.unwrap();
     ledger.unpin(&bid(B3)).await.unwrap();
     ledger.start_rollout(&rollout("prod-1", "prod", B3)).await.unwrap();
     let err = ledger.delete_builds(&[bid(B3)]).await.unwrap_err();

@@ -1,5 +1,7 @@
 //! `flowgate gc --keep-last N --keep-days D [--grace 1h] [--dry-run]`: deletes
-//! the builds nothing keeps (see `flowgate_ledger::retention`), then every store
+//! the builds nothing keeps (pointers, the last N revisions, builds younger
+//! than D days or the grace period, pins, running rollouts, what Prefect
+//! deployments were last synced to: see `flowgate_ledger::retention`), then every store
 //! object no remaining build references, except objects younger than the grace
 //! period (a build may still be uploading them). Ledger rows go first and store
 //! objects after, so a crash in between leaves unreferenced objects (the next
@@ -150,6 +152,7 @@ fn class(reason: &KeepReason) -> &'static str {
         KeepReason::Young => "young",
         KeepReason::Pinned { .. } => "pinned",
         KeepReason::Rollout { .. } => "rollout",
+        KeepReason::Synced { .. } => "synced",
     }
 }
 
