@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -281,6 +282,35 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     assert_eq!(ok["consistent"], true, "{ok:#}");
 }
 
+/// On SQLite the lock is a row: held while its process lives (exit 4 naming
+/// it), taken over at once when that process is gone from this host (a gc
+/// killed with SIGKILL must not block the fsck that checks up on it).
+#[test]
+fn on_sqlite_a_live_holder_blocks_and_a_dead_one_does_not() {
+    let p = GitProject::example();
+    run(&p, &["status"]).success();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string());
+    let Ok(host) = host else { return eprintln!("skipping: no /proc on this system") };
+    let holder = |pid| LockHolder {
+        command: "gc".into(),
+        actor: "cron".into(),
+        host: host.clone(),
+        pid,
+        started_at: Utc::now(),
+    };
+    block_on(async {
+        let ledger = ledger(&p).await;
+        let live = ledger.lock_maintenance(&holder(std::process::id())).await.unwrap();
+        let out = run(&p, &["fsck"]).expect_code(4);
+        assert!(out.stderr.contains(&format!("`gc` run by `cron` on host `{host}`")), "{}", out.stderr);
+        live.release().await.unwrap();
+        // A pid above Linux's pid_max: no such process. Dropped, not released, as a kill leaves it.
+        drop(ledger.lock_maintenance(&holder(4_194_304 + 17)).await.unwrap());
+    });
+    run(&p, &["fsck"]).success();
+    run(&p, &["gc", "--keep-last", "1", "--keep-days", "1"]).success();
+}
+
 const SERVER_VAR: &str = "FLOWGATE_TEST_POSTGRES_URL";
 const SKIP_VAR: &str = "FLOWGATE_SKIP_POSTGRES";
 
@@ -290,6 +320,19 @@ fn psql(url: &str, sql: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("`psql` could not run: {e}"))?;
     out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Polls `sql` (one value) until it prints `expected`, for at most 30 s.
+fn wait_for(url: &str, sql: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("psql").args(["-X", "-A", "-t", "-d", url, "-c", sql]).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "`{sql}` did not give {expected} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A database of its own on the test server, dropped however the test ends.
@@ -362,30 +405,42 @@ fn on_postgres_a_second_maintenance_run_exits_4_and_fsck_finds_a_crafted_pointer
         lock.release().await.unwrap();
     });
 
-    // Real gc processes at once: each finishes (0) or is refused naming a gc holder (4).
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(common::bin())
-                .current_dir(p.path())
-                .args(["gc", "--keep-last", "1", "--keep-days", "0", "--grace", "0s"])
-                .env("FLOWGATE_ACTOR", "racer@example.com")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut finished = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
-            Some(0) => finished += 1,
-            Some(4) => assert!(stderr.contains("lock is held by `gc` run by `racer@example.com`"), "{stderr}"),
-            other => panic!("gc exited {other:?}: {stderr}"),
-        }
-    }
-    assert!(finished >= 1);
+    // Two real gc processes: the first takes the lock and then waits on a table
+    // this test holds locked; the second exits 4 naming the first; the first
+    // then finishes.
+    let mut blocker = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut script = blocker.stdin.take().unwrap();
+    script.write_all(b"BEGIN;\nLOCK TABLE builds IN ACCESS EXCLUSIVE MODE;\n").unwrap();
+    script.flush().unwrap();
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+        WHERE c.relname = 'builds' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+    wait_for(&db.url, held, "1");
+    let gc = |actor: &str| {
+        Command::new(common::bin())
+            .current_dir(p.path())
+            .args(["gc", "--keep-last", "1", "--keep-days", "0", "--grace", "0s"])
+            .env("FLOWGATE_ACTOR", actor)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = gc("first@example.com");
+    wait_for(&db.url, "SELECT count(*) FROM maintenance_lock", "1");
+    let second = gc("second@example.com").wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("maintenance lock is held by `gc` run by `first@example.com` on host `"), "{stderr}");
+    script.write_all(b"COMMIT;\n").unwrap();
+    drop(script);
+    assert!(blocker.wait().unwrap().success());
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
 
     // A pointer to a build the ledger never recorded, and a hole in a history, crafted in SQL.
     psql(&db.url, "ALTER TABLE pointers DROP CONSTRAINT pointers_build_id_fkey").unwrap();
