@@ -7,6 +7,7 @@ pub mod prefect;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 /// A temporary git repository with a committed project in it.
 #[derive(Debug)]
@@ -14,6 +15,19 @@ pub struct GitProject {
     dir: tempfile::TempDir,
     /// A cache directory outside the project, so `pull` never writes into it.
     cache: tempfile::TempDir,
+    /// Copies of every run once [`GitProject::record_runs`] was called.
+    recorded: Mutex<Option<Vec<RecordedRun>>>,
+}
+
+/// One run of the binary as an audit sees it: the command line and both streams.
+/// The environment is left out on purpose: it is where tests put secrets.
+#[derive(Debug, Clone)]
+pub struct RecordedRun {
+    pub cwd: PathBuf,
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// The outcome of one run of the binary.
@@ -57,7 +71,7 @@ impl GitProject {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("flowgate-test-").tempdir().expect("temp dir");
         let cache = tempfile::Builder::new().prefix("flowgate-cache-").tempdir().expect("temp dir");
-        let project = Self { dir, cache };
+        let project = Self { dir, cache, recorded: Mutex::new(None) };
         project.git(&["init", "-q", "-b", "main"]);
         project.git(&["config", "user.name", "Test Author"]);
         project.git(&["config", "user.email", "author@example.com"]);
@@ -140,7 +154,32 @@ impl GitProject {
         for (key, value) in env {
             command.env(key, value);
         }
-        Run::from_output(command.output().expect("run flowgate"))
+        let run = Run::from_output(command.output().expect("run flowgate"));
+        if let Some(recorded) = self.recorded.lock().expect("recorded runs").as_mut() {
+            recorded.push(RecordedRun {
+                cwd: cwd.to_path_buf(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                code: run.code,
+                stdout: run.stdout.clone(),
+                stderr: run.stderr.clone(),
+            });
+        }
+        run
+    }
+
+    /// From now on, keeps a copy of every run made through this project (by
+    /// `run`, `run_with_env` and `run_in`), for audits over all of a test's
+    /// output, such as searching it for secrets. Off by default.
+    pub fn record_runs(&self) {
+        let mut recorded = self.recorded.lock().expect("recorded runs");
+        if recorded.is_none() {
+            *recorded = Some(Vec::new());
+        }
+    }
+
+    /// The runs kept since [`GitProject::record_runs`], oldest first.
+    pub fn recorded_runs(&self) -> Vec<RecordedRun> {
+        self.recorded.lock().expect("recorded runs").clone().unwrap_or_default()
     }
 
     /// Every file under `relative` with its size, sorted: proves a directory unchanged.
@@ -178,7 +217,7 @@ impl GitProject {
         args.extend([source.as_str(), target.as_str()]);
         let output = Command::new("git").args(&args).output().expect("run git clone");
         assert!(output.status.success(), "git clone: {}", String::from_utf8_lossy(&output.stderr));
-        let clone = Self { dir, cache };
+        let clone = Self { dir, cache, recorded: Mutex::new(None) };
         clone.git(&["config", "user.name", "Test Author"]);
         clone.git(&["config", "user.email", "author@example.com"]);
         clone.git(&["config", "commit.gpgsign", "false"]);
