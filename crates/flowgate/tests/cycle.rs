@@ -207,10 +207,10 @@ fn release_cycle() {
         }
         "#);
         insta::assert_snapshot!(collapse(&history_text.stdout), @"
-        REVISION  BUILD  MOVE  ACTOR  AGE  REASON
-        r3  [B1]  rollback to r1  tester@example.com  [AGE]  v2 broke
-        r2  [B2]  release  tester@example.com  [AGE]  try v2
-        r1  [B1]  release  tester@example.com  [AGE]  first
+        REVISION  BUILD  MOVE  ACTOR  AGE  GATES  ROLLOUT  REASON
+        r3  [B1]  rollback to r1  tester@example.com  [AGE]  -  -  v2 broke
+        r2  [B2]  release  tester@example.com  [AGE]  -  -  try v2
+        r1  [B1]  release  tester@example.com  [AGE]  -  -  first
         ");
         insta::assert_json_snapshot!(history, @r#"
         [

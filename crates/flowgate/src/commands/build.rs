@@ -107,8 +107,12 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         author: author.await??,
         created_at: Utc::now(),
     };
+    // The store's build record first: a build the ledger knows must be pullable
+    // by id on a worker (no ledger there), so a kill between the two writes may
+    // leave an unrecorded record (an orphan fsck reports), never the reverse.
+    // Both writes are create-if-absent: the first record of an id stays.
+    store.put_build(&build).await?;
     let recorded = ledger.record_build(&build).await?;
-    store.put_build(&recorded.build).await?;
     let result = Built { build: recorded.build, recorded: recorded.created, uploaded };
     printer.result(&result, |out| {
         let b = &result.build;
