@@ -110,9 +110,20 @@ pub(crate) fn list(items: &[&str]) -> String {
 
 fn api_url(cx: Ctx<'_>, node: &Node, what: &str) -> Result<String, ConfigError> {
     let url = cx.non_empty(node, what)?;
+    // Errors here never quote the whole URL: a user may have put a token in it.
     let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
-        return Err(cx.error(&node.span, format!("{what} `{url}` must start with `http://` or `https://`")));
+        let found = match url.split_once("://") {
+            Some((scheme, _)) => format!("its scheme is `{}`", scheme.chars().take(16).collect::<String>()),
+            None => "it has no `scheme://`".to_string(),
+        };
+        return Err(cx.error(&node.span, format!("{what} must start with `http://` or `https://` ({found})")));
     };
+    if url.contains(['?', '#']) {
+        return Err(cx.error(
+            &node.span,
+            format!("{what} must not have a query or fragment; put tokens in the variable `prefect_auth` names"),
+        ));
+    }
     if rest.split('/').next().is_some_and(|authority| authority.contains('@')) {
         return Err(cx.error(
             &node.span,

@@ -186,7 +186,13 @@ fn each_bad_value_is_reported_at_its_line_and_column() {
             "api url not http",
             "[envs.qa]\nprefect_api_url = \"h/api\"\n",
             "7:19",
-            "`h/api` must start with `http://` or `https://`",
+            "must start with `http://` or `https://` (it has no `scheme://`)",
+        ),
+        (
+            "api url with a query",
+            "[envs.qa]\nprefect_api_url = \"http://x/api?token=t0k3n\"\n",
+            "7:19",
+            "must not have a query or fragment",
         ),
         (
             "entrypoint without colon",

@@ -327,15 +327,12 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     drop(server);
 }
 
-/// A token written into `prefect_api_url`: in the authority (refused by the
-/// config check), in the query (taken, though the client drops the query from its
-/// requests) and in a URL of the wrong scheme (refused). Whatever each command
-/// answers, no output may show the token. Found by this audit: the query form is
-/// shown by connection errors and the wrong-scheme form by the config error, so
-/// the test is ignored until flowgate-config's `api_url` check refuses queries
-/// and names a refused URL without its userinfo.
+/// A token written into `prefect_api_url`: in the authority, in the query and
+/// in a URL of the wrong scheme. The config check refuses all three without
+/// quoting the URL; whatever each command answers, no output shows the token.
+/// (Found by this audit: the query form was once taken and shown by connection
+/// errors, and the wrong-scheme form quoted whole by the config error.)
 #[test]
-#[ignore = "known leak (docs/RELIABILITY.md, Secrets): prefect_api_url's check in flowgate-config"]
 fn a_token_in_a_prefect_api_url_never_shows() {
     let url_token = random_hex();
     let mut secrets = Secrets::new();
