@@ -11,9 +11,12 @@ export FLOWGATE_TEST_POSTGRES_URL="${FLOWGATE_TEST_POSTGRES_URL:-postgres://post
 log() { printf '==> %s\n' "$*" >&2; }
 
 # Debian packages the scripts call, installed when a new machine lacks them.
+# Each argument is a command, or COMMAND:PACKAGE when the package is named otherwise.
 ensure_packages() {
   local missing=()
-  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  for entry in "$@"; do
+    command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+  done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
