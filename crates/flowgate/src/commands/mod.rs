@@ -19,6 +19,7 @@ mod plan;
 mod pull;
 mod rollout;
 mod rollout_drive;
+mod rollout_verify;
 mod rollout_view;
 mod schedules;
 mod status;
