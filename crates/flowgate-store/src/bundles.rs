@@ -45,7 +45,9 @@ impl ArtifactStore {
     }
 
     /// Upload a local bundle file create-if-absent. The store does not hash the
-    /// file: the caller vouches that `digest` addresses its bytes.
+    /// file: the caller vouches that `digest` addresses its bytes. A local store
+    /// on the file's filesystem links the file itself into place (made 0644), so
+    /// the caller must not write to it afterwards (removing it is fine).
     pub async fn put_bundle(&self, digest: &Digest, file: &Path) -> Result<Upload, StoreError> {
         let key = bundle_key(digest);
         let span = tracing::info_span!("store.put_bundle", key = %key, store = %self.url);
@@ -179,6 +181,13 @@ fn put_local(dest: &Path, file: &Path) -> Result<Upload, StoreError> {
     let mut src = File::open(file).map_err(StoreError::local("read", file))?;
     let dir = dest.parent().expect("bundle keys have a directory");
     std::fs::create_dir_all(dir).map_err(StoreError::local("create", dir))?;
+    // On the same filesystem (a store under `.flowgate/`, where `build` packs), the
+    // finished file itself is linked into place: no 2nd write of the bundle. It is
+    // synced first, as a copy would be, and made readable like one. Any failure
+    // (another filesystem, a read-only source) falls back to the copy.
+    if let Some(upload) = link_local(&src, file, dest) {
+        return upload;
+    }
     let (mut staged, staged_path) = loop {
         let mut name = dest.as_os_str().to_owned();
         name.push(format!("#{}", unique_suffix()));
@@ -199,6 +208,19 @@ fn put_local(dest: &Path, file: &Path) -> Result<Upload, StoreError> {
         });
     let _ = std::fs::remove_file(&staged_path);
     result
+}
+
+/// `Some` when `file` could be linked into place at `dest` (or `dest` already
+/// exists), `None` when the caller should copy instead.
+fn link_local(src: &File, file: &Path, dest: &Path) -> Option<Result<Upload, StoreError>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    src.sync_all().ok()?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).ok()?;
+    match std::fs::hard_link(file, dest) {
+        Ok(()) => Some(Ok(Upload::Created)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Some(Ok(Upload::AlreadyPresent)),
+        Err(_) => None,
+    }
 }
 
 /// Digits only, unique within this process and very likely across processes.

@@ -105,3 +105,22 @@ async fn unreadable_records_are_corrupt_and_name_the_key() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains(other) && err.to_string().contains(&format!("`builds/{id}.json`")), "{err}");
 }
+
+#[tokio::test]
+async fn a_local_store_links_a_bundle_on_its_filesystem_instead_of_copying_it() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let project = TempDir::new().unwrap();
+    let store = ArtifactStore::open("file://artifacts", project.path()).unwrap();
+    let content = b"packed once, written once".to_vec();
+    let digest = Digest::of(&content);
+    let file = project.path().join("packed.tmp");
+    std::fs::write(&file, &content).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(store.put_bundle(&digest, &file).await.unwrap(), Upload::Created);
+    let stored = store.local_bundle_path(&digest).unwrap();
+    let (a, b) = (std::fs::metadata(&file).unwrap(), std::fs::metadata(&stored).unwrap());
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "the same file, linked");
+    assert_eq!(b.mode() & 0o777, 0o644, "readable like a copied bundle");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(std::fs::read(&stored).unwrap(), content, "removing the packed file keeps the bundle");
+}
