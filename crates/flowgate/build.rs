@@ -3,7 +3,7 @@
 //! changes), or `FLOWGATE_BUILD_COMMIT` when the builder sets it (a wheel built
 //! from a source archive has no git), or `unknown`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
@@ -20,12 +20,28 @@ fn main() {
     });
     println!("cargo:rustc-env=FLOWGATE_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
     // Rebuild when HEAD moves: HEAD itself, the branch it names, packed refs.
+    // The paths are relative to this crate: clones sharing one target directory
+    // share this build script's fingerprint, and an absolute path would keep
+    // watching the clone that ran it first.
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        let git_dir = Path::new(&git_dir);
-        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", git_dir.join("packed-refs").display());
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", git_dir.join(branch).display());
+        let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+        let absolute = PathBuf::from(&git_dir);
+        let git_dir = relative_to(&absolute, Path::new(&manifest_dir));
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+        // A path that does not exist would make cargo rerun this on every build.
+        for file in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+            if absolute.join(file).exists() {
+                println!("cargo:rerun-if-changed={}", git_dir.join(file).display());
+            }
         }
     }
+}
+
+/// `path` as seen from `base` (both absolute): `../../.git` for this repository.
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut out: PathBuf = base[common..].iter().map(|_| "..").collect();
+    out.extend(&path[common..]);
+    out
 }
