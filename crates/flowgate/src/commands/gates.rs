@@ -48,6 +48,10 @@ pub async fn evaluate_moves(
     if !policy.has_gates() {
         return Ok(Vec::new());
     }
+    // The upstream servers (and their credentials) are resolved once, not per move,
+    // and only when a gate counts runs.
+    let counts_runs = policy.min_successful_runs > 0 || policy.max_failure_rate.is_some();
+    let upstream_targets = if counts_runs { targets_of(project, &policy.after)? } else { Vec::new() };
     let mut verdicts = Vec::new();
     let mut approvals = BTreeMap::new();
     for mv in moves.iter_mut().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })) {
@@ -56,11 +60,7 @@ pub async fn evaluate_moves(
         for after in &policy.after {
             upstream.insert(after.clone(), ledger.history(&mv.flow, after, None).await?);
         }
-        let runs = if policy.min_successful_runs > 0 || policy.max_failure_rate.is_some() {
-            upstream_runs(project, &policy.after, &mv.flow, &build).await?
-        } else {
-            Vec::new()
-        };
+        let runs = upstream_runs(project, &upstream_targets, &mv.flow, &build).await?;
         if !approvals.contains_key(&mv.build) {
             approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
         }
@@ -154,12 +154,15 @@ pub fn render(out: &mut String, verdicts: &[FlowVerdict]) {
 /// The flow runs in the upstream envs that executed `build` for `flow`: found by
 /// the flow's deployment there and the build's tag, confirmed per run by what
 /// its pull step fetched. A ledger-only upstream env has no runs to count.
-async fn upstream_runs(project: &Project, after: &[EnvName], flow: &FlowKey, build: &Build) -> Result<Vec<RunOutcome>> {
+async fn upstream_runs(
+    project: &Project,
+    targets: &[(EnvName, Target)],
+    flow: &FlowKey,
+    build: &Build,
+) -> Result<Vec<RunOutcome>> {
     let mut outcomes = Vec::new();
-    for env_name in after {
-        let env = project.select_env(Some(env_name.as_str()))?;
-        let Some(target) = Target::of(&env)? else { continue };
-        let Some(deployment) = deployment_of(project, &target, flow, build).await? else { continue };
+    for (env_name, target) in targets {
+        let Some(deployment) = deployment_of(project, target, flow, build).await? else { continue };
         let runs = target
             .client
             .runs_of_build(&deployment, &build.id)
@@ -173,6 +176,17 @@ async fn upstream_runs(project: &Project, after: &[EnvName], flow: &FlowKey, bui
         }));
     }
     Ok(outcomes)
+}
+
+/// The servers of the upstream envs; a ledger-only env has none (no runs to count).
+fn targets_of(project: &Project, after: &[EnvName]) -> Result<Vec<(EnvName, Target)>> {
+    let mut out = Vec::new();
+    for env_name in after {
+        if let Some(target) = Target::of(&project.select_env(Some(env_name.as_str()))?)? {
+            out.push((env_name.clone(), target));
+        }
+    }
+    Ok(out)
 }
 
 /// The id of the deployment `flow` has on the env's server, if any: found by the
