@@ -1,10 +1,19 @@
 //! Fixtures shared by flowgate's end-to-end tests: a temporary git repository
 //! holding a project, a way to run the real binary in it with a controlled
-//! environment, and the filters that make its output stable for snapshots.
+//! environment, and the filters that make its output stable for snapshots. The
+//! modules hold the servers and walks some tests need: a fault-injecting proxy,
+//! Prefect, moto's S3, PostgreSQL databases, the CLI's help, a raw HTTP client
+//! and secrets audits.
 
+pub mod cli_help;
 pub mod faults;
+pub mod http;
+pub mod moto;
+pub mod postgres;
 pub mod prefect;
+pub mod secrets;
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -259,6 +268,22 @@ pub fn snapshot_filters(project: &GitProject) -> Vec<(String, String)> {
         (r"\b\d+[smhd]\b".into(), "[AGE]".into()),
         (r"\d+ bytes".into(), "[N] bytes".into()),
     ]
+}
+
+/// A port of 127.0.0.1 nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Every byte of `text` but the unreserved ones (RFC 3986) as `%XX`.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn regex_escape(text: &str) -> String {

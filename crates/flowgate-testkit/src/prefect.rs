@@ -8,11 +8,13 @@
 //! period. So no test leaves a server or worker behind.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::free_port;
 
 /// The variable naming the virtual environment with the pinned Prefect release.
 pub const PREFECT_VENV_VAR: &str = "FLOWGATE_PREFECT_VENV";
@@ -224,11 +226,6 @@ impl PrefectWorker {
     pub fn log(&self) -> String {
         self.process.log_text()
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// A plain HTTP/1.0 `GET /api/health`, so the fixture needs no HTTP client.
