@@ -6,51 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use flowgate_store::ArtifactStore;
+use flowgate_testkit::moto::Moto;
 use tempfile::TempDir;
-
-/// Kills the server however the test ends.
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> (Moto, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("`moto_server` must be on PATH (pip install 'moto[server]'), or set FLOWGATE_SKIP_S3=1");
-    let moto = Moto(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "`moto_server` did not listen on port {port} within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (moto, port)
-}
-
-/// Create a bucket with one unsigned request (moto accepts them).
-fn create_bucket(port: u16, bucket: &str) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let request =
-        format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket `{bucket}` failed: {response}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_against_moto_s3() {
@@ -58,13 +16,13 @@ async fn suite_against_moto_s3() {
         eprintln!("FLOWGATE_SKIP_S3 is set: the S3 suite did not run");
         return;
     }
-    let (_moto, port) = start_moto();
-    std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+    let moto = Moto::start_with_hint("pip install 'moto[server]', or set FLOWGATE_SKIP_S3=1");
+    std::env::set_var("AWS_ENDPOINT_URL", moto.endpoint());
     std::env::set_var("AWS_ALLOW_HTTP", "true");
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
     std::env::set_var("AWS_REGION", "us-east-1");
-    create_bucket(port, "flowgate-test");
+    moto.create_bucket("flowgate-test");
 
     let mut run = 0;
     macro_rules! run {
