@@ -22,6 +22,11 @@ pub const ZSTD_LEVEL: i32 = 3;
 const SMALL_FILE: u64 = 4 << 20;
 const BATCH_BYTES: u64 = 32 << 20;
 const BATCH_FILES: usize = 512;
+/// Padding source: at most a block's worth is ever needed.
+const ZEROS: [u8; BLOCK as usize] = [0; BLOCK as usize];
+/// The finished part of the archive is handed to the kernel for writeback every
+/// this many bytes, so the store's final sync waits for the tail only.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// The archive just written: its address and size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +79,12 @@ pub(crate) fn write_slots(
     opts: &PackOptions,
 ) -> Result<(Vec<Outcome>, Packed), BundleError> {
     let _span = tracing::info_span!("write_slots", root = %root.display(), files = slots.len()).entered();
-    let sink =
-        HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), written: 0 };
+    let sink = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, out),
+        hasher: blake3::Hasher::new(),
+        written: 0,
+        kicked: 0,
+    };
     let mut encoder = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(BundleError::archive("start"))?;
     // zstd's streaming multithreaded output does not depend on the worker count
     // (as long as it is at least 1); the `zstd_workers_do_not_change_the_bytes` test pins that.
@@ -107,9 +116,11 @@ pub(crate) fn write_slots(
                 for (slot, (data, outcome)) in slots[range.clone()].iter().zip(rx.recv().map_err(|_| stopped())??) {
                     header.clear();
                     file_header(&slot.path, outcome.size, slot.executable, &mut header);
-                    header.extend_from_slice(&data);
-                    header.resize(header.len() + padding(outcome.size), 0);
-                    encoder.write_all(&header).map_err(BundleError::archive("compress"))?;
+                    // Three writes, not one buffer: zstd copies its input anyway, so
+                    // gathering header and data first would copy every byte twice.
+                    for part in [&header[..], &data, &ZEROS[..padding(outcome.size)]] {
+                        encoder.write_all(part).map_err(BundleError::archive("compress"))?;
+                    }
                     outcomes.push(outcome);
                 }
             }
@@ -252,7 +263,7 @@ fn write_large(
         return Err(BundleError::Changed { path: slot.path.clone() });
     }
     let outcome = hasher.finish(slot, &file, started_ns)?;
-    out.write_all(&vec![0; padding(size)]).map_err(BundleError::archive("compress"))?;
+    out.write_all(&ZEROS[..padding(size)]).map_err(BundleError::archive("compress"))?;
     match slot.known {
         Some(known) if known.blake3 != outcome.hashed.blake3 => Err(BundleError::Changed { path: slot.path.clone() }),
         Some(known) => Ok(Outcome { size, hashed: known, cacheable: true, read: false }),
@@ -260,18 +271,41 @@ fn write_large(
     }
 }
 
-/// Hashes and counts the compressed bytes on their way to the file.
-struct HashingWriter<W> {
-    inner: W,
+/// Hashes and counts the compressed bytes on their way to the file, and starts
+/// their writeback as they accumulate.
+struct HashingWriter<'f> {
+    inner: BufWriter<&'f mut File>,
     hasher: blake3::Hasher,
     written: u64,
+    /// Bytes before this offset have been handed to the kernel for writeback.
+    kicked: u64,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl HashingWriter<'_> {
+    /// Starts writeback (without waiting for it) of what reached the file since
+    /// the last kick. `POSIX_FADV_DONTNEED` on Linux writes dirty pages back
+    /// asynchronously and keeps the pages still under writeback cached; it is
+    /// advice, so a failure changes nothing but the time of the final sync.
+    fn kick_writeback(&mut self) {
+        let in_file = self.written - self.inner.buffer().len() as u64;
+        if in_file - self.kicked < WRITEBACK_EVERY {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let len = std::num::NonZeroU64::new(in_file - self.kicked);
+            let _ = rustix::fs::fadvise(&**self.inner.get_ref(), self.kicked, len, rustix::fs::Advice::DontNeed);
+        }
+        self.kicked = in_file;
+    }
+}
+
+impl Write for HashingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
+        self.kick_writeback();
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
