@@ -204,45 +204,12 @@ fn gap(flow: FlowKey, env: EnvName, h: &History<'_>) -> Option<LedgerProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowgate_core::Digest;
-
-    fn id(n: u64) -> BuildId {
-        format!("{n:020x}").parse().unwrap()
-    }
-
-    fn build(n: u64) -> Build {
-        Build {
-            id: id(n),
-            bundle: Digest::of(&n.to_le_bytes()),
-            bundle_size: 1,
-            file_count: 1,
-            images: Default::default(),
-            commit: "c".repeat(40),
-            branch: None,
-            dirty: false,
-            author: "a".into(),
-            created_at: DateTime::from_timestamp_millis(0).unwrap(),
-        }
-    }
-
-    fn release(flow: &str, env: &str, revision: Revision, b: u64) -> ReleaseRef {
-        ReleaseRef { flow: flow.parse().unwrap(), env: env.parse().unwrap(), revision, build: id(b) }
-    }
-
-    fn pointer(flow: &str, env: &str, revision: Revision, b: u64) -> Pointer {
-        Pointer {
-            flow: flow.parse().unwrap(),
-            env: env.parse().unwrap(),
-            revision,
-            build: id(b),
-            updated_at: DateTime::from_timestamp_millis(0).unwrap(),
-        }
-    }
+    use crate::test_fixtures::{build, id, pointer, release};
 
     #[test]
     fn a_consistent_ledger_has_no_problems_even_when_history_names_deleted_builds() {
         let inv = Inventory {
-            builds: vec![build(2)],
+            builds: vec![build(2, 0)],
             pointers: vec![pointer("etl", "qa", 2, 2)],
             releases: vec![release("etl", "qa", 1, 1), release("etl", "qa", 2, 2)],
             ..Default::default()
@@ -253,7 +220,7 @@ mod tests {
     #[test]
     fn every_kind_of_problem_is_found_and_named() {
         let inv = Inventory {
-            builds: vec![build(1), build(2)],
+            builds: vec![build(1, 0), build(2, 0)],
             pointers: vec![pointer("a", "qa", 1, 9), pointer("b", "qa", 1, 1), pointer("c", "qa", 1, 1)],
             releases: vec![
                 release("a", "qa", 1, 9),

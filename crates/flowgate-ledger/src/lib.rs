@@ -16,6 +16,8 @@ pub mod retention;
 mod rollout;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+mod test_fixtures;
 mod url;
 
 use std::path::Path;

@@ -102,64 +102,22 @@ pub fn plan(inventory: &Inventory, keep_last: u32, keep_since: DateTime<Utc>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Pin, ReleaseRef};
-    use flowgate_core::{Digest, Pointer};
-
-    fn id(n: u64) -> BuildId {
-        format!("{n:020x}").parse().unwrap()
-    }
-
-    fn at(day: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(day * 86_400, 0).unwrap()
-    }
-
-    fn build(n: u64, day: i64) -> Build {
-        Build {
-            id: id(n),
-            bundle: Digest::of(&n.to_le_bytes()),
-            bundle_size: 1,
-            file_count: 1,
-            images: Default::default(),
-            commit: "c".repeat(40),
-            branch: None,
-            dirty: false,
-            author: "a".into(),
-            created_at: at(day),
-        }
-    }
-
-    fn release(flow: &str, revision: Revision, b: u64) -> ReleaseRef {
-        ReleaseRef { flow: flow.parse().unwrap(), env: "qa".parse().unwrap(), revision, build: id(b) }
-    }
+    use crate::inventory::Pin;
+    use crate::test_fixtures::{at, build, id, pointer, release};
 
     /// Builds 1..=9 made on days 1..=9; `etl` in qa released 1,2,3,4 (now at 4),
     /// `report` released 5 then 1 (now at 1); 6 pinned, 7 in a running rollout.
     fn inventory() -> Inventory {
         Inventory {
             builds: (1..=9).map(|n| build(n, n as i64)).collect(),
-            pointers: vec![
-                Pointer {
-                    flow: "etl".parse().unwrap(),
-                    env: "qa".parse().unwrap(),
-                    revision: 4,
-                    build: id(4),
-                    updated_at: at(0),
-                },
-                Pointer {
-                    flow: "report".parse().unwrap(),
-                    env: "qa".parse().unwrap(),
-                    revision: 2,
-                    build: id(1),
-                    updated_at: at(0),
-                },
-            ],
+            pointers: vec![pointer("etl", "qa", 4, 4), pointer("report", "qa", 2, 1)],
             releases: vec![
-                release("etl", 1, 1),
-                release("etl", 2, 2),
-                release("etl", 3, 3),
-                release("etl", 4, 4),
-                release("report", 1, 5),
-                release("report", 2, 1),
+                release("etl", "qa", 1, 1),
+                release("etl", "qa", 2, 2),
+                release("etl", "qa", 3, 3),
+                release("etl", "qa", 4, 4),
+                release("report", "qa", 1, 5),
+                release("report", "qa", 2, 1),
             ],
             pins: vec![Pin { build: id(6), actor: "alice".into(), reason: "audit".into(), created_at: at(0) }],
             rollout_builds: vec![(id(7), "prod-1".into()), (id(99), "prod-1".into())],
@@ -204,7 +162,7 @@ mod tests {
     fn the_build_a_deployment_was_last_synced_at_is_kept() {
         let mut inv = inventory();
         // `etl` moved to r4 but qa's Prefect server still runs r2.
-        inv.synced = vec![release("etl", 2, 2)];
+        inv.synced = vec![release("etl", "qa", 2, 2)];
         let plan = plan(&inv, 0, at(100));
         assert_eq!(kept(&plan), vec![1, 2, 4, 6, 7]);
         let (etl, qa) = ("etl".parse().unwrap(), "qa".parse().unwrap());
