@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use flowgate_testkit::cli_help;
+
 const GITHUB: &str = "docs/ci/github/flowgate.yml";
 const GITLAB: &str = "docs/ci/gitlab/.gitlab-ci.yml";
 const DOCKERFILE: &str = "docs/ci/docker/Dockerfile";
@@ -178,14 +180,8 @@ fn flowgate_commands(relative: &str) -> Vec<(usize, Vec<String>)> {
     out
 }
 
-fn run_flowgate(args: &[String]) -> Output {
-    let dir = tempfile::tempdir().expect("temp dir");
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("FLOWGATE_ENV")
-        .output()
-        .expect("run the flowgate binary")
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_flowgate"))
 }
 
 /// Whether the real binary accepts `flowgate ARGS`: its parser reads ARGS with
@@ -193,27 +189,23 @@ fn run_flowgate(args: &[String]) -> Output {
 /// malformed value stops it before help), and every flag appears in the help of
 /// the subcommand, as it does when the recipe runs for real.
 fn check_command(args: &[String]) -> Result<(), String> {
-    let mut with_help = args.to_vec();
-    with_help.push("--help".into());
-    let out = run_flowgate(&with_help);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+    with_help.push("--help");
+    let out = cli_help::run(bin(), &with_help, dir.path());
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     // The (sub)subcommand the words name, `rollout start` as much as `release`:
     // its help lists the flags it takes.
-    let help_of = |path: &[String]| {
-        let mut help_args = path.to_vec();
-        help_args.push("--help".into());
-        String::from_utf8_lossy(&run_flowgate(&help_args).stdout).into_owned()
-    };
     let mut path: Vec<String> = Vec::new();
-    let mut help = help_of(&path);
+    let mut help = cli_help::help(bin(), &path);
     for word in args.iter().take_while(|a| !a.starts_with('-')) {
-        if !subcommands_in(&help).contains(word) {
+        if !cli_help::listed_commands(&help).contains(word) {
             break;
         }
         path.push(word.clone());
-        help = help_of(&path);
+        help = cli_help::help(bin(), &path);
     }
     let sub = path.join(" ");
     for flag in args.iter().filter(|a| a.starts_with('-')) {
@@ -223,18 +215,6 @@ fn check_command(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The names a help lists under `Commands:` (entries indented two spaces,
-/// wrapped descriptions further).
-fn subcommands_in(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|l| *l != "Commands:")
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter(|l| !l[2..].starts_with(' '))
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
-        .collect()
 }
 
 #[test]

@@ -10,71 +10,26 @@
 //! `cargo insta test --accept -p flowgate --test help`) and `git diff`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The width help is wrapped at: fixed, so snapshots do not depend on the terminal.
-const COLUMNS: &str = "100";
+use flowgate_testkit::cli_help::{self, display, COLUMNS};
 
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_flowgate"))
+}
+
+/// `flowgate ARGS` in `dir`, at the fixed width, as the walk runs it.
 fn flowgate(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("COLUMNS", COLUMNS)
-        .env("LINES", "50")
-        .env_remove("FLOWGATE_ENV")
-        .env_remove("CLICOLOR_FORCE")
-        .output()
-        .unwrap_or_else(|e| panic!("Failed to run `flowgate {}`: {e}", args.join(" ")))
+    cli_help::run(bin(), args, dir)
 }
 
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
-/// `--help` of `flowgate PATH...`, which must succeed.
-fn help(path: &[String]) -> String {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
-    args.push("--help");
-    let out = flowgate(&args, dir.path());
-    assert!(out.status.success(), "`flowgate {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    stdout(&out)
-}
-
-/// The names listed under `Commands:` (clap's own `help` left out): entries
-/// are indented two spaces, wrapped descriptions further.
-fn subcommands_in(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|l| *l != "Commands:")
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter(|l| !l[2..].starts_with(' '))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(String::from)
-        .collect()
-}
-
-/// Every command path with its help: `[]` (the top level), `[init]`, ...,
-/// `[rollout]`, `[rollout, start]`, ... in the order `--help` lists them.
+/// Every command path with its help, top level first (see [`cli_help::all_helps`]).
 fn all_helps() -> Vec<(Vec<String>, String)> {
-    fn walk(path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
-        let text = help(&path);
-        let subs = subcommands_in(&text);
-        out.push((path.clone(), text));
-        for sub in subs {
-            let mut child = path.clone();
-            child.push(sub);
-            walk(child, out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(Vec::new(), &mut out);
-    out
-}
-
-fn display(path: &[String]) -> String {
-    std::iter::once("flowgate").chain(path.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+    cli_help::all_helps(bin())
 }
 
 #[test]
