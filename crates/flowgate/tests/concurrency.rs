@@ -8,11 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Barrier;
 
 use common::{bin, run};
 use flowgate_ledger::LedgerUrl;
+use flowgate_testkit::postgres::Database;
 use flowgate_testkit::{GitProject, Run};
 
 const PROCESSES: usize = 16;
@@ -231,67 +231,6 @@ fn story(ledger: &str) {
 #[test]
 fn sixteen_processes_on_sqlite_leave_gap_free_histories() {
     story("sqlite://.flowgate/ledger.db");
-}
-
-const SERVER_VAR: &str = "FLOWGATE_TEST_POSTGRES_URL";
-const SKIP_VAR: &str = "FLOWGATE_SKIP_POSTGRES";
-const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A database of its own on the test server, dropped however the test ends.
-struct Database {
-    server: String,
-    name: String,
-}
-
-fn psql(server: &str, sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server, "-c", sql])
-        .output()
-        .map_err(|e| format!("`psql` could not run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-impl Database {
-    /// None (skip) only when the server is unreachable and skipping was asked for.
-    fn create(prefix: &str) -> Option<Self> {
-        let server = std::env::var(SERVER_VAR).unwrap_or_else(|_| DEFAULT_SERVER.into());
-        let name = format!("{prefix}_{}", std::process::id());
-        if let Err(e) = psql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
-            if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-                eprintln!("skipping: PostgreSQL at `{server}` is unreachable ({e}) and {SKIP_VAR}=1");
-                return None;
-            }
-            panic!(
-                "PostgreSQL at `{server}` is unreachable: {e}. Start it, point {SERVER_VAR} at it, or set {SKIP_VAR}=1"
-            );
-        }
-        psql(&server, &format!("CREATE DATABASE {name}")).expect("create database");
-        Some(Self { server, name })
-    }
-
-    fn url(&self) -> String {
-        let mut url = url_without_path(&self.server);
-        url.push('/');
-        url.push_str(&self.name);
-        url
-    }
-}
-
-/// `postgres://user@host:port/db?x` → `postgres://user@host:port`.
-fn url_without_path(server: &str) -> String {
-    let (scheme, rest) = server.split_once("://").expect("a URL with a scheme");
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    format!("{scheme}://{authority}")
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = psql(&self.server, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-    }
 }
 
 #[test]
