@@ -1,6 +1,7 @@
 //! Reading a bundle's manifest back from the archive itself (hashing every file),
 //! so a pulled or stored bundle can be checked against what its build recorded.
 
+use std::io::Read;
 use std::path::Path;
 
 use flowgate_core::manifest::keeps_md5;
@@ -19,6 +20,23 @@ pub fn read_manifest(archive: &Path, digest: &Digest, limits: &Limits) -> Result
     walk(archive, digest, limits, &mut collector)?;
     collector.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Manifest { files: collector.files })
+}
+
+/// The MD5 (hex) of one file, as `which` compares it with Prefect's `flow_version`
+/// when a manifest keeps none for that file.
+pub fn md5_hex_of(path: &Path) -> Result<String, BundleError> {
+    let mut file = std::fs::File::open(path).map_err(BundleError::io("open", path))?;
+    let mut md5 = md5::Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => md5.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BundleError::io("read", path)(e)),
+        }
+    }
+    Ok(hex::encode(md5.finalize()))
 }
 
 struct Collector {

@@ -32,7 +32,7 @@ mod walk;
 
 pub use cache::Cache;
 pub use error::BundleError;
-pub use inspect::read_manifest;
+pub use inspect::{md5_hex_of, read_manifest};
 pub use json::{manifest_from_json, manifest_to_json};
 pub use options::{Limits, PackOptions, PackProgress, ProgressFn};
 pub use pack::{write_archive, Packed, ZSTD_LEVEL};

@@ -1,9 +1,12 @@
 //! Knobs of packing and unpacking: the stat index location, progress reporting and
 //! the size limits both sides enforce, so no bundle is packed that cannot be installed.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use flowgate_core::manifest::keeps_md5;
 
 /// Ceilings on a bundle; packing and installing enforce the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +43,21 @@ pub struct PackOptions {
     /// Leave out selected files that do not exist (deleted in a dirty tree) instead
     /// of failing on them; the caller then need not stat every file first.
     pub skip_missing: bool,
+    /// The files whose MD5 the manifest keeps (the flows' entrypoints, for `which`);
+    /// `None` keeps one for every `*.py` file. MD5 is a second pass over every byte
+    /// it covers, so a build hashes only the files that need one.
+    pub md5_only_for: Option<Arc<BTreeSet<String>>>,
 }
 
 impl PackOptions {
+    /// Whether the manifest entry of `path` carries an MD5.
+    pub(crate) fn keeps_md5(&self, path: &str) -> bool {
+        match &self.md5_only_for {
+            Some(paths) => paths.contains(path),
+            None => keeps_md5(path),
+        }
+    }
+
     pub(crate) fn report(&self, progress: PackProgress) {
         if let Some(callback) = &self.progress {
             callback(progress);
@@ -57,6 +72,7 @@ impl fmt::Debug for PackOptions {
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .field("limits", &self.limits)
             .field("skip_missing", &self.skip_missing)
+            .field("md5_only_for", &self.md5_only_for)
             .finish()
     }
 }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
-use crate::scan::{check_file_size, manifest_key, FileHasher, Outcome, Slot};
+use crate::scan::{check_file_size, manifest_key, FileHasher, Outcome, Slot, NO_MD5};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::{paths, BundleError};
 
@@ -51,7 +51,7 @@ pub fn write_archive(
         .iter()
         .map(|f| {
             let stat = FileStat { size: f.size, mtime_ns: 0, ctime_ns: 0, ino: 0, dev: 0 };
-            let known = Hashed { stat, blake3: f.blake3, md5: [0; 16] };
+            let known = Hashed { stat, blake3: f.blake3, md5: NO_MD5 };
             Slot { path: f.path.clone(), stat, executable: f.executable, known: Some(known) }
         })
         .collect();
@@ -219,7 +219,7 @@ fn read_small(
         }
         None => {
             check_file_size(&slot.path, size, opts)?;
-            let mut hasher = FileHasher::new(&slot.path);
+            let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
             hasher.update(&data);
             hasher.finish(slot, &file, started_ns)?
         }
@@ -244,7 +244,7 @@ fn write_large(
     file_header(&slot.path, size, slot.executable, header);
     out.write_all(header).map_err(BundleError::archive("compress"))?;
     let mut reader = (&file).take(size + 1);
-    let mut hasher = FileHasher::new(&slot.path);
+    let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = match reader.read(&mut buf) {

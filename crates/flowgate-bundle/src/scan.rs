@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flowgate_core::manifest::keeps_md5;
 use flowgate_core::{Digest, Manifest, ManifestEntry};
 use md5::Digest as _;
 use rayon::prelude::*;
@@ -135,7 +134,8 @@ impl Plan {
 
     /// The manifest, when the index vouched for every file.
     pub fn known_manifest(&self) -> Option<Manifest> {
-        let files = self.slots.iter().map(|s| Some(entry(&s.path, s.stat.size, s.known.as_ref()?, s.executable)));
+        let files =
+            self.slots.iter().map(|s| Some(entry(&s.path, s.stat.size, s.known.as_ref()?, s.executable, &self.opts)));
         files.collect::<Option<Vec<_>>>().map(|files| Manifest { files })
     }
 
@@ -177,7 +177,7 @@ impl Plan {
             .slots
             .iter()
             .zip(outcomes)
-            .map(|(slot, o)| entry(&slot.path, o.size, &o.hashed, slot.executable))
+            .map(|(slot, o)| entry(&slot.path, o.size, &o.hashed, slot.executable, &self.opts))
             .collect();
         let manifest = Manifest { files };
         let hashed = outcomes.iter().filter(|o| o.read).count() as u64;
@@ -226,7 +226,8 @@ fn stat_one(
         return Err(BundleError::Unsupported { path: path.to_string(), reason: reason.to_string() });
     }
     let stat = FileStat::of_raw(&meta);
-    let known = index.get(path).filter(|h| h.stat == stat).copied();
+    // An entry hashed when its MD5 was not wanted cannot vouch for one that is.
+    let known = index.get(path).filter(|h| h.stat == stat && (h.md5 != NO_MD5 || !opts.keeps_md5(path))).copied();
     if known.is_none() {
         check_file_size(path, stat.size, opts)?;
     }
@@ -237,7 +238,7 @@ fn stat_one(
 fn hash_file(root: &Path, slot: &Slot, started_ns: i64, opts: &PackOptions) -> Result<Outcome, BundleError> {
     let full = root.join(&slot.path);
     let mut file = File::open(&full).map_err(BundleError::io("open", &full))?;
-    let mut hasher = FileHasher::new(&slot.path);
+    let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match file.read(&mut buf) {
@@ -252,6 +253,9 @@ fn hash_file(root: &Path, slot: &Slot, started_ns: i64, opts: &PackOptions) -> R
     hasher.finish(slot, &file, started_ns)
 }
 
+/// The MD5 of a file hashed without one (in the index; never the MD5 of real bytes in practice).
+pub(crate) const NO_MD5: [u8; 16] = [0; 16];
+
 /// BLAKE3 (and MD5 for the files that keep one) of a file's bytes as they go by.
 pub(crate) struct FileHasher {
     blake: blake3::Hasher,
@@ -260,8 +264,8 @@ pub(crate) struct FileHasher {
 }
 
 impl FileHasher {
-    pub fn new(path: &str) -> Self {
-        Self { blake: blake3::Hasher::new(), md5: keeps_md5(path).then(md5::Md5::new), size: 0 }
+    pub fn new(with_md5: bool) -> Self {
+        Self { blake: blake3::Hasher::new(), md5: with_md5.then(md5::Md5::new), size: 0 }
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -299,8 +303,8 @@ pub(crate) fn check_file_size(path: &str, size: u64, opts: &PackOptions) -> Resu
     Ok(())
 }
 
-fn entry(path: &str, size: u64, h: &Hashed, executable: bool) -> ManifestEntry {
-    let md5 = keeps_md5(path).then(|| hex::encode(h.md5));
+fn entry(path: &str, size: u64, h: &Hashed, executable: bool, opts: &PackOptions) -> ManifestEntry {
+    let md5 = (opts.keeps_md5(path) && h.md5 != NO_MD5).then(|| hex::encode(h.md5));
     ManifestEntry { path: path.to_string(), size, blake3: h.blake3, md5, executable }
 }
 

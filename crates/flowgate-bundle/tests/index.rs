@@ -1,10 +1,13 @@
 //! The stat index: a rescan of an unchanged tree reads no file contents (the scan
 //! counts the files it opened and read), remembers the archive digest of a manifest,
-//! and still notices a content change that kept size and mtime (ctime moves).
+//! and still notices a content change that kept size and mtime (ctime moves); an
+//! entry hashed without an MD5 is read again once its MD5 is wanted.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::write_tree;
@@ -65,4 +68,36 @@ fn a_damaged_index_only_costs_a_rehash() {
     let scanned = scan(src.path(), &names, &opts).unwrap();
     assert_eq!(scanned.hashed, 2);
     assert_eq!(scanned.manifest, clean.manifest);
+}
+
+#[test]
+fn md5s_are_kept_for_the_named_files_only_and_an_index_entry_without_one_is_not_trusted_for_one() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), &[("flows/a.py", b"abc", false), ("lib/b.py", b"b = 1\n", false)], 0o644, 0o755);
+    std::thread::sleep(Duration::from_millis(2_200));
+    let names = vec!["flows/a.py".to_string(), "lib/b.py".to_string()];
+    let cache = tempfile::tempdir().unwrap();
+    let only = |paths: &[&str]| PackOptions {
+        index_path: Some(cache.path().join("index.bin")),
+        md5_only_for: Some(Arc::new(paths.iter().map(|p| p.to_string()).collect::<BTreeSet<_>>())),
+        ..PackOptions::default()
+    };
+
+    let first = scan(src.path(), &names, &only(&["flows/a.py"])).unwrap();
+    // RFC 1321 test suite: MD5("abc").
+    assert_eq!(first.manifest.files[0].md5.as_deref(), Some("900150983cd24fb0d6963f7d28e17f72"));
+    assert_eq!(first.manifest.files[1].md5, None, "lib/b.py is not named: no MD5 pass over it");
+    assert_eq!(first.hashed, 2);
+
+    // lib/b.py becomes an entrypoint: its index entry has no MD5, so it is read again.
+    let second = scan(src.path(), &names, &only(&["flows/a.py", "lib/b.py"])).unwrap();
+    assert_eq!(second.hashed, 1, "only the file whose MD5 is newly wanted is read");
+    // `printf 'b = 1\n' | md5sum`
+    assert_eq!(second.manifest.files[1].md5.as_deref(), Some("728e8cdd2bfe2d8fe1cda57e6265b077"));
+    assert_eq!(second.manifest.files[0], first.manifest.files[0]);
+
+    // Back to one entrypoint: nothing is read, and the manifest keeps one MD5 again.
+    let third = scan(src.path(), &names, &only(&["flows/a.py"])).unwrap();
+    assert_eq!(third.hashed, 0);
+    assert_eq!(third.manifest, first.manifest);
 }

@@ -41,6 +41,7 @@ fn project(api_url: &str) -> GitProject {
 /// Commits the flow with `marker` and builds it; returns (build id, bundle digest).
 fn build(p: &GitProject, marker: &str) -> (BuildId, Digest) {
     p.write("flows/hello.py", &flow_file(marker));
+    p.write("flows/helpers.py", "GREETING = \"hello\"\n");
     p.commit(marker);
     let built = run(p, &["build", "--json"]).success().json();
     let id = built["build"]["id"].as_str().expect("build id").parse().expect("valid id");
@@ -174,11 +175,37 @@ async fn which_names_the_build_each_run_executed_even_after_a_switch() {
     assert_eq!(by_md5["build"], json!(v2.to_string()), "{by_md5:#}");
     assert_eq!(by_md5["candidates"].as_array().map(Vec::len), Some(1), "{by_md5:#}");
 
+    // A build keeps MD5s for its entrypoints only (not for flows/helpers.py). A
+    // manifest without one (an entrypoint that was not one when it was built) is
+    // answered from the bundle itself.
+    for digest in [&d1, &d2] {
+        let manifest = p.path().join(format!(".flowgate/artifacts/manifests/{}.json", digest.to_hex()));
+        assert_eq!(strip_md5s(&manifest), vec!["flows/hello.py".to_string()], "{}", manifest.display());
+    }
+    let (from_bundle, _) = which(&p, &unrecorded.id);
+    assert_eq!(from_bundle["determined_by"], json!("flow-version"), "{from_bundle:#}");
+    assert_eq!(from_bundle["build"], json!(v2.to_string()), "{from_bundle:#}");
+    let (held_again, _) = which(&p, &held.id);
+    assert_eq!(held_again["flow_version_matches"], json!(true), "{held_again:#}");
+
     // An unknown run is a usage error naming it.
     let missing = "00000000-0000-4000-8000-000000000000";
     let out = run(&p, &["which", missing, "--env", "qa"]).expect_code(2);
     assert!(out.stderr.contains(&format!("`{missing}`")), "{}", out.stderr);
     drop(worker);
+}
+
+/// Removes every `md5` from a stored manifest; returns the paths that had one.
+fn strip_md5s(manifest: &Path) -> Vec<String> {
+    let mut value: Value = serde_json::from_slice(&std::fs::read(manifest).expect("manifest")).expect("json");
+    let mut had = Vec::new();
+    for file in value["files"].as_array_mut().expect("files") {
+        if file.as_object_mut().expect("entry").remove("md5").is_some() {
+            had.push(file["path"].as_str().expect("path").to_string());
+        }
+    }
+    std::fs::write(manifest, serde_json::to_vec(&value).unwrap()).expect("write manifest");
+    had
 }
 
 /// MD5 by the `md5sum` tool, so the test shares no code with flowgate.

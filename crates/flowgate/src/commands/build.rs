@@ -3,8 +3,7 @@
 //! is touched so a bad ledger stops the command first; the manifest is stored
 //! before the bundle and both before the ledger, so a recorded build always has them.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -46,7 +45,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         let repo = repo.clone();
         move || repo.tracked_files()
     });
-    let options = pack_options(&project.root, printer);
+    let options = pack_options(project, printer);
     let files = select_files(project, &repo, tracked.await??);
     let planned = blocking({
         let (root, options) = (project.root.clone(), options.clone());
@@ -188,16 +187,23 @@ fn non_empty(value: &str, flag: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-fn pack_options(root: &Path, printer: Printer) -> PackOptions {
+fn pack_options(project: &Project, printer: Printer) -> PackOptions {
     let mut options = PackOptions {
-        index_path: Some(root.join(".flowgate").join("cache").join("index")),
+        index_path: Some(project.root.join(".flowgate").join("cache").join("index")),
         skip_missing: true,
+        md5_only_for: Some(Arc::new(entrypoint_files(project))),
         ..Default::default()
     };
     if printer.progress_enabled() {
         options.progress = Some(Arc::new(|p: PackProgress| eprint!("\r{}", progress_line(&p))));
     }
     options
+}
+
+/// The configured flows' entrypoint files, as bundle paths: the only files whose
+/// MD5 `which` may need (Prefect's `flow_version`).
+fn entrypoint_files(project: &Project) -> BTreeSet<String> {
+    project.config.flows().map(|(_, flow)| flow.entrypoint_path().trim_start_matches("./").to_string()).collect()
 }
 
 fn progress_line(progress: &PackProgress) -> String {

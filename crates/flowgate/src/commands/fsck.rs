@@ -202,7 +202,7 @@ async fn check_bundle(
         return Ok(problems);
     }
     match store.manifest(digest).await {
-        Ok(stored) if archived.as_ref().is_some_and(|a| *a != stored) => problems.push(problem(
+        Ok(stored) if archived.as_ref().is_some_and(|a| !stored.describes(a)) => problems.push(problem(
             "manifest_mismatch",
             None,
             format!("build {names}: `{manifest_key}` does not list the files `{key}` holds"),

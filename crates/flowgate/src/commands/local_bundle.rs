@@ -35,6 +35,18 @@ pub async fn ensure(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Re
     Ok((path, false))
 }
 
+/// The MD5 (hex) of `path` in the bundle `digest`, read from the bundle unpacked
+/// in the default cache; `None` when the bundle has no such file.
+pub async fn file_md5(store: &ArtifactStore, digest: &Digest, path: &str) -> Result<Option<String>> {
+    let cache = Cache::new(cache_dir(None)?);
+    let (dir, _) = ensure(&cache, store, digest).await?;
+    let file = dir.join(path);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(tokio::task::spawn_blocking(move || flowgate_bundle::md5_hex_of(&file)).await??))
+}
+
 /// `--cache DIR`, else FLOWGATE_CACHE_DIR, else `$XDG_CACHE_HOME/flowgate/bundles`
 /// (or `~/.cache/flowgate/bundles`); created if missing.
 pub fn cache_dir(flag: Option<&Path>) -> Result<PathBuf> {

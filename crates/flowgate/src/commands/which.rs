@@ -13,6 +13,7 @@ use flowgate_store::ArtifactStore;
 use serde::Serialize;
 
 use super::deploy::Target;
+use super::local_bundle;
 use crate::cli::WhichArgs;
 use crate::exit::usage;
 use crate::printer::Printer;
@@ -101,8 +102,11 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
             which.determined_by = "pull-record";
             let build = find_build(ledger.as_ref(), &store, &record).await?;
             if let (Some(version), Some(path)) = (&run.flow_version, &entry_path) {
-                let manifest = store.manifest(&record.bundle).await.ok();
-                which.flow_version_matches = manifest.map(|m| md5_of(&m, path).as_deref() == Some(version.as_str()));
+                let md5 = match store.manifest(&record.bundle).await {
+                    Ok(manifest) => build_md5(&store, &record.bundle, &manifest, path).await.ok(),
+                    Err(_) => None,
+                };
+                which.flow_version_matches = md5.map(|md5| md5.as_deref() == Some(version.as_str()));
             }
             build.map(Ok).unwrap_or_else(|| Err(record))
         }
@@ -122,7 +126,7 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
             let mut matches = Vec::new();
             for build in candidate_builds(ledger.as_ref(), &env, flow.as_ref(), project).await? {
                 let manifest = store.manifest(&build.bundle).await?;
-                if md5_of(&manifest, path).as_deref() == Some(version) {
+                if build_md5(&store, &build.bundle, &manifest, path).await?.as_deref() == Some(version) {
                     matches.push(build);
                 }
             }
@@ -269,6 +273,17 @@ async fn candidate_builds(
         }
     }
     Ok(builds)
+}
+
+/// The MD5 of `path` in a build: the one its manifest keeps (a build keeps one
+/// for each flow's entrypoint), else read from its bundle (an entrypoint that was
+/// not one when the build was made); `None` when the build has no such file.
+async fn build_md5(store: &ArtifactStore, bundle: &Digest, manifest: &Manifest, path: &str) -> Result<Option<String>> {
+    match md5_of(manifest, path) {
+        Some(md5) => Ok(Some(md5)),
+        None if manifest.get(path).is_some() => local_bundle::file_md5(store, bundle, path).await,
+        None => Ok(None),
+    }
 }
 
 /// The MD5 a manifest keeps for `path`. Read through JSON so it works whether
