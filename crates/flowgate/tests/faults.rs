@@ -8,14 +8,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::{bin, run};
 use flowgate_prefect::{PrefectClient, ServerDeployment};
 use flowgate_testkit::faults::FaultProxy;
+use flowgate_testkit::moto::Moto;
 use flowgate_testkit::prefect::PrefectServer;
 use flowgate_testkit::GitProject;
 
@@ -117,44 +113,11 @@ async fn release_of_50_flows_through_20_percent_faults_converges_and_never_half_
     assert!(stats.resets + stats.truncated + stats.unavailable > 0, "faults were injected: {stats:?}");
 }
 
-/// Kills moto however the test ends.
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> (Moto, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("`moto_server` must be on PATH (scripts/test installs it)");
-    let moto = Moto(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "`moto_server` did not listen on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let request =
-        format!("PUT /faults HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "create bucket: {answer}");
-    (moto, port)
-}
-
 #[test]
 fn builds_and_pulls_through_a_faulty_s3_endpoint_complete_or_fail_cleanly() {
-    let (_moto, port) = start_moto();
-    let proxy = FaultProxy::start(&format!("127.0.0.1:{port}"), RATE, 0xfa17);
+    let moto = Moto::start();
+    moto.create_bucket("faults");
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", moto.port()), RATE, 0xfa17);
     let p = project("http://127.0.0.1:1/api", "artifacts = \"s3://faults/store\"");
     let env = [
         ("AWS_ENDPOINT_URL", proxy.url()),
