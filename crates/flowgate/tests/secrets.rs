@@ -10,75 +10,15 @@
 
 mod common;
 
-use std::cell::Cell;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::bin;
+use flowgate_testkit::http::{port_of, request};
+use flowgate_testkit::moto::Moto;
+use flowgate_testkit::postgres::Role;
 use flowgate_testkit::prefect::PrefectServer;
-use flowgate_testkit::{GitProject, RecordedRun, Run};
-
-/// 32 random hex digits, from std's per-process random hasher keys.
-fn random_hex() -> String {
-    let word = || RandomState::new().build_hasher().finish();
-    format!("{:016x}{:016x}", word(), word())
-}
-
-/// The secrets of one test and every form each may take in output.
-struct Secrets {
-    /// (what it is, the text that must never show)
-    forms: Vec<(String, String)>,
-}
-
-impl Secrets {
-    fn new() -> Self {
-        Self { forms: Vec::new() }
-    }
-
-    /// `secret` itself and its percent-encoding.
-    fn add(&mut self, what: &str, secret: &str) {
-        self.forms.push((what.to_string(), secret.to_string()));
-        let encoded = percent_encode(secret);
-        if encoded != secret {
-            self.forms.push((format!("{what} (percent-encoded)"), encoded));
-        }
-    }
-
-    /// An auth string sent as HTTP Basic: the string and its base64.
-    fn add_basic(&mut self, what: &str, auth: &str) {
-        self.add(what, auth.split_once(':').map_or(auth, |(_, secret)| secret));
-        self.forms.push((format!("{what} (Basic header)"), base64(auth)));
-    }
-
-    /// Every line of every run's output that shows a secret, described.
-    fn in_runs(&self, runs: &[RecordedRun]) -> Vec<String> {
-        let mut out = Vec::new();
-        for run in runs {
-            let command = format!("`flowgate {}` (exit {})", run.args.join(" "), run.code);
-            out.extend(self.hits(&format!("{command} stdout"), &run.stdout));
-            out.extend(self.hits(&format!("{command} stderr"), &run.stderr));
-        }
-        out
-    }
-
-    /// Every line of `text` that shows a secret, described.
-    fn hits(&self, source: &str, text: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            for (what, form) in &self.forms {
-                if line.contains(form.as_str()) {
-                    out.push(format!("{source}, line {}: {what} in `{}`", number + 1, line.trim()));
-                }
-            }
-        }
-        out
-    }
-}
+use flowgate_testkit::secrets::{base64, random_hex, Runner, Secrets};
+use flowgate_testkit::{free_port, percent_encode, GitProject, RecordedRun};
 
 const AUTH_VAR: &str = "PREFECT_TEST_AUTH";
 const TOKEN_VAR: &str = "PREFECT_TEST_TOKEN";
@@ -104,70 +44,6 @@ fn config(ledger: &str, store: &str, api: &str, down_api: &str, extra: &str) -> 
     )
 }
 
-/// Runs one command twice, at `-vvv` as text and as JSON, with `env`; checks the
-/// exit code of both, and that the JSON run printed one JSON document.
-struct Runner<'a> {
-    p: &'a GitProject,
-    env: Vec<(String, String)>,
-    /// How many runs were made, to check the recording kept every one.
-    runs: Cell<usize>,
-}
-
-impl Runner<'_> {
-    fn run_in(&self, cwd: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        env.extend_from_slice(extra);
-        self.runs.set(self.runs.get() + 1);
-        self.p.run_in(bin(), cwd, args, &env)
-    }
-
-    /// Both modes; returns the JSON run's document.
-    #[track_caller]
-    fn both(&self, args: &[&str], code: i32) -> serde_json::Value {
-        self.both_with(args, code, &[])
-    }
-
-    #[track_caller]
-    fn both_with(&self, args: &[&str], code: i32, extra: &[(&str, &str)]) -> serde_json::Value {
-        self.both_in(self.p.path(), args, code, extra)
-    }
-
-    #[track_caller]
-    fn both_in(&self, cwd: &Path, args: &[&str], code: i32, extra: &[(&str, &str)]) -> serde_json::Value {
-        self.each_in(cwd, args, (code, code), extra)
-    }
-
-    /// Both modes, whatever they exit with (for a test of output only).
-    fn any(&self, args: &[&str]) {
-        for mode in [&["-vvv"][..], &["-vvv", "--json"]] {
-            let mut all = mode.to_vec();
-            all.extend_from_slice(args);
-            self.run_in(self.p.path(), &all, &[]);
-        }
-    }
-
-    /// For a command that changes state, the JSON run (second) may meet the
-    /// state the text run left: its exit code is given apart.
-    #[track_caller]
-    fn each(&self, args: &[&str], codes: (i32, i32)) -> serde_json::Value {
-        self.each_in(self.p.path(), args, codes, &[])
-    }
-
-    #[track_caller]
-    fn each_in(&self, cwd: &Path, args: &[&str], codes: (i32, i32), extra: &[(&str, &str)]) -> serde_json::Value {
-        let mut text_args = vec!["-vvv"];
-        text_args.extend_from_slice(args);
-        let text = self.run_in(cwd, &text_args, extra);
-        assert!(!text.stderr.is_empty(), "`{text_args:?}` logged nothing at -vvv");
-        assert_eq!(text.code, codes.0, "`{text_args:?}`\n--- stdout\n{}\n--- stderr\n{}", text.stdout, text.stderr);
-        let mut json_args = vec!["-vvv", "--json"];
-        json_args.extend_from_slice(args);
-        let json = self.run_in(cwd, &json_args, extra);
-        assert_eq!(json.code, codes.1, "`{json_args:?}`\n--- stdout\n{}\n--- stderr\n{}", json.stdout, json.stderr);
-        json.json()
-    }
-}
-
 #[test]
 fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     let mut secrets = Secrets::new();
@@ -178,7 +54,7 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     secrets.add("the database password", &pg_password);
     // Any other escaping of the password still holds its random part.
     secrets.add("the database password's random part", &pg_core);
-    let Some(role) = PgRole::create("flowgate_secrets", &pg_password) else { return };
+    let Some(role) = Role::create("flowgate_secrets", &pg_password) else { return };
     let ledger = role.url();
 
     // S3 on moto: credentials in the store URL; the worker gets them as variables.
@@ -207,15 +83,15 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     p.write("flowgate.toml", &config(&ledger, &store, &api, &down_api, ""));
     p.write("flows/guarded.py", FLOW);
     p.commit("v1");
-    let r = Runner {
-        p: &p,
-        env: moto
-            .env()
-            .into_iter()
-            .chain([(AUTH_VAR.into(), auth.clone()), (TOKEN_VAR.into(), token.clone())])
-            .collect(),
-        runs: Cell::new(0),
-    };
+    // Where flowgate finds the endpoint; credentials come from the URL or the worker's variables.
+    let env = vec![
+        ("AWS_ENDPOINT_URL".into(), moto.endpoint()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        (AUTH_VAR.into(), auth.clone()),
+        (TOKEN_VAR.into(), token.clone()),
+    ];
+    let r = Runner::new(&p, bin(), env);
 
     // The happy path, every command.
     let b1 = r.both(&["build"], 0)["build"]["id"].as_str().expect("build id").to_string();
@@ -279,7 +155,7 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     broken.record_runs();
     broken.write(".gitignore", ".flowgate/\n");
     broken.write("flows/guarded.py", FLOW);
-    let b = Runner { p: &broken, env: r.env.clone(), runs: Cell::new(0) };
+    let b = Runner::new(&broken, bin(), r.env().to_vec());
     let bad_ledgers = [
         // Unreachable server.
         (role.url_with_host("127.0.0.1", free_port()), 1),
@@ -315,7 +191,7 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
 
     // Everything that was printed, the ledger and what the server holds.
     let runs: Vec<RecordedRun> = p.recorded_runs().into_iter().chain(broken.recorded_runs()).collect();
-    assert_eq!(runs.len(), r.runs.get() + b.runs.get(), "the recording missed runs");
+    assert_eq!(runs.len(), r.runs() + b.runs(), "the recording missed runs");
     let mut hits = secrets.in_runs(&runs);
     let dump = ledger_dump(&ledger, p.path());
     assert!(dump.contains(&b2), "the dump shows the ledger's rows");
@@ -341,7 +217,7 @@ fn a_token_in_a_prefect_api_url_never_shows() {
     p.record_runs();
     p.write(".gitignore", ".flowgate/\n");
     p.write("flows/guarded.py", FLOW);
-    let r = Runner { p: &p, env: Vec::new(), runs: Cell::new(0) };
+    let r = Runner::new(&p, bin(), Vec::new());
     let urls = [
         format!("http://flowgate:{url_token}@127.0.0.1:{}/api", free_port()),
         format!("http://127.0.0.1:{}/api?token={url_token}", free_port()),
@@ -361,61 +237,23 @@ fn a_token_in_a_prefect_api_url_never_shows() {
         }
     }
     let runs = p.recorded_runs();
-    assert_eq!(runs.len(), r.runs.get(), "the recording missed runs");
+    assert_eq!(runs.len(), r.runs(), "the recording missed runs");
     let hits = secrets.in_runs(&runs);
     assert!(hits.is_empty(), "secrets shown ({}):\n{}", hits.len(), hits.join("\n"));
 }
 
-// ---- Fixtures: each shares no code with flowgate (raw HTTP, psql, coreutils).
+// ---- Fixtures: raw HTTP to the Prefect server (flowgate_testkit::http, the
+// Basic header by coreutils' base64) and the ledger read through its own API.
 
-/// `base64(text)` by the coreutils tool.
-fn base64(text: &str) -> String {
-    let mut child =
-        Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("base64");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
-    String::from_utf8(child.wait_with_output().expect("base64").stdout).expect("utf-8").trim().to_string()
-}
-
-/// Every byte but the unreserved ones as `%XX`.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// One HTTP/1.1 request to 127.0.0.1:`port`; returns status and body.
-fn http(port: u16, method: &str, path: &str, body: &str, auth: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let auth = auth.map(|a| format!("Authorization: Basic {}\r\n", base64(a))).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-    (status, body)
-}
-
-fn port_of(api: &str) -> u16 {
-    let authority = api.split("://").nth(1).and_then(|r| r.split('/').next()).expect("authority");
-    authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("port")
+/// One HTTP request to the Prefect server at `api`, with `auth` as HTTP Basic.
+fn prefect_request(api: &str, path: &str, auth: &str) -> (u16, String) {
+    let header = format!("Basic {}", base64(auth));
+    request(port_of(api), "POST", path, &[("Authorization", &header)], "{}")
 }
 
 /// Every deployment on the server, as the server sends it.
 fn deployments_json(api: &str, auth: &str) -> String {
-    let (status, body) = http(port_of(api), "POST", "/api/deployments/filter", "{}", Some(auth));
+    let (status, body) = prefect_request(api, "/api/deployments/filter", auth);
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -429,7 +267,7 @@ fn flow_run_and_pull_step(api: &str, auth: &str, name: &str) -> (String, String)
         .expect("pull script")
         .to_string();
     let path = format!("/api/deployments/{}/create_flow_run", deployment["id"].as_str().expect("id"));
-    let (status, body) = http(port_of(api), "POST", &path, "{}", Some(auth));
+    let (status, body) = prefect_request(api, &path, auth);
     assert_eq!(status, 201, "{body}");
     let run: serde_json::Value = serde_json::from_str(&body).expect("flow run JSON");
     (run["id"].as_str().expect("flow run id").to_string(), script)
@@ -442,126 +280,4 @@ fn ledger_dump(url: &str, base: &Path) -> String {
         let ledger = flowgate_ledger::open(&url, base).await.expect("open ledger");
         ledger.dump().await.expect("dump")
     })
-}
-
-/// `moto_server` on a free port, killed however the test ends.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("`moto_server` must be on PATH (scripts/test installs it)");
-        let moto = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "`moto_server` did not listen on port {port} within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    /// One unsigned request; moto accepts them.
-    fn create_bucket(&self, bucket: &str) {
-        let (status, body) = http(self.port, "PUT", &format!("/{bucket}"), "", None);
-        assert_eq!(status, 200, "creating bucket `{bucket}`: {body}");
-    }
-
-    /// Where flowgate finds the endpoint; credentials come from the URL or the worker's variables.
-    fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{}", self.port)),
-            ("AWS_ALLOW_HTTP".into(), "true".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-        ]
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const SERVER_VAR: &str = "FLOWGATE_TEST_POSTGRES_URL";
-const SKIP_VAR: &str = "FLOWGATE_SKIP_POSTGRES";
-const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A login role with a password and a database it owns, dropped at the end.
-struct PgRole {
-    server: String,
-    name: String,
-    password: String,
-    host: String,
-}
-
-fn psql(server: &str, sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server, "-c", sql])
-        .output()
-        .map_err(|e| format!("`psql` could not run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-impl PgRole {
-    /// None (skip) only when the server is unreachable and skipping was asked for.
-    fn create(prefix: &str, password: &str) -> Option<Self> {
-        let server = std::env::var(SERVER_VAR).unwrap_or_else(|_| DEFAULT_SERVER.into());
-        let name = format!("{prefix}_{}", std::process::id());
-        let drop_sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        if let Err(e) = psql(&server, &drop_sql) {
-            if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-                eprintln!("skipping: PostgreSQL is unreachable ({e}) and {SKIP_VAR}=1");
-                return None;
-            }
-            panic!("PostgreSQL is unreachable: {e}. Start it, point {SERVER_VAR} at it, or set {SKIP_VAR}=1");
-        }
-        psql(&server, &format!("DROP ROLE IF EXISTS {name}")).expect("drop old role");
-        let quoted = password.replace('\'', "''");
-        psql(&server, &format!("CREATE ROLE {name} LOGIN PASSWORD '{quoted}'")).expect("create role");
-        psql(&server, &format!("CREATE DATABASE {name} OWNER {name}")).expect("create database");
-        let rest = server.split_once("://").map_or("", |(_, r)| r);
-        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string();
-        Some(Self { server, name, password: password.to_string(), host })
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn url(&self) -> String {
-        self.url_with(&self.name, &self.host)
-    }
-
-    fn url_with_host(&self, host: &str, port: u16) -> String {
-        self.url_with(&self.name, &format!("{host}:{port}"))
-    }
-
-    fn url_with_user(&self, user: &str) -> String {
-        self.url_with(user, &self.host)
-    }
-
-    fn url_with(&self, user: &str, host: &str) -> String {
-        format!("postgres://{user}:{}@{host}/{}", percent_encode(&self.password), self.name)
-    }
-}
-
-impl Drop for PgRole {
-    fn drop(&mut self) {
-        let _ = psql(&self.server, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        let _ = psql(&self.server, &format!("DROP ROLE IF EXISTS {}", self.name));
-    }
 }
