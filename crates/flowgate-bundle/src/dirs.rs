@@ -1,11 +1,11 @@
-//! Stat'ing many files fast: every directory on the way to a selected file is
-//! opened once, relative to its parent and refusing symbolic links (a symlinked
-//! directory could lead outside the root), and each file is then stat'ed relative
-//! to its directory's handle, so the kernel resolves one name per file instead of
-//! the whole path.
+//! Stat'ing and opening many files fast: every directory on the way to a selected
+//! file is opened once, relative to its parent and refusing symbolic links (a
+//! symlinked directory could lead outside the root), and each file is then stat'ed
+//! and opened relative to its directory's handle, so the kernel resolves one name
+//! per file instead of the whole path.
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -17,16 +17,16 @@ use crate::BundleError;
 /// Handles of the root and of every directory that holds a selected file;
 /// `None` for a directory that does not exist (only when missing files are skipped).
 #[derive(Debug)]
-pub(crate) struct Dirs<'a> {
+pub(crate) struct Dirs {
     root: OwnedFd,
-    dirs: HashMap<&'a str, Option<OwnedFd>>,
+    dirs: HashMap<String, Option<OwnedFd>>,
 }
 
-impl<'a> Dirs<'a> {
+impl Dirs {
     /// Opens `root` and every ancestor directory of `selected` (relative,
     /// `/`-separated, checked paths). A missing directory is an error unless
     /// `skip_missing`; one that is not a real directory always is.
-    pub fn open(root: &Path, selected: &[&'a str], skip_missing: bool) -> Result<Self, BundleError> {
+    pub fn open(root: &Path, selected: &[&str], skip_missing: bool) -> Result<Self, BundleError> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root_fd =
             rustix::fs::open(root, flags, Mode::empty()).map_err(|e| BundleError::io("open", root)(e.into()))?;
@@ -35,7 +35,7 @@ impl<'a> Dirs<'a> {
         // Sorted, a parent comes before its children.
         wanted.sort_unstable();
         wanted.dedup();
-        let mut dirs: HashMap<&'a str, Option<OwnedFd>> = HashMap::with_capacity(wanted.len());
+        let mut dirs: HashMap<String, Option<OwnedFd>> = HashMap::with_capacity(wanted.len());
         for dir in wanted {
             let (parent, name) = match dir.rsplit_once('/') {
                 Some((parent, name)) => (dirs.get(parent).and_then(|fd| fd.as_ref().map(AsFd::as_fd)), name),
@@ -52,7 +52,7 @@ impl<'a> Dirs<'a> {
                     }
                 },
             };
-            dirs.insert(dir, opened);
+            dirs.insert(dir.to_string(), opened);
         }
         Ok(Self { root: root_fd, dirs })
     }
@@ -60,12 +60,24 @@ impl<'a> Dirs<'a> {
     /// The stat of `path` itself (a symbolic link is not followed); `NotFound`
     /// when it or a directory on its way is missing.
     pub fn stat(&self, path: &str) -> io::Result<Stat> {
+        let (dir, name) = self.parent_of(path)?;
+        Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    /// `path` opened for reading; a symbolic link is refused, not followed.
+    pub fn open_file(&self, path: &str) -> io::Result<File> {
+        let (dir, name) = self.parent_of(path)?;
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
+        Ok(File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?))
+    }
+
+    /// The handle of the directory holding `path`, and its last component.
+    fn parent_of<'p>(&self, path: &'p str) -> io::Result<(BorrowedFd<'_>, &'p str)> {
         let (dir, name) = match path.rsplit_once('/') {
             Some((parent, name)) => (self.dirs.get(parent).and_then(|fd| fd.as_ref().map(AsFd::as_fd)), name),
             None => (Some(self.root.as_fd()), path),
         };
-        let dir: BorrowedFd<'_> = dir.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok((dir.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?, name))
     }
 }
 

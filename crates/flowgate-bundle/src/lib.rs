@@ -26,6 +26,7 @@ mod json;
 mod options;
 mod pack;
 mod paths;
+mod read;
 mod scan;
 mod tarfmt;
 mod walk;

@@ -1,27 +1,24 @@
 //! Writing the deterministic archive: files read (and verified or hashed) in
-//! parallel on a reader thread, framed as tar in path order, compressed by zstd's
-//! worker threads, hashed as the bytes leave, so the digest is known the moment writing ends.
+//! parallel on a reader thread ([`crate::read`]), framed as tar in path order,
+//! compressed by zstd's worker threads, hashed as the bytes leave, so the digest is
+//! known the moment writing ends.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::ops::Range;
 use std::path::Path;
 
 use flowgate_core::{Digest, Manifest};
-use rayon::prelude::*;
 
+use crate::dirs::Dirs;
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
+use crate::read::{batches, is_large, read_batch, ReadBatch};
 use crate::scan::{check_file_size, manifest_key, FileHasher, Outcome, Slot, NO_MD5};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::{paths, BundleError};
 
 /// zstd level of every bundle; part of the format (changing it changes digests).
 pub const ZSTD_LEVEL: i32 = 3;
-/// Files up to this size are read whole, in parallel, in batches of this many bytes.
-const SMALL_FILE: u64 = 4 << 20;
-const BATCH_BYTES: u64 = 32 << 20;
-const BATCH_FILES: usize = 512;
 /// Padding source: at most a block's worth is ever needed.
 const ZEROS: [u8; BLOCK as usize] = [0; BLOCK as usize];
 /// The finished part of the archive is handed to the kernel for writeback every
@@ -55,7 +52,9 @@ pub fn write_archive(
             Slot { path: f.path.clone(), stat, executable: f.executable, known: Some(known) }
         })
         .collect();
-    let (_, packed) = write_slots(root, &slots, out, 0, opts)?;
+    let paths: Vec<&str> = slots.iter().map(|s| s.path.as_str()).collect();
+    let dirs = Dirs::open(root, &paths, false)?;
+    let (_, packed) = write_slots(&dirs, root, &slots, out, 0, opts)?;
     if let Some(path) = &opts.index_path {
         let mut index = Index::load(path);
         index.remember_archive(manifest_key(manifest), packed.digest);
@@ -64,14 +63,15 @@ pub fn write_archive(
     Ok(packed)
 }
 
-/// One step of writing: a batch of small files read in parallel, or one large file streamed.
-type Batch = Result<Vec<(Vec<u8>, Outcome)>, BundleError>;
+/// One step of reading: a batch of small files, read in parallel into one buffer.
+type Batch = Result<ReadBatch, BundleError>;
 
 /// Writes the archive of `slots` (sorted by path), reading each file once: a thread
 /// reads and hashes batches of small files (in parallel) while this one frames them
 /// as tar and feeds zstd, whose own workers compress. Vouched files are checked
 /// against their known hash; the others are hashed on the way.
 pub(crate) fn write_slots(
+    dirs: &Dirs,
     root: &Path,
     slots: &[Slot],
     out: &mut File,
@@ -97,11 +97,13 @@ pub(crate) fn write_slots(
     let mut header = Vec::with_capacity(3 * BLOCK as usize);
     std::thread::scope(|scope| -> Result<(), BundleError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        // Written buffers come back to the reader, which reuses them.
+        let (give_back, written) = std::sync::mpsc::channel::<Vec<u8>>();
         let small = batches.iter().filter(|r| !is_large(slots, r)).cloned().collect::<Vec<_>>();
         scope.spawn(move || {
             for range in small {
-                let batch: Batch =
-                    slots[range].par_iter().map(|slot| read_small(root, slot, started_ns, opts)).collect();
+                let buffer = written.try_recv().unwrap_or_default();
+                let batch = read_batch(dirs, root, &slots[range], buffer, started_ns, opts);
                 let failed = batch.is_err();
                 if tx.send(batch).is_err() || failed {
                     break;
@@ -110,19 +112,23 @@ pub(crate) fn write_slots(
         });
         for range in &batches {
             if is_large(slots, range) {
-                outcomes.push(write_large(&mut encoder, root, &slots[range.start], started_ns, opts, &mut header)?);
+                let slot = &slots[range.start];
+                outcomes.push(write_large(&mut encoder, dirs, root, slot, started_ns, opts, &mut header)?);
             } else {
                 let stopped = || BundleError::archive("read files for")(io::Error::other("the reader stopped"));
-                for (slot, (data, outcome)) in slots[range.clone()].iter().zip(rx.recv().map_err(|_| stopped())??) {
+                let batch = rx.recv().map_err(|_| stopped())??;
+                let mut at = 0;
+                for (slot, outcome) in slots[range.clone()].iter().zip(batch.outcomes) {
                     header.clear();
                     file_header(&slot.path, outcome.size, slot.executable, &mut header);
-                    // Three writes, not one buffer: zstd copies its input anyway, so
-                    // gathering header and data first would copy every byte twice.
-                    for part in [&header[..], &data, &ZEROS[..padding(outcome.size)]] {
+                    let data = &batch.data[at..at + outcome.size as usize];
+                    at += data.len();
+                    for part in [&header[..], data, &ZEROS[..padding(outcome.size)]] {
                         encoder.write_all(part).map_err(BundleError::archive("compress"))?;
                     }
                     outcomes.push(outcome);
                 }
+                let _ = give_back.send(batch.data);
             }
             opts.report(PackProgress::Written { done: range.end as u64, total });
         }
@@ -139,31 +145,6 @@ pub(crate) fn write_slots(
 /// How many zstd workers: every core, capped (more rarely helps at level 3).
 fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8) as u32
-}
-
-/// The slots in write order: runs of small files, and each large file alone.
-fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < slots.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < slots.len() && end - start < BATCH_FILES && slots[end].stat.size <= SMALL_FILE {
-            if end > start && bytes + slots[end].stat.size > BATCH_BYTES {
-                break;
-            }
-            bytes += slots[end].stat.size;
-            end += 1;
-        }
-        let end = end.max(start + 1);
-        out.push(start..end);
-        start = end;
-    }
-    out
-}
-
-fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
-    range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
 }
 
 fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleError> {
@@ -198,38 +179,10 @@ fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleE
     Ok(())
 }
 
-/// Reads one small file whole: checked against its known hash, or hashed.
-fn read_small(
-    root: &Path,
-    slot: &Slot,
-    started_ns: i64,
-    opts: &PackOptions,
-) -> Result<(Vec<u8>, Outcome), BundleError> {
-    let full = root.join(&slot.path);
-    let mut file = File::open(&full).map_err(BundleError::io("open", &full))?;
-    let mut data = Vec::with_capacity(slot.stat.size as usize + 1);
-    file.read_to_end(&mut data).map_err(BundleError::io("read", &full))?;
-    let size = data.len() as u64;
-    let outcome = match slot.known {
-        Some(known) => {
-            if size != slot.stat.size || Digest::of(&data) != known.blake3 {
-                return Err(BundleError::Changed { path: slot.path.clone() });
-            }
-            Outcome { size, hashed: known, cacheable: true, read: false }
-        }
-        None => {
-            check_file_size(&slot.path, size, opts)?;
-            let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
-            hasher.update(&data);
-            hasher.finish(slot, &file, started_ns)?
-        }
-    };
-    Ok((data, outcome))
-}
-
 /// Streams one large file into the archive, hashing as it goes.
 fn write_large(
     out: &mut impl Write,
+    dirs: &Dirs,
     root: &Path,
     slot: &Slot,
     started_ns: i64,
@@ -237,7 +190,7 @@ fn write_large(
     header: &mut Vec<u8>,
 ) -> Result<Outcome, BundleError> {
     let full = root.join(&slot.path);
-    let file = File::open(&full).map_err(BundleError::io("open", &full))?;
+    let file = dirs.open_file(&slot.path).map_err(BundleError::io("open", &full))?;
     let size = slot.stat.size;
     check_file_size(&slot.path, size, opts)?;
     header.clear();

@@ -60,6 +60,7 @@ pub(crate) struct Outcome {
 #[derive(Debug)]
 pub struct Plan {
     root: PathBuf,
+    dirs: Dirs,
     slots: Vec<Slot>,
     index: Index,
     started_ns: i64,
@@ -103,7 +104,7 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
             format!("the files add up to {total_bytes} bytes, more than the limit of {}", limits.max_total_bytes);
         return Err(BundleError::TooLarge { detail });
     }
-    let plan = Plan { root: root.to_path_buf(), slots, index, started_ns, opts: opts.clone() };
+    let plan = Plan { root: root.to_path_buf(), dirs, slots, index, started_ns, opts: opts.clone() };
     tracing::debug!(files = plan.slots.len(), unknown = plan.unknown(), "planned");
     Ok(plan)
 }
@@ -117,7 +118,7 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
         .par_iter()
         .map(|slot| match slot.known {
             Some(known) => Ok(Outcome { size: slot.stat.size, hashed: known, cacheable: true, read: false }),
-            None => hash_file(&plan.root, slot, plan.started_ns, &plan.opts),
+            None => hash_file(&plan.dirs, &plan.root, slot, plan.started_ns, &plan.opts),
         })
         .collect::<Result<_, _>>()?;
     let (manifest, hashed) = plan.finish(&outcomes, None);
@@ -165,7 +166,7 @@ impl Plan {
     /// the way into the archive. Returns the manifest, how many files were hashed,
     /// and the archive; the index learns both.
     pub fn write(self, out: &mut File) -> Result<(Scan, Packed), BundleError> {
-        let outcomes = write_slots(&self.root, &self.slots, out, self.started_ns, &self.opts)?;
+        let outcomes = write_slots(&self.dirs, &self.root, &self.slots, out, self.started_ns, &self.opts)?;
         let packed = outcomes.1;
         let (manifest, hashed) = self.finish(&outcomes.0, Some(packed.digest));
         Ok((Scan { manifest, known_digest: Some(packed.digest), hashed }, packed))
@@ -204,7 +205,7 @@ impl Plan {
 /// the options say to leave those out.
 fn stat_one(
     root: &Path,
-    dirs: &Dirs<'_>,
+    dirs: &Dirs,
     path: &str,
     index: &Index,
     opts: &PackOptions,
@@ -235,9 +236,15 @@ fn stat_one(
 }
 
 /// Reads and hashes one file the index did not vouch for.
-fn hash_file(root: &Path, slot: &Slot, started_ns: i64, opts: &PackOptions) -> Result<Outcome, BundleError> {
+fn hash_file(
+    dirs: &Dirs,
+    root: &Path,
+    slot: &Slot,
+    started_ns: i64,
+    opts: &PackOptions,
+) -> Result<Outcome, BundleError> {
     let full = root.join(&slot.path);
-    let mut file = File::open(&full).map_err(BundleError::io("open", &full))?;
+    let mut file = dirs.open_file(&slot.path).map_err(BundleError::io("open", &full))?;
     let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -1,0 +1,133 @@
+//! Reading the selected files for the archive: small files in batches, each batch
+//! read in parallel into one buffer (the files back to back) that is handed back
+//! and reused once written, so no byte is copied or page-faulted in twice; each
+//! large file alone, streamed by the writer.
+
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::dirs::Dirs;
+use crate::options::PackOptions;
+use crate::scan::{check_file_size, FileHasher, Outcome, Slot};
+use crate::BundleError;
+
+/// Files up to this size are read whole, in parallel, in batches of this many bytes.
+pub(crate) const SMALL_FILE: u64 = 4 << 20;
+const BATCH_BYTES: u64 = 32 << 20;
+const BATCH_FILES: usize = 512;
+
+/// A run of small files read: their bytes back to back in `data`, in slot order.
+#[derive(Debug)]
+pub(crate) struct ReadBatch {
+    pub data: Vec<u8>,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The slots in write order: runs of small files, and each large file alone.
+pub(crate) fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < slots.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < slots.len() && end - start < BATCH_FILES && slots[end].stat.size <= SMALL_FILE {
+            if end > start && bytes + slots[end].stat.size > BATCH_BYTES {
+                break;
+            }
+            bytes += slots[end].stat.size;
+            end += 1;
+        }
+        let end = end.max(start + 1);
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+pub(crate) fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
+    range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
+}
+
+/// Reads `slots` (small files) in parallel into `data`, reusing its allocation:
+/// each file must still have the size it was stat'ed with, and is checked against
+/// its known hash or hashed.
+pub(crate) fn read_batch(
+    dirs: &Dirs,
+    root: &Path,
+    slots: &[Slot],
+    mut data: Vec<u8>,
+    started_ns: i64,
+    opts: &PackOptions,
+) -> Result<ReadBatch, BundleError> {
+    let total: usize = slots.iter().map(|s| s.stat.size as usize).sum();
+    // Grown (zero-filled) only past what earlier batches already used.
+    if data.len() < total {
+        data.resize(total, 0);
+    }
+    let mut parts = Vec::with_capacity(slots.len());
+    let mut rest = &mut data[..total];
+    for slot in slots {
+        let (part, tail) = rest.split_at_mut(slot.stat.size as usize);
+        parts.push(part);
+        rest = tail;
+    }
+    let outcomes = slots
+        .par_iter()
+        .zip(parts)
+        .map(|(slot, part)| read_small(dirs, root, slot, part, started_ns, opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    data.truncate(total);
+    Ok(ReadBatch { data, outcomes })
+}
+
+/// Reads one small file into `buf`, which has exactly its stat'ed size.
+fn read_small(
+    dirs: &Dirs,
+    root: &Path,
+    slot: &Slot,
+    buf: &mut [u8],
+    started_ns: i64,
+    opts: &PackOptions,
+) -> Result<Outcome, BundleError> {
+    let full = || root.join(&slot.path);
+    let mut file = dirs.open_file(&slot.path).map_err(|e| BundleError::io("open", &full())(e))?;
+    let changed = || BundleError::Changed { path: slot.path.clone() };
+    match file.read_exact(buf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(changed()),
+        Err(e) => return Err(BundleError::io("read", &full())(e)),
+    }
+    if !at_end(&mut file).map_err(|e| BundleError::io("read", &full())(e))? {
+        return Err(changed());
+    }
+    let size = buf.len() as u64;
+    match slot.known {
+        Some(known) => {
+            if flowgate_core::Digest::of(buf) != known.blake3 {
+                return Err(changed());
+            }
+            Ok(Outcome { size, hashed: known, cacheable: true, read: false })
+        }
+        None => {
+            check_file_size(&slot.path, size, opts)?;
+            let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
+            hasher.update(buf);
+            hasher.finish(slot, &file, started_ns)
+        }
+    }
+}
+
+/// Whether `file` has no byte left (it did not grow since it was stat'ed).
+fn at_end(file: &mut std::fs::File) -> io::Result<bool> {
+    let mut probe = [0u8; 1];
+    loop {
+        match file.read(&mut probe) {
+            Ok(n) => return Ok(n == 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
