@@ -117,18 +117,9 @@ pub(crate) fn write_slots(
             } else {
                 let stopped = || BundleError::archive("read files for")(io::Error::other("the reader stopped"));
                 let batch = rx.recv().map_err(|_| stopped())??;
-                let mut at = 0;
-                for (slot, outcome) in slots[range.clone()].iter().zip(batch.outcomes) {
-                    header.clear();
-                    file_header(&slot.path, outcome.size, slot.executable, &mut header);
-                    let data = &batch.data[at..at + outcome.size as usize];
-                    at += data.len();
-                    for part in [&header[..], data, &ZEROS[..padding(outcome.size)]] {
-                        encoder.write_all(part).map_err(BundleError::archive("compress"))?;
-                    }
-                    outcomes.push(outcome);
-                }
-                let _ = give_back.send(batch.data);
+                encoder.write_all(&batch.tar).map_err(BundleError::archive("compress"))?;
+                outcomes.extend(batch.outcomes);
+                let _ = give_back.send(batch.tar);
             }
             opts.report(PackProgress::Written { done: range.end as u64, total });
         }

@@ -1,7 +1,8 @@
 //! Reading the selected files for the archive: small files in batches, each batch
-//! read in parallel into one buffer (the files back to back) that is handed back
-//! and reused once written, so no byte is copied or page-faulted in twice; each
-//! large file alone, streamed by the writer.
+//! read in parallel straight into its place in one buffer already laid out as tar
+//! (header, bytes, padding per file), so the writer hands zstd one slice per batch
+//! and the buffer comes back to be reused: no byte is copied or page-faulted in
+//! twice. Each large file is alone, streamed by the writer.
 
 use std::io::{self, Read};
 use std::ops::Range;
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 use crate::dirs::Dirs;
 use crate::options::PackOptions;
 use crate::scan::{check_file_size, FileHasher, Outcome, Slot};
+use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::BundleError;
 
 /// Files up to this size are read whole, in parallel, in batches of this many bytes.
@@ -19,10 +21,11 @@ pub(crate) const SMALL_FILE: u64 = 4 << 20;
 const BATCH_BYTES: u64 = 32 << 20;
 const BATCH_FILES: usize = 512;
 
-/// A run of small files read: their bytes back to back in `data`, in slot order.
+/// A run of small files read: `tar` holds their entries (header, bytes, padding)
+/// back to back, in slot order.
 #[derive(Debug)]
 pub(crate) struct ReadBatch {
-    pub data: Vec<u8>,
+    pub tar: Vec<u8>,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -51,36 +54,50 @@ pub(crate) fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
     range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
 }
 
-/// Reads `slots` (small files) in parallel into `data`, reusing its allocation:
-/// each file must still have the size it was stat'ed with, and is checked against
-/// its known hash or hashed.
+/// Reads `slots` (small files) in parallel into `tar`, reusing its allocation,
+/// each file's bytes between its header and its padding. Each file must still
+/// have the size it was stat'ed with (the header says so), and is checked
+/// against its known hash or hashed.
 pub(crate) fn read_batch(
     dirs: &Dirs,
     root: &Path,
     slots: &[Slot],
-    mut data: Vec<u8>,
+    mut tar: Vec<u8>,
     started_ns: i64,
     opts: &PackOptions,
 ) -> Result<ReadBatch, BundleError> {
-    let total: usize = slots.iter().map(|s| s.stat.size as usize).sum();
+    let headers: Vec<Vec<u8>> = slots
+        .iter()
+        .map(|slot| {
+            let mut header = Vec::with_capacity(BLOCK as usize);
+            file_header(&slot.path, slot.stat.size, slot.executable, &mut header);
+            header
+        })
+        .collect();
+    let total: usize =
+        slots.iter().zip(&headers).map(|(s, h)| h.len() + s.stat.size as usize + padding(s.stat.size)).sum();
     // Grown (zero-filled) only past what earlier batches already used.
-    if data.len() < total {
-        data.resize(total, 0);
+    if tar.len() < total {
+        tar.resize(total, 0);
     }
-    let mut parts = Vec::with_capacity(slots.len());
-    let mut rest = &mut data[..total];
-    for slot in slots {
-        let (part, tail) = rest.split_at_mut(slot.stat.size as usize);
-        parts.push(part);
+    let mut bodies = Vec::with_capacity(slots.len());
+    let mut rest = &mut tar[..total];
+    for (slot, header) in slots.iter().zip(&headers) {
+        let (head, tail) = rest.split_at_mut(header.len());
+        head.copy_from_slice(header);
+        let (body, tail) = tail.split_at_mut(slot.stat.size as usize);
+        let (pad, tail) = tail.split_at_mut(padding(slot.stat.size));
+        pad.fill(0);
+        bodies.push(body);
         rest = tail;
     }
     let outcomes = slots
         .par_iter()
-        .zip(parts)
-        .map(|(slot, part)| read_small(dirs, root, slot, part, started_ns, opts))
+        .zip(bodies)
+        .map(|(slot, body)| read_small(dirs, root, slot, body, started_ns, opts))
         .collect::<Result<Vec<_>, _>>()?;
-    data.truncate(total);
-    Ok(ReadBatch { data, outcomes })
+    tar.truncate(total);
+    Ok(ReadBatch { tar, outcomes })
 }
 
 /// Reads one small file into `buf`, which has exactly its stat'ed size.
