@@ -41,7 +41,11 @@ impl Repo {
     /// The commit and branch of HEAD and the tracked files that differ from it
     /// (staged or not), from one `git status`. A rename or copy lists both paths.
     pub fn status(&self) -> Result<Status> {
-        let out = self.git(&["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"])?;
+        // Without preloading the index on threads: build stats every file itself
+        // at the same time, so git's extra threads would only compete for the cores.
+        let args =
+            ["-c", "core.preloadIndex=false", "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no"];
+        let out = self.git(&args)?;
         parse_status(&out)
     }
 
