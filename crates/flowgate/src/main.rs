@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Err(err) => return command_line_error(&err),
     };
     init_tracing(cli.global.verbose, cli.global.quiet);
+    raise_open_files_limit();
     let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -88,4 +89,19 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs do at start:
+/// packing holds a handle on every directory of the tree at once, and a repository
+/// with more directories than the common soft limit of 1,024 would otherwise fail
+/// with "Too many open files". Best effort: a failure leaves the limit as it was.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "cannot raise the open files limit");
+        }
+    }
 }
