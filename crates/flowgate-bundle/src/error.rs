@@ -53,6 +53,10 @@ pub enum BundleError {
     #[error("Bundle {bundle} is malformed: {reason}")]
     Malformed { bundle: String, reason: String },
 
+    /// The caller cancelled packing ([`crate::PackOptions::cancel`]).
+    #[error("Packing was cancelled")]
+    Cancelled,
+
     /// A manifest document could not be read.
     #[error("Failed to parse a bundle manifest: {reason}")]
     Manifest {

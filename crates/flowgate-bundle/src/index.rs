@@ -15,7 +15,7 @@ const MAGIC: &[u8; 8] = b"FGIDX\0\0\x01";
 const MAX_ARCHIVES: usize = 64;
 
 /// The parts of a stat that change when a file's content may have changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct FileStat {
     pub size: u64,
     pub mtime_ns: i64,

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use flowgate_core::manifest::keeps_md5;
@@ -47,6 +48,9 @@ pub struct PackOptions {
     /// `None` keeps one for every `*.py` file. MD5 is a second pass over every byte
     /// it covers, so a build hashes only the files that need one.
     pub md5_only_for: Option<Arc<BTreeSet<String>>>,
+    /// Set to stop packing early: a caller that packs while it still checks
+    /// whether it may build at all sets it when the answer is no.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl PackOptions {
@@ -56,6 +60,10 @@ impl PackOptions {
             Some(paths) => paths.contains(path),
             None => keeps_md5(path),
         }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     pub(crate) fn report(&self, progress: PackProgress) {
@@ -73,6 +81,7 @@ impl fmt::Debug for PackOptions {
             .field("limits", &self.limits)
             .field("skip_missing", &self.skip_missing)
             .field("md5_only_for", &self.md5_only_for)
+            .field("cancel", &self.cancel)
             .finish()
     }
 }

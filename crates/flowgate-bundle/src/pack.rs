@@ -12,7 +12,7 @@ use flowgate_core::{Digest, Manifest};
 use crate::dirs::Dirs;
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
-use crate::read::{batches, is_large, read_batch, ReadBatch};
+use crate::read::{Piece, Reader};
 use crate::scan::{check_file_size, manifest_key, FileHasher, Outcome, Slot, NO_MD5};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::{paths, BundleError};
@@ -54,7 +54,8 @@ pub fn write_archive(
         .collect();
     let paths: Vec<&str> = slots.iter().map(|s| s.path.as_str()).collect();
     let dirs = Dirs::open(root, &paths, false)?;
-    let (_, packed) = write_slots(&dirs, root, &slots, out, 0, opts)?;
+    let reader = Reader { dirs: &dirs, root, slots: &slots, stat_deferred: false, started_ns: 0, opts };
+    let (_, _, packed) = write_slots(&reader, out)?;
     if let Some(path) = &opts.index_path {
         let mut index = Index::load(path);
         index.remember_archive(manifest_key(manifest), packed.digest);
@@ -63,22 +64,16 @@ pub fn write_archive(
     Ok(packed)
 }
 
-/// One step of reading: a batch of small files, read in parallel into one buffer.
-type Batch = Result<ReadBatch, BundleError>;
-
-/// Writes the archive of `slots` (sorted by path), reading each file once: a thread
-/// reads and hashes batches of small files (in parallel) while this one frames them
-/// as tar and feeds zstd, whose own workers compress. Vouched files are checked
-/// against their known hash; the others are hashed on the way.
+/// Writes the archive of the reader's slots (sorted by path), reading each file
+/// once: a thread reads and hashes batches of small files (in parallel) while this
+/// one feeds them to zstd, whose own workers compress, and streams large files.
+/// Vouched files are checked against their known hash; the others are hashed on
+/// the way. Returns the slots as stat'ed, with what each file turned out to be.
 pub(crate) fn write_slots(
-    dirs: &Dirs,
-    root: &Path,
-    slots: &[Slot],
+    reader: &Reader<'_>,
     out: &mut File,
-    started_ns: i64,
-    opts: &PackOptions,
-) -> Result<(Vec<Outcome>, Packed), BundleError> {
-    let _span = tracing::info_span!("write_slots", root = %root.display(), files = slots.len()).entered();
+) -> Result<(Vec<Slot>, Vec<Outcome>, Packed), BundleError> {
+    let _span = tracing::info_span!("write_slots", root = %reader.root.display(), files = reader.slots.len()).entered();
     let sink = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, out),
         hasher: blake3::Hasher::new(),
@@ -91,37 +86,32 @@ pub(crate) fn write_slots(
     encoder.multithread(zstd_workers()).map_err(BundleError::archive("configure"))?;
     encoder.include_checksum(true).map_err(BundleError::archive("configure"))?;
 
-    let batches = batches(slots);
-    let total = slots.len() as u64;
-    let mut outcomes = Vec::with_capacity(slots.len());
+    let total = reader.slots.len() as u64;
+    let mut slots = Vec::with_capacity(reader.slots.len());
+    let mut outcomes = Vec::with_capacity(reader.slots.len());
     let mut header = Vec::with_capacity(3 * BLOCK as usize);
     std::thread::scope(|scope| -> Result<(), BundleError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-        // Written buffers come back to the reader, which reuses them.
+        let (tx, pieces) = std::sync::mpsc::sync_channel::<Result<Piece, BundleError>>(2);
+        // Written buffers go back to the reader, which reuses them.
         let (give_back, written) = std::sync::mpsc::channel::<Vec<u8>>();
-        let small = batches.iter().filter(|r| !is_large(slots, r)).cloned().collect::<Vec<_>>();
-        scope.spawn(move || {
-            for range in small {
-                let buffer = written.try_recv().unwrap_or_default();
-                let batch = read_batch(dirs, root, &slots[range], buffer, started_ns, opts);
-                let failed = batch.is_err();
-                if tx.send(batch).is_err() || failed {
-                    break;
+        scope.spawn(move || reader.run(tx, written));
+        for piece in pieces {
+            if reader.opts.cancelled() {
+                return Err(BundleError::Cancelled);
+            }
+            match piece? {
+                Piece::Small { slots: read, batch } => {
+                    encoder.write_all(&batch.tar).map_err(BundleError::archive("compress"))?;
+                    outcomes.extend(batch.outcomes);
+                    slots.extend(read);
+                    let _ = give_back.send(batch.tar);
+                }
+                Piece::Large(slot) => {
+                    outcomes.push(write_large(&mut encoder, reader, &slot, &mut header)?);
+                    slots.push(slot);
                 }
             }
-        });
-        for range in &batches {
-            if is_large(slots, range) {
-                let slot = &slots[range.start];
-                outcomes.push(write_large(&mut encoder, dirs, root, slot, started_ns, opts, &mut header)?);
-            } else {
-                let stopped = || BundleError::archive("read files for")(io::Error::other("the reader stopped"));
-                let batch = rx.recv().map_err(|_| stopped())??;
-                encoder.write_all(&batch.tar).map_err(BundleError::archive("compress"))?;
-                outcomes.extend(batch.outcomes);
-                let _ = give_back.send(batch.tar);
-            }
-            opts.report(PackProgress::Written { done: range.end as u64, total });
+            opts_report(reader, slots.len() as u64, total);
         }
         Ok(())
     })?;
@@ -130,7 +120,11 @@ pub(crate) fn write_slots(
     sink.inner.flush().map_err(BundleError::archive("write"))?;
     let packed = Packed { digest: Digest::from_bytes(*sink.hasher.finalize().as_bytes()), size: sink.written };
     tracing::info!(digest = %packed.digest, size = packed.size, "archive written");
-    Ok((outcomes, packed))
+    Ok((slots, outcomes, packed))
+}
+
+fn opts_report(reader: &Reader<'_>, done: u64, total: u64) {
+    reader.opts.report(PackProgress::Written { done, total });
 }
 
 /// How many zstd workers: every core, capped (more rarely helps at level 3).
@@ -173,15 +167,13 @@ fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleE
 /// Streams one large file into the archive, hashing as it goes.
 fn write_large(
     out: &mut impl Write,
-    dirs: &Dirs,
-    root: &Path,
+    reader: &Reader<'_>,
     slot: &Slot,
-    started_ns: i64,
-    opts: &PackOptions,
     header: &mut Vec<u8>,
 ) -> Result<Outcome, BundleError> {
-    let full = root.join(&slot.path);
-    let file = dirs.open_file(&slot.path).map_err(BundleError::io("open", &full))?;
+    let (opts, started_ns) = (reader.opts, reader.started_ns);
+    let full = reader.root.join(&slot.path);
+    let file = reader.dirs.open_file(&slot.path).map_err(BundleError::io("open", &full))?;
     let size = slot.stat.size;
     check_file_size(&slot.path, size, opts)?;
     header.clear();

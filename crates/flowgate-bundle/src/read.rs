@@ -2,17 +2,21 @@
 //! read in parallel straight into its place in one buffer already laid out as tar
 //! (header, bytes, padding per file), so the writer hands zstd one slice per batch
 //! and the buffer comes back to be reused: no byte is copied or page-faulted in
-//! twice. Each large file is alone, streamed by the writer.
+//! twice. Each large file is alone, streamed by the writer. When the plan did not
+//! stat the files (a first build: nothing to vouch for), the reader stats them a
+//! chunk at a time, so compression starts after the first chunk, not the last.
 
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use rayon::prelude::*;
 
 use crate::dirs::Dirs;
+use crate::index::Index;
 use crate::options::PackOptions;
-use crate::scan::{check_file_size, FileHasher, Outcome, Slot};
+use crate::scan::{check_file_size, stat_one, FileHasher, Outcome, Slot};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::BundleError;
 
@@ -29,8 +33,80 @@ pub(crate) struct ReadBatch {
     pub outcomes: Vec<Outcome>,
 }
 
+/// The next piece of the archive, in path order: small files read into a tar
+/// buffer, or one large file for the writer to stream. Each carries its slots,
+/// stat'ed.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    Small { slots: Vec<Slot>, batch: ReadBatch },
+    Large(Slot),
+}
+
+/// Where the reader runs: the files to read, whether they still need their stat,
+/// and the channels to the writer (pieces out, written buffers back).
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    pub dirs: &'a Dirs,
+    pub root: &'a Path,
+    pub slots: &'a [Slot],
+    pub stat_deferred: bool,
+    pub started_ns: i64,
+    pub opts: &'a PackOptions,
+}
+
+impl Reader<'_> {
+    /// Sends every piece in path order; stops at the first error (sent too) or
+    /// when the writer hangs up.
+    pub fn run(&self, pieces: SyncSender<Result<Piece, BundleError>>, written: Receiver<Vec<u8>>) {
+        let mut total_bytes = 0u64;
+        for chunk in self.slots.chunks(BATCH_FILES) {
+            let stated = match self.stated(chunk, &mut total_bytes) {
+                Ok(stated) => stated,
+                Err(e) => {
+                    let _ = pieces.send(Err(e));
+                    return;
+                }
+            };
+            for range in batches(&stated) {
+                let piece = if is_large(&stated, &range) {
+                    Ok(Piece::Large(stated[range.start].clone()))
+                } else {
+                    let buffer = written.try_recv().unwrap_or_default();
+                    read_batch(self, &stated[range.clone()], buffer)
+                        .map(|batch| Piece::Small { slots: stated[range].to_vec(), batch })
+                };
+                let failed = piece.is_err();
+                if pieces.send(piece).is_err() || failed {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The chunk's slots with their stat: as planned, or stat'ed now (missing
+    /// files left out when the options say so), keeping the total under the limit.
+    fn stated(&self, chunk: &[Slot], total_bytes: &mut u64) -> Result<Vec<Slot>, BundleError> {
+        if !self.stat_deferred {
+            return Ok(chunk.to_vec());
+        }
+        let nothing_known = Index::default();
+        let stated: Vec<Option<Slot>> = chunk
+            .par_iter()
+            .map(|slot| stat_one(self.root, self.dirs, &slot.path, &nothing_known, self.opts))
+            .collect::<Result<_, _>>()?;
+        let stated: Vec<Slot> = stated.into_iter().flatten().collect();
+        *total_bytes += stated.iter().map(|s| s.stat.size).sum::<u64>();
+        let max = self.opts.limits.max_total_bytes;
+        if *total_bytes > max {
+            let detail = format!("the files add up to more than {max} bytes, the limit");
+            return Err(BundleError::TooLarge { detail });
+        }
+        Ok(stated)
+    }
+}
+
 /// The slots in write order: runs of small files, and each large file alone.
-pub(crate) fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
+fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < slots.len() {
@@ -50,7 +126,7 @@ pub(crate) fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
     out
 }
 
-pub(crate) fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
+fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
     range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
 }
 
@@ -58,14 +134,7 @@ pub(crate) fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
 /// each file's bytes between its header and its padding. Each file must still
 /// have the size it was stat'ed with (the header says so), and is checked
 /// against its known hash or hashed.
-pub(crate) fn read_batch(
-    dirs: &Dirs,
-    root: &Path,
-    slots: &[Slot],
-    mut tar: Vec<u8>,
-    started_ns: i64,
-    opts: &PackOptions,
-) -> Result<ReadBatch, BundleError> {
+fn read_batch(reader: &Reader<'_>, slots: &[Slot], mut tar: Vec<u8>) -> Result<ReadBatch, BundleError> {
     let headers: Vec<Vec<u8>> = slots
         .iter()
         .map(|slot| {
@@ -94,21 +163,15 @@ pub(crate) fn read_batch(
     let outcomes = slots
         .par_iter()
         .zip(bodies)
-        .map(|(slot, body)| read_small(dirs, root, slot, body, started_ns, opts))
+        .map(|(slot, body)| read_small(reader, slot, body))
         .collect::<Result<Vec<_>, _>>()?;
     tar.truncate(total);
     Ok(ReadBatch { tar, outcomes })
 }
 
 /// Reads one small file into `buf`, which has exactly its stat'ed size.
-fn read_small(
-    dirs: &Dirs,
-    root: &Path,
-    slot: &Slot,
-    buf: &mut [u8],
-    started_ns: i64,
-    opts: &PackOptions,
-) -> Result<Outcome, BundleError> {
+fn read_small(reader: &Reader<'_>, slot: &Slot, buf: &mut [u8]) -> Result<Outcome, BundleError> {
+    let (dirs, root, opts) = (reader.dirs, reader.root, reader.opts);
     let full = || root.join(&slot.path);
     let mut file = dirs.open_file(&slot.path).map_err(|e| BundleError::io("open", &full())(e))?;
     let changed = || BundleError::Changed { path: slot.path.clone() };
@@ -132,7 +195,7 @@ fn read_small(
             check_file_size(&slot.path, size, opts)?;
             let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
             hasher.update(buf);
-            hasher.finish(slot, &file, started_ns)
+            hasher.finish(slot, &file, reader.started_ns)
         }
     }
 }

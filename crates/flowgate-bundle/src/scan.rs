@@ -18,6 +18,7 @@ use crate::dirs::Dirs;
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
 use crate::pack::{write_slots, Packed};
+use crate::read::Reader;
 use crate::{paths, BundleError};
 
 /// A file whose stat changed this recently before the scan began is hashed again
@@ -62,13 +63,22 @@ pub struct Plan {
     root: PathBuf,
     dirs: Dirs,
     slots: Vec<Slot>,
+    /// The slots hold paths only: with nothing in the index to vouch for, the
+    /// files are stat'ed as they are written (see [`crate::read`]).
+    stat_deferred: bool,
     index: Index,
     started_ns: i64,
     opts: PackOptions,
 }
 
-/// Stats every selected file (relative `/`-separated paths under `root`) and looks it up in the index.
+/// Stats every selected file (relative `/`-separated paths under `root`) and looks
+/// it up in the index. With an empty index (a first build) nothing could be
+/// vouched for, so the stat is left to [`Plan::write`], which then starts at once.
 pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, BundleError> {
+    plan_with(root, files, opts, true)
+}
+
+fn plan_with(root: &Path, files: &[String], opts: &PackOptions, may_defer: bool) -> Result<Plan, BundleError> {
     let _span = tracing::info_span!("plan", root = %root.display(), files = files.len()).entered();
     let limits = opts.limits;
     if files.len() as u64 > limits.max_entries {
@@ -87,6 +97,15 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
     let dirs = Dirs::open(root, &selected, opts.skip_missing)?;
     let started_ns = now_ns();
     let index = opts.index_path.as_deref().map(Index::load).unwrap_or_default();
+    if may_defer && index.files.is_empty() {
+        let slots = selected
+            .iter()
+            .map(|path| Slot { path: path.to_string(), stat: FileStat::default(), executable: false, known: None })
+            .collect();
+        tracing::debug!(files = files.len(), "planned without stats: the index knows no file");
+        let opts = opts.clone();
+        return Ok(Plan { root: root.to_path_buf(), dirs, slots, stat_deferred: true, index, started_ns, opts });
+    }
     let done = AtomicU64::new(0);
     let total = selected.len() as u64;
     let slots: Vec<Option<Slot>> = selected
@@ -104,7 +123,8 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
             format!("the files add up to {total_bytes} bytes, more than the limit of {}", limits.max_total_bytes);
         return Err(BundleError::TooLarge { detail });
     }
-    let plan = Plan { root: root.to_path_buf(), dirs, slots, index, started_ns, opts: opts.clone() };
+    let opts = opts.clone();
+    let plan = Plan { root: root.to_path_buf(), dirs, slots, stat_deferred: false, index, started_ns, opts };
     tracing::debug!(files = plan.slots.len(), unknown = plan.unknown(), "planned");
     Ok(plan)
 }
@@ -112,7 +132,7 @@ pub fn plan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Plan, B
 /// Hashes every selected file, reusing the stat index so unchanged files are not read again.
 pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, BundleError> {
     let _span = tracing::info_span!("scan", root = %root.display(), files = files.len()).entered();
-    let plan = plan(root, files, opts)?;
+    let plan = plan_with(root, files, opts, false)?;
     let outcomes: Vec<Outcome> = plan
         .slots
         .par_iter()
@@ -121,7 +141,7 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
             None => hash_file(&plan.dirs, &plan.root, slot, plan.started_ns, &plan.opts),
         })
         .collect::<Result<_, _>>()?;
-    let (manifest, hashed) = plan.finish(&outcomes, None);
+    let (manifest, hashed) = plan.finish(&plan.slots, &outcomes, None);
     let known_digest = plan.index.known_archive(&manifest_key(&manifest));
     tracing::debug!(hashed, known = known_digest.is_some(), "scanned");
     Ok(Scan { manifest, known_digest, hashed })
@@ -166,16 +186,22 @@ impl Plan {
     /// the way into the archive. Returns the manifest, how many files were hashed,
     /// and the archive; the index learns both.
     pub fn write(self, out: &mut File) -> Result<(Scan, Packed), BundleError> {
-        let outcomes = write_slots(&self.dirs, &self.root, &self.slots, out, self.started_ns, &self.opts)?;
-        let packed = outcomes.1;
-        let (manifest, hashed) = self.finish(&outcomes.0, Some(packed.digest));
+        let reader = Reader {
+            dirs: &self.dirs,
+            root: &self.root,
+            slots: &self.slots,
+            stat_deferred: self.stat_deferred,
+            started_ns: self.started_ns,
+            opts: &self.opts,
+        };
+        let (slots, outcomes, packed) = write_slots(&reader, out)?;
+        let (manifest, hashed) = self.finish(&slots, &outcomes, Some(packed.digest));
         Ok((Scan { manifest, known_digest: Some(packed.digest), hashed }, packed))
     }
 
     /// The manifest of the outcomes; saves the index when it learned something.
-    fn finish(&self, outcomes: &[Outcome], archive: Option<Digest>) -> (Manifest, u64) {
-        let files: Vec<ManifestEntry> = self
-            .slots
+    fn finish(&self, slots: &[Slot], outcomes: &[Outcome], archive: Option<Digest>) -> (Manifest, u64) {
+        let files: Vec<ManifestEntry> = slots
             .iter()
             .zip(outcomes)
             .map(|(slot, o)| entry(&slot.path, o.size, &o.hashed, slot.executable, &self.opts))
@@ -183,7 +209,7 @@ impl Plan {
         let manifest = Manifest { files };
         let hashed = outcomes.iter().filter(|o| o.read).count() as u64;
         let Some(path) = &self.opts.index_path else { return (manifest, hashed) };
-        let kept = self.slots.iter().zip(outcomes).filter(|(_, o)| o.cacheable);
+        let kept = slots.iter().zip(outcomes).filter(|(_, o)| o.cacheable);
         let learned = kept.clone().any(|(slot, _)| slot.known.is_none());
         let mut next = Index { files: Default::default(), archives: self.index.archives.clone() };
         next.files.reserve(outcomes.len());
@@ -203,7 +229,7 @@ impl Plan {
 
 /// One file's stat and what the index knows of it; `None` for a missing file when
 /// the options say to leave those out.
-fn stat_one(
+pub(crate) fn stat_one(
     root: &Path,
     dirs: &Dirs,
     path: &str,

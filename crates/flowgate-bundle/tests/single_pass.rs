@@ -1,6 +1,7 @@
 //! The single-pass writer (`plan` then `Plan::write`) gives the same bytes and
 //! manifest as `scan` then `write_archive`, reads each file once, teaches the index
-//! so the next plan knows the manifest and digest, and can leave out deleted files.
+//! so the next plan knows the manifest and digest, and can leave out deleted files;
+//! a first build (nothing in the index) stats as it writes, under the same rules.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::{pack, paths_of, write_tree};
-use flowgate_bundle::{plan, BundleError, PackOptions};
+use flowgate_bundle::{plan, BundleError, Limits, PackOptions};
 
 fn tree() -> Vec<(String, Vec<u8>, bool)> {
     let mut files: Vec<(String, Vec<u8>, bool)> = (0..300)
@@ -80,4 +81,25 @@ fn missing_files_are_left_out_only_when_asked() {
     let (scanned, _) = plan(src.path(), &paths, &opts).unwrap().write(&mut tempfile::tempfile().unwrap()).unwrap();
     let kept: Vec<&str> = scanned.manifest.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(kept, ["a.py", "b.py"]);
+}
+
+/// With nothing in the index (a first build) the plan leaves the stat to the
+/// writer; the writer still refuses what the plan would have, by name.
+#[test]
+fn a_first_build_stats_while_writing_and_still_refuses_links_and_oversized_trees() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), &[("a.py", &[b'a'; 600], false), ("b.py", &[b'b'; 600], false)], 0o644, 0o755);
+    std::os::unix::fs::symlink("/etc/passwd", src.path().join("link.py")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let opts = PackOptions { index_path: Some(cache.path().join("index")), ..PackOptions::default() };
+    let linked = ["a.py", "b.py", "link.py"].map(String::from).to_vec();
+    let err = plan(src.path(), &linked, &opts).unwrap().write(&mut tempfile::tempfile().unwrap()).unwrap_err();
+    assert!(matches!(&err, BundleError::Unsupported { path, .. } if path == "link.py"), "{err}");
+
+    let small = Limits { max_total_bytes: 1_000, ..Limits::default() };
+    let opts = PackOptions { limits: small, ..opts };
+    let paths = ["a.py", "b.py"].map(String::from).to_vec();
+    let err = plan(src.path(), &paths, &opts).unwrap().write(&mut tempfile::tempfile().unwrap()).unwrap_err();
+    assert!(matches!(&err, BundleError::TooLarge { .. }), "{err}");
+    assert!(!cache.path().join("index").exists(), "a refused build teaches the index nothing");
 }

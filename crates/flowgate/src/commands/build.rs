@@ -1,18 +1,23 @@
 //! `flowgate build`: select files, pack them deterministically, upload the bundle
-//! create-if-absent, and record the build. The ledger is opened before the store
-//! is touched so a bad ledger stops the command first; the manifest is stored
-//! before the bundle and both before the ledger, so a recorded build always has them.
+//! create-if-absent, and record the build. Packing (into a temp file) starts as
+//! soon as the files are known, while git status and the ledger are consulted;
+//! a dirty tree or a bad ledger cancels it before the store is touched. The
+//! manifest is stored before the bundle and both before the ledger, so a recorded
+//! build always has them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use chrono::Utc;
-use flowgate_bundle::{PackOptions, PackProgress, Packed};
+use flowgate_bundle::{PackOptions, PackProgress, Packed, Plan, Scan};
 use flowgate_config::TemplateVars;
 use flowgate_core::{Build, FlowKey, Images};
 use flowgate_store::Upload;
 use serde::Serialize;
+use tempfile::NamedTempFile;
+use tokio::task::JoinHandle;
 
 use crate::cli::BuildArgs;
 use crate::exit::usage;
@@ -32,7 +37,7 @@ struct Built {
 pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result<()> {
     let repo = Repo::discover(&project.root)?;
     // The git questions and the stat pass over the selected files are independent:
-    // they run side by side, and the ledger opens while the stat pass finishes.
+    // they run side by side.
     let status = blocking({
         let repo = repo.clone();
         move || repo.status()
@@ -45,12 +50,22 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         let repo = repo.clone();
         move || repo.tracked_files()
     });
-    let options = pack_options(project, printer);
+    let cancel = CancelOnDrop::default();
+    let options = PackOptions { cancel: Some(cancel.0.clone()), ..pack_options(project, printer) };
     let files = select_files(project, &repo, tracked.await??);
     let planned = blocking({
         let (root, options) = (project.root.clone(), options.clone());
         move || flowgate_bundle::plan(&root, &files, &options)
-    });
+    })
+    .await??;
+    // Packing starts now unless the index knows the archive already, while git
+    // status and the ledger are consulted; if either says no, `cancel` stops it
+    // when this function returns. Nothing reaches the store before both agreed.
+    let mut planned = Some(planned);
+    let packing = match planned.as_ref().and_then(Plan::known_archive) {
+        Some(_) => None,
+        None => Some(pack(project, planned.take().expect("the plan is here"))?),
+    };
     let status = status.await??;
     // Only changes to paths the bundle takes make it dirty (include/exclude applied
     // to the changed paths themselves, so a staged deletion counts): an edited
@@ -70,22 +85,23 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let images = pinned_images(project, &args.image, &status.commit, status.branch.as_deref())?;
     let ledger = project.ledger().await?;
     let store = project.store()?;
-    let planned = planned.await??;
 
     // The manifest is stored before its bundle, so a bundle in the store proves its
     // manifest is there too: an unchanged rebuild writes neither.
-    let present = match planned.known_archive() {
+    let present = match planned.as_ref().and_then(Plan::known_archive) {
         Some(digest) => store.bundle_size(&digest).await?.map(|size| Packed { digest, size }),
         None => None,
     };
-    let (file_count, packed, uploaded) = match present {
-        Some(packed) => (planned.file_count(), packed, false),
-        None => {
-            let tmp_dir = project.root.join(".flowgate").join("tmp");
-            std::fs::create_dir_all(&tmp_dir).with_context(|| format!("Failed to create `{}`", tmp_dir.display()))?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)?;
-            let ((scan, packed), tmp) =
-                blocking(move || planned.write(tmp.as_file_mut()).map(|written| (written, tmp))).await??;
+    let (file_count, packed, uploaded) = match (present, planned) {
+        (Some(packed), Some(planned)) => (planned.file_count(), packed, false),
+        (_, planned) => {
+            let packing = match (packing, planned) {
+                (Some(packing), _) => packing,
+                // Known to the index but gone from the store: pack it again.
+                (None, Some(planned)) => pack(project, planned)?,
+                (None, None) => unreachable!("a plan is either packing or kept"),
+            };
+            let (scan, packed, tmp) = packing.await??;
             store.put_manifest(&packed.digest, &scan.manifest).await?;
             let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
             (scan.manifest.files.len() as u64, packed, matches!(upload, Upload::Created))
@@ -126,6 +142,29 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
             b.bundle.short()
         ));
     })
+}
+
+/// Writes the archive of `planned` into a temp file under `.flowgate/tmp`, off
+/// the async threads.
+fn pack(project: &Project, planned: Plan) -> Result<JoinHandle<Result<(Scan, Packed, NamedTempFile)>>> {
+    let tmp_dir = project.root.join(".flowgate").join("tmp");
+    std::fs::create_dir_all(&tmp_dir).with_context(|| format!("Failed to create `{}`", tmp_dir.display()))?;
+    let mut tmp = NamedTempFile::new_in(&tmp_dir)?;
+    Ok(blocking(move || {
+        let (scan, packed) = planned.write(tmp.as_file_mut())?;
+        Ok((scan, packed, tmp))
+    }))
+}
+
+/// Cancels packing when dropped: on every early return, so a refused build does
+/// not keep the cores (and the runtime's shutdown) busy packing for nothing.
+#[derive(Debug, Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// git-tracked ∩ include − exclude, relative to the project root (which may sit
