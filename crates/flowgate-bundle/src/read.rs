@@ -42,8 +42,8 @@ pub(crate) enum Piece {
     Large(Slot),
 }
 
-/// Where the reader runs: the files to read, whether they still need their stat,
-/// and the channels to the writer (pieces out, written buffers back).
+/// The reader's work: the files to read (sorted by path), whether they still
+/// need their stat, and what it needs to open and hash them.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
     pub dirs: &'a Dirs,
@@ -55,8 +55,8 @@ pub(crate) struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Sends every piece in path order; stops at the first error (sent too) or
-    /// when the writer hangs up.
+    /// Sends every piece to the writer in path order, reusing the buffers it
+    /// gives back; stops at the first error (sent too) or when the writer hangs up.
     pub fn run(&self, pieces: SyncSender<Result<Piece, BundleError>>, written: Receiver<Vec<u8>>) {
         let mut total_bytes = 0u64;
         for chunk in self.slots.chunks(BATCH_FILES) {

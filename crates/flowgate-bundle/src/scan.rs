@@ -160,7 +160,8 @@ impl Plan {
         files.collect::<Option<Vec<_>>>().map(|files| Manifest { files })
     }
 
-    /// How many files the plan holds (selected files that exist).
+    /// How many files the plan holds: the selected files that exist, once stat'ed
+    /// (a plan that left the stat to [`Plan::write`] counts every selected file).
     pub fn file_count(&self) -> u64 {
         self.slots.len() as u64
     }
