@@ -1,8 +1,9 @@
 //! Issue 5: `flowgate gc` keeps every class of needed build (pointer, last N
 //! revisions, young, pinned, in a running rollout) and deletes the rest with
 //! their objects, never an object younger than the grace period; `--dry-run`
-//! changes nothing. `flowgate fsck` finds a missing bundle and a flipped byte,
-//! and `--repair` deletes only staging leftovers and orphans. (The maintenance
+//! changes nothing. `flowgate fsck` finds a missing bundle, a flipped byte and a
+//! manifest that disagrees with its bundle (one keeping fewer MD5s is fine), and
+//! `--repair` deletes only staging leftovers and orphans. (The maintenance
 //! lock, and fsck's checks of pointers and histories crafted in SQL, are in
 //! fsck_gc_lock.rs.)
 
@@ -176,4 +177,42 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     flip_byte(&bundle(&b2));
     let ok = run(&p, &["fsck", "--json"]).success().json();
     assert_eq!(ok["consistent"], true, "{ok:#}");
+}
+
+/// A build's manifest keeps MD5s for its flows' entrypoints only, fewer than the
+/// bundle's `*.py` files have: fsck accepts that, and any MD5 it keeps must be
+/// right. A manifest that disagrees with its bundle is a `manifest_mismatch`.
+#[test]
+fn fsck_accepts_a_manifest_with_fewer_md5s_and_finds_one_that_disagrees_with_its_bundle() {
+    let p = GitProject::example();
+    let built = run(&p, &["build", "--json"]).success().json()["build"].clone();
+    let path = artifacts(&p).join(format!("manifests/{}.json", built["bundle"].as_str().unwrap()));
+    let original = std::fs::read(&path).unwrap();
+    let manifest: Value = serde_json::from_slice(&original).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    let python = files.iter().filter(|f| f["path"].as_str().unwrap().ends_with(".py")).count();
+    let kept: Vec<usize> = (0..files.len()).filter(|i| files[*i].get("md5").is_some()).collect();
+    assert!(!kept.is_empty() && kept.len() < python, "entrypoints only keep an MD5: {manifest:#}");
+    run(&p, &["fsck"]).success();
+
+    let rewrite = |edit: &dyn Fn(&mut Value)| {
+        let mut changed = manifest.clone();
+        edit(&mut changed);
+        std::fs::write(&path, serde_json::to_vec(&changed).unwrap()).unwrap();
+    };
+    rewrite(&|m| {
+        m["files"].as_array_mut().unwrap().iter_mut().for_each(|f| drop(f.as_object_mut().unwrap().remove("md5")))
+    });
+    assert_eq!(run(&p, &["fsck", "--json"]).success().json()["consistent"], true, "no MD5 at all is fewer");
+
+    let wrong_md5 = |m: &mut Value| m["files"][kept[0]]["md5"] = "00000000000000000000000000000000".into();
+    let other_size = |m: &mut Value| m["files"][0]["size"] = 999_999.into();
+    let damages: [(&str, &dyn Fn(&mut Value)); 2] = [("a wrong MD5", &wrong_md5), ("another size", &other_size)];
+    for (what, edit) in damages {
+        rewrite(edit);
+        let found = problems(&run(&p, &["fsck", "--json"]).expect_code(1).json());
+        assert_eq!(found.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["manifest_mismatch"], "{what}: {found:?}");
+    }
+    std::fs::write(&path, original).unwrap();
+    run(&p, &["fsck"]).success();
 }
