@@ -179,6 +179,9 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     assert_eq!(ok["consistent"], true, "{ok:#}");
 }
 
+/// A change made to a stored manifest.
+type Edit<'a> = &'a dyn Fn(&mut Value);
+
 /// A build's manifest keeps MD5s for its flows' entrypoints only, fewer than the
 /// bundle's `*.py` files have: fsck accepts that, and any MD5 it keeps must be
 /// right. A manifest that disagrees with its bundle is a `manifest_mismatch`.
@@ -207,7 +210,7 @@ fn fsck_accepts_a_manifest_with_fewer_md5s_and_finds_one_that_disagrees_with_its
 
     let wrong_md5 = |m: &mut Value| m["files"][kept[0]]["md5"] = "00000000000000000000000000000000".into();
     let other_size = |m: &mut Value| m["files"][0]["size"] = 999_999.into();
-    let damages: [(&str, &dyn Fn(&mut Value)); 2] = [("a wrong MD5", &wrong_md5), ("another size", &other_size)];
+    let damages: [(&str, Edit<'_>); 2] = [("a wrong MD5", &wrong_md5), ("another size", &other_size)];
     for (what, edit) in damages {
         rewrite(edit);
         let found = problems(&run(&p, &["fsck", "--json"]).expect_code(1).json());
