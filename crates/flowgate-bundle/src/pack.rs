@@ -111,7 +111,7 @@ pub(crate) fn write_slots(
                     slots.push(slot);
                 }
             }
-            opts_report(reader, slots.len() as u64, total);
+            reader.opts.report(PackProgress::Written { done: slots.len() as u64, total });
         }
         Ok(())
     })?;
@@ -121,10 +121,6 @@ pub(crate) fn write_slots(
     let packed = Packed { digest: Digest::from_bytes(*sink.hasher.finalize().as_bytes()), size: sink.written };
     tracing::info!(digest = %packed.digest, size = packed.size, "archive written");
     Ok((slots, outcomes, packed))
-}
-
-fn opts_report(reader: &Reader<'_>, done: u64, total: u64) {
-    reader.opts.report(PackProgress::Written { done, total });
 }
 
 /// How many zstd workers: every core, capped (more rarely helps at level 3).

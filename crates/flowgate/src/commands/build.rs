@@ -13,8 +13,8 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use flowgate_bundle::{PackOptions, PackProgress, Packed, Plan, Scan};
 use flowgate_config::TemplateVars;
-use flowgate_core::{Build, FlowKey, Images};
-use flowgate_store::Upload;
+use flowgate_core::{Build, Digest, FlowKey, Images};
+use flowgate_store::{ArtifactStore, Upload};
 use serde::Serialize;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
@@ -61,10 +61,9 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     // Packing starts now unless the index knows the archive already, while git
     // status and the ledger are consulted; if either says no, `cancel` stops it
     // when this function returns. Nothing reaches the store before both agreed.
-    let mut planned = Some(planned);
-    let packing = match planned.as_ref().and_then(Plan::known_archive) {
-        Some(_) => None,
-        None => Some(pack(project, planned.take().expect("the plan is here"))?),
+    let pending = match planned.known_archive() {
+        Some(digest) => Pending::Known(Box::new(planned), digest),
+        None => Pending::Packing(pack(project, planned)?),
     };
     let status = status.await??;
     // Only changes to paths the bundle takes make it dirty (include/exclude applied
@@ -88,24 +87,13 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
 
     // The manifest is stored before its bundle, so a bundle in the store proves its
     // manifest is there too: an unchanged rebuild writes neither.
-    let present = match planned.as_ref().and_then(Plan::known_archive) {
-        Some(digest) => store.bundle_size(&digest).await?.map(|size| Packed { digest, size }),
-        None => None,
-    };
-    let (file_count, packed, uploaded) = match (present, planned) {
-        (Some(packed), Some(planned)) => (planned.file_count(), packed, false),
-        (_, planned) => {
-            let packing = match (packing, planned) {
-                (Some(packing), _) => packing,
-                // Known to the index but gone from the store: pack it again.
-                (None, Some(planned)) => pack(project, planned)?,
-                (None, None) => unreachable!("a plan is either packing or kept"),
-            };
-            let (scan, packed, tmp) = packing.await??;
-            store.put_manifest(&packed.digest, &scan.manifest).await?;
-            let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
-            (scan.manifest.files.len() as u64, packed, matches!(upload, Upload::Created))
-        }
+    let (file_count, packed, uploaded) = match pending {
+        Pending::Known(planned, digest) => match store.bundle_size(&digest).await? {
+            Some(size) => (planned.file_count(), Packed { digest, size }, false),
+            // Known to the index but gone from the store: pack it again.
+            None => upload(&store, pack(project, *planned)?).await?,
+        },
+        Pending::Packing(packing) => upload(&store, packing).await?,
     };
     if printer.progress_enabled() {
         eprintln!();
@@ -142,6 +130,26 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
             b.bundle.short()
         ));
     })
+}
+
+/// Where the bundle stands once the plan is made.
+enum Pending {
+    /// The index knows the archive of these files: the store may have it already.
+    Known(Box<Plan>, Digest),
+    /// Being packed into a temp file.
+    Packing(JoinHandle<Result<(Scan, Packed, NamedTempFile)>>),
+}
+
+/// Waits for packing, then stores the manifest and the bundle (in that order);
+/// returns the file count, the archive and whether the store lacked it.
+async fn upload(
+    store: &ArtifactStore,
+    packing: JoinHandle<Result<(Scan, Packed, NamedTempFile)>>,
+) -> Result<(u64, Packed, bool)> {
+    let (scan, packed, tmp) = packing.await??;
+    store.put_manifest(&packed.digest, &scan.manifest).await?;
+    let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
+    Ok((scan.manifest.files.len() as u64, packed, matches!(upload, Upload::Created)))
 }
 
 /// Writes the archive of `planned` into a temp file under `.flowgate/tmp`, off
