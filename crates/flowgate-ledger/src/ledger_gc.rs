@@ -59,22 +59,36 @@ macro_rules! impl_gc {
                 rows.into_iter().map(codec::pin).collect()
             }
 
+            /// The four reads of what must be kept (see [`Keepers`](crate::ledger_gc::Keepers)),
+            /// in that order, inside `tx`; a failed read is the backend error `op`.
+            async fn read_keepers(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: &'static str,
+            ) -> Result<$crate::ledger_gc::Keepers, $crate::LedgerError> {
+                use $crate::{codec, sql, LedgerError};
+                let err = || LedgerError::backend(op);
+                let pointers: Vec<codec::PointerRow> =
+                    sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut **tx).await.map_err(err())?;
+                let pins: Vec<codec::PinRow> =
+                    sqlx::query_as(&sql::select_pins()).fetch_all(&mut **tx).await.map_err(err())?;
+                let running: Vec<(String, String)> =
+                    sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut **tx).await.map_err(err())?;
+                let synced: Vec<codec::ReleaseRefRow> =
+                    sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut **tx).await.map_err(err())?;
+                Ok($crate::ledger_gc::Keepers { pointers, pins, running, synced })
+            }
+
             async fn read_inventory(&self) -> Result<$crate::Inventory, $crate::LedgerError> {
                 use $crate::{codec, sql, LedgerError};
-                let err = || LedgerError::backend("read the inventory");
+                let op = "read the inventory";
+                let err = || LedgerError::backend(op);
                 let mut tx = self.begin_read().await?;
                 let builds: Vec<codec::BuildRow> =
                     sqlx::query_as(&sql::dump_builds()).fetch_all(&mut *tx).await.map_err(err())?;
-                let pointers: Vec<codec::PointerRow> =
-                    sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut *tx).await.map_err(err())?;
                 let releases: Vec<codec::ReleaseRefRow> =
                     sqlx::query_as(sql::SELECT_RELEASE_REFS).fetch_all(&mut *tx).await.map_err(err())?;
-                let pins: Vec<codec::PinRow> =
-                    sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
-                let running: Vec<(String, String)> =
-                    sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
-                let synced: Vec<codec::ReleaseRefRow> =
-                    sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut *tx).await.map_err(err())?;
+                let $crate::ledger_gc::Keepers { pointers, pins, running, synced } =
+                    Self::read_keepers(&mut tx, op).await?;
                 tx.rollback().await.map_err(err())?;
                 let mut rollout_builds = Vec::new();
                 for (id, body) in running {
@@ -100,20 +114,14 @@ macro_rules! impl_gc {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let err = || LedgerError::backend("delete builds");
+                let op = "delete builds";
+                let err = || LedgerError::backend(op);
                 let mut tx = self.begin_write().await?;
                 if let Some(lock) = Self::LOCK_FOR_DELETE {
                     sqlx::query(lock).execute(&mut *tx).await.map_err(err())?;
                 }
-                let pointers: Vec<codec::PointerRow> =
-                    sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut *tx).await.map_err(err())?;
-                let pins: Vec<codec::PinRow> =
-                    sqlx::query_as(&sql::select_pins()).fetch_all(&mut *tx).await.map_err(err())?;
-                let running: Vec<(String, String)> =
-                    sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut *tx).await.map_err(err())?;
-                let synced: Vec<codec::ReleaseRefRow> =
-                    sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut *tx).await.map_err(err())?;
-                let needed = $crate::ledger_gc::needed(&pointers, &pins, &running, &synced)?;
+                let keepers = Self::read_keepers(&mut tx, op).await?;
+                let needed = $crate::ledger_gc::needed(&keepers)?;
                 if let Some((build, by)) = ids.iter().find_map(|id| needed.get(id).map(|by| (id, by))) {
                     tx.rollback().await.map_err(err())?;
                     return Err(LedgerError::BuildInUse { build: build.clone(), by: by.clone() });
@@ -152,14 +160,20 @@ pub(crate) fn body_builds(rollout: &str, body: &str) -> Result<std::collections:
     Ok(crate::inventory::builds_named(&json))
 }
 
+/// What must be kept, as read (undecoded) inside the inventory's or the
+/// deletion's transaction by the macro's `read_keepers`: the current pointers,
+/// the pins, the running rollouts (id, body) and the synced releases.
+pub(crate) struct Keepers {
+    pub(crate) pointers: Vec<PointerRow>,
+    pub(crate) pins: Vec<PinRow>,
+    pub(crate) running: Vec<(String, String)>,
+    pub(crate) synced: Vec<ReleaseRefRow>,
+}
+
 /// Every build a pointer, pin, running rollout or synced deployment needs,
 /// with the first such need in words (for [`LedgerError::BuildInUse`]).
-pub(crate) fn needed(
-    pointers: &[PointerRow],
-    pins: &[PinRow],
-    running: &[(String, String)],
-    synced: &[ReleaseRefRow],
-) -> Result<BTreeMap<BuildId, String>, LedgerError> {
+pub(crate) fn needed(keepers: &Keepers) -> Result<BTreeMap<BuildId, String>, LedgerError> {
+    let Keepers { pointers, pins, running, synced } = keepers;
     let mut needed = BTreeMap::new();
     for (flow, env, _, build, _) in pointers {
         let build = codec::parse::<BuildId>("build id", build)?;
