@@ -18,6 +18,7 @@
 //! ```
 
 mod cache;
+mod compress;
 mod dirs;
 mod error;
 mod index;
@@ -32,9 +33,10 @@ mod tarfmt;
 mod walk;
 
 pub use cache::Cache;
+pub use compress::{Packed, ZSTD_LEVEL};
 pub use error::BundleError;
 pub use inspect::{md5_hex_of, read_manifest};
 pub use json::{manifest_from_json, manifest_to_json};
 pub use options::{Limits, PackOptions, PackProgress, ProgressFn};
-pub use pack::{write_archive, Packed, ZSTD_LEVEL};
+pub use pack::write_archive;
 pub use scan::{plan, scan, Plan, Scan};

@@ -1,13 +1,23 @@
-//! Reading the selected files for the archive: small files in batches, each batch
-//! read in parallel straight into its place in one buffer already laid out as tar
-//! (header, bytes, padding per file), so the writer hands zstd one slice per batch
-//! and the buffer comes back to be reused: no byte is copied or page-faulted in
-//! twice. Each large file is alone, streamed by the writer. When the plan did not
-//! stat the files (a first build: nothing to vouch for), the reader stats them a
-//! chunk at a time, so compression starts after the first chunk, not the last.
+//! Reading the selected files into the archive's frames, in path order. The
+//! archive is the tar stream cut into independent zstd frames, and where it is
+//! cut is part of the format (it changes the bytes, so the digest):
+//!
+//! - files up to [`FRAME_BYTES`] are grouped, whole entries in path order; a group
+//!   closes before the entry that would take it past [`FRAME_BYTES`], each entry
+//!   counted as one 512-byte header plus its bytes rounded up to 512;
+//! - a larger file starts a frame of its own and is cut every [`FRAME_BYTES`] of
+//!   its bytes (its header leads the first piece, its padding ends the last);
+//! - the two end-of-archive blocks are the last frame.
+//!
+//! So the cuts depend on the paths and sizes only, never on threads or timing.
+//! Each group is read in parallel straight into its place in one buffer already
+//! laid out as tar (header, bytes, padding per file), which goes to a compressor
+//! as it is and comes back to be reused. When the plan did not stat the files (a
+//! first build: nothing to vouch for), the reader stats them a chunk at a time,
+//! so compression starts after the first chunk, not the last.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -20,26 +30,19 @@ use crate::scan::{check_file_size, stat_one, FileHasher, Outcome, Slot};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::BundleError;
 
-/// Files up to this size are read whole, in parallel, in batches of this many bytes.
-pub(crate) const SMALL_FILE: u64 = 4 << 20;
-const BATCH_BYTES: u64 = 32 << 20;
-const BATCH_FILES: usize = 512;
+/// Uncompressed bytes per frame (see the module docs); part of the format.
+pub(crate) const FRAME_BYTES: u64 = 4 << 20;
+/// Files are stat'ed (when the plan left that to the reader) this many at a time.
+const STAT_CHUNK: usize = 512;
 
-/// A run of small files read: `tar` holds their entries (header, bytes, padding)
-/// back to back, in slot order.
+/// One frame of the archive, uncompressed: `tar` holds its bytes, and `slots`
+/// with `outcomes` the files whose entries end in it (none for the leading
+/// pieces of a large file).
 #[derive(Debug)]
-pub(crate) struct ReadBatch {
+pub(crate) struct Frame {
     pub tar: Vec<u8>,
+    pub slots: Vec<Slot>,
     pub outcomes: Vec<Outcome>,
-}
-
-/// The next piece of the archive, in path order: small files read into a tar
-/// buffer, or one large file for the writer to stream. Each carries its slots,
-/// stat'ed.
-#[derive(Debug)]
-pub(crate) enum Piece {
-    Small { slots: Vec<Slot>, batch: ReadBatch },
-    Large(Slot),
 }
 
 /// The reader's work: the files to read (sorted by path), whether they still
@@ -54,32 +57,73 @@ pub(crate) struct Reader<'a> {
     pub opts: &'a PackOptions,
 }
 
+/// Where the reader sends frames, and where their buffers come back to be reused.
+pub(crate) struct FrameChannel {
+    pub frames: SyncSender<Result<Frame, BundleError>>,
+    pub returned: Receiver<Vec<u8>>,
+}
+
+impl FrameChannel {
+    /// Sends a frame (or the error that ends the archive); false when reading should
+    /// stop: it was an error, or the writer hung up.
+    fn send(&self, frame: Result<Frame, BundleError>) -> bool {
+        let failed = frame.is_err();
+        self.frames.send(frame).is_ok() && !failed
+    }
+
+    /// A buffer of `len` bytes, reusing one the writer gave back when there is
+    /// one; only bytes past its old length are zeroed (everything is overwritten).
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self.returned.try_recv().unwrap_or_default();
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        buffer.truncate(len);
+        buffer
+    }
+}
+
 impl Reader<'_> {
-    /// Sends every piece to the writer in path order, reusing the buffers it
-    /// gives back; stops at the first error (sent too) or when the writer hangs up.
-    pub fn run(&self, pieces: SyncSender<Result<Piece, BundleError>>, written: Receiver<Vec<u8>>) {
+    /// Sends every frame but the end-of-archive one to the writer, in order;
+    /// stops at the first error (sent too) or when the writer hangs up.
+    pub fn run(&self, channel: FrameChannel) {
         let mut total_bytes = 0u64;
-        for chunk in self.slots.chunks(BATCH_FILES) {
+        let mut group: Vec<Slot> = Vec::new();
+        let mut group_bytes = 0u64;
+        for chunk in self.slots.chunks(STAT_CHUNK) {
             let stated = match self.stated(chunk, &mut total_bytes) {
                 Ok(stated) => stated,
                 Err(e) => {
-                    let _ = pieces.send(Err(e));
+                    channel.send(Err(e));
                     return;
                 }
             };
-            for range in batches(&stated) {
-                let piece = if is_large(&stated, &range) {
-                    Ok(Piece::Large(stated[range.start].clone()))
+            for slot in stated {
+                let large = slot.stat.size > FRAME_BYTES;
+                let cost = BLOCK + slot.stat.size + padding(slot.stat.size) as u64;
+                if !group.is_empty() && (large || group_bytes + cost > FRAME_BYTES) {
+                    let frame = read_group(self, std::mem::take(&mut group), &channel);
+                    if !channel.send(frame) {
+                        return;
+                    }
+                    group_bytes = 0;
+                }
+                if large {
+                    let sent = read_large(self, slot, &channel);
+                    if !matches!(sent, Ok(true)) {
+                        if let Err(e) = sent {
+                            channel.send(Err(e));
+                        }
+                        return;
+                    }
                 } else {
-                    let buffer = written.try_recv().unwrap_or_default();
-                    read_batch(self, &stated[range.clone()], buffer)
-                        .map(|batch| Piece::Small { slots: stated[range].to_vec(), batch })
-                };
-                let failed = piece.is_err();
-                if pieces.send(piece).is_err() || failed {
-                    return;
+                    group_bytes += cost;
+                    group.push(slot);
                 }
             }
+        }
+        if !group.is_empty() {
+            channel.send(read_group(self, group, &channel));
         }
     }
 
@@ -105,36 +149,10 @@ impl Reader<'_> {
     }
 }
 
-/// The slots in write order: runs of small files, and each large file alone.
-fn batches(slots: &[Slot]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < slots.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < slots.len() && end - start < BATCH_FILES && slots[end].stat.size <= SMALL_FILE {
-            if end > start && bytes + slots[end].stat.size > BATCH_BYTES {
-                break;
-            }
-            bytes += slots[end].stat.size;
-            end += 1;
-        }
-        let end = end.max(start + 1);
-        out.push(start..end);
-        start = end;
-    }
-    out
-}
-
-fn is_large(slots: &[Slot], range: &Range<usize>) -> bool {
-    range.len() == 1 && slots[range.start].stat.size > SMALL_FILE
-}
-
-/// Reads `slots` (small files) in parallel into `tar`, reusing its allocation,
-/// each file's bytes between its header and its padding. Each file must still
-/// have the size it was stat'ed with (the header says so), and is checked
-/// against its known hash or hashed.
-fn read_batch(reader: &Reader<'_>, slots: &[Slot], mut tar: Vec<u8>) -> Result<ReadBatch, BundleError> {
+/// Reads a group of small files in parallel into one frame, each file's bytes
+/// between its header and its padding. Each file must still have the size it was
+/// stat'ed with (the header says so), and is checked against its known hash or hashed.
+fn read_group(reader: &Reader<'_>, slots: Vec<Slot>, channel: &FrameChannel) -> Result<Frame, BundleError> {
     let headers: Vec<Vec<u8>> = slots
         .iter()
         .map(|slot| {
@@ -145,12 +163,9 @@ fn read_batch(reader: &Reader<'_>, slots: &[Slot], mut tar: Vec<u8>) -> Result<R
         .collect();
     let total: usize =
         slots.iter().zip(&headers).map(|(s, h)| h.len() + s.stat.size as usize + padding(s.stat.size)).sum();
-    // Grown (zero-filled) only past what earlier batches already used.
-    if tar.len() < total {
-        tar.resize(total, 0);
-    }
+    let mut tar = channel.buffer(total);
     let mut bodies = Vec::with_capacity(slots.len());
-    let mut rest = &mut tar[..total];
+    let mut rest = &mut tar[..];
     for (slot, header) in slots.iter().zip(&headers) {
         let (head, tail) = rest.split_at_mut(header.len());
         head.copy_from_slice(header);
@@ -165,8 +180,55 @@ fn read_batch(reader: &Reader<'_>, slots: &[Slot], mut tar: Vec<u8>) -> Result<R
         .zip(bodies)
         .map(|(slot, body)| read_small(reader, slot, body))
         .collect::<Result<Vec<_>, _>>()?;
-    tar.truncate(total);
-    Ok(ReadBatch { tar, outcomes })
+    Ok(Frame { tar, slots, outcomes })
+}
+
+/// Reads a file larger than a frame into frames of [`FRAME_BYTES`] of its bytes,
+/// sending each as it is read, hashing as it goes. The file must still have the
+/// size it was stat'ed with, and its known hash if it has one. False when the
+/// writer hung up.
+fn read_large(reader: &Reader<'_>, slot: Slot, channel: &FrameChannel) -> Result<bool, BundleError> {
+    let (opts, size) = (reader.opts, slot.stat.size);
+    let full = || reader.root.join(&slot.path);
+    let changed = || BundleError::Changed { path: slot.path.clone() };
+    check_file_size(&slot.path, size, opts)?;
+    let mut file = reader.dirs.open_file(&slot.path).map_err(|e| BundleError::io("open", &full())(e))?;
+    let mut hasher = FileHasher::new(opts.keeps_md5(&slot.path));
+    let mut header = Vec::with_capacity(BLOCK as usize);
+    file_header(&slot.path, size, slot.executable, &mut header);
+    let mut done = 0u64;
+    let last_frame = loop {
+        let len = FRAME_BYTES.min(size - done) as usize;
+        let lead = if done == 0 { header.len() } else { 0 };
+        let pad = if done + len as u64 == size { padding(size) } else { 0 };
+        let mut tar = channel.buffer(lead + len + pad);
+        tar[..lead].copy_from_slice(&header[..lead]);
+        let body = &mut tar[lead..lead + len];
+        match file.read_exact(body) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(changed()),
+            Err(e) => return Err(BundleError::io("read", &full())(e)),
+        }
+        hasher.update(body);
+        tar[lead + len..].fill(0);
+        done += len as u64;
+        if done == size {
+            break tar;
+        }
+        if !channel.send(Ok(Frame { tar, slots: Vec::new(), outcomes: Vec::new() })) {
+            return Ok(false);
+        }
+    };
+    if !at_end(&mut file).map_err(|e| BundleError::io("read", &full())(e))? {
+        return Err(changed());
+    }
+    let outcome = hasher.finish(&slot, &file, reader.started_ns)?;
+    let outcome = match slot.known {
+        Some(known) if known.blake3 != outcome.hashed.blake3 => return Err(changed()),
+        Some(known) => Outcome { size, hashed: known, cacheable: true, read: false },
+        None => outcome,
+    };
+    Ok(channel.send(Ok(Frame { tar: last_frame, slots: vec![slot], outcomes: vec![outcome] })))
 }
 
 /// Reads one small file into `buf`, which has exactly its stat'ed size.
@@ -201,7 +263,7 @@ fn read_small(reader: &Reader<'_>, slot: &Slot, buf: &mut [u8]) -> Result<Outcom
 }
 
 /// Whether `file` has no byte left (it did not grow since it was stat'ed).
-fn at_end(file: &mut std::fs::File) -> io::Result<bool> {
+fn at_end(file: &mut File) -> io::Result<bool> {
     let mut probe = [0u8; 1];
     loop {
         match file.read(&mut probe) {

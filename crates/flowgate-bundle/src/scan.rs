@@ -14,10 +14,11 @@ use rayon::prelude::*;
 
 use rustix::fs::{FileType, RawMode};
 
+use crate::compress::Packed;
 use crate::dirs::Dirs;
 use crate::index::{FileStat, Hashed, Index};
 use crate::options::{PackOptions, PackProgress};
-use crate::pack::{write_slots, Packed};
+use crate::pack::write_slots;
 use crate::read::Reader;
 use crate::{paths, BundleError};
 
@@ -27,7 +28,7 @@ use crate::{paths, BundleError};
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// Bumped whenever the archive layout changes, so remembered digests are forgotten.
-const FORMAT_KEY: &[u8] = b"flowgate-bundle-tar-zstd3-v1\0";
+const FORMAT_KEY: &[u8] = b"flowgate-bundle-tar-zstd3-frames4m-v2\0";
 
 #[derive(Debug, Clone)]
 pub struct Scan {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs::File;
-use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use common::{pack, paths_of, write_tree};
@@ -99,30 +98,109 @@ fn entries_are_sorted_regular_files_with_fixed_metadata() {
     assert_eq!(seen.len(), files.len());
 }
 
-/// Our digests rely on zstd's streaming multithreaded output not depending on the
-/// number of workers (>= 1): pin it on input spanning several zstd jobs.
-#[test]
-fn zstd_workers_do_not_change_the_bytes() {
-    let mut data = Vec::with_capacity(32 << 20);
+/// A file to write: path, content, executable.
+type OwnedFile = (String, Vec<u8>, bool);
+
+/// A tree that spans several frames: runs of small files that cross frame
+/// boundaries, a file larger than two frames, a file exactly one frame long, a
+/// long path (PAX header) and an empty file. The content is generated, the same
+/// on every machine.
+fn multi_frame_tree() -> Vec<OwnedFile> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while data.len() < 32 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let line = format!("line {} value {}\n", x % 1000, x % 97);
-        data.extend_from_slice(line.as_bytes());
-    }
-    let compress = |workers: u32| {
-        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), flowgate_bundle::ZSTD_LEVEL).unwrap();
-        enc.multithread(workers).unwrap();
-        enc.include_checksum(true).unwrap();
-        for chunk in data.chunks(1 << 16) {
-            enc.write_all(chunk).unwrap();
+    let mut text = |len: usize| {
+        let mut out = Vec::with_capacity(len + 32);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(format!("row {} value {}\n", x % 1000, x % 97).as_bytes());
         }
-        enc.finish().unwrap()
+        out.truncate(len);
+        out
     };
-    let one = compress(1);
-    for workers in [2, 3, 4] {
-        assert!(compress(workers) == one, "{workers} workers gave other bytes than 1");
+    let mut files = Vec::new();
+    for i in 0..40 {
+        files.push((format!("a/small-{i:02}.csv"), text(150_000 + i * 1_000), i % 7 == 0));
     }
+    files.push(("b/exactly-one-frame.bin".to_string(), text(4 << 20), false));
+    files.push(("c/large.csv".to_string(), text((9 << 20) + 12_345), false));
+    // A file name longer than ustar's 100 bytes: a PAX header carries it.
+    files.push((format!("d/{}.py", "long-file-name".repeat(9)), text(700), false));
+    files.push(("e/empty".to_string(), Vec::new(), false));
+    files
+}
+
+fn packed_multi_frame_tree() -> (Vec<u8>, flowgate_bundle::Packed, Vec<OwnedFile>) {
+    let files = multi_frame_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let borrowed: Vec<(&str, &[u8], bool)> = files.iter().map(|(p, c, x)| (p.as_str(), c.as_slice(), *x)).collect();
+    write_tree(dir.path(), &borrowed, 0o644, 0o755);
+    let (bytes, packed, _) = pack(dir.path(), &paths_of(&borrowed), &PackOptions::default());
+    (bytes, packed, files)
+}
+
+/// The uncompressed size of each zstd frame of `archive`, in order.
+fn frame_sizes(archive: &[u8]) -> Vec<u64> {
+    let mut rest = archive;
+    let mut sizes = Vec::new();
+    while !rest.is_empty() {
+        let len = zstd::zstd_safe::find_frame_compressed_size(rest).expect("a whole zstd frame");
+        let content = zstd::zstd_safe::get_frame_content_size(&rest[..len]).unwrap().expect("frames carry their size");
+        sizes.push(content);
+        rest = &rest[len..];
+    }
+    sizes
+}
+
+/// The archive is cut into frames exactly where the format says (see
+/// `flowgate-bundle/src/read.rs`): that is what makes the bytes independent of
+/// threads, and a change here changes every digest.
+#[test]
+fn frames_are_cut_where_the_format_says() {
+    const FRAME: u64 = 4 << 20;
+    let (bytes, _, mut files) = packed_multi_frame_tree();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    // ustar header, or PAX header + record block + ustar header for the long name.
+    let header = |path: &str| if path.len() > 100 { 3 * 512 } else { 512 };
+    let padded = |len: u64| len.div_ceil(512) * 512;
+    let mut expected = Vec::new();
+    let (mut group, mut group_cost) = (0u64, 0u64);
+    for (path, content, _) in &files {
+        let size = content.len() as u64;
+        let cost = 512 + padded(size);
+        if group_cost > 0 && (size > FRAME || group_cost + cost > FRAME) {
+            expected.push(group);
+            (group, group_cost) = (0, 0);
+        }
+        if size > FRAME {
+            let mut left = size;
+            let mut first = true;
+            while left > 0 {
+                let piece = left.min(FRAME);
+                left -= piece;
+                let lead = if first { header(path) } else { 0 };
+                let pad = if left == 0 { padded(size) - size } else { 0 };
+                expected.push(lead + piece + pad);
+                first = false;
+            }
+        } else {
+            group += header(path) + padded(size);
+            group_cost += cost;
+        }
+    }
+    expected.push(group);
+    expected.push(1024);
+    assert_eq!(frame_sizes(&bytes), expected);
+    assert!(expected.len() >= 6, "the tree spans several frames: {expected:?}");
+}
+
+/// The bundle format pinned: this tree gives exactly this digest. It changes only
+/// when the format does (the tar dialect, where frames are cut, the zstd level,
+/// parameters or version), and such a change makes every existing build id point
+/// at bytes nobody can produce again: bump `FORMAT_KEY` and say so.
+#[test]
+fn the_bundle_format_is_pinned() {
+    let (bytes, packed, _) = packed_multi_frame_tree();
+    assert_eq!(flowgate_core::Digest::of(&bytes), packed.digest);
+    assert_eq!(packed.digest.to_string(), "3881ce8f94a409cd16eabf0162c2e42b4334ecf3c7ed1f6227b5a1ea0f5b9c27");
 }

@@ -23,7 +23,7 @@ fn pack_then_install_gives_the_same_files_and_exec_bits() {
     let src = tempfile::tempdir().unwrap();
     let mut files = FILES.to_vec();
     let big: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
-    files.push(("data/big.bin", &big, false)); // larger than the in-memory batch size: streamed
+    files.push(("data/big.bin", &big, false)); // larger than a frame: cut into three
     write_tree(src.path(), &files, 0o600, 0o700);
     let (bytes, packed, manifest) = pack(src.path(), &paths_of(&files), &PackOptions::default());
     let work = tempfile::tempdir().unwrap();
