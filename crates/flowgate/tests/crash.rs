@@ -106,7 +106,10 @@ fn sigkill_at_random_points_leaves_a_consistent_ledger_and_store_and_the_rerun_c
     let p = project(&server.api_url());
     let mut rng = Rng(seed);
 
-    // The commands' undisturbed durations set the range of kill points.
+    // The commands' undisturbed durations set the range of kill points. They are
+    // first measured once each (a cold build, a first release that creates pools)
+    // and then follow each rerun's time, so a busy or idle machine keeps about
+    // two kills in three landing mid-command.
     let build_time = timed(&p, &["build"]);
     let release_time = timed(&p, &["release", "--all", "--env", "qa", "--build", "HEAD", "--create-work-pools"]);
     let sync_time = timed(&p, &["sync", "--env", "qa"]);
@@ -116,32 +119,34 @@ fn sigkill_at_random_points_leaves_a_consistent_ledger_and_store_and_the_rerun_c
         started.elapsed()
     };
 
+    let mut typical_of = [build_time, release_time, sync_time, rollout_time];
     let mut landed = 0;
     for trial in 0..trials {
         let kind = rng.next() % 4;
         let fraction = (rng.next() % 1500) as f64 / 1000.0;
-        let (args, typical): (Vec<String>, Duration) = match kind {
+        let args: Vec<String> = match kind {
             0 => {
                 change_tree(&p, trial + 1);
                 p.commit(&format!("trial {trial}"));
-                (vec!["build".into()], build_time)
+                vec!["build".into()]
             }
             1 => {
                 run(&p, &["build"]).success();
                 let args = ["release", "--all", "--env", "qa", "--build", "HEAD"];
-                (args.iter().map(|s| s.to_string()).collect(), release_time)
+                args.iter().map(|s| s.to_string()).collect()
             }
-            2 => (vec!["sync".into(), "--env".into(), "qa".into()], sync_time),
+            2 => vec!["sync".into(), "--env".into(), "qa".into()],
             _ => {
                 change_tree(&p, trial + 1);
                 p.commit(&format!("trial {trial}"));
                 run(&p, &["build"]).success();
                 run(&p, &["rollout", "start", "--to", "prod", "--build", "HEAD", "--detach"]).success();
                 let args = ["rollout", "watch", "--env", "prod", "--interval", "1"];
-                (args.iter().map(|s| s.to_string()).collect(), rollout_time)
+                args.iter().map(|s| s.to_string()).collect()
             }
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let typical = &mut typical_of[kind as usize];
         let after = typical.mul_f64(fraction);
         landed += usize::from(run_and_kill(&p, &args, after));
 
@@ -154,7 +159,9 @@ fn sigkill_at_random_points_leaves_a_consistent_ledger_and_store_and_the_rerun_c
             fsck.stdout,
             fsck.stderr
         );
+        let rerun_started = Instant::now();
         let rerun = run(&p, &args);
+        *typical = (*typical + rerun_started.elapsed()) / 2;
         assert_eq!(
             rerun.code,
             0,
