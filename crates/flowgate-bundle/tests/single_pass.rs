@@ -15,7 +15,7 @@ fn tree() -> Vec<(String, Vec<u8>, bool)> {
     let mut files: Vec<(String, Vec<u8>, bool)> = (0..300)
         .map(|i| (format!("pkg{}/m{i}.py", i % 5), format!("X = {i}\n").repeat(i % 40 + 1).into_bytes(), i % 9 == 0))
         .collect();
-    // Larger than the small-file cutoff (4 MiB), so it is streamed, between small batches.
+    // Larger than a frame (4 MiB), so it is cut into two, between groups of small files.
     files.push(("pkg2/big.csv".into(), (0..5_000_000u32).map(|i| (i % 251) as u8).collect(), false));
     files.push(("README.md".into(), b"# readme\n".to_vec(), false));
     files
@@ -102,4 +102,20 @@ fn a_first_build_stats_while_writing_and_still_refuses_links_and_oversized_trees
     let err = plan(src.path(), &paths, &opts).unwrap().write(&mut tempfile::tempfile().unwrap()).unwrap_err();
     assert!(matches!(&err, BundleError::TooLarge { .. }), "{err}");
     assert!(!cache.path().join("index").exists(), "a refused build teaches the index nothing");
+}
+
+#[test]
+fn a_cancelled_write_stops_with_cancelled_and_leaves_the_index_alone() {
+    let src = tempfile::tempdir().unwrap();
+    let owned = tree();
+    let files: Vec<(&str, &[u8], bool)> = owned.iter().map(|(p, c, x)| (p.as_str(), &c[..], *x)).collect();
+    write_tree(src.path(), &files, 0o644, 0o755);
+    let cache = tempfile::tempdir().unwrap();
+    let index = cache.path().join("index");
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = PackOptions { index_path: Some(index.clone()), cancel: Some(cancel), ..PackOptions::default() };
+    let mut out = tempfile::tempfile().unwrap();
+    let result = plan(src.path(), &paths_of(&files), &opts).unwrap().write(&mut out);
+    assert!(matches!(result, Err(BundleError::Cancelled)), "{result:?}");
+    assert!(!index.exists(), "a cancelled write taught the index");
 }
