@@ -64,7 +64,8 @@ pub(crate) fn write_slots(
     let packed = std::thread::scope(|scope| -> Result<Packed, BundleError> {
         let (frames, received) = std::sync::mpsc::sync_channel(2);
         let (give_back, returned) = std::sync::mpsc::channel();
-        scope.spawn(move || reader.run(FrameChannel { frames, returned }));
+        let readers = reading_pool()?;
+        scope.spawn(move || readers.install(|| reader.run(FrameChannel { frames, returned })));
         let mut writer = FrameWriter::new(out, give_back);
         for frame in received {
             if reader.opts.cancelled() {
@@ -80,6 +81,18 @@ pub(crate) fn write_slots(
     })?;
     tracing::info!(digest = %packed.digest, size = packed.size, "archive written");
     Ok((slots, outcomes, packed))
+}
+
+/// The threads that stat, read and hash files: their own pool, with more threads
+/// than cores, so a read that waits for the disk leaves the cores to the
+/// compressors on rayon's global pool instead of idling one of them.
+fn reading_pool() -> Result<rayon::ThreadPool, BundleError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((2 * cores).clamp(2, 16))
+        .thread_name(|i| format!("flowgate-read-{i}"))
+        .build()
+        .map_err(|e| BundleError::archive("start reading")(std::io::Error::other(e)))
 }
 
 fn check_manifest(manifest: &Manifest, opts: &PackOptions) -> Result<(), BundleError> {
