@@ -58,16 +58,15 @@ impl Dirs {
         wanted.dedup();
         let mut dirs: HashMap<String, Handle> = HashMap::with_capacity(wanted.len());
         for (i, dir) in wanted.into_iter().enumerate() {
-            let parent = match dir.rsplit_once('/') {
-                Some((parent, _)) => match &dirs[parent] {
-                    Handle::Open(fd) => Ok(fd.as_fd()),
+            let (parent, name) = match dir.rsplit_once('/') {
+                Some((parent, name)) => match &dirs[parent] {
+                    Handle::Open(fd) => (Ok(fd.as_fd()), name),
                     // The parent is missing or unopened, so is this one.
-                    Handle::Missing => Err(Handle::Missing),
-                    Handle::Unopened => Err(Handle::Unopened),
+                    Handle::Missing => (Err(Handle::Missing), name),
+                    Handle::Unopened => (Err(Handle::Unopened), name),
                 },
-                None => Ok(root_fd.as_fd()),
+                None => (Ok(root_fd.as_fd()), dir),
             };
-            let name = dir.rsplit_once('/').map_or(dir, |(_, name)| name);
             let handle = match parent {
                 Err(handle) => handle,
                 Ok(_) if i as u64 >= budget => Handle::Unopened,

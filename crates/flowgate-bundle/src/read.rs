@@ -109,12 +109,13 @@ impl Reader<'_> {
                     group_bytes = 0;
                 }
                 if large {
-                    let sent = read_large(self, slot, &channel);
-                    if !matches!(sent, Ok(true)) {
-                        if let Err(e) = sent {
+                    match read_large(self, slot, &channel) {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
                             channel.send(Err(e));
+                            return;
                         }
-                        return;
                     }
                 } else {
                     group_bytes += cost;

@@ -92,9 +92,9 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 /// Raises the soft limit on open files to the hard one, as Go programs do at start:
-/// packing holds a handle on every directory of the tree at once, and a repository
-/// with more directories than the common soft limit of 1,024 would otherwise fail
-/// with "Too many open files". Best effort: a failure leaves the limit as it was.
+/// packing keeps a handle on as many directories of the tree as the limit allows
+/// (each saves path lookups), so a higher limit makes packing a large tree
+/// faster. Best effort: a failure leaves the limit as it was.
 fn raise_open_files_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);

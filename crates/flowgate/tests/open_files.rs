@@ -1,8 +1,9 @@
-//! A tree with more directories than the limit on open files still builds:
-//! packing holds a handle on every directory it can, so flowgate raises its soft
-//! limit to the hard one at start (without that, the first test fails with "Too
-//! many open files"), and past what the hard limit allows it reaches the other
-//! directories by path (without that, the second one does).
+//! A tree with more directories than the limit on open files still builds, and
+//! gives the same bundle: packing keeps a handle on as many directories as the
+//! limit allows (flowgate raises its soft limit to the hard one at start) and
+//! reaches the others from their nearest open ancestor. Before the handle budget,
+//! both tests failed with "Too many open files" (the first one only without the
+//! raise of the soft limit).
 
 use std::path::Path;
 
