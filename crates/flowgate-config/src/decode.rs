@@ -1,7 +1,7 @@
 //! Turns the span-carrying tree into a [`Config`], checking every key and value
 //! and failing at the first problem with its file, line and column.
 
-use flowgate_core::FlowKey;
+use flowgate_core::{FlowKey, ProjectName};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::check::{key_in, Ctx};
@@ -58,7 +58,12 @@ fn decode_project(cx: Ctx<'_>, entry: &Entry) -> Result<(ProjectConfig, Option<G
     for e in cx.table(&entry.node, "`project`")? {
         let what = key_in(&e.key, T);
         match e.key.as_str() {
-            "name" => name = Some(cx.non_empty(&e.node, &what)?),
+            "name" => {
+                let text = cx.non_empty(&e.node, &what)?;
+                let parsed: ProjectName =
+                    text.parse().map_err(|err| cx.error(&e.node.span, format!("{what}: {err}")))?;
+                name = Some(parsed);
+            }
             "ledger" => ledger = url_like(cx, &e.node, &what)?,
             "artifacts" => artifacts = url_like(cx, &e.node, &what)?,
             "include" => {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use flowgate_core::{EnvName, FlowKey};
+use flowgate_core::{EnvName, FlowKey, ProjectName};
 use globset::GlobSet;
 use serde_json::{Map, Value as Json};
 
@@ -47,7 +47,7 @@ pub struct Settings {
 /// `[project]`.
 #[derive(Clone, PartialEq)]
 pub struct ProjectConfig {
-    pub name: String,
+    pub name: ProjectName,
     /// May hold a database password: shown redacted by `Debug`.
     pub ledger: String,
     pub artifacts: String,
@@ -180,7 +180,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn project_name(&self) -> &str {
+    pub fn project_name(&self) -> &ProjectName {
         &self.project.name
     }
 

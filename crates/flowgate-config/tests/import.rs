@@ -165,9 +165,11 @@ fn broken_yaml_is_an_import_error() {
 
 #[test]
 fn the_starter_toml_parses_with_and_without_flows() {
-    let none = starter_toml("acme \"flows\"", &[]);
+    let none = starter_toml("acme-flows", &[]);
     let config = parse("flowgate.toml", &none).unwrap();
-    assert_eq!(config.project_name(), "acme \"flows\"");
+    assert_eq!(config.project_name().as_str(), "acme-flows");
+    let err = parse("flowgate.toml", &starter_toml("acme \"flows\"", &[])).unwrap_err().to_string();
+    assert!(err.contains("`acme \"flows\"` is not a valid project name") && err.contains("flowgate.toml:7:"), "{err}");
     assert_eq!(config.flows().count(), 0);
     assert!(config.env("dev").is_some());
 

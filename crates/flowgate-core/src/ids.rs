@@ -200,6 +200,12 @@ name_type!(
     "flow"
 );
 name_type!(
+    /// The name of a project (`[project] name`): scopes its ledger rows and
+    /// tags its Prefect deployments `flowgate-project:<name>`.
+    ProjectName,
+    "project"
+);
+name_type!(
     /// The ledger name of an environment: `qa`, `prod`, or a personal `dev-alice`.
     EnvName,
     "environment"

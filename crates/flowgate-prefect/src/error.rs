@@ -62,8 +62,22 @@ pub enum PrefectError {
     #[error("No default job template is known for work pool type `{pool_type}` (needed to create work pool `{pool}`)")]
     UnknownPoolType { pool: String, pool_type: String },
 
+    #[error("Refusing to sync env `{env}` of project `{project}`: {conflicts}; nothing was written. Give the flow another deployment name (`deployment_name`, or the env's `name_prefix`) or remove the other deployment")]
+    NotOwned { project: String, env: String, conflicts: Conflicts },
+
     #[error("Refusing to prune every flowgate deployment of env `{env}` ({count} of them): nothing would be left")]
     PruneEverything { env: String, count: usize },
+}
+
+/// The deployments a sync would write but does not own, as one sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflicts(pub Vec<crate::owner::Conflict>);
+
+impl fmt::Display for Conflicts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
 }
 
 /// Turns Prefect's error body into a readable reason. A 422 lists each failing

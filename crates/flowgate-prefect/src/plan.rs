@@ -1,10 +1,12 @@
 //! What sync would do, decided without I/O: desired deployments against the
-//! server's, field by field on the fields flowgate manages only.
+//! server's, field by field on the fields flowgate manages only, and only on
+//! deployments the project owns (or adopts from before projects existed).
 
-use flowgate_core::EnvName;
+use flowgate_core::{EnvName, ProjectName};
 use serde_json::{json, Map, Value};
 
 use crate::api::ServerDeployment;
+use crate::owner::{Conflict, Owner};
 use crate::schedule::{schedules_match, Schedule};
 use crate::spec::{DesiredDeployment, ENV_TAG_PREFIX};
 
@@ -20,13 +22,18 @@ pub struct FieldChange {
 pub enum Action {
     /// No deployment of that name for that flow: `POST /deployments/`.
     Create,
-    /// A managed deployment that differs: `PATCH` with exactly these fields.
+    /// The project's own deployment, and it differs: `PATCH` with exactly these fields.
     Update { id: String, changes: Vec<FieldChange> },
     /// Identical on every managed field: nothing is sent.
     Unchanged { id: String },
-    /// A deployment of that name exists without tag `flowgate`: never modified;
-    /// sync skips it and reports it.
-    Foreign { id: String },
+    /// A flowgate deployment from before projects, tagged with this env and
+    /// named as this project's config names it: sync adopts it (the changes
+    /// include the project tag).
+    Adopt { id: String, changes: Vec<FieldChange> },
+    /// A deployment of that name that another project owns, or no project
+    /// (unmanaged, or flowgate's without a project tag and not adoptable):
+    /// sync refuses the whole plan before writing anything.
+    Foreign { id: String, owner: Owner },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +42,7 @@ pub struct PlannedDeployment {
     pub action: Action,
 }
 
-/// A managed deployment of this env whose flow left the config.
+/// A deployment of this project and env that the ledger no longer wants.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PruneCandidate {
     pub id: String,
@@ -43,24 +50,48 @@ pub struct PruneCandidate {
     pub flow_name: String,
 }
 
-/// Which managed deployments belong to the env being planned.
+/// Which deployments are the planned env's: the project's own, tagged with the
+/// env, named with the env's prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PruneScope {
+    pub project: ProjectName,
     pub env: EnvName,
     pub name_prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    pub project: ProjectName,
     pub env: EnvName,
     pub deployments: Vec<PlannedDeployment>,
+    /// The project's deployments in this env that nothing wants: `sync --prune` deletes them.
     pub prune: Vec<PruneCandidate>,
+    /// flowgate deployments without a project tag, tagged with this env and named
+    /// with its prefix, that this project's ledger does not want: they may be
+    /// another project's from before projects existed, so they are reported,
+    /// never adopted or pruned.
+    pub unclaimed: Vec<PruneCandidate>,
 }
 
 impl Plan {
     /// True when sync would send no write (pruning aside).
     pub fn is_noop(&self) -> bool {
         self.deployments.iter().all(|d| matches!(d.action, Action::Unchanged { .. } | Action::Foreign { .. }))
+    }
+
+    /// The deployments sync would have to write but does not own.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        self.deployments
+            .iter()
+            .filter_map(|d| match &d.action {
+                Action::Foreign { owner, .. } => Some(Conflict {
+                    deployment: d.desired.name.clone(),
+                    flow_name: d.desired.flow_name.clone(),
+                    owner: owner.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -71,27 +102,47 @@ pub fn plan(desired: &[DesiredDeployment], actual: &[ServerDeployment], scope: &
             let found = actual.iter().find(|have| have.name == want.name && have.flow_name == want.flow_name);
             let action = match found {
                 None => Action::Create,
-                Some(have) if !have.is_managed() => Action::Foreign { id: have.id.clone() },
                 Some(have) => {
-                    let changes = diff(want, have);
-                    if changes.is_empty() {
-                        Action::Unchanged { id: have.id.clone() }
+                    let owner = Owner::of(have);
+                    let id = have.id.clone();
+                    if owner.is(&scope.project) {
+                        let changes = diff(want, have);
+                        if changes.is_empty() {
+                            Action::Unchanged { id }
+                        } else {
+                            Action::Update { id, changes }
+                        }
+                    } else if owner.adoptable_in(&want.env) {
+                        Action::Adopt { id, changes: diff(want, have) }
                     } else {
-                        Action::Update { id: have.id.clone(), changes }
+                        Action::Foreign { id, owner }
                     }
                 }
             };
             PlannedDeployment { desired: want.clone(), action }
         })
         .collect();
-    let env_tag = format!("{ENV_TAG_PREFIX}{}", scope.env);
+    let wanted = |have: &ServerDeployment| desired.iter().any(|w| w.name == have.name && w.flow_name == have.flow_name);
+    let in_scope = |have: &ServerDeployment| {
+        have.name.starts_with(&scope.name_prefix)
+            && have.tags.iter().any(|t| *t == format!("{ENV_TAG_PREFIX}{}", scope.env))
+    };
+    let candidate = |have: &ServerDeployment| PruneCandidate {
+        id: have.id.clone(),
+        name: have.name.clone(),
+        flow_name: have.flow_name.clone(),
+    };
     let prune = actual
         .iter()
-        .filter(|have| have.is_managed() && have.name.starts_with(&scope.name_prefix) && have.tags.contains(&env_tag))
-        .filter(|have| !desired.iter().any(|want| want.name == have.name && want.flow_name == have.flow_name))
-        .map(|have| PruneCandidate { id: have.id.clone(), name: have.name.clone(), flow_name: have.flow_name.clone() })
+        .filter(|have| Owner::of(have).is(&scope.project) && in_scope(have) && !wanted(have))
+        .map(candidate)
         .collect();
-    Plan { env: scope.env.clone(), deployments, prune }
+    let unclaimed = actual
+        .iter()
+        .filter(|have| Owner::of(have).adoptable_in(&scope.env) && in_scope(have) && !wanted(have))
+        .map(candidate)
+        .collect();
+    Plan { project: scope.project.clone(), env: scope.env.clone(), deployments, prune, unclaimed }
 }
 
 /// The changed managed fields of one deployment.

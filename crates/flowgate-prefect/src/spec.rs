@@ -1,12 +1,13 @@
 //! The deployment flowgate wants for one (flow, env): built from plain inputs,
 //! with flowgate's pull steps, tags and pinned image, ready to send or compare.
 
-use flowgate_core::{BuildId, Digest, EnvName};
+use flowgate_core::{BuildId, Digest, EnvName, ProjectName};
 use serde_json::{json, Map, Value};
 
+use crate::owner::project_tag;
 use crate::schedule::Schedule;
 
-/// The tag that marks a deployment as flowgate's: only these are ever modified.
+/// The tag that marks a deployment as flowgate's (its project tag says whose).
 pub const MANAGED_TAG: &str = "flowgate";
 /// Prefix of the tag naming the build a deployment runs.
 pub const BUILD_TAG_PREFIX: &str = "flowgate-build:";
@@ -21,6 +22,8 @@ const IMAGE_POOL_TYPES: &[&str] = &["docker", "kubernetes", "ecs", "cloud-run", 
 /// Everything needed to describe one deployment; config and ledger supply it.
 #[derive(Debug, Clone)]
 pub struct DeploymentInput {
+    /// The project that owns the deployment (tagged `flowgate-project:<name>`).
+    pub project: ProjectName,
     pub env: EnvName,
     /// The Prefect flow name (from the entrypoint parser or config).
     pub flow_name: String,
@@ -55,6 +58,7 @@ pub struct DeploymentInput {
 /// The desired state of one deployment, as flowgate will send it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredDeployment {
+    pub project: ProjectName,
     pub env: EnvName,
     pub flow_name: String,
     pub name: String,
@@ -79,6 +83,7 @@ impl DesiredDeployment {
         tags.push(MANAGED_TAG.to_string());
         tags.push(format!("{BUILD_TAG_PREFIX}{}", input.build));
         tags.push(format!("{ENV_TAG_PREFIX}{}", input.env));
+        tags.push(project_tag(&input.project));
         tags.sort();
         tags.dedup();
         let mut job_variables = input.job_variables;
@@ -91,6 +96,7 @@ impl DesiredDeployment {
         let mut pull_steps = flowgate_pull_steps(&command);
         pull_steps.extend(input.extra_pull_steps);
         Self {
+            project: input.project,
             env: input.env,
             flow_name: input.flow_name,
             name: input.deployment_name,

@@ -1,5 +1,6 @@
 //! Making the server match a plan: create what is missing, PATCH only changed
-//! fields, send nothing for the rest, prune only when asked.
+//! fields, send nothing for the rest, prune only when asked, and refuse the
+//! whole plan when it would write a deployment the project does not own.
 
 use crate::api::WorkPool;
 use crate::client::PrefectClient;
@@ -21,8 +22,11 @@ pub struct SyncReport {
     /// Deployment name with the fields that were sent.
     pub updated: Vec<(String, Vec<&'static str>)>,
     pub unchanged: Vec<String>,
-    /// Names that exist without tag `flowgate`; left exactly as they were.
-    pub skipped_foreign: Vec<String>,
+    /// flowgate deployments from before projects that this sync tagged as the project's.
+    pub adopted: Vec<String>,
+    /// flowgate deployments without a project tag that look like this env's but
+    /// that nothing wants; left exactly as they were (see [`Plan::unclaimed`]).
+    pub unclaimed: Vec<String>,
     pub pruned: Vec<String>,
     pub created_work_pools: Vec<String>,
 }
@@ -44,17 +48,28 @@ pub async fn ensure_work_pool(
 }
 
 /// Applies `plan`. `pool_type` is used only when a missing pool is created.
+/// A plan that would write a deployment the project does not own is refused
+/// with [`PrefectError::NotOwned`] before anything is sent.
 pub async fn sync(
     client: &PrefectClient,
     plan: &Plan,
     options: &SyncOptions,
     pool_type: &str,
 ) -> Result<SyncReport, PrefectError> {
-    let mut report = SyncReport::default();
+    let conflicts = plan.conflicts();
+    if !conflicts.is_empty() {
+        return Err(PrefectError::NotOwned {
+            project: plan.project.to_string(),
+            env: plan.env.to_string(),
+            conflicts: crate::error::Conflicts(conflicts),
+        });
+    }
+    let mut report =
+        SyncReport { unclaimed: plan.unclaimed.iter().map(|c| c.name.clone()).collect(), ..Default::default() };
     let mut pools: Vec<&str> = plan
         .deployments
         .iter()
-        .filter(|d| matches!(d.action, Action::Create | Action::Update { .. }))
+        .filter(|d| matches!(d.action, Action::Create | Action::Update { .. } | Action::Adopt { .. }))
         .map(|d| d.desired.work_pool.as_str())
         .collect();
     pools.sort();
@@ -81,11 +96,12 @@ pub async fn sync(
                 client.update_deployment(id, &update_body(changes), &subject).await?;
                 report.updated.push((want.name.clone(), changes.iter().map(|c| c.field).collect()));
             }
-            Action::Unchanged { .. } => report.unchanged.push(want.name.clone()),
-            Action::Foreign { .. } => {
-                tracing::warn!(deployment = %want.name, "skipping a deployment without tag `flowgate`");
-                report.skipped_foreign.push(want.name.clone());
+            Action::Adopt { id, changes } => {
+                client.update_deployment(id, &update_body(changes), &subject).await?;
+                report.adopted.push(want.name.clone());
             }
+            Action::Unchanged { .. } => report.unchanged.push(want.name.clone()),
+            Action::Foreign { .. } => unreachable!("a plan with conflicts is refused above"),
         }
     }
     if options.prune {

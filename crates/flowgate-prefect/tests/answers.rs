@@ -13,7 +13,11 @@ async fn parameters_the_schema_refuses_on_update_are_a_named_409() {
     let client = client();
     let pool = "answers-pool";
     ensure_work_pool(&client, pool, "process", true).await.expect("pool");
-    let scope = PruneScope { env: "staging".parse().unwrap(), name_prefix: "ans-staging-".into() };
+    let scope = PruneScope {
+        project: "acme".parse().unwrap(),
+        env: "staging".parse().unwrap(),
+        name_prefix: "ans-staging-".into(),
+    };
     let names = vec!["ans-staging-epsilon".to_string()];
 
     let good = vec![desired(input("staging", "ans-staging-", "epsilon", "v1", pool))];

@@ -3,7 +3,7 @@
 
 use flowgate_core::{BuildId, Digest};
 use flowgate_prefect::{
-    plan, update_body, Action, DeploymentInput, DesiredDeployment, PruneScope, Schedule, ServerDeployment,
+    plan, update_body, Action, DeploymentInput, DesiredDeployment, Owner, PruneScope, Schedule, ServerDeployment,
 };
 use serde_json::{json, Map, Value};
 
@@ -13,6 +13,7 @@ fn build(seed: &str) -> BuildId {
 
 fn input(flow: &str, seed: &str) -> DeploymentInput {
     DeploymentInput {
+        project: "acme".parse().unwrap(),
         env: "qa".parse().unwrap(),
         flow_name: flow.into(),
         deployment_name: format!("qa-{flow}"),
@@ -70,7 +71,7 @@ fn as_server(want: &DesiredDeployment, id: &str) -> ServerDeployment {
 }
 
 fn scope() -> PruneScope {
-    PruneScope { env: "qa".parse().unwrap(), name_prefix: "qa-".into() }
+    PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "qa-".into() }
 }
 
 #[test]
@@ -81,7 +82,10 @@ fn spec_carries_flowgate_tags_pull_steps_and_user_steps_after() {
     let want = DesiredDeployment::new(i);
     let id = build("v1");
     assert_eq!(want.version, id.to_string());
-    assert_eq!(want.tags, ["etl", "flowgate", &format!("flowgate-build:{id}"), "flowgate-env:qa"]);
+    assert_eq!(
+        want.tags,
+        ["etl", "flowgate", &format!("flowgate-build:{id}"), "flowgate-env:qa", "flowgate-project:acme"]
+    );
     let digest = Digest::of(b"v1").to_hex();
     assert_eq!(
         want.pull_steps,
@@ -155,13 +159,22 @@ fn paused_counts_only_when_managed_and_hand_edits_show_as_drift() {
     assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["job_variables", "schedules"]);
 }
 
+/// `have` with its project tag replaced (None: removed, as synced before projects).
+fn owned_by(mut have: ServerDeployment, project: Option<&str>) -> ServerDeployment {
+    have.tags.retain(|t| !t.starts_with("flowgate-project:"));
+    have.tags.extend(project.map(|p| format!("flowgate-project:{p}")));
+    have
+}
+
 #[test]
 fn foreign_deployments_are_marked_and_prune_stays_in_scope() {
     let etl = DesiredDeployment::new(input("etl", "v1"));
     let mut foreign = as_server(&etl, "f1");
     foreign.tags = vec!["team".into()];
     let p = plan(std::slice::from_ref(&etl), std::slice::from_ref(&foreign), &scope());
-    assert_eq!(p.deployments[0].action, Action::Foreign { id: "f1".into() });
+    assert_eq!(p.deployments[0].action, Action::Foreign { id: "f1".into(), owner: Owner::Unmanaged });
+    assert_eq!(p.conflicts().len(), 1);
+    assert!(p.conflicts()[0].to_string().contains("not managed by flowgate"), "{}", p.conflicts()[0]);
 
     let gone = as_server(&DesiredDeployment::new(input("gone", "v1")), "g1");
     let mut prod = as_server(&DesiredDeployment::new(input("other", "v1")), "p1");
@@ -171,4 +184,45 @@ fn foreign_deployments_are_marked_and_prune_stays_in_scope() {
     let p = plan(&[etl], &[gone, prod, unmanaged_gone, foreign], &scope());
     let names: Vec<_> = p.prune.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["qa-gone"]);
+}
+
+#[test]
+fn another_projects_deployment_is_refused_and_never_pruned() {
+    let etl = DesiredDeployment::new(input("etl", "v1"));
+    let theirs = owned_by(as_server(&etl, "t1"), Some("beta"));
+    let p = plan(std::slice::from_ref(&etl), std::slice::from_ref(&theirs), &scope());
+    assert_eq!(p.deployments[0].action, Action::Foreign { id: "t1".into(), owner: Owner::Project("beta".into()) });
+    let conflict = p.conflicts()[0].to_string();
+    assert!(conflict.contains("flowgate project `beta`") && conflict.contains("`etl/qa-etl`"), "{conflict}");
+
+    // Same env tag, same prefix, not wanted: still not ours to prune.
+    let their_gone = owned_by(as_server(&DesiredDeployment::new(input("gone", "v1")), "g1"), Some("beta"));
+    let p = plan(&[etl], &[their_gone], &scope());
+    assert!(p.prune.is_empty() && p.unclaimed.is_empty(), "{p:#?}");
+}
+
+#[test]
+fn deployments_from_before_projects_are_adopted_only_when_unambiguous() {
+    let etl = DesiredDeployment::new(input("etl", "v1"));
+    let legacy = owned_by(as_server(&etl, "l1"), None);
+    let p = plan(std::slice::from_ref(&etl), std::slice::from_ref(&legacy), &scope());
+    let Action::Adopt { id, changes } = &p.deployments[0].action else { panic!("{p:#?}") };
+    assert_eq!(id, "l1");
+    assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["tags"], "adoption adds the project tag only");
+
+    // Of another env: not this project's to adopt.
+    let mut other_env = legacy.clone();
+    other_env.tags.retain(|t| !t.starts_with("flowgate-env:"));
+    other_env.tags.push("flowgate-env:prod".into());
+    let p = plan(std::slice::from_ref(&etl), &[other_env], &scope());
+    assert_eq!(
+        p.deployments[0].action,
+        Action::Foreign { id: "l1".into(), owner: Owner::Unclaimed { env: Some("prod".into()) } }
+    );
+
+    // Of this env but wanted by nothing here: reported, never pruned.
+    let gone = owned_by(as_server(&DesiredDeployment::new(input("gone", "v1")), "g1"), None);
+    let p = plan(&[etl], &[gone], &scope());
+    assert!(p.prune.is_empty(), "{p:#?}");
+    assert_eq!(p.unclaimed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["qa-gone"]);
 }

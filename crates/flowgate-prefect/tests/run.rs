@@ -33,6 +33,7 @@ async fn a_worker_runs_the_synced_deployment_through_its_pull_steps() {
     let digest = Digest::of(b"bundle");
     let build = digest.to_hex()[..20].parse().unwrap();
     let input = DeploymentInput {
+        project: "acme".parse().unwrap(),
         env: "qa".parse::<EnvName>().unwrap(),
         flow_name: "hello".into(),
         deployment_name: "qa-hello".into(),
@@ -56,7 +57,7 @@ async fn a_worker_runs_the_synced_deployment_through_its_pull_steps() {
         paused: None,
     };
     let desired = vec![DesiredDeployment::new(input)];
-    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "qa-".into() };
+    let scope = PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "qa-".into() };
     let planned = plan(&desired, &client.read_deployments(&["qa-hello".into()]).await.unwrap(), &scope);
     assert_eq!(planned.deployments[0].action, Action::Create);
     let options = SyncOptions { prune: false, create_work_pools: true };

@@ -5,7 +5,7 @@ mod common;
 
 use common::{client, desired, input, with_schedule};
 use flowgate_prefect::{
-    ensure_work_pool, plan, sync, Action, PrefectClient, PrefectError, PruneScope, ServerDeployment, Subject,
+    ensure_work_pool, plan, sync, Action, Owner, PrefectClient, PrefectError, PruneScope, ServerDeployment, Subject,
     SyncOptions,
 };
 use serde_json::json;
@@ -24,7 +24,8 @@ async fn scheduled_ids(client: &PrefectClient, deployment_id: &str) -> Vec<Strin
 async fn sync_is_idempotent_patches_only_changes_and_leaves_the_rest_alone() {
     let client = client();
     let pool = "sync-pool";
-    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "sync-qa-".into() };
+    let scope =
+        PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "sync-qa-".into() };
     let options = SyncOptions { prune: false, create_work_pools: true };
     let (a, b) = ("sync-qa-alpha", "sync-qa-beta");
 
@@ -92,7 +93,7 @@ async fn sync_is_idempotent_patches_only_changes_and_leaves_the_rest_alone() {
 }
 
 #[tokio::test]
-async fn a_colliding_deployment_without_the_flowgate_tag_is_never_modified() {
+async fn a_colliding_deployment_without_the_flowgate_tag_is_refused_and_never_modified() {
     let client = client();
     let pool = "foreign-pool";
     ensure_work_pool(&client, pool, "process", true).await.expect("pool");
@@ -100,17 +101,20 @@ async fn a_colliding_deployment_without_the_flowgate_tag_is_never_modified() {
     let body = json!({"name": "foreign-qa-gamma", "flow_id": flow.id, "work_pool_name": pool, "version": "hand-made", "tags": ["team"]});
     let theirs = client.create_deployment(&body, &Subject::default()).await.expect("hand-made deployment");
 
-    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "foreign-qa-".into() };
+    let scope =
+        PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "foreign-qa-".into() };
     let want = vec![desired(input("qa", "foreign-qa-", "gamma", "v1", pool))];
     let planned = plan(&want, &read(&client, &["foreign-qa-gamma"]).await, &scope);
-    assert_eq!(planned.deployments[0].action, Action::Foreign { id: theirs.id.clone() });
+    assert_eq!(planned.deployments[0].action, Action::Foreign { id: theirs.id.clone(), owner: Owner::Unmanaged });
     assert!(planned.prune.is_empty(), "a foreign deployment is never a prune candidate");
 
     let before = client.write_count();
     let options = SyncOptions { prune: true, create_work_pools: false };
-    let report = sync(&client, &planned, &options, "process").await.expect("sync");
-    assert_eq!(report.skipped_foreign, vec!["foreign-qa-gamma".to_string()]);
-    assert_eq!(client.write_count(), before, "nothing sent for a foreign deployment");
+    let err = sync(&client, &planned, &options, "process").await.unwrap_err();
+    assert!(matches!(err, PrefectError::NotOwned { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("`gamma/foreign-qa-gamma`") && message.contains("not managed by flowgate"), "{message}");
+    assert_eq!(client.write_count(), before, "nothing sent when a deployment is not the project's");
     let after = client.read_deployment(&theirs.id).await.expect("read");
     assert_eq!(after, ServerDeployment { flow_name: String::new(), ..theirs });
 }
@@ -122,7 +126,8 @@ async fn missing_work_pool_and_rejected_fields_are_named() {
     assert!(matches!(&err, PrefectError::WorkPoolMissing { pool } if pool == "no-such-pool"), "{err:?}");
     assert!(err.to_string().contains("`no-such-pool`"), "{err}");
 
-    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "err-qa-".into() };
+    let scope =
+        PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "err-qa-".into() };
     let want = vec![desired(input("qa", "err-qa-", "delta", "v1", "no-such-pool"))];
     let planned = plan(&want, &read(&client, &["err-qa-delta"]).await, &scope);
     let err = sync(&client, &planned, &SyncOptions::default(), "process").await.unwrap_err();

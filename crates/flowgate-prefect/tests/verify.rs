@@ -25,7 +25,7 @@ async fn deploy(client: &PrefectClient, env: &str, prefix: &str, flow: &str, see
 async fn deploy_input(client: &PrefectClient, input: flowgate_prefect::DeploymentInput) -> ServerDeployment {
     let name = input.deployment_name.clone();
     let flow = input.flow_name.clone();
-    let scope = PruneScope { env: input.env.clone(), name_prefix: name.clone() };
+    let scope = PruneScope { project: "acme".parse().unwrap(), env: input.env.clone(), name_prefix: name.clone() };
     let desired = vec![flowgate_prefect::DesiredDeployment::new(input)];
     let planned = plan(&desired, &client.read_deployments(std::slice::from_ref(&name)).await.unwrap(), &scope);
     let options = SyncOptions { prune: false, create_work_pools: true };

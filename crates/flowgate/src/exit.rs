@@ -3,10 +3,11 @@
 use flowgate_config::ConfigError;
 use flowgate_core::{IdError, MoveError};
 use flowgate_ledger::LedgerError;
+use flowgate_prefect::PrefectError;
 use flowgate_store::StoreError;
 
 /// The documented exit codes: 0 success, 1 failure, 2 bad usage or configuration,
-/// 3 refused by a gate, 4 conflict with a concurrent change.
+/// 3 refused by a gate (or by ownership: a deployment another project owns), 4 conflict with a concurrent change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Success = 0,
@@ -37,7 +38,7 @@ pub fn status_of(error: &anyhow::Error) -> Status {
         if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<IdError>() || cause.is::<MoveError>() {
             return Status::Usage;
         }
-        if cause.is::<RefusedError>() {
+        if cause.is::<RefusedError>() || matches!(cause.downcast_ref(), Some(PrefectError::NotOwned { .. })) {
             return Status::Refused;
         }
         if let Some(ledger) = cause.downcast_ref::<LedgerError>() {

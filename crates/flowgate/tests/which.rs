@@ -68,6 +68,7 @@ async fn release(p: &GitProject, build: &BuildId, expected: Option<i64>) {
 /// Creates or updates the deployment so that it runs `build`.
 async fn deploy(client: &PrefectClient, store_url: &str, build: &BuildId, digest: &Digest, pull: Option<String>) {
     let input = DeploymentInput {
+        project: "acme".parse().unwrap(),
         env: "qa".parse().unwrap(),
         flow_name: "hello".into(),
         deployment_name: DEPLOYMENT.into(),
@@ -89,7 +90,7 @@ async fn deploy(client: &PrefectClient, store_url: &str, build: &BuildId, digest
         paused: None,
         pull_command: pull,
     };
-    let scope = PruneScope { env: "qa".parse().unwrap(), name_prefix: "qa-".into() };
+    let scope = PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "qa-".into() };
     let existing = client.read_deployments(&[DEPLOYMENT.into()]).await.expect("read deployments");
     let planned = plan(&[DesiredDeployment::new(input)], &existing, &scope);
     sync(client, &planned, &SyncOptions { prune: false, create_work_pools: true }, "process").await.expect("sync");

@@ -26,6 +26,7 @@ pub fn build(seed: &str) -> BuildId {
 
 pub fn input(env: &str, prefix: &str, flow: &str, build_seed: &str, pool: &str) -> DeploymentInput {
     DeploymentInput {
+        project: "acme".parse().unwrap(),
         env: env.parse::<EnvName>().expect("env"),
         flow_name: flow.to_string(),
         deployment_name: format!("{prefix}{flow}"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use flowgate_bundle::Cache;
 use flowgate_config::{AuthScheme, SelectedEnv, TemplateVars};
-use flowgate_core::{FlowKey, Revision};
+use flowgate_core::{FlowKey, Move, Pointer, Revision};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::{
     DeploymentInput, DesiredDeployment, Plan, PrefectAuth, PrefectClient, PrefectError, PruneScope, SyncOptions,
@@ -64,6 +64,12 @@ pub struct Desired {
 
 /// One desired deployment per pointer of the env whose flow is still configured.
 pub async fn desired(project: &Project, ledger: &dyn Ledger, target: &Target) -> Result<Desired> {
+    let pointers = ledger.pointers(Some(&target.env.ledger_name)).await?;
+    desired_at(project, ledger, target, &pointers).await
+}
+
+/// One desired deployment per pointer given whose flow is still configured.
+async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, pointers: &[Pointer]) -> Result<Desired> {
     let env = &target.env;
     let store = project.store()?;
     let store_url = store.url().to_string();
@@ -71,7 +77,7 @@ pub async fn desired(project: &Project, ledger: &dyn Ledger, target: &Target) ->
     let user = flowgate_config::sanitize_user(&user_name());
     let mut pools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Desired { deployments: Vec::new(), revisions: Vec::new(), missing_pools: BTreeMap::new() };
-    for pointer in ledger.pointers(Some(&env.ledger_name)).await? {
+    for pointer in pointers {
         let Some(flow_config) = project.config.flow(&pointer.flow) else { continue };
         let build = ledger
             .build(&pointer.build)
@@ -142,6 +148,7 @@ pub async fn desired(project: &Project, ledger: &dyn Ledger, target: &Target) ->
             })
             .collect::<Result<Vec<_>>>()?;
         out.deployments.push(DesiredDeployment::new(DeploymentInput {
+            project: project.config.project_name().clone(),
             env: env.ledger_name.clone(),
             flow_name,
             deployment_name: resolved.deployment_name.clone(),
@@ -171,13 +178,21 @@ pub async fn desired(project: &Project, ledger: &dyn Ledger, target: &Target) ->
 /// The plan for the env: desired against what the server has now.
 pub async fn plan(project: &Project, ledger: &dyn Ledger, target: &Target) -> Result<(Plan, Desired)> {
     let desired = desired(project, ledger, target).await?;
+    plan_desired(project, target, desired).await
+}
+
+async fn plan_desired(project: &Project, target: &Target, desired: Desired) -> Result<(Plan, Desired)> {
     let names: Vec<String> = desired.deployments.iter().map(|d| d.name.clone()).collect();
     let actual = target
         .client
         .read_deployments(&names)
         .await
         .with_context(|| format!("Failed to read the deployments of env `{}`", target.env.config_name))?;
-    let scope = PruneScope { env: target.env.ledger_name.clone(), name_prefix: target.env.name_prefix.clone() };
+    let scope = PruneScope {
+        project: project.config.project_name().clone(),
+        env: target.env.ledger_name.clone(),
+        name_prefix: target.env.name_prefix.clone(),
+    };
     Ok((flowgate_prefect::plan(&desired.deployments, &actual, &scope), desired))
 }
 
@@ -201,13 +216,48 @@ pub async fn sync(
         };
         anyhow::Error::new(e).context(format!("Failed to sync env `{env}` to Prefect{hint}"))
     })?;
-    let synced: Vec<(FlowKey, Revision)> = desired
-        .revisions
-        .into_iter()
-        .zip(&plan.deployments)
-        .filter(|(_, planned)| !matches!(planned.action, flowgate_prefect::Action::Foreign { .. }))
-        .map(|(revision, _)| revision)
-        .collect();
-    ledger.record_synced(&target.env.ledger_name, &synced).await?;
+    ledger.record_synced(&target.env.ledger_name, &desired.revisions).await?;
     Ok((plan, report))
+}
+
+/// Refuses `moves` before they are applied when the sync after them would have
+/// to write a deployment another project (or no project) owns: the same check
+/// sync makes, made while nothing has changed yet. A server that cannot be
+/// read is not a refusal: the move goes ahead and its sync reports the failure.
+pub async fn refuse_foreign(project: &Project, ledger: &dyn Ledger, target: &Target, moves: &[Move]) -> Result<()> {
+    let mut pointers = ledger.pointers(Some(&target.env.ledger_name)).await?;
+    for mv in moves.iter().filter(|m| m.env == target.env.ledger_name) {
+        let moved = Pointer {
+            flow: mv.flow.clone(),
+            env: mv.env.clone(),
+            revision: mv.next_revision(),
+            build: mv.build.clone(),
+            updated_at: chrono::Utc::now(),
+        };
+        match pointers.iter_mut().find(|p| p.flow == mv.flow) {
+            Some(p) => *p = moved,
+            None => pointers.push(moved),
+        }
+    }
+    let planned = match desired_at(project, ledger, target, &pointers).await {
+        Ok(desired) => plan_desired(project, target, desired).await,
+        Err(err) => Err(err),
+    };
+    let plan = match planned {
+        Ok((plan, _)) => plan,
+        Err(err) => {
+            tracing::debug!(error = %format!("{err:#}"), "could not plan before moving; the sync will report it");
+            return Ok(());
+        }
+    };
+    let conflicts = plan.conflicts();
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(anyhow::Error::new(PrefectError::NotOwned {
+        project: plan.project.to_string(),
+        env: plan.env.to_string(),
+        conflicts: flowgate_prefect::Conflicts(conflicts),
+    })
+    .context("Nothing moved"))
 }

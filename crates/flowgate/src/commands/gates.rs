@@ -12,6 +12,7 @@ use flowgate_config::{Policy, SelectedEnv, TemplateVars};
 use flowgate_core::gates::{evaluate, GateInput, RunOutcome, RunState, Verdict};
 use flowgate_core::{Build, EnvName, FlowKey, GateStatus, Move, MoveKind};
 use flowgate_ledger::Ledger;
+use flowgate_prefect::Owner;
 use serde::Serialize;
 
 use super::deploy::Target;
@@ -190,7 +191,10 @@ fn targets_of(project: &Project, after: &[EnvName]) -> Result<Vec<(EnvName, Targ
 }
 
 /// The id of the deployment `flow` has on the env's server, if any: found by the
-/// deployment name the config gives it in that env.
+/// deployment name the config gives it in that env, among this project's own
+/// deployments (a deployment of that name owned by another project is not it,
+/// so its runs never count for this project's gates or verification). One synced
+/// before projects existed counts when sync would adopt it (same name, this env).
 pub async fn deployment_of(
     project: &Project,
     target: &Target,
@@ -205,5 +209,7 @@ pub async fn deployment_of(
         .read_deployments(std::slice::from_ref(&name))
         .await
         .with_context(|| format!("Failed to read deployment `{name}` in env `{}`", target.env.config_name))?;
-    Ok(found.into_iter().find(|d| d.name == name).map(|d| d.id))
+    let project_name = project.config.project_name();
+    let ours = |owner: Owner| owner.is(project_name) || owner.adoptable_in(&target.env.ledger_name);
+    Ok(found.into_iter().find(|d| d.name == name && ours(Owner::of(d))).map(|d| d.id))
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
+use flowgate_core::ProjectName;
 use serde::Serialize;
 
 use crate::cli::InitArgs;
@@ -23,18 +24,20 @@ pub fn run(dir: &Path, args: InitArgs, printer: Printer) -> Result<()> {
     if target.exists() && !args.force {
         return Err(usage(format!("`{}` already exists; pass --force to overwrite it", target.display())));
     }
-    let name = args.name.clone().unwrap_or_else(|| {
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "flows".to_string())
-    });
+    let name: ProjectName = match &args.name {
+        Some(name) => name.parse()?,
+        None => project_name_of(dir),
+    };
+    let name = name.as_str();
     let (text, notes) = match &args.from_prefect_yaml {
         Some(file) => {
             let path = dir.join(file);
             let yaml = std::fs::read_to_string(&path)
                 .map_err(|e| usage(format!("Failed to read `{}`: {e}", path.display())))?;
-            let imported = flowgate_config::import_prefect_yaml(&name, &yaml)?;
+            let imported = flowgate_config::import_prefect_yaml(name, &yaml)?;
             (imported.toml, imported.notes)
         }
-        None => (flowgate_config::starter_toml(&name, &[]), Vec::new()),
+        None => (flowgate_config::starter_toml(name, &[]), Vec::new()),
     };
     std::fs::write(&target, text).with_context(|| format!("Failed to write `{}`", target.display()))?;
     ignore_state_dir(dir)?;
@@ -49,6 +52,14 @@ pub fn run(dir: &Path, args: InitArgs, printer: Printer) -> Result<()> {
             out.push_str(&format!("note: {note}\n"));
         }
     })
+}
+
+/// A valid project name from the directory's name (`My Flows` → `my-flows`),
+/// else `flows`.
+fn project_name_of(dir: &Path) -> ProjectName {
+    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let cleaned = flowgate_config::sanitize_user(&base);
+    cleaned.parse().ok().filter(|_| !base.is_empty()).unwrap_or_else(|| "flows".parse().expect("a valid name"))
 }
 
 /// `.flowgate/` holds the local ledger, store and caches: never commit it.

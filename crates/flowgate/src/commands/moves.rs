@@ -109,6 +109,9 @@ async fn apply(
     // Resolve the server (and its credentials) before moving, so a missing
     // variable is a usage error with nothing changed.
     let target = if args.dry_run || args.no_sync { None } else { Target::of(env)? };
+    if let Some(target) = &target {
+        deploy::refuse_foreign(project, ledger, target, &moves).await?;
+    }
     let views: Vec<MoveView> = if args.dry_run {
         moves.iter().map(|m| planned_view(m, current)).collect()
     } else if moves.is_empty() {

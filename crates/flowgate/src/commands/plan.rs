@@ -1,5 +1,6 @@
 //! `flowgate plan --env ENV`: what sync would create, update (field by field,
-//! old → new), leave alone, refuse to touch (foreign) and could prune.
+//! old → new), adopt, leave alone, refuse (another project's deployment) and
+//! could prune.
 
 use anyhow::Result;
 use flowgate_prefect::{Action, Plan};
@@ -16,8 +17,11 @@ use crate::project::Project;
 pub struct PlanView {
     pub env: String,
     pub deployments: Vec<PlannedView>,
-    /// Managed deployments of this env whose flow left the config or the ledger (`sync --prune` deletes them).
+    /// This project's deployments of this env whose flow left the config or the ledger (`sync --prune` deletes them).
     pub prune: Vec<PruneView>,
+    /// flowgate deployments without a project tag, of this env and prefix, that
+    /// nothing here wants: never adopted or pruned, only reported.
+    pub unclaimed: Vec<PruneView>,
     /// Work pools the server lacks, with the type `--create-work-pools` would create.
     pub missing_work_pools: Vec<(String, String)>,
 }
@@ -27,9 +31,14 @@ pub struct PlannedView {
     pub name: String,
     pub flow_name: String,
     pub version: String,
-    /// `create`, `update`, `unchanged` or `foreign` (exists without tag `flowgate`: never touched).
+    /// `create`, `update`, `unchanged`, `adopt` (flowgate's from before projects:
+    /// sync tags it as this project's) or `foreign` (another project's or no
+    /// project's: sync refuses, exit 3).
     pub action: &'static str,
     pub id: Option<String>,
+    /// Who owns a `foreign` deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub changes: Vec<ChangeView>,
 }
 
@@ -71,18 +80,15 @@ pub fn view(plan: &Plan, missing_work_pools: Vec<(String, String)>) -> PlanView 
         .deployments
         .iter()
         .map(|p| {
-            let (action, id, changes) = match &p.action {
-                Action::Create => ("create", None, Vec::new()),
-                Action::Update { id, changes } => (
-                    "update",
-                    Some(id.clone()),
-                    changes
-                        .iter()
-                        .map(|c| ChangeView { field: c.field, old: c.old.clone(), new: c.new.clone() })
-                        .collect(),
-                ),
-                Action::Unchanged { id } => ("unchanged", Some(id.clone()), Vec::new()),
-                Action::Foreign { id } => ("foreign", Some(id.clone()), Vec::new()),
+            let changed = |changes: &[flowgate_prefect::FieldChange]| -> Vec<ChangeView> {
+                changes.iter().map(|c| ChangeView { field: c.field, old: c.old.clone(), new: c.new.clone() }).collect()
+            };
+            let (action, id, changes, owner) = match &p.action {
+                Action::Create => ("create", None, Vec::new(), None),
+                Action::Update { id, changes } => ("update", Some(id.clone()), changed(changes), None),
+                Action::Adopt { id, changes } => ("adopt", Some(id.clone()), changed(changes), None),
+                Action::Unchanged { id } => ("unchanged", Some(id.clone()), Vec::new(), None),
+                Action::Foreign { id, owner } => ("foreign", Some(id.clone()), Vec::new(), Some(owner.to_string())),
             };
             PlannedView {
                 name: p.desired.name.clone(),
@@ -90,29 +96,35 @@ pub fn view(plan: &Plan, missing_work_pools: Vec<(String, String)>) -> PlanView 
                 version: p.desired.version.clone(),
                 action,
                 id,
+                owner,
                 changes,
             }
         })
         .collect();
-    let prune = plan
-        .prune
-        .iter()
-        .map(|c| PruneView { name: c.name.clone(), flow_name: c.flow_name.clone(), id: c.id.clone() })
-        .collect();
-    PlanView { env: plan.env.to_string(), deployments, prune, missing_work_pools }
+    let listed = |list: &[flowgate_prefect::PruneCandidate]| -> Vec<PruneView> {
+        list.iter()
+            .map(|c| PruneView { name: c.name.clone(), flow_name: c.flow_name.clone(), id: c.id.clone() })
+            .collect()
+    };
+    PlanView {
+        env: plan.env.to_string(),
+        deployments,
+        prune: listed(&plan.prune),
+        unclaimed: listed(&plan.unclaimed),
+        missing_work_pools,
+    }
 }
 
 fn render(out: &mut String, view: &PlanView) {
-    if view.deployments.is_empty() && view.prune.is_empty() {
+    if view.deployments.is_empty() && view.prune.is_empty() && view.unclaimed.is_empty() {
         out.push_str(&format!("Env `{}`: nothing released, nothing to sync.\n", view.env));
         return;
     }
     for d in &view.deployments {
-        let what = match d.action {
-            "create" => "create",
-            "update" => "update",
-            "unchanged" => "unchanged",
-            _ => "foreign (exists without tag `flowgate`; left alone)",
+        let what = match (d.action, &d.owner) {
+            ("adopt", _) => "adopt (synced before projects; sync tags it as this project's)".to_string(),
+            ("foreign", Some(owner)) => format!("REFUSED (owned by {owner}; sync writes nothing)"),
+            (action, _) => action.to_string(),
         };
         out.push_str(&format!("{what}: {}/{} (version {})\n", d.flow_name, d.name, d.version));
         for c in &d.changes {
@@ -122,6 +134,12 @@ fn render(out: &mut String, view: &PlanView) {
     for p in &view.prune {
         out.push_str(&format!(
             "prune candidate: {}/{} (flow no longer released here; `sync --prune` deletes it)\n",
+            p.flow_name, p.name
+        ));
+    }
+    for p in &view.unclaimed {
+        out.push_str(&format!(
+            "unclaimed: {}/{} (flowgate's, of this env, without a project tag; never adopted or pruned)\n",
             p.flow_name, p.name
         ));
     }

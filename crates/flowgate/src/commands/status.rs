@@ -211,16 +211,12 @@ async fn drift_of(project: &Project, ledger: &dyn Ledger, target: &Target) -> Re
         let name = planned.desired.name.clone();
         let drift = match planned.action {
             Action::Unchanged { .. } => Vec::new(),
-            Action::Update { changes, .. } => {
+            Action::Update { changes, .. } | Action::Adopt { changes, .. } => {
                 changes.into_iter().map(|c| Drift { field: c.field, server: c.old, ledger: c.new }).collect()
             }
             Action::Create => vec![Drift { field: "deployment", server: Value::Null, ledger: json!(name) }],
-            Action::Foreign { .. } => {
-                vec![Drift {
-                    field: "deployment",
-                    server: json!("not managed (no `flowgate` tag)"),
-                    ledger: json!(name),
-                }]
+            Action::Foreign { owner, .. } => {
+                vec![Drift { field: "deployment", server: json!(format!("owned by {owner}")), ledger: json!(name) }]
             }
         };
         out.insert(flow, drift);

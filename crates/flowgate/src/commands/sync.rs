@@ -4,7 +4,7 @@
 //! usage error. Safe to repeat: a second run sends no write.
 
 use anyhow::Result;
-use flowgate_prefect::{SyncOptions, SyncReport};
+use flowgate_prefect::{SyncOptions, SyncReport, PROJECT_TAG_PREFIX};
 use serde::Serialize;
 
 use super::deploy;
@@ -19,7 +19,11 @@ pub struct SyncView {
     pub created: Vec<String>,
     pub updated: Vec<UpdatedView>,
     pub unchanged: Vec<String>,
-    pub skipped_foreign: Vec<String>,
+    /// flowgate deployments from before projects, now tagged as this project's.
+    pub adopted: Vec<String>,
+    /// flowgate deployments without a project tag that look like this env's and
+    /// that nothing wants: reported, left alone.
+    pub unclaimed: Vec<String>,
     pub pruned: Vec<String>,
     pub created_work_pools: Vec<String>,
     /// Write requests (POST/PATCH/DELETE) sent to the server: 0 when nothing changed.
@@ -48,7 +52,8 @@ pub fn view(env: &str, report: SyncReport, writes: u64) -> SyncView {
         created: report.created,
         updated: report.updated.into_iter().map(|(name, fields)| UpdatedView { name, fields }).collect(),
         unchanged: report.unchanged,
-        skipped_foreign: report.skipped_foreign,
+        adopted: report.adopted,
+        unclaimed: report.unclaimed,
         pruned: report.pruned,
         created_work_pools: report.created_work_pools,
         writes,
@@ -68,8 +73,14 @@ pub fn render(out: &mut String, view: &SyncView) {
     for name in &view.pruned {
         out.push_str(&format!("pruned `{name}`\n"));
     }
-    for name in &view.skipped_foreign {
-        out.push_str(&format!("skipped `{name}`: it exists without tag `flowgate`\n"));
+    for name in &view.adopted {
+        out.push_str(&format!("adopted `{name}`: synced before projects existed, now tagged as this project's\n"));
+    }
+    for name in &view.unclaimed {
+        out.push_str(&format!(
+            "left alone `{name}`: a flowgate deployment of this env without a project tag that nothing here wants; \
+             delete it, or tag it `{PROJECT_TAG_PREFIX}<project>` so that project may prune it\n"
+        ));
     }
     out.push_str(&format!(
         "Env `{}` in sync: {} created, {} updated, {} unchanged, {} write(s).\n",
