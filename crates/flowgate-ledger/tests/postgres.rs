@@ -2,7 +2,7 @@
 //! database `flowgate_test_<pid>_<n>` on the server named by
 //! `FLOWGATE_TEST_POSTGRES_URL` (through the maintenance database, no `psql`
 //! needed) and drops it afterwards. An unreachable server fails the test unless
-//! `FLOWGATE_SKIP_POSTGRES=1`.
+//! `FLOWGATE_SKIP_POSTGRES=1` outside CI (`flowgate_testkit::skip`).
 
 mod suite;
 
@@ -13,7 +13,7 @@ use flowgate_ledger::LedgerUrl;
 use sqlx::{Connection, Executor, PgConnection};
 
 const SERVER_VAR: &str = "FLOWGATE_TEST_POSTGRES_URL";
-const SKIP_VAR: &str = "FLOWGATE_SKIP_POSTGRES";
+const SKIP_VAR: &str = flowgate_testkit::skip::POSTGRES;
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
@@ -26,16 +26,18 @@ struct TestDb {
 }
 
 impl TestDb {
-    /// None (skip) only when the server is unreachable and skipping was asked for.
+    /// None (skip) only when the server is unreachable and skipping was asked
+    /// for outside CI.
     async fn create() -> Option<Self> {
+        flowgate_testkit::skip::check_value(SKIP_VAR);
         let server: LedgerUrl = std::env::var(SERVER_VAR).unwrap_or_else(|_| DEFAULT_SERVER.into()).parse().unwrap();
         let mut admin = match PgConnection::connect(server.expose()).await {
             Ok(conn) => conn,
-            Err(e) if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") => {
-                eprintln!("skipping: PostgreSQL at `{server}` is unreachable ({e}) and {SKIP_VAR}=1");
+            Err(e) => {
+                let missing = format!("PostgreSQL at `{server}` is unreachable: {e}");
+                flowgate_testkit::skip::or_fail(SKIP_VAR, &missing, &format!("Start it, point {SERVER_VAR} at it"));
                 return None;
             }
-            Err(e) => panic!("PostgreSQL at `{server}` is unreachable: {e}. Start it, point {SERVER_VAR} at it, or set {SKIP_VAR}=1 to skip."),
         };
         let name = format!("flowgate_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
         admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.unwrap();

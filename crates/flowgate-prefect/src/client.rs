@@ -1,16 +1,18 @@
 //! The HTTP core of the Prefect client: one connection pool, auth, bounded
-//! retries with jittered backoff, adaptive concurrency and a write counter.
+//! retries with jittered backoff and a write counter.
+//!
+//! Requests go one at a time: every caller awaits each call before the next,
+//! so there is no concurrency to limit (a server busy with others' writes
+//! answers 503, which is retried after `Retry-After` or a backoff).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::auth::PrefectAuth;
@@ -21,16 +23,12 @@ const MAX_ATTEMPTS: u32 = 6;
 /// Idle connections are dropped before the server's ~5 s keep-alive ends.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Concurrency starts here, drops to 1 on a 503 and climbs back after this many successes.
-const MAX_CONCURRENCY: usize = 2;
-const RECOVER_AFTER: u32 = 20;
 
 /// A client for one Prefect API (one env's server or workspace).
 pub struct PrefectClient {
     http: reqwest::Client,
     base: url::Url,
     auth: Option<PrefectAuth>,
-    limiter: Arc<Limiter>,
     writes: AtomicU64,
 }
 
@@ -58,7 +56,7 @@ impl PrefectClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|source| PrefectError::Client { url: api_url.to_string(), source })?;
-        Ok(Self { http, base, auth, limiter: Arc::new(Limiter::new()), writes: AtomicU64::new(0) })
+        Ok(Self { http, base, auth, writes: AtomicU64::new(0) })
     }
 
     /// The API root this client talks to.
@@ -88,7 +86,7 @@ impl PrefectClient {
         })
     }
 
-    /// Like [`Self::call`] but returns the raw status on 404 instead of an error.
+    /// Like [`Self::call`], but a 404 is `None` rather than an error.
     pub(crate) async fn call_optional<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -122,7 +120,6 @@ impl PrefectClient {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let permit = self.limiter.acquire().await;
                 let mut request = self.http.request(method.clone(), url.clone());
                 if let Some(auth) = &self.auth {
                     let mut value = HeaderValue::from_str(&auth.header_value()).unwrap_or(HeaderValue::from_static(""));
@@ -132,9 +129,7 @@ impl PrefectClient {
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let result = request.send().await;
-                drop(permit);
-                let response = match result {
+                let response = match request.send().await {
                     Ok(response) => response,
                     Err(source) => {
                         let retryable = source.is_connect() || source.is_timeout() || source.is_request();
@@ -155,20 +150,15 @@ impl PrefectClient {
                 let status = response.status();
                 tracing::Span::current().record("status", status.as_u16());
                 tracing::debug!(attempt, "Prefect answered");
-                if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-                    if status == StatusCode::SERVICE_UNAVAILABLE {
-                        self.limiter.throttle();
-                    }
-                    if attempt < MAX_ATTEMPTS {
-                        let wait = retry_after(response.headers().get(RETRY_AFTER)).unwrap_or_else(|| backoff(attempt));
-                        tracing::debug!(attempt, status = status.as_u16(), ?wait, "server busy, retrying");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
+                let busy = status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
+                if busy && attempt < MAX_ATTEMPTS {
+                    let wait = retry_after(response.headers().get(RETRY_AFTER)).unwrap_or_else(|| backoff(attempt));
+                    tracing::debug!(attempt, status = status.as_u16(), ?wait, "server busy, retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
                 let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
                 if status.is_success() {
-                    self.limiter.succeeded();
                     return Ok(bytes);
                 }
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -213,61 +203,6 @@ fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(30.0)))
 }
 
-/// Adaptive concurrency: 2 permits, one withdrawn on a 503, returned after a run of successes.
-#[derive(Debug)]
-struct Limiter {
-    semaphore: Semaphore,
-    state: Mutex<LimiterState>,
-}
-
-#[derive(Debug)]
-struct LimiterState {
-    limit: usize,
-    successes: u32,
-}
-
-impl Limiter {
-    fn new() -> Self {
-        Self {
-            semaphore: Semaphore::new(MAX_CONCURRENCY),
-            state: Mutex::new(LimiterState { limit: MAX_CONCURRENCY, successes: 0 }),
-        }
-    }
-
-    async fn acquire(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.semaphore.acquire().await.expect("the limiter's semaphore is never closed")
-    }
-
-    fn throttle(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.successes = 0;
-        if state.limit > 1 {
-            if let Ok(permit) = self.semaphore.try_acquire() {
-                permit.forget();
-                state.limit -= 1;
-                tracing::debug!(limit = state.limit, "Prefect server is busy: lowering concurrency");
-            }
-        }
-    }
-
-    fn succeeded(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.limit < MAX_CONCURRENCY {
-            state.successes += 1;
-            if state.successes >= RECOVER_AFTER {
-                state.successes = 0;
-                state.limit += 1;
-                self.semaphore.add_permits(1);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn limit(&self) -> usize {
-        self.state.lock().unwrap().limit
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,23 +223,6 @@ mod tests {
         assert_eq!(retry_after(Some(&HeaderValue::from_static("3600"))), Some(Duration::from_secs(30)));
         assert_eq!(retry_after(Some(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
         assert_eq!(retry_after(None), None);
-    }
-
-    #[tokio::test]
-    async fn limiter_drops_to_one_on_503_and_recovers_slowly() {
-        let limiter = Limiter::new();
-        assert_eq!(limiter.limit(), 2);
-        limiter.throttle();
-        limiter.throttle();
-        assert_eq!(limiter.limit(), 1);
-        assert_eq!(limiter.semaphore.available_permits(), 1);
-        for _ in 0..RECOVER_AFTER - 1 {
-            limiter.succeeded();
-        }
-        assert_eq!(limiter.limit(), 1);
-        limiter.succeeded();
-        assert_eq!(limiter.limit(), 2);
-        assert_eq!(limiter.semaphore.available_permits(), 2);
     }
 
     #[test]

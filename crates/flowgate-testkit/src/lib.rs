@@ -2,8 +2,8 @@
 //! holding a project, a way to run the real binary in it with a controlled
 //! environment, and the filters that make its output stable for snapshots. The
 //! modules hold the servers and walks some tests need: a fault-injecting proxy,
-//! Prefect, moto's S3, PostgreSQL databases, the CLI's help, a raw HTTP client
-//! and secrets audits.
+//! Prefect, moto's S3, PostgreSQL databases, the CLI's help, a raw HTTP client,
+//! secrets audits, and the one rule by which a test may skip.
 
 pub mod cli_help;
 pub mod faults;
@@ -12,6 +12,7 @@ pub mod moto;
 pub mod postgres;
 pub mod prefect;
 pub mod secrets;
+pub mod skip;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

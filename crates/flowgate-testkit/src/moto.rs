@@ -19,26 +19,39 @@ impl Moto {
     /// Starts `moto_server` from PATH and waits until it listens; panics saying
     /// that scripts/test installs it when it is missing.
     pub fn start() -> Self {
-        Self::start_with_hint("scripts/test installs it")
+        Self::spawn().unwrap_or_else(|e| panic!("`moto_server` must be on PATH (scripts/test installs it): {e}"))
     }
 
-    /// Like [`Moto::start`], with `hint` (how to install it, or skip the test)
-    /// in the message when `moto_server` is not on PATH.
-    pub fn start_with_hint(hint: &str) -> Self {
+    /// Like [`Moto::start`], but when `moto_server` is not on PATH the test
+    /// may skip: `None` when [`crate::skip::S3`] is `1` outside CI, a panic
+    /// otherwise (see [`crate::skip`]).
+    pub fn start_or_skip() -> Option<Self> {
+        crate::skip::check_value(crate::skip::S3);
+        match Self::spawn() {
+            Ok(moto) => Some(moto),
+            Err(e) => {
+                let missing = format!("`moto_server` is not on PATH ({e})");
+                let hint = "Run `source scripts/lib.sh && ensure_python_tools` (it installs moto into ~/.cache/flowgate/venv and puts it on PATH)";
+                crate::skip::or_fail(crate::skip::S3, &missing, hint);
+                None
+            }
+        }
+    }
+
+    fn spawn() -> std::io::Result<Self> {
         let port = crate::free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("`moto_server` must be on PATH ({hint}): {e}"));
+            .spawn()?;
         let moto = Self { child, port };
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "`moto_server` did not listen on port {port} within {START_TIMEOUT:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        moto
+        Ok(moto)
     }
 
     pub fn port(&self) -> u16 {

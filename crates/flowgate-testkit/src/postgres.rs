@@ -4,7 +4,8 @@
 //!
 //! The server is `FLOWGATE_TEST_POSTGRES_URL` (default: 127.0.0.1:5432, user
 //! `postgres`, trust auth). When it is unreachable the fixture panics, unless
-//! `FLOWGATE_SKIP_POSTGRES=1`, when it returns `None` and the test skips.
+//! `FLOWGATE_SKIP_POSTGRES=1` outside CI, when it returns `None` and the test
+//! skips (see [`crate::skip`]).
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant};
 
 /// The variable naming the server's maintenance database URL.
 pub const SERVER_VAR: &str = "FLOWGATE_TEST_POSTGRES_URL";
-/// Set to `1` to skip, rather than fail, when the server is unreachable.
-pub const SKIP_VAR: &str = "FLOWGATE_SKIP_POSTGRES";
+/// Set to `1` to skip, rather than fail, when the server is unreachable (not under `CI=true`).
+pub const SKIP_VAR: &str = crate::skip::POSTGRES;
 /// The server when [`SERVER_VAR`] is unset.
 pub const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -32,18 +33,18 @@ pub fn psql(url: &str, sql: &str) -> Result<(), String> {
 
 /// The server's URL, and a name no other fixture of this process uses:
 /// `{prefix}_{pid}_{n}`, dropped first if a killed run left it behind. `None`
-/// when the server is unreachable and [`SKIP_VAR`] is `1`; a panic otherwise.
+/// when the server is unreachable and [`crate::skip::or_fail`] allows a skip;
+/// a panic otherwise.
 fn server_and_name(prefix: &str) -> Option<(String, String)> {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
+    crate::skip::check_value(SKIP_VAR);
     let server = std::env::var(SERVER_VAR).unwrap_or_else(|_| DEFAULT_SERVER.into());
     let name = format!("{prefix}_{}_{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
     if let Err(e) = psql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
         let shown = without_password(&server);
-        if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-            eprintln!("skipping: PostgreSQL at `{shown}` is unreachable ({e}) and {SKIP_VAR}=1");
-            return None;
-        }
-        panic!("PostgreSQL at `{shown}` is unreachable: {e}. Start it, point {SERVER_VAR} at it, or set {SKIP_VAR}=1");
+        let missing = format!("PostgreSQL at `{shown}` is unreachable: {}", e.trim());
+        crate::skip::or_fail(SKIP_VAR, &missing, &format!("Start it, point {SERVER_VAR} at it"));
+        return None;
     }
     Some((server, name))
 }
@@ -75,7 +76,7 @@ pub struct Database {
 
 impl Database {
     /// Creates a new database named after `prefix`. `None` (skip) only when the
-    /// server is unreachable and skipping was asked for.
+    /// server is unreachable and skipping was asked for outside CI.
     pub fn create(prefix: &str) -> Option<Self> {
         let (server, name) = server_and_name(prefix)?;
         psql(&server, &format!("CREATE DATABASE {name}")).expect("create database");
@@ -141,7 +142,7 @@ pub struct Role {
 impl Role {
     /// Creates the role (named after `prefix`) with `password`, and its
     /// database. `None` (skip) only when the server is unreachable and skipping
-    /// was asked for.
+    /// was asked for outside CI.
     pub fn create(prefix: &str, password: &str) -> Option<Self> {
         let (server, name) = server_and_name(prefix)?;
         psql(&server, &format!("DROP ROLE IF EXISTS {name}")).expect("drop old role");

@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md's contract) and the error kinds that choose them.
+//! Exit codes (the contract in the README's table) and the error kinds that choose them.
 
 use flowgate_config::ConfigError;
 use flowgate_core::{IdError, MoveError};

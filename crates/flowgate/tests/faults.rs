@@ -2,9 +2,12 @@
 //! delays, resets, truncates or answers 503 for 20% of requests to a real Prefect
 //! 3.9.1 server and to a real S3 endpoint (`moto_server`). `release --all` of 50
 //! flows either converges through retries or stops with an error that says how to
-//! converge, and then `sync` does; at every point each deployment is wholly at one
-//! build (version, pull step and tag agree), never half-updated. Builds and pulls
-//! through the faulty S3 path complete or fail cleanly, never store a damaged bundle.
+//! converge, and then `sync` does; after every command each deployment is wholly
+//! at one build (version, pull step and tag agree), never half-updated. Through
+//! the faulty S3 path every build completes through the store's retries,
+//! every pull completes or fails cleanly, and every build then pulls and
+//! verifies. Each trial asserts that the proxy injected every kind of fault.
+//! docs/RELIABILITY.md lists what each proves.
 
 mod common;
 
@@ -58,9 +61,12 @@ async fn assert_whole(client: &PrefectClient) -> Vec<(String, String)> {
     out
 }
 
-fn sync_until_it_converges(p: &GitProject) {
+/// Syncs until a sync exits 0; after every attempt, failed or not, every
+/// deployment is whole.
+async fn sync_until_it_converges(p: &GitProject, direct: &PrefectClient) {
     for attempt in 1..=10 {
         let synced = run(p, &["sync", "--env", "qa", "--create-work-pools"]);
+        assert_whole(direct).await;
         if synced.code == 0 {
             return;
         }
@@ -99,7 +105,7 @@ async fn release_of_50_flows_through_20_percent_faults_converges_and_never_half_
         }
         // Whatever got through is whole; nothing is half-updated.
         assert_whole(&direct).await;
-        sync_until_it_converges(&p);
+        sync_until_it_converges(&p, &direct).await;
         let whole = assert_whole(&direct).await;
         assert_eq!(whole.len(), FLOWS, "every flow has its deployment");
         assert!(whole.iter().all(|(_, v)| *v == build), "round {round}: every deployment at {build}: {whole:?}");
@@ -107,17 +113,24 @@ async fn release_of_50_flows_through_20_percent_faults_converges_and_never_half_
     proxy.set_enabled(false);
     let plan = run(&p, &["plan", "--env", "qa", "--json"]).success().json();
     let deployments = plan["deployments"].as_array().expect("deployments");
+    assert_eq!(deployments.len(), FLOWS, "{plan}");
     assert!(deployments.iter().all(|d| d["action"] == "unchanged"), "{plan}");
     let stats = proxy.stats();
     eprintln!("fault proxy toward Prefect: {stats:?}");
-    assert!(stats.resets + stats.truncated + stats.unavailable > 0, "faults were injected: {stats:?}");
+    // Every kind of fault the trial claims to survive was injected.
+    assert!(
+        stats.latency > 0 && stats.resets > 0 && stats.truncated > 0 && stats.unavailable > 0,
+        "every kind of fault was injected: {stats:?}"
+    );
 }
 
 #[test]
-fn builds_and_pulls_through_a_faulty_s3_endpoint_complete_or_fail_cleanly() {
+fn builds_through_a_faulty_s3_endpoint_complete_and_pulls_complete_or_fail_cleanly() {
     let moto = Moto::start();
     moto.create_bucket("faults");
-    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", moto.port()), RATE, 0xfa17);
+    // The requests of this test come one at a time, so the seed decides the faults
+    // exactly: this one meets all four kinds in about 30 requests.
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", moto.port()), RATE, 10);
     let p = project("http://127.0.0.1:1/api", "artifacts = \"s3://faults/store\"");
     let env = [
         ("AWS_ENDPOINT_URL", proxy.url()),
@@ -132,13 +145,21 @@ fn builds_and_pulls_through_a_faulty_s3_endpoint_complete_or_fail_cleanly() {
         p.write("lib/version.py", &format!("V = {round}\n"));
         p.commit(&format!("round {round}"));
         let built = p.run_with_env(bin(), &["build", "--json"], &env);
-        match built.code {
-            0 => builds.push(built.json()["build"]["id"].as_str().unwrap().to_string()),
-            1 => assert!(built.stderr.contains("store") || built.stderr.contains("upload"), "{}", built.stderr),
-            other => panic!("build exit {other}: {}", built.stderr),
-        }
+        assert_eq!(built.code, 0, "round {round}: the store's retries carry every build through: {}", built.stderr);
+        builds.push(built.json()["build"]["id"].as_str().unwrap().to_string());
     }
-    assert!(!builds.is_empty(), "retries carried at least one build through");
+    // The ledger records exactly those builds, once each.
+    let listed = run(&p, &["builds", "--json"]).success().json();
+    let mut recorded: Vec<String> = listed
+        .as_array()
+        .expect("a list of builds")
+        .iter()
+        .map(|b| b["id"].as_str().expect("build id").to_string())
+        .collect();
+    recorded.sort();
+    let mut succeeded = builds.clone();
+    succeeded.sort();
+    assert_eq!(recorded, succeeded, "the ledger records exactly the builds made");
     // Every recorded build's bundle pulls and verifies, through the faults (with
     // retries) and, whatever happened, without them.
     for build in &builds {
@@ -150,6 +171,10 @@ fn builds_and_pulls_through_a_faulty_s3_endpoint_complete_or_fail_cleanly() {
         let pulled = p.run_with_env(bin(), &["pull", build], &env).success();
         assert!(std::path::Path::new(pulled.stdout.trim()).join("flows/hello.py").is_file(), "{}", pulled.stdout);
     }
-    eprintln!("fault proxy toward S3: {:?}", proxy.stats());
-    assert!(proxy.stats().requests > 0);
+    let stats = proxy.stats();
+    eprintln!("fault proxy toward S3: {stats:?}");
+    assert!(
+        stats.latency > 0 && stats.resets > 0 && stats.truncated > 0 && stats.unavailable > 0,
+        "every kind of fault was injected (if flowgate's requests changed, pick a seed that covers all four): {stats:?}"
+    );
 }
