@@ -1,5 +1,5 @@
 //! `flowgate completions SHELL` and `flowgate man [--dir DIR]`: shell completion
-//! scripts and roff man pages generated from the clap definitions in `cli.rs`,
+//! scripts and roff man pages generated from the clap definitions in `cli/`,
 //! so they cannot drift from the parser. Neither needs a project.
 
 use std::path::{Path, PathBuf};
