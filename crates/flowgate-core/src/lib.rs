@@ -13,7 +13,7 @@ pub mod rollout;
 pub mod status;
 
 pub use build::{Build, Images};
-pub use gates::{evaluate, Approval, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
+pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, ProjectName, Revision};
 pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};

@@ -41,6 +41,10 @@ fn every_set_gate_yields_one_result_in_policy_key_order() {
     let gates: Vec<&str> = verdict.results.iter().map(|r| r.gate.as_str()).collect();
     let order = ["freeze", "branches", "after", "soak", "min_successful_runs", "max_failure_rate", "approval"];
     assert_eq!(gates, order);
+    assert_eq!(flowgate_core::Gate::ALL.map(|g| g.as_str()), order, "Gate::ALL is the reporting order");
+    // The JSON name (stored in the ledger's audit column) is the policy key.
+    let json = serde_json::to_value(flowgate_core::Gate::MinSuccessfulRuns).unwrap();
+    assert_eq!(json, "min_successful_runs");
     assert!(verdict.passed(), "{verdict:?}");
 }
 

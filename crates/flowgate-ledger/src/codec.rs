@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(audit_columns(&Audit::default()).unwrap(), (None, None, None));
         let full = Audit {
             gates: vec![GateResult {
-                gate: "soak".into(),
+                gate: flowgate_core::Gate::Soak,
                 status: flowgate_core::GateStatus::Wait { until: DateTime::from_timestamp_millis(1_234_567) },
                 detail: "2h in `qa` required".into(),
             }],

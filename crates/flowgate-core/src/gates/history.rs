@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::text::{at, delta, duration};
 use super::verdict::{combine, single, Part};
-use super::{GateInput, GateResult};
+use super::{Gate, GateInput, GateResult};
 use crate::ids::EnvName;
 use crate::release::{MoveKind, Release};
 
@@ -65,7 +65,7 @@ fn never_released(input: &GateInput<'_>, env: &EnvName) -> String {
 /// time ended in a rollback (the env backed it out).
 pub(super) fn after(input: &GateInput<'_>) -> GateResult {
     let parts = input.policy.after.iter().map(|env| after_in(input, env)).collect();
-    combine("after", parts)
+    combine(Gate::After, parts)
 }
 
 fn after_in(input: &GateInput<'_>, env: &EnvName) -> Part {
@@ -102,11 +102,11 @@ fn after_in(input: &GateInput<'_>, env: &EnvName) -> Part {
 /// one no longer current is refused, since waiting will not help.
 pub(super) fn soak(input: &GateInput<'_>, soak: std::time::Duration) -> GateResult {
     if input.policy.after.is_empty() {
-        return single("soak", Part::refuse(no_upstream("soak")));
+        return single(Gate::Soak, Part::refuse(no_upstream(Gate::Soak)));
     }
     let need = delta(soak);
     let parts = input.policy.after.iter().map(|env| soak_in(input, env, need)).collect();
-    combine("soak", parts)
+    combine(Gate::Soak, parts)
 }
 
 fn soak_in(input: &GateInput<'_>, env: &EnvName, need: TimeDelta) -> Part {
@@ -160,6 +160,6 @@ fn soak_in(input: &GateInput<'_>, env: &EnvName, need: TimeDelta) -> Part {
 
 /// A gate that counts upstream but has no upstream env to count in (the config
 /// refuses this; a policy built in code may still hold it).
-pub(super) fn no_upstream(gate: &str) -> String {
+pub(super) fn no_upstream(gate: Gate) -> String {
     format!("`{gate}` needs `after`: the policy names no upstream env to count in")
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::text::{at, ticked};
 use super::verdict::{single, Part};
-use super::{GateInput, GateResult};
+use super::{Gate, GateInput, GateResult};
 use crate::policy::FreezeWindow;
 
 /// `freeze`: a move made while `now` is inside a window (from inclusive, until
@@ -12,7 +12,7 @@ use crate::policy::FreezeWindow;
 /// touch it, until the last of them ends, since the env stays frozen all along.
 /// The reasons of the windows `now` is in are named.
 pub(super) fn freeze(input: &GateInput<'_>) -> GateResult {
-    const GATE: &str = "freeze";
+    const GATE: Gate = Gate::Freeze;
     let (env, now) = (input.env, input.now);
     let windows = &input.policy.freeze;
     let inside: Vec<&FreezeWindow> = windows.iter().filter(|w| w.contains(now)).collect();
@@ -35,7 +35,7 @@ pub(super) fn freeze(input: &GateInput<'_>) -> GateResult {
 /// `branches`: the build must come from a branch matching one of the globs; a
 /// build made on a detached HEAD (no branch) matches none.
 pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
-    const GATE: &str = "branches";
+    const GATE: Gate = Gate::Branches;
     let (build, env) = (&input.build.id, input.env);
     let allowed = ticked(&input.policy.branches);
     let branch = input.build.branch.as_deref();
@@ -58,7 +58,7 @@ pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
 /// case, so `Alice` and `alice` are one person. With `separate_approver`, the
 /// releaser's own approvals do not count.
 pub(super) fn approval(input: &GateInput<'_>, need: u32) -> GateResult {
-    const GATE: &str = "approval";
+    const GATE: Gate = Gate::Approval;
     let (build, env) = (&input.build.id, input.env);
     let person = |actor: &str| actor.trim().to_lowercase();
     let releaser = person(input.releaser);

@@ -31,12 +31,62 @@ use crate::release::Release;
 
 pub use verdict::{Outcome, Verdict};
 
+/// A gate, named in JSON, in the ledger and on screen as the policy key that sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    Freeze,
+    Branches,
+    After,
+    Soak,
+    MinSuccessfulRuns,
+    MaxFailureRate,
+    Approval,
+}
+
+impl Gate {
+    /// Every gate, in the order [`evaluate`] reports them.
+    pub const ALL: [Gate; 7] = [
+        Gate::Freeze,
+        Gate::Branches,
+        Gate::After,
+        Gate::Soak,
+        Gate::MinSuccessfulRuns,
+        Gate::MaxFailureRate,
+        Gate::Approval,
+    ];
+
+    /// The policy key: `min_successful_runs`, `freeze`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Freeze => "freeze",
+            Gate::Branches => "branches",
+            Gate::After => "after",
+            Gate::Soak => "soak",
+            Gate::MinSuccessfulRuns => "min_successful_runs",
+            Gate::MaxFailureRate => "max_failure_rate",
+            Gate::Approval => "approval",
+        }
+    }
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so `{:<20}` lines gates up in tables.
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Gate {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What one gate said about one move.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateResult {
-    /// The gate's name as written in the policy: `branches`, `after`, `soak`,
-    /// `min_successful_runs`, `max_failure_rate`, `approval`, `freeze`.
-    pub gate: String,
+    pub gate: Gate,
     #[serde(flatten)]
     pub status: GateStatus,
     /// One sentence a person reads: what was required and what was found.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::history::{is_current, no_upstream};
 use super::text::{percent, ticked};
 use super::verdict::{single, Part};
-use super::{GateInput, GateResult, RunOutcome, RunState};
+use super::{Gate, GateInput, GateResult, RunOutcome, RunState};
 
 /// Most failed runs a refusal names; the rest are counted.
 const NAMED_FAILURES: usize = 5;
@@ -26,7 +26,7 @@ fn upstream_runs<'a>(input: &GateInput<'a>) -> Vec<&'a RunOutcome> {
 /// envs pass. Fewer wait (with no known time) while the build is current in an
 /// upstream env, where more runs may come; otherwise they are refused.
 pub(super) fn min_successful_runs(input: &GateInput<'_>, need: u32) -> GateResult {
-    const GATE: &str = "min_successful_runs";
+    const GATE: Gate = Gate::MinSuccessfulRuns;
     let after = &input.policy.after;
     if after.is_empty() {
         return single(GATE, Part::refuse(no_upstream(GATE)));
@@ -51,7 +51,7 @@ pub(super) fn min_successful_runs(input: &GateInput<'_>, need: u32) -> GateResul
 /// or crashed must not exceed `max` (equal passes; `0.0` means none may fail).
 /// No finished runs pass: there is nothing to hold against the build.
 pub(super) fn max_failure_rate(input: &GateInput<'_>, max: f64) -> GateResult {
-    const GATE: &str = "max_failure_rate";
+    const GATE: Gate = Gate::MaxFailureRate;
     let after = &input.policy.after;
     if after.is_empty() {
         return single(GATE, Part::refuse(no_upstream(GATE)));

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{GateResult, GateStatus};
+use super::{Gate, GateResult, GateStatus};
 
 /// Every gate's result for one move, in policy-key order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -93,17 +93,17 @@ impl Part {
 
 /// One gate's result from its parts: the folded status; the detail names every
 /// part when the gate passes, else only the parts that did not pass.
-pub(super) fn combine(gate: &str, parts: Vec<Part>) -> GateResult {
+pub(super) fn combine(gate: Gate, parts: Vec<Part>) -> GateResult {
     let status = fold(parts.iter().map(|p| &p.status));
     let shown: Vec<String> = if status == GateStatus::Pass {
         parts.into_iter().map(|p| p.text).collect()
     } else {
         parts.into_iter().filter(|p| p.status != GateStatus::Pass).map(|p| p.text).collect()
     };
-    GateResult { gate: gate.to_string(), status, detail: shown.join("; ") }
+    GateResult { gate, status, detail: shown.join("; ") }
 }
 
 /// A gate decided in one piece.
-pub(super) fn single(gate: &str, part: Part) -> GateResult {
-    GateResult { gate: gate.to_string(), status: part.status, detail: part.text }
+pub(super) fn single(gate: Gate, part: Part) -> GateResult {
+    GateResult { gate, status: part.status, detail: part.text }
 }

@@ -2,13 +2,13 @@
 //! and approvals recorded once per (env, build, flow, actor).
 
 use chrono::{DateTime, Utc};
-use flowgate_core::{Approval, Audit, GateResult, GateStatus};
+use flowgate_core::{Approval, Audit, Gate, GateResult, GateStatus};
 use flowgate_ledger::LedgerError;
 
 use super::{bid, env, flow, mv, three_builds, Target, B1, B2, B3};
 
-fn gate(name: &str, status: GateStatus) -> GateResult {
-    GateResult { gate: name.into(), status, detail: format!("{name}: required and found") }
+fn gate(gate: Gate, status: GateStatus) -> GateResult {
+    GateResult { gate, status, detail: format!("{gate}: required and found") }
 }
 
 pub async fn audit_round_trips_through_apply_and_history(t: &Target) {
@@ -18,10 +18,10 @@ pub async fn audit_round_trips_through_apply_and_history(t: &Target) {
     let until = DateTime::<Utc>::from_timestamp(1_900_000_000, 123_456_789).unwrap();
     let audit = Audit {
         gates: vec![
-            gate("branches", GateStatus::Pass),
-            gate("approval", GateStatus::Refuse),
-            gate("soak", GateStatus::Wait { until: Some(until) }),
-            gate("min_successful_runs", GateStatus::Wait { until: None }),
+            gate(Gate::Branches, GateStatus::Pass),
+            gate(Gate::Approval, GateStatus::Refuse),
+            gate(Gate::Soak, GateStatus::Wait { until: Some(until) }),
+            gate(Gate::MinSuccessfulRuns, GateStatus::Wait { until: None }),
         ],
         override_reason: Some("hotfix for INC-42".into()),
         rollout: Some("prod-20261126T120000-0a1b".into()),
