@@ -5,12 +5,16 @@
 pub mod build;
 pub mod gates;
 pub mod ids;
+pub mod inventory;
 pub mod manifest;
 pub mod moves;
 pub mod policy;
 pub mod release;
+pub mod retention;
 pub mod rollout;
 pub mod status;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use build::{Build, Images};
 pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::ids::{BuildId, EnvName, FlowKey, Revision};
-use crate::release::{Audit, Move, MoveKind, Pointer, Release};
+use crate::release::{Move, MoveKind, Pointer, Release};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoveError {
@@ -37,16 +37,7 @@ fn make_move(
     kind: MoveKind,
     intent: &Intent,
 ) -> Move {
-    Move {
-        flow: flow.clone(),
-        env: env.clone(),
-        expected: current.map(|p| p.revision),
-        build: build.clone(),
-        kind,
-        actor: intent.actor.clone(),
-        reason: intent.reason.clone(),
-        audit: Audit::default(),
-    }
+    Move::new(flow, env, current.map(|p| p.revision), build, kind, &intent.actor, intent.reason.as_deref())
 }
 
 /// Moves that point each flow at `build` in `env`. Flows already there are left
@@ -135,16 +126,8 @@ pub fn plan_rollback(
             .find(|r| r.build != latest.build)
             .ok_or_else(|| MoveError::NothingToRollBack { flow: flow.clone(), env: env.clone() })?,
     };
-    Ok(Move {
-        flow: flow.clone(),
-        env: env.clone(),
-        expected: Some(latest.revision),
-        build: target.build.clone(),
-        kind: MoveKind::Rollback { to_revision: target.revision },
-        actor: intent.actor.clone(),
-        reason: intent.reason.clone(),
-        audit: Audit::default(),
-    })
+    let kind = MoveKind::Rollback { to_revision: target.revision };
+    Ok(Move::new(flow, env, Some(latest.revision), &target.build, kind, &intent.actor, intent.reason.as_deref()))
 }
 
 #[cfg(test)]
@@ -152,6 +135,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::release::Audit;
 
     fn flow(s: &str) -> FlowKey {
         s.parse().unwrap()

@@ -65,6 +65,36 @@ pub struct Move {
 }
 
 impl Move {
+    /// The one way a pointer move is made (release, promote, rollback, a
+    /// rollout's wave or its undo): `flow` in `env` from the revision the caller
+    /// read (`None`: no release yet) to `build`, by `actor` for `reason`, with
+    /// an empty audit ([`Move::with_audit`] adds one).
+    pub fn new(
+        flow: &FlowKey,
+        env: &EnvName,
+        expected: Option<Revision>,
+        build: &BuildId,
+        kind: MoveKind,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Self {
+        Self {
+            flow: flow.clone(),
+            env: env.clone(),
+            expected,
+            build: build.clone(),
+            kind,
+            actor: actor.to_string(),
+            reason: reason.map(str::to_string),
+            audit: Audit::default(),
+        }
+    }
+
+    /// The move with `audit` (gates, override reason, rollout) kept with it.
+    pub fn with_audit(self, audit: Audit) -> Self {
+        Self { audit, ..self }
+    }
+
     /// The revision this move creates.
     pub fn next_revision(&self) -> Revision {
         self.expected.unwrap_or(0) + 1

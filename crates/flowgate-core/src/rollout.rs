@@ -207,16 +207,12 @@ pub fn rollback_moves(
             continue;
         };
         match current.get(&flow.flow) {
-            Some(p) if p.revision == released => moves.push(Move {
-                flow: flow.flow.clone(),
-                env: env.clone(),
-                expected: Some(released),
-                build: replaced.build.clone(),
-                kind: MoveKind::Rollback { to_revision: replaced.revision },
-                actor: actor.to_string(),
-                reason: Some(format!("rollout {rollout_id}: wave failed verification")),
-                audit: Audit { rollout: Some(rollout_id.to_string()), ..Audit::default() },
-            }),
+            Some(p) if p.revision == released => {
+                let kind = MoveKind::Rollback { to_revision: replaced.revision };
+                let reason = format!("rollout {rollout_id}: wave failed verification");
+                let undo = Move::new(&flow.flow, env, Some(released), &replaced.build, kind, actor, Some(&reason));
+                moves.push(undo.with_audit(Audit { rollout: Some(rollout_id.to_string()), ..Audit::default() }));
+            }
             _ => notes
                 .push(format!("flow `{}` moved in `{env}` after the wave released it: left where it is", flow.flow)),
         }

@@ -157,7 +157,7 @@ use crate::error::LedgerError;
 pub(crate) fn body_builds(rollout: &str, body: &str) -> Result<std::collections::BTreeSet<BuildId>, LedgerError> {
     let json: serde_json::Value =
         serde_json::from_str(body).map_err(|e| LedgerError::corrupt(format!("body of rollout `{rollout}`: {e}")))?;
-    Ok(crate::inventory::builds_named(&json))
+    Ok(flowgate_core::inventory::builds_named(&json))
 }
 
 /// What must be kept, as read (undecoded) inside the inventory's or the

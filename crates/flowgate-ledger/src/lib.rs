@@ -5,19 +5,15 @@
 mod codec;
 mod codec_gates;
 mod error;
-mod inventory;
 mod ledger_gc;
 mod ledger_impl;
 mod ledger_moves;
 mod ledger_rollouts;
 mod lock;
 mod postgres;
-pub mod retention;
 mod rollout;
 mod sql;
 mod sqlite;
-#[cfg(test)]
-mod test_fixtures;
 mod url;
 
 use std::path::Path;
@@ -25,10 +21,12 @@ use std::path::Path;
 use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
 
 pub use crate::error::{BoxError, LedgerError};
-pub use crate::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
 pub use crate::lock::{LockHolder, MaintenanceLock};
 pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::url::LedgerUrl;
+pub use flowgate_core::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
+/// gc's retention rule, pure, in the core beside the other rules.
+pub use flowgate_core::retention;
 
 /// At most this many builds come back from [`Ledger::find_builds`]: enough for a
 /// caller to list the candidates of an ambiguous prefix.

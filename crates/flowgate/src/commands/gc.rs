@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use flowgate_core::retention::{self, KeepReason};
 use flowgate_core::{parse_duration, Build, BuildId, Digest};
-use flowgate_ledger::retention::{self, KeepReason};
 use flowgate_ledger::{Ledger, LockHolder};
 use flowgate_store::{ObjectKind, StoredObject};
 use serde::Serialize;

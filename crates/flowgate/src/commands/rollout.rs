@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use flowgate_config::SelectedEnv;
 use flowgate_core::rollout::{Phase, RolloutBody, Source, VerifyPlan, Wave, WaveFlow};
-use flowgate_core::{Audit, BuildId, FlowKey, Move, MoveKind, Pointer};
+use flowgate_core::{BuildId, FlowKey, Move, MoveKind, Pointer};
 use flowgate_ledger::{Ledger, RolloutRecord, RolloutStatus};
 use serde::Serialize;
 
@@ -89,15 +89,9 @@ async fn start(project: &Project, args: RolloutStartArgs, printer: Printer) -> R
     let mut moves: Vec<Move> = waves
         .iter()
         .flatten()
-        .map(|flow| Move {
-            flow: flow.clone(),
-            env: env.ledger_name.clone(),
-            expected: current.get(flow).map(|p| p.revision),
-            build: targets[flow].clone(),
-            kind: kind.clone(),
-            actor: who.clone(),
-            reason: args.reason.clone(),
-            audit: Audit::default(),
+        .map(|flow| {
+            let expected = current.get(flow).map(|p| p.revision);
+            Move::new(flow, &env.ledger_name, expected, &targets[flow], kind.clone(), &who, args.reason.as_deref())
         })
         .collect();
     let verdicts = gates::evaluate_moves(project, ledger.as_ref(), &env, &mut moves, Utc::now()).await?;

@@ -135,20 +135,15 @@ impl<'a> Driver<'a> {
                 continue; // already there: nothing to move, nothing to verify or undo
             }
             flow.replaced = now.map(|p| Replaced { revision: p.revision, build: p.build.clone() });
-            let mv = Move {
-                flow: flow.flow.clone(),
-                env: self.env.ledger_name.clone(),
-                expected: now.map(|p| p.revision),
-                build: flow.build.clone(),
-                kind: kind.clone(),
-                actor: self.actor.clone(),
-                reason: body.reason.clone(),
-                audit: Audit {
-                    gates: flow.gates.clone(),
-                    override_reason: body.override_reason.clone(),
-                    rollout: Some(record.id.clone()),
-                },
-            };
+            let expected = now.map(|p| p.revision);
+            let env = &self.env.ledger_name;
+            let mv =
+                Move::new(&flow.flow, env, expected, &flow.build, kind.clone(), &self.actor, body.reason.as_deref())
+                    .with_audit(Audit {
+                        gates: flow.gates.clone(),
+                        override_reason: body.override_reason.clone(),
+                        rollout: Some(record.id.clone()),
+                    });
             flow.released_revision = Some(mv.next_revision());
             moves.push(mv);
         }

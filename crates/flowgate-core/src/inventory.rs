@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::{Build, BuildId, EnvName, FlowKey, Pointer, Revision};
 use chrono::{DateTime, Utc};
-use flowgate_core::{Build, BuildId, EnvName, FlowKey, Pointer, Revision};
 use serde::{Deserialize, Serialize};
 
 /// A build `flowgate gc` must keep whatever the retention flags say.

@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::{Build, BuildId, EnvName, FlowKey, Revision};
 use chrono::{DateTime, Utc};
-use flowgate_core::{Build, BuildId, EnvName, FlowKey, Revision};
 use serde::Serialize;
 
 use crate::inventory::Inventory;

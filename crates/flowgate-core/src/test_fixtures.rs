@@ -1,8 +1,8 @@
-//! Fixtures of the ledger's pure unit tests (inventory checks, retention
+//! Fixtures of the core's inventory and retention unit tests (inventory checks, retention
 //! plans): builds, releases and pointers named by small numbers and days.
 
+use crate::{Build, BuildId, Digest, Pointer, Revision};
 use chrono::{DateTime, Utc};
-use flowgate_core::{Build, BuildId, Digest, Pointer, Revision};
 
 use crate::inventory::ReleaseRef;
 
