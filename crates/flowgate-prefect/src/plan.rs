@@ -123,10 +123,8 @@ pub fn plan(desired: &[DesiredDeployment], actual: &[ServerDeployment], scope: &
         })
         .collect();
     let wanted = |have: &ServerDeployment| desired.iter().any(|w| w.name == have.name && w.flow_name == have.flow_name);
-    let in_scope = |have: &ServerDeployment| {
-        have.name.starts_with(&scope.name_prefix)
-            && have.tags.iter().any(|t| *t == format!("{ENV_TAG_PREFIX}{}", scope.env))
-    };
+    let env_tag = format!("{ENV_TAG_PREFIX}{}", scope.env);
+    let in_scope = |have: &ServerDeployment| have.name.starts_with(&scope.name_prefix) && have.tags.contains(&env_tag);
     let candidate = |have: &ServerDeployment| PruneCandidate {
         id: have.id.clone(),
         name: have.name.clone(),
