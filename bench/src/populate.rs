@@ -41,7 +41,7 @@ pub fn builds(n: usize) -> Vec<Build> {
             let bundle = Digest::of(format!("flowgate-bench-bundle-{i}").as_bytes());
             let images = Images::new();
             Build {
-                id: Build::derive_id(&bundle, &images),
+                id: Build::derive_id(&bundle, &images, &Default::default()),
                 bundle,
                 bundle_size: 1_000_000 + i as u64,
                 file_count: 100,
@@ -51,6 +51,7 @@ pub fn builds(n: usize) -> Vec<Build> {
                 dirty: false,
                 author: "Bench <bench@example.invalid>".to_string(),
                 created_at: Utc.timestamp_opt(1_704_067_200 + i as i64 * 3600, 0).single().expect("a valid time"),
+                settings: None,
             }
         })
         .collect()

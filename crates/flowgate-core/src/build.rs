@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BuildId, Digest, FlowKey};
+use crate::settings::BuildSettings;
 
 /// The image each flow runs in, resolved and pinned when the build was made.
 /// A flow without an image (a process work pool) is absent.
@@ -30,16 +31,23 @@ pub struct Build {
     pub dirty: bool,
     pub author: String,
     pub created_at: DateTime<Utc>,
+    /// Every env's deployment of every flow, resolved from the commit's config
+    /// when the build was made. `None` for builds made before flowgate recorded
+    /// them: those are deployed with the settings of the working tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<BuildSettings>,
 }
 
 impl Build {
     /// The id of a build: BLAKE3 over a versioned, unambiguous encoding of the
-    /// bundle digest and the pinned images. Commit, author and time are left out
-    /// on purpose: the same code in the same images is the same build.
-    pub fn derive_id(bundle: &Digest, images: &Images) -> BuildId {
+    /// bundle digest, the pinned images and the digest of the deployment
+    /// settings. Commit, author and time are left out on purpose: the same code
+    /// in the same images with the same settings is the same build.
+    pub fn derive_id(bundle: &Digest, images: &Images, settings: &BuildSettings) -> BuildId {
         let mut hasher = blake3::Hasher::new();
-        hasher.update(b"flowgate-build-v1\0");
+        hasher.update(b"flowgate-build-v2\0");
         hasher.update(bundle.as_bytes());
+        hasher.update(settings.digest().as_bytes());
         for (flow, image) in images {
             // Lengths make the encoding prefix-free, so no two maps collide.
             for part in [flow.as_str(), image.as_str()] {
@@ -69,22 +77,51 @@ mod tests {
         pairs.iter().map(|(f, i)| (f.parse().unwrap(), i.to_string())).collect()
     }
 
+    fn id(bundle: &Digest, images: &Images) -> BuildId {
+        Build::derive_id(bundle, images, &BuildSettings::default())
+    }
+
     #[test]
     fn same_inputs_give_the_same_id() {
         let d = Digest::of(b"bundle");
-        let a = Build::derive_id(&d, &images(&[("etl", "img:1")]));
-        let b = Build::derive_id(&d, &images(&[("etl", "img:1")]));
+        let a = id(&d, &images(&[("etl", "img:1")]));
+        let b = id(&d, &images(&[("etl", "img:1")]));
         assert_eq!(a, b);
     }
 
     #[test]
     fn any_changed_input_gives_another_id() {
         let d = Digest::of(b"bundle");
-        let base = Build::derive_id(&d, &images(&[("etl", "img:1")]));
-        assert_ne!(base, Build::derive_id(&Digest::of(b"other"), &images(&[("etl", "img:1")])));
-        assert_ne!(base, Build::derive_id(&d, &images(&[("etl", "img:2")])));
-        assert_ne!(base, Build::derive_id(&d, &images(&[])));
+        let base = id(&d, &images(&[("etl", "img:1")]));
+        assert_ne!(base, id(&Digest::of(b"other"), &images(&[("etl", "img:1")])));
+        assert_ne!(base, id(&d, &images(&[("etl", "img:2")])));
+        assert_ne!(base, id(&d, &images(&[])));
         // The encoding is prefix-free: moving bytes between key and value changes the id.
-        assert_ne!(Build::derive_id(&d, &images(&[("ab", "c")])), Build::derive_id(&d, &images(&[("a", "bc")])));
+        assert_ne!(id(&d, &images(&[("ab", "c")])), id(&d, &images(&[("a", "bc")])));
+    }
+
+    #[test]
+    fn other_deployment_settings_give_another_id() {
+        let d = Digest::of(b"bundle");
+        let mut settings = BuildSettings::default();
+        let schema = serde_json::json!({"type": "object"});
+        let deployment = crate::settings::DeploymentSettings {
+            flow_name: "etl".into(),
+            deployment_name: "etl".into(),
+            entrypoint: "etl.py:etl".into(),
+            parameter_schema: schema,
+            description: None,
+            work_pool: None,
+            work_pool_type: None,
+            work_queue: None,
+            parameters: Default::default(),
+            job_variables: Default::default(),
+            tags: vec![],
+            schedules: vec![],
+            pull: vec![],
+            paused: None,
+        };
+        settings.insert("qa", "etl".parse().unwrap(), deployment);
+        assert_ne!(id(&d, &images(&[])), Build::derive_id(&d, &images(&[]), &settings));
     }
 }

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod release;
 pub mod retention;
 pub mod rollout;
+pub mod settings;
 pub mod status;
 #[cfg(test)]
 mod test_fixtures;
@@ -23,4 +24,5 @@ pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
 pub use policy::{parse_duration, FreezeWindow, Policy};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
+pub use settings::{BuildSettings, DeploymentSettings};
 pub use status::{StatusMatrix, StatusRow};

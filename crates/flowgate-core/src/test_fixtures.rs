@@ -29,6 +29,7 @@ pub fn build(n: u64, day: i64) -> Build {
         dirty: false,
         author: "a".into(),
         created_at: at(day),
+        settings: None,
     }
 }
 

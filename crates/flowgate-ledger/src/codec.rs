@@ -7,8 +7,9 @@ use flowgate_core::{Audit, Build, BuildId, GateResult, Images, MoveKind, Pointer
 use crate::error::LedgerError;
 
 /// `builds` columns: id, bundle, bundle_size, file_count, images, commit_sha,
-/// branch, dirty, author, created_at_ms.
-pub(crate) type BuildRow = (String, String, i64, i64, String, String, Option<String>, bool, String, i64);
+/// branch, dirty, author, created_at_ms, settings.
+pub(crate) type BuildRow =
+    (String, String, i64, i64, String, String, Option<String>, bool, String, i64, Option<String>);
 
 /// `pointers` columns: flow, env, revision, build_id, updated_at_ms.
 pub(crate) type PointerRow = (String, String, i64, String, i64);
@@ -54,6 +55,8 @@ pub(crate) struct BuildValues {
     pub dirty: bool,
     pub author: String,
     pub created_at_ms: i64,
+    /// JSON; `None` for a build without recorded settings.
+    pub settings: Option<String>,
 }
 
 impl BuildValues {
@@ -72,6 +75,12 @@ impl BuildValues {
             dirty: build.dirty,
             author: build.author.clone(),
             created_at_ms: build.created_at.timestamp_millis(),
+            settings: build
+                .settings
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| LedgerError::corrupt(format!("settings of build `{}`: {e}", build.id)))?,
         })
     }
 }
@@ -88,9 +97,13 @@ where
 }
 
 pub(crate) fn build(row: BuildRow) -> Result<Build, LedgerError> {
-    let (id, bundle, bundle_size, file_count, images, commit, branch, dirty, author, created_at_ms) = row;
+    let (id, bundle, bundle_size, file_count, images, commit, branch, dirty, author, created_at_ms, settings) = row;
     let images: Images =
         serde_json::from_str(&images).map_err(|e| LedgerError::corrupt(format!("images of build `{id}`: {e}")))?;
+    let settings = settings
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| LedgerError::corrupt(format!("settings of build `{id}`: {e}")))?;
     let count = |what: &str, n: i64| {
         u64::try_from(n).map_err(|_| LedgerError::corrupt(format!("{what} `{n}` of build `{id}`")))
     };
@@ -104,6 +117,7 @@ pub(crate) fn build(row: BuildRow) -> Result<Build, LedgerError> {
         dirty,
         author,
         created_at: time(created_at_ms)?,
+        settings,
         id: parse("build id", &id)?,
     })
 }

@@ -33,6 +33,7 @@ macro_rules! impl_ledger {
                     .bind(v.dirty)
                     .bind(&v.author)
                     .bind(v.created_at_ms)
+                    .bind(&v.settings)
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;

@@ -3,13 +3,13 @@
 //! PostgreSQL, so one text serves both drivers.
 
 pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds \
-    (id, bundle, bundle_size, file_count, images, commit_sha, branch, dirty, author, created_at_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+    (id, bundle, bundle_size, file_count, images, commit_sha, branch, dirty, author, created_at_ms, settings) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
 pub(crate) const INSERT_BUILD_COMMIT: &str =
     "INSERT INTO build_commits (build_id, commit_sha) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 const BUILD_COLUMNS: &str =
-    "id, bundle, bundle_size, file_count, images, commit_sha, branch, dirty, author, created_at_ms";
+    "id, bundle, bundle_size, file_count, images, commit_sha, branch, dirty, author, created_at_ms, settings";
 
 pub(crate) fn select_build() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = $1")

@@ -3,6 +3,7 @@
 //! sync that make a server match it without disturbing anything else.
 
 pub mod api;
+pub mod assemble;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod sync;
 pub mod verify;
 
 pub use api::{Flow, FlowRun, FlowRunState, LogLine, ServerDeployment, WorkPool};
+pub use assemble::{assemble, schedule_of, work_pool_of, AssembleError, Placement};
 pub use auth::PrefectAuth;
 pub use client::PrefectClient;
 pub use error::{Conflicts, PrefectError, Subject};

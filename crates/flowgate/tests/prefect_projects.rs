@@ -132,7 +132,7 @@ fn two_projects_on_one_server_never_touch_each_other() {
     assert_eq!(owner_tag("alpha-one", "shared-one"), ["flowgate-project:alpha"]);
     assert_eq!(owner_tag("beta-one", "shared-one"), ["flowgate-project:beta"]);
 
-    // alpha updates, rolls back, stops wanting a flow and prunes: beta's bytes stay.
+    // alpha updates, rolls back, stops wanting a deployment and prunes: beta's bytes stay.
     let beta_before = server.raw(&["beta-one"]);
     alpha.write("flows/one.py", &flow_source("alpha-one", "v2"));
     alpha.commit("v2");
@@ -140,8 +140,14 @@ fn two_projects_on_one_server_never_touch_each_other() {
     let updated = run(&alpha, &["release", "one", "--env", "qa", "--build", &alpha_v2, "--json"]).success().json();
     assert_eq!(updated["sync"]["updated"][0]["name"], "shared-one", "{updated}");
     run(&alpha, &["rollback", "one", "--env", "qa"]).success();
-    alpha.write("flowgate.toml", &config("alpha", &url, &[("one", "one")]));
-    alpha.commit("drop two");
+    // A deployment the project no longer wants: flow two is renamed (builds carry
+    // their settings, so the rename takes effect with the build that carries it).
+    let renamed = config("alpha", &url, &[("one", "one"), ("two", "two")])
+        .replace("[flows.two]\n", "[flows.two]\ndeployment_name = \"two-b\"\n");
+    alpha.write("flowgate.toml", &renamed);
+    alpha.commit("rename two");
+    let alpha_v3 = build(&alpha);
+    run(&alpha, &["release", "two", "--env", "qa", "--build", &alpha_v3]).success();
     let plan = run(&alpha, &["plan", "--env", "qa", "--json"]).success().json();
     assert_eq!(
         plan["prune"],

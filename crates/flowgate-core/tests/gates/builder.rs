@@ -71,6 +71,7 @@ pub fn case(policy: Policy) -> Case {
             dirty: false,
             author: "dev".into(),
             created_at: t(0),
+            settings: None,
         },
         releaser: "carol".into(),
         upstream: BTreeMap::new(),

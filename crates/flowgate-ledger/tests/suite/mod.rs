@@ -21,6 +21,7 @@ pub use rollouts::*;
 macro_rules! stories {
     ($story:ident) => {
         $story!(record_build_new_then_existing);
+        $story!(deployment_settings_round_trip_with_their_build);
         $story!(commit_aliases_and_prefixes_find_builds);
         $story!(release_moves_the_pointer_and_appends_history);
         $story!(cas_conflict_changes_nothing);
@@ -88,6 +89,7 @@ pub fn build(id: &str, commit: &str, ms: i64) -> Build {
         dirty: false,
         author: "alice <alice@example.com>".into(),
         created_at: at(ms),
+        settings: None,
     }
 }
 
@@ -141,6 +143,28 @@ pub async fn record_build_new_then_existing(t: &Target) {
     ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
     assert_eq!(ids(&ledger.builds(10).await.unwrap()), vec![B3, B2, B1]);
     assert_eq!(ids(&ledger.builds(2).await.unwrap()), vec![B3, B2]);
+}
+
+pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
+    let ledger = t.open().await;
+    let mut settings = flowgate_core::BuildSettings::default();
+    let deployment: flowgate_core::DeploymentSettings = serde_json::from_value(serde_json::json!({
+        "flow_name": "etl", "deployment_name": "etl-nightly", "entrypoint": "flows/etl.py:etl",
+        "parameter_schema": {"type": "object", "properties": {"day": {"type": "integer"}}},
+        "work_pool": "pool", "parameters": {"day": 3, "tables": ["a", "b"]},
+        "schedules": [{"cron": "0 3 * * *", "timezone": "UTC"}], "tags": ["nightly"], "paused": false
+    }))
+    .unwrap();
+    settings.insert("qa", flow("etl"), deployment.clone());
+    settings.insert("prod", flow("etl"), deployment);
+    let with_settings = Build { settings: Some(settings), ..build(B1, C1, 1_000) };
+    assert!(ledger.record_build(&with_settings).await.unwrap().created);
+    assert_eq!(ledger.build(&bid(B1)).await.unwrap(), Some(with_settings.clone()));
+    assert_eq!(ledger.find_builds("aaaa").await.unwrap(), vec![with_settings]);
+
+    // A build without recorded settings (made before builds carried them) stays without.
+    ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
+    assert_eq!(ledger.build(&bid(B2)).await.unwrap().unwrap().settings, None);
 }
 
 pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {

@@ -35,7 +35,7 @@ fn manifest() -> Manifest {
 fn build(bundle: Digest) -> Build {
     let images: Images = [("etl-daily".parse().unwrap(), "ghcr.io/acme/flows@sha256:abc".to_string())].into();
     Build {
-        id: Build::derive_id(&bundle, &images),
+        id: Build::derive_id(&bundle, &images, &Default::default()),
         bundle,
         bundle_size: 1234,
         file_count: 2,
@@ -45,6 +45,7 @@ fn build(bundle: Digest) -> Build {
         dirty: false,
         author: "Alice <alice@example.com>".into(),
         created_at: Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap(),
+        settings: None,
     }
 }
 

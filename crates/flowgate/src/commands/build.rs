@@ -19,11 +19,12 @@ use serde::Serialize;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
 
+use super::settings;
 use crate::cli::BuildArgs;
 use crate::exit::usage;
 use crate::git::Repo;
 use crate::printer::Printer;
-use crate::project::Project;
+use crate::project::{Project, CONFIG_FILE};
 
 #[derive(Serialize)]
 struct Built {
@@ -69,7 +70,13 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     // Only changes to paths the bundle takes make it dirty (include/exclude applied
     // to the changed paths themselves, so a staged deletion counts): an edited
     // README outside the project or an excluded test does not.
-    let dirty = project.config.select_files(&project_relative(project, &repo, status.dirty));
+    let changed = project_relative(project, &repo, status.dirty);
+    let mut dirty = project.config.select_files(&changed);
+    // The build's deployment settings are resolved from the config: an edit to it
+    // makes the build dirty even where the bundle leaves the file out.
+    if changed.iter().any(|f| f == CONFIG_FILE) && !dirty.iter().any(|f| f == CONFIG_FILE) {
+        dirty.push(CONFIG_FILE.to_string());
+    }
     if !dirty.is_empty() && !args.allow_dirty {
         let shown: Vec<String> = dirty.iter().take(5).map(|f| format!("`{f}`")).collect();
         return Err(usage(format!(
@@ -82,6 +89,12 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         printer.note(format!("warning: building with uncommitted changes to {} tracked file(s)", dirty.len()));
     }
     let images = pinned_images(project, &args.image, &status.commit, status.branch.as_deref())?;
+    // Resolved before anything is stored: a config the build cannot deploy
+    // leaves the store and the ledger as they were.
+    let settings = settings::resolve_all(&project.config, &status.commit, status.branch.as_deref(), |path| {
+        std::fs::read_to_string(project.root.join(path))
+            .with_context(|| format!("Failed to read entrypoint file `{path}`"))
+    })?;
     let ledger = project.ledger().await?;
     let store = project.store()?;
 
@@ -99,7 +112,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         eprintln!();
     }
     let build = Build {
-        id: Build::derive_id(&packed.digest, &images),
+        id: Build::derive_id(&packed.digest, &images, &settings),
         bundle: packed.digest,
         bundle_size: packed.size,
         file_count,
@@ -109,6 +122,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         dirty: !dirty.is_empty(),
         author: author.await??,
         created_at: Utc::now(),
+        settings: Some(settings),
     };
     // The store's build record first: a build the ledger knows must be pullable
     // by id on a worker (no ledger there), so a kill between the two writes may

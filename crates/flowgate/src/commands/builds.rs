@@ -70,5 +70,32 @@ pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result
         for (flow, image) in &b.images {
             out.push_str(&format!("image    {flow}: {image}\n"));
         }
+        settings_lines(out, b);
     })
+}
+
+/// What each env deploys at this build (`--json` has every field).
+fn settings_lines(out: &mut String, build: &Build) {
+    let Some(settings) = &build.settings else {
+        out.push_str("settings none recorded: a build made before builds carried their settings is deployed with the working tree's config\n");
+        return;
+    };
+    if settings.envs().next().is_none() {
+        out.push_str("settings none: no env of this commit's config has a Prefect server\n");
+    }
+    for env in settings.envs() {
+        out.push_str(&format!("settings {env} (its placement adds the Prefect server and the name prefix)\n"));
+        for (flow, d) in settings.flows(env) {
+            let parameters = serde_json::Value::Object(d.parameters.clone());
+            out.push_str(&format!(
+                "         {flow}: deployment `{}` of flow `{}`, pool {}, parameters {parameters}, {} schedule{}{}\n",
+                d.deployment_name,
+                d.flow_name,
+                d.work_pool.as_deref().unwrap_or("-"),
+                d.schedules.len(),
+                if d.schedules.len() == 1 { "" } else { "s" },
+                if d.tags.is_empty() { String::new() } else { format!(", tags {}", d.tags.join(",")) },
+            ));
+        }
+    }
 }

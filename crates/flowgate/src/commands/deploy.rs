@@ -1,24 +1,23 @@
 //! The deployments the ledger wants on one env's Prefect server, and the plan
-//! and sync that get them there: the bridge between the ledger, the config, the
-//! builds' own entrypoint files and flowgate-prefect.
+//! and sync that get them there: the bridge between the ledger, the builds'
+//! recorded settings, the env's placement and flowgate-prefect.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use flowgate_bundle::Cache;
-use flowgate_config::{AuthScheme, SelectedEnv, TemplateVars};
-use flowgate_core::{FlowKey, Move, Pointer, Revision};
+use flowgate_config::{AuthScheme, SelectedEnv};
+use flowgate_core::{Build, DeploymentSettings, FlowKey, Move, Pointer, Revision};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::{
-    DeploymentInput, DesiredDeployment, Plan, PrefectAuth, PrefectClient, PrefectError, PruneScope, SyncOptions,
-    SyncReport,
+    work_pool_of, DesiredDeployment, Placement, Plan, PrefectAuth, PrefectClient, PrefectError, PruneScope,
+    SyncOptions, SyncReport,
 };
-use serde_json::Value;
+use flowgate_store::ArtifactStore;
 
-use super::local_bundle;
-use super::schedules::schedule_of;
+use super::{local_bundle, settings};
 use crate::exit::usage;
-use crate::project::{user_name, Project};
+use crate::project::Project;
 
 /// The work pool type used to create a missing pool when no layer sets `work_pool_type`.
 pub const DEFAULT_POOL_TYPE: &str = "process";
@@ -68,111 +67,124 @@ pub async fn desired(project: &Project, ledger: &dyn Ledger, target: &Target) ->
     desired_at(project, ledger, target, &pointers).await
 }
 
-/// One desired deployment per pointer given whose flow is still configured.
+/// One desired deployment per pointer given, from its build's recorded settings
+/// and the env's placement. A pointer whose build does not deploy its flow in
+/// this env wants no deployment.
 async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, pointers: &[Pointer]) -> Result<Desired> {
     let env = &target.env;
     let store = project.store()?;
-    let store_url = store.url().to_string();
-    let cache = Cache::new(local_bundle::cache_dir(None)?);
-    let user = flowgate_config::sanitize_user(&user_name());
+    let placement = Placement {
+        project: project.config.project_name().clone(),
+        env: env.ledger_name.clone(),
+        name_prefix: env.name_prefix.clone(),
+        store_url: store.url().to_string(),
+        work_pool: None,
+    };
     let mut pools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Desired { deployments: Vec::new(), revisions: Vec::new(), missing_pools: BTreeMap::new() };
     for pointer in pointers {
-        let Some(flow_config) = project.config.flow(&pointer.flow) else { continue };
         let build = ledger
             .build(&pointer.build)
             .await?
             .with_context(|| format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build))?;
-        let mut vars = TemplateVars::for_build(&build.commit, build.branch.as_deref(), &pointer.flow);
-        vars.user = Some(user.clone());
-        let resolved = project.config.deployment(&pointer.flow, env, &vars)?;
-        let work_pool = resolved.work_pool.clone().ok_or_else(|| {
-            usage(format!(
-                "Flow `{}` has no `work_pool` in env `{}`; set one in `flowgate.toml`",
-                pointer.flow, env.config_name
-            ))
-        })?;
-        let wanted_type = resolved.work_pool_type.clone().unwrap_or_else(|| DEFAULT_POOL_TYPE.to_string());
-        if !pools.contains_key(&work_pool) {
-            let found = match target.client.read_work_pool(&work_pool).await {
-                Ok(pool) => Some(pool.pool_type),
-                Err(PrefectError::WorkPoolMissing { .. }) => None,
-                Err(e) => {
-                    return Err(e)
-                        .context(format!("Failed to read work pool `{work_pool}` of env `{}`", env.config_name))
+        let Some(settings) = settings_of(project, &store, &build, &pointer.flow, env).await? else { continue };
+        let wanted_type = settings.work_pool_type.clone().unwrap_or_else(|| DEFAULT_POOL_TYPE.to_string());
+        let pool_type = match work_pool_of(&settings, &placement) {
+            None => wanted_type, // assemble names the missing pool
+            Some(work_pool) => {
+                if !pools.contains_key(work_pool) {
+                    let found = match target.client.read_work_pool(work_pool).await {
+                        Ok(pool) => Some(pool.pool_type),
+                        Err(PrefectError::WorkPoolMissing { .. }) => None,
+                        Err(e) => {
+                            return Err(e).context(format!(
+                                "Failed to read work pool `{work_pool}` of env `{}`",
+                                env.config_name
+                            ))
+                        }
+                    };
+                    pools.insert(work_pool.to_string(), found);
                 }
-            };
-            pools.insert(work_pool.clone(), found);
-        }
-        let pool_type = match &pools[&work_pool] {
-            Some(t) => t.clone(),
-            None => {
-                out.missing_pools.entry(work_pool.clone()).or_insert_with(|| wanted_type.clone());
-                wanted_type
+                match &pools[work_pool] {
+                    Some(t) => t.clone(),
+                    None => {
+                        out.missing_pools.entry(work_pool.to_string()).or_insert_with(|| wanted_type.clone());
+                        wanted_type
+                    }
+                }
             }
         };
-        let needs_source =
-            resolved.flow_name.is_none() || resolved.parameter_schema.is_none() || resolved.description.is_none();
-        let signature = if needs_source {
-            let (dir, _) = local_bundle::ensure(&cache, &store, &build.bundle).await?;
-            let path = flow_config.entrypoint_path();
-            let source = std::fs::read_to_string(dir.join(path)).with_context(|| {
-                format!("Failed to read `{path}` of flow `{}` from build `{}`", pointer.flow, build.id)
-            })?;
-            let label = format!("{path} (build {})", build.id);
-            Some(flowgate_entrypoint::read_flow(&label, &source, flow_config.entrypoint_function()).with_context(|| {
-                format!("Failed to derive the Prefect flow of `{}`; set `flow_name` and `parameter_schema` in `[flows.{}]` to skip", pointer.flow, pointer.flow)
-            })?)
-        } else {
-            None
-        };
-        let flow_name = match (&resolved.flow_name, &signature) {
-            (Some(name), _) => name.clone(),
-            (None, Some(sig)) => sig.flow_name.clone(),
-            (None, None) => unreachable!("the entrypoint is read when flow_name is not configured"),
-        };
-        let parameter_schema = match (&resolved.parameter_schema, &signature) {
-            (Some(schema), _) => Value::Object(schema.clone()),
-            (None, Some(sig)) => sig.parameter_schema.clone(),
-            (None, None) => unreachable!("the entrypoint is read when parameter_schema is not configured"),
-        };
-        let description =
-            resolved.description.clone().or_else(|| signature.as_ref().and_then(|s| s.description.clone()));
-        let schedules = resolved
-            .schedules
-            .iter()
-            .map(|s| {
-                schedule_of(s).with_context(|| {
-                    format!("Invalid schedule of flow `{}` in env `{}`", pointer.flow, env.config_name)
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.deployments.push(DesiredDeployment::new(DeploymentInput {
-            project: project.config.project_name().clone(),
-            env: env.ledger_name.clone(),
-            flow_name,
-            deployment_name: resolved.deployment_name.clone(),
-            build: build.id.clone(),
-            digest: build.bundle,
-            store_url: store_url.clone(),
-            entrypoint: resolved.entrypoint.clone(),
-            work_pool,
-            pool_type,
-            work_queue: resolved.work_queue.clone(),
-            parameters: resolved.parameters.clone(),
-            parameter_schema,
-            schedules,
-            job_variables: resolved.job_variables.clone(),
-            image: build.image_for(&pointer.flow).map(str::to_string),
-            tags: resolved.tags.clone(),
-            description,
-            extra_pull_steps: resolved.pull.iter().cloned().map(Value::Object).collect(),
-            paused: resolved.paused,
-            pull_command: None,
-        }));
+        let deployment = flowgate_prefect::assemble(&build, &pointer.flow, &settings, &placement, &pool_type)
+            .map_err(|e| usage(e.to_string()))?;
+        out.deployments.push(deployment);
         out.revisions.push((pointer.flow.clone(), pointer.revision));
     }
     Ok(out)
+}
+
+/// The settings `build` carries for `flow` in `env`. A build made before builds
+/// carried settings is deployed with the working tree's config (and its own
+/// entrypoint file), as flowgate did then. `None`: the build does not deploy the
+/// flow in this env (for an old build: the working tree no longer configures it).
+async fn settings_of(
+    project: &Project,
+    store: &ArtifactStore,
+    build: &Build,
+    flow: &FlowKey,
+    env: &SelectedEnv,
+) -> Result<Option<DeploymentSettings>> {
+    if let Some(recorded) = &build.settings {
+        if !recorded.envs().any(|e| e == env.config_name) {
+            return Err(not_carried(build, env));
+        }
+        return Ok(recorded.get(&env.config_name, flow).cloned());
+    }
+    if project.config.flow(flow).is_none() {
+        return Ok(None);
+    }
+    let cache = Cache::new(local_bundle::cache_dir(None)?);
+    let (dir, _) = local_bundle::ensure(&cache, store, &build.bundle).await?;
+    let origin = format!("build {}", build.id);
+    let read = |path: &str| {
+        std::fs::read_to_string(dir.join(path))
+            .with_context(|| format!("Failed to read `{path}` of flow `{flow}` from build `{}`", build.id))
+    };
+    let settings = settings::resolve(&project.config, flow, env, &build.commit, build.branch.as_deref(), || {
+        settings::read_signature(&project.config, flow, &origin, read)
+    })?;
+    Ok(Some(settings))
+}
+
+/// Refuses, before anything moves, moves to builds that cannot be deployed in
+/// `env`: a build whose commit gave the env no Prefect server carries no
+/// settings for it. A ledger-only env deploys nothing, so any build may go there.
+pub async fn refuse_uncarried(ledger: &dyn Ledger, env: &SelectedEnv, moves: &[Move]) -> Result<()> {
+    if env.is_ledger_only() {
+        return Ok(());
+    }
+    let mut checked = Vec::new();
+    for mv in moves.iter().filter(|m| m.env == env.ledger_name) {
+        if checked.contains(&mv.build) {
+            continue;
+        }
+        let build = ledger.build(&mv.build).await?.with_context(|| format!("Unknown build `{}`", mv.build))?;
+        if build.settings.as_ref().is_some_and(|s| !s.envs().any(|e| e == env.config_name)) {
+            return Err(not_carried(&build, env).context("Nothing moved"));
+        }
+        checked.push(mv.build.clone());
+    }
+    Ok(())
+}
+
+fn not_carried(build: &Build, env: &SelectedEnv) -> anyhow::Error {
+    let known: Vec<&str> = build.settings.iter().flat_map(|s| s.envs()).collect();
+    usage(format!(
+        "Build `{}` carries no deployment settings for env `{}`: its commit's `flowgate.toml` gave a Prefect server to {}. Make a build from a commit whose config defines `{}`",
+        build.id,
+        env.config_name,
+        if known.is_empty() { "no env".to_string() } else { format!("`{}` only", known.join("`, `")) },
+        env.config_name
+    ))
 }
 
 /// The plan for the env: desired against what the server has now.

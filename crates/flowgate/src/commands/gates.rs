@@ -191,7 +191,7 @@ fn targets_of(project: &Project, after: &[EnvName]) -> Result<Vec<(EnvName, Targ
 }
 
 /// The id of the deployment `flow` has on the env's server, if any: found by the
-/// deployment name the config gives it in that env, among this project's own
+/// deployment name the build's settings give it in that env, among this project's own
 /// deployments (a deployment of that name owned by another project is not it,
 /// so its runs never count for this project's gates or verification). One synced
 /// before projects existed counts when sync would adopt it (same name, this env).
@@ -201,9 +201,18 @@ pub async fn deployment_of(
     flow: &FlowKey,
     build: &Build,
 ) -> Result<Option<String>> {
-    let mut vars = TemplateVars::for_build(&build.commit, build.branch.as_deref(), flow);
-    vars.user = Some(flowgate_config::sanitize_user(&user_name()));
-    let name = project.config.deployment(flow, &target.env, &vars)?.deployment_name;
+    let name = match &build.settings {
+        Some(recorded) => match recorded.get(&target.env.config_name, flow) {
+            Some(settings) => format!("{}{}", target.env.name_prefix, settings.deployment_name),
+            None => return Ok(None),
+        },
+        // A build made before builds carried their settings: the working tree's name.
+        None => {
+            let mut vars = TemplateVars::for_build(&build.commit, build.branch.as_deref(), flow);
+            vars.user = Some(flowgate_config::sanitize_user(&user_name()));
+            project.config.deployment(flow, &target.env, &vars)?.deployment_name
+        }
+    };
     let found = target
         .client
         .read_deployments(std::slice::from_ref(&name))

@@ -21,7 +21,7 @@ mod rollout;
 mod rollout_drive;
 mod rollout_verify;
 mod rollout_view;
-mod schedules;
+mod settings;
 mod status;
 mod sync;
 mod which;

@@ -106,6 +106,7 @@ async fn apply(
         let policy = gates::policy_of(project, env);
         gates::enforce(env, &policy, &verdicts, args.override_reason(), &mut moves)?;
     }
+    deploy::refuse_uncarried(ledger, env, &moves).await?;
     // Resolve the server (and its credentials) before moving, so a missing
     // variable is a usage error with nothing changed.
     let target = if args.dry_run || args.no_sync { None } else { Target::of(env)? };

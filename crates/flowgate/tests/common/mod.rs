@@ -52,6 +52,7 @@ pub fn record_crafted_build(project: &GitProject, id: &str, commit: &str) {
         dirty: false,
         author: "Crafted <crafted@example.com>".into(),
         created_at: chrono::Utc::now(),
+        settings: None,
     };
     block_on(async {
         let ledger = open_ledger(project).await.expect("open ledger");

@@ -54,7 +54,7 @@ pub fn craft(p: &GitProject, n: u32, image: &str, days_old: i64, record: bool) -
     let packed = write_archive(dir.path(), &scanned.manifest, file.as_file_mut(), &opts).unwrap();
     let images: Images = [("etl-daily".parse::<FlowKey>().unwrap(), image.to_string())].into_iter().collect();
     let build = Build {
-        id: Build::derive_id(&packed.digest, &images),
+        id: Build::derive_id(&packed.digest, &images, &Default::default()),
         bundle: packed.digest,
         bundle_size: packed.size,
         file_count: 1,
@@ -64,6 +64,7 @@ pub fn craft(p: &GitProject, n: u32, image: &str, days_old: i64, record: bool) -
         dirty: false,
         author: "Crafted <crafted@example.com>".into(),
         created_at: Utc::now() - chrono::Duration::days(days_old),
+        settings: None,
     };
     let s = store(p);
     block_on(async {

@@ -1,0 +1,132 @@
+//! The deployment settings a build carries: for every env and every flow its
+//! commit's `flowgate.toml` defines, the deployment that flow becomes there,
+//! resolved once when the build is made. Moves and syncs use these, never the
+//! working tree, so prod gets field for field what qa ran; only the env's
+//! placement (its Prefect server, credentials and name prefix) is added later.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids::{Digest, FlowKey};
+
+/// One flow's deployment in one env, as the build's commit configured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSettings {
+    /// The Prefect flow name (configured, or read from the entrypoint).
+    pub flow_name: String,
+    /// The deployment's name without the env's `name_prefix`, which is placement.
+    pub deployment_name: String,
+    pub entrypoint: String,
+    /// The flow's parameter schema (configured, or derived from the entrypoint).
+    pub parameter_schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_pool: Option<String>,
+    /// The type a missing work pool is created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_pool_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<String>,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default)]
+    pub job_variables: Map<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// As configured (`{ cron = "0 3 * * *" }` tables), already validated.
+    #[serde(default)]
+    pub schedules: Vec<Map<String, Value>>,
+    /// User pull steps, run after flowgate's own.
+    #[serde(default)]
+    pub pull: Vec<Map<String, Value>>,
+    /// `None`: the config does not manage the paused state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// Every configured env's deployments of every configured flow, by env name (as
+/// written in `flowgate.toml`; `dev` for every personal env), then by flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BuildSettings(BTreeMap<String, BTreeMap<FlowKey, DeploymentSettings>>);
+
+impl BuildSettings {
+    pub fn insert(&mut self, env: &str, flow: FlowKey, settings: DeploymentSettings) {
+        self.0.entry(env.to_string()).or_default().insert(flow, settings);
+    }
+
+    /// The deployment of `flow` in env `env` (its name in `flowgate.toml`).
+    pub fn get(&self, env: &str, flow: &FlowKey) -> Option<&DeploymentSettings> {
+        self.0.get(env).and_then(|flows| flows.get(flow))
+    }
+
+    /// The envs the build's config defined, sorted.
+    pub fn envs(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The flows configured in `env`, sorted.
+    pub fn flows(&self, env: &str) -> impl Iterator<Item = (&FlowKey, &DeploymentSettings)> {
+        self.0.get(env).into_iter().flat_map(|flows| flows.iter())
+    }
+
+    /// BLAKE3 of the JSON encoding: maps are sorted by env and flow, and each
+    /// value keeps the order its config wrote, so the same config gives the same digest.
+    pub fn digest(&self) -> Digest {
+        let bytes = serde_json::to_vec(self).expect("settings are plain JSON values");
+        Digest::of(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn settings(name: &str, parameters: Value) -> DeploymentSettings {
+        DeploymentSettings {
+            flow_name: "etl".into(),
+            deployment_name: name.into(),
+            entrypoint: "flows/etl.py:etl".into(),
+            parameter_schema: json!({"type": "object", "properties": {}}),
+            description: None,
+            work_pool: Some("pool".into()),
+            work_pool_type: None,
+            work_queue: None,
+            parameters: parameters.as_object().unwrap().clone(),
+            job_variables: Map::new(),
+            tags: vec![],
+            schedules: vec![],
+            pull: vec![],
+            paused: None,
+        }
+    }
+
+    #[test]
+    fn settings_are_found_by_env_and_flow() {
+        let etl: FlowKey = "etl".parse().unwrap();
+        let mut all = BuildSettings::default();
+        all.insert("qa", etl.clone(), settings("etl", json!({"day": 1})));
+        all.insert("prod", etl.clone(), settings("etl", json!({"day": 2})));
+        assert_eq!(all.get("prod", &etl).unwrap().parameters["day"], 2);
+        assert_eq!(all.get("dev", &etl), None);
+        assert_eq!(all.envs().collect::<Vec<_>>(), ["prod", "qa"]);
+    }
+
+    #[test]
+    fn the_digest_follows_every_value_and_survives_a_round_trip() {
+        let etl: FlowKey = "etl".parse().unwrap();
+        let mut a = BuildSettings::default();
+        a.insert("qa", etl.clone(), settings("etl", json!({"day": 1})));
+        let mut b = BuildSettings::default();
+        b.insert("qa", etl.clone(), settings("etl", json!({"day": 2})));
+        assert_ne!(a.digest(), b.digest());
+        let back: BuildSettings = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back.digest(), a.digest());
+        assert_eq!(back, a);
+    }
+}
