@@ -12,6 +12,7 @@ pub mod policy;
 pub mod release;
 pub mod retention;
 pub mod rollout;
+pub mod rollout_step;
 pub mod settings;
 pub mod status;
 #[cfg(test)]

@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use chrono::Utc;
 use flowgate_config::SelectedEnv;
-use flowgate_core::rollout::{rollback_moves, Phase, Replaced, RolloutBody, Source, WaveOutcome};
-use flowgate_core::{Audit, FlowKey, Move, MoveKind, Pointer};
+use flowgate_core::rollout::RolloutBody;
+use flowgate_core::rollout_step::{self, Effect, Next, Observed, StepContext, StepStatus};
+use flowgate_core::{FlowKey, Move, Pointer};
 use flowgate_ledger::{Ledger, LedgerError, RolloutRecord, RolloutStatus};
 use flowgate_prefect::SyncOptions;
 
@@ -106,123 +107,60 @@ impl<'a> Driver<'a> {
         self.ledger.rollout(id).await?.with_context(|| format!("rollout `{id}` vanished from the ledger"))
     }
 
-    /// One step of the rollout, ending in at most one ledger transition.
+    /// One step of the rollout, ending in at most one ledger transition. The
+    /// state machine (`flowgate_core::rollout_step`) decides; this performs the
+    /// effects it asks for and stores the transition it returns.
     pub async fn step(&self, record: RolloutRecord) -> Result<(RolloutRecord, Step)> {
         let body = body_of(&record)?;
-        if !record.status.is_active() || body.phase == Phase::Done {
-            return Ok((record.clone(), Step::Finished(record.status)));
-        }
-        match body.phase {
-            Phase::Release => self.release(record, body).await,
-            Phase::Sync => self.sync(record, body).await,
-            Phase::Verify => self.verify(record, body).await,
-            Phase::SyncRollBack => self.sync_roll_back(record, body).await,
-            Phase::Done => unreachable!("handled above"),
-        }
-    }
-
-    async fn release(&self, record: RolloutRecord, mut body: RolloutBody) -> Result<(RolloutRecord, Step)> {
-        let current = self.pointers().await?;
-        let index = body.wave;
-        let kind = match &body.source {
-            Source::Env(from) => MoveKind::Promote { from: from.clone() },
-            Source::Build(_) => MoveKind::Release,
-        };
-        let mut moves = Vec::new();
-        for flow in &mut body.waves[index].flows {
-            let now = current.get(&flow.flow);
-            if now.is_some_and(|p| p.build == flow.build) {
-                continue; // already there: nothing to move, nothing to verify or undo
+        let mut seen = Observed::default();
+        loop {
+            let cx = StepContext {
+                rollout: &record.id,
+                env: &self.env.ledger_name,
+                actor: &self.actor,
+                has_server: self.target.is_some(),
+                now: Utc::now(),
+            };
+            match rollout_step::step(&cx, &body, record.status.is_active(), &seen)? {
+                Next::Finished => return Ok((record.clone(), Step::Finished(record.status))),
+                Next::Perform(effect) => self.perform(&record, effect, &mut seen).await?,
+                Next::Transition { body, status, moves, note, finished } => {
+                    let status = match status {
+                        StepStatus::Running => RolloutStatus::Running,
+                        StepStatus::Succeeded => RolloutStatus::Succeeded,
+                        StepStatus::Failed => RolloutStatus::Failed,
+                    };
+                    let record = self.transition(record, status, &body, &moves).await?;
+                    let step = if finished { Step::Finished(status) } else { Step::Progressed(note) };
+                    return Ok((record, step));
+                }
+                Next::Wait { body: changed, note } => {
+                    let record = match changed {
+                        Some(body) => self.transition(record, RolloutStatus::Running, &body, &[]).await?,
+                        None => record,
+                    };
+                    return Ok((record, Step::Waiting(note)));
+                }
             }
-            flow.replaced = now.map(|p| Replaced { revision: p.revision, build: p.build.clone() });
-            let expected = now.map(|p| p.revision);
-            let env = &self.env.ledger_name;
-            let mv =
-                Move::new(&flow.flow, env, expected, &flow.build, kind.clone(), &self.actor, body.reason.as_deref())
-                    .with_audit(Audit {
-                        gates: flow.gates.clone(),
-                        override_reason: body.override_reason.clone(),
-                        rollout: Some(record.id.clone()),
-                    });
-            flow.released_revision = Some(mv.next_revision());
-            moves.push(mv);
         }
-        body.waves[index].released_at = Some(Utc::now());
-        body.phase = Phase::Sync;
-        let count = moves.len();
-        let record = self.transition(record, RolloutStatus::Running, &body, &moves).await?;
-        Ok((record, Step::Progressed(format!("wave {}/{}: released {count} flow(s)", index + 1, body.waves.len()))))
     }
 
-    async fn sync(&self, record: RolloutRecord, mut body: RolloutBody) -> Result<(RolloutRecord, Step)> {
-        self.push().await?;
-        let index = body.wave;
-        let total = body.waves.len();
-        if body.verify.is_some() && self.target.is_some() {
-            body.waves[index].verify_started_at = Some(Utc::now());
-            body.phase = Phase::Verify;
-            let record = self.transition(record, RolloutStatus::Running, &body, &[]).await?;
-            return Ok((record, Step::Progressed(format!("wave {}/{total}: synced; verifying", index + 1))));
+    async fn perform(&self, record: &RolloutRecord, effect: Effect, seen: &mut Observed) -> Result<()> {
+        match effect {
+            Effect::ReadPointers => seen.pointers = Some(self.pointers().await?),
+            Effect::Sync => {
+                self.push().await?;
+                seen.synced = true;
+            }
+            Effect::TriggerRuns(requests) => seen.created = Some(self.trigger_runs(record, requests).await?),
+            Effect::ReadRuns(ids) => seen.states = Some(self.read_runs(ids).await?),
+            Effect::ReadOwnRuns(flows) => seen.own_runs = Some(self.read_own_runs(flows).await?),
         }
-        self.pass_wave(record, body, "synced (no verification configured)").await
-    }
-
-    pub(super) async fn pass_wave(
-        &self,
-        record: RolloutRecord,
-        mut body: RolloutBody,
-        how: &str,
-    ) -> Result<(RolloutRecord, Step)> {
-        let index = body.wave;
-        let total = body.waves.len();
-        body.waves[index].outcome = Some(WaveOutcome::Passed);
-        body.wave += 1;
-        let (status, phase) = if body.wave == total {
-            (RolloutStatus::Succeeded, Phase::Done)
-        } else {
-            (RolloutStatus::Running, Phase::Release)
-        };
-        body.phase = phase;
-        let record = self.transition(record, status, &body, &[]).await?;
-        Ok((record, Step::Progressed(format!("wave {}/{total}: {how}; passed", index + 1))))
-    }
-
-    /// Rolls the wave back to the builds it replaced, in the same transition
-    /// that records the failure; the sync of that comes next.
-    pub(super) async fn fail_wave(
-        &self,
-        record: RolloutRecord,
-        mut body: RolloutBody,
-        reasons: Vec<String>,
-    ) -> Result<(RolloutRecord, Step)> {
-        let index = body.wave;
-        let current = self.pointers().await?;
-        let (moves, notes) =
-            rollback_moves(&record.id, &self.env.ledger_name, &body.waves[index], &current, &self.actor);
-        body.waves[index].outcome = Some(if moves.is_empty() { WaveOutcome::Failed } else { WaveOutcome::RolledBack });
-        let mut failure = format!("wave {} failed verification:\n  {}", index + 1, reasons.join("\n  "));
-        for note in notes {
-            failure.push_str(&format!("\n  {note}"));
-        }
-        body.failure = Some(failure);
-        body.phase = Phase::SyncRollBack;
-        let count = moves.len();
-        let record = self.transition(record, RolloutStatus::Running, &body, &moves).await?;
-        Ok((record, Step::Progressed(format!("wave {}: failed verification; rolled back {count} flow(s)", index + 1))))
-    }
-
-    async fn sync_roll_back(&self, record: RolloutRecord, mut body: RolloutBody) -> Result<(RolloutRecord, Step)> {
-        self.push().await?;
-        body.phase = Phase::Done;
-        let record = self.transition(record, RolloutStatus::Failed, &body, &[]).await?;
-        Ok((record, Step::Finished(RolloutStatus::Failed)))
+        Ok(())
     }
 
     pub async fn abort(&self, record: RolloutRecord, reason: Option<&str>) -> Result<RolloutRecord> {
-        let mut body = body_of(&record)?;
-        body.failure =
-            Some(format!("aborted by {}{}", self.actor, reason.map(|r| format!(": {r}")).unwrap_or_default()));
-        body.phase = Phase::Done;
+        let body = rollout_step::abort(&body_of(&record)?, &self.actor, reason);
         self.transition(record, RolloutStatus::Aborted, &body, &[]).await
     }
 
@@ -236,7 +174,7 @@ impl<'a> Driver<'a> {
         Ok(self.ledger.pointers(Some(&self.env.ledger_name)).await?.into_iter().map(|p| (p.flow.clone(), p)).collect())
     }
 
-    pub(super) async fn transition(
+    async fn transition(
         &self,
         record: RolloutRecord,
         status: RolloutStatus,
