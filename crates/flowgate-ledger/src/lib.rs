@@ -2,6 +2,7 @@
 //! append-only history of every move. One trait, two backends (SQLite, the
 //! embedded default, and PostgreSQL for teams), both passing one test suite.
 
+mod backend;
 mod codec;
 mod codec_gates;
 mod error;

@@ -7,11 +7,13 @@
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Pool, Postgres, Transaction};
 
+use crate::backend::Backend;
 use crate::error::LedgerError;
-use crate::ledger_impl::impl_ledger;
+use crate::ledger_impl::SqlLedger;
+use crate::lock::{LockHolder, MaintenanceLock};
 use crate::url::LedgerUrl;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -20,10 +22,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// serialization failure, deadlock.
 const CONTENTION_CODES: [&str; 3] = ["23505", "40001", "40P01"];
 
-#[derive(Debug)]
-pub(crate) struct PostgresLedger {
-    pool: PgPool,
-}
+pub(crate) type PostgresLedger = SqlLedger<Postgres>;
 
 impl PostgresLedger {
     #[tracing::instrument(level = "debug", skip_all, fields(url = %url))]
@@ -36,25 +35,11 @@ impl PostgresLedger {
             .map_err(|e| LedgerError::Open { url: url.redacted(), source: Box::new(e) })?;
         // Migrations take an advisory lock, so CI jobs opening at once are safe.
         MIGRATOR.run(&pool).await.map_err(|e| LedgerError::Migrate { url: url.redacted(), source: Box::new(e) })?;
-        Ok(Self { pool })
+        Ok(Self::new(pool))
     }
+}
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, LedgerError> {
-        self.pool.begin().await.map_err(LedgerError::backend("begin write transaction"))
-    }
-
-    /// A read-only snapshot: every read of the transaction sees the same
-    /// committed state (READ COMMITTED would give each statement its own).
-    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, LedgerError> {
-        let err = || LedgerError::backend("begin read transaction");
-        let mut tx = self.pool.begin().await.map_err(err())?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
-        Ok(tx)
-    }
-
+impl Backend for Postgres {
     /// Waits for, then holds off, writers of what can make a build needed, so
     /// the deletion's check stays true until it commits (SHARE conflicts with
     /// the ROW EXCLUSIVE lock every INSERT, UPDATE and DELETE takes). Tables
@@ -62,13 +47,31 @@ impl PostgresLedger {
     /// then pointers), so the two cannot deadlock.
     const LOCK_FOR_DELETE: Option<&'static str> = Some("LOCK TABLE rollouts, pointers, pins, sync_state IN SHARE MODE");
 
-    async fn acquire_lock(&self, holder: &crate::LockHolder) -> Result<crate::MaintenanceLock, LedgerError> {
-        crate::lock::acquire_postgres(&self.pool, holder).await
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
+        pool.begin().await.map_err(LedgerError::backend("begin write transaction"))
+    }
+
+    /// A read-only snapshot: every read of the transaction sees the same
+    /// committed state (READ COMMITTED would give each statement its own).
+    async fn begin_read(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
+        let err = || LedgerError::backend("begin read transaction");
+        let mut tx = pool.begin().await.map_err(err())?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        Ok(tx)
     }
 
     fn is_contention(e: &sqlx::Error) -> bool {
         e.as_database_error().and_then(|d| d.code()).is_some_and(|code| CONTENTION_CODES.contains(&code.as_ref()))
     }
-}
 
-impl_ledger!(PostgresLedger, Postgres);
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn acquire_lock(pool: &Pool<Self>, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError> {
+        crate::lock::acquire_postgres(pool, holder).await
+    }
+}

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Pool, Sqlite, Transaction};
 
+use crate::backend::Backend;
 use crate::error::LedgerError;
-use crate::ledger_impl::impl_ledger;
+use crate::ledger_impl::SqlLedger;
+use crate::lock::{LockHolder, MaintenanceLock};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -21,10 +23,7 @@ const MIGRATE_ATTEMPTS: u32 = 5;
 /// How long a writer waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug)]
-pub(crate) struct SqliteLedger {
-    pool: SqlitePool,
-}
+pub(crate) type SqliteLedger = SqlLedger<Sqlite>;
 
 impl SqliteLedger {
     /// A private in-memory database on one connection that lives as long as the
@@ -97,7 +96,7 @@ impl SqliteLedger {
         let mut attempt = 1;
         loop {
             match MIGRATOR.run(&pool).await {
-                Ok(()) => return Ok(Self { pool }),
+                Ok(()) => return Ok(Self::new(pool)),
                 Err(MigrateError::ExecuteMigration(e, version)) if attempt < MIGRATE_ATTEMPTS => {
                     tracing::debug!(version, error = %e, attempt, "migration raced another opener; running again");
                     attempt += 1;
@@ -107,29 +106,35 @@ impl SqliteLedger {
             }
         }
     }
+}
 
-    /// A write transaction holding the database's write lock from its first
-    /// statement, so its reads and writes see one state.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, LedgerError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(LedgerError::backend("begin write transaction"))
-    }
-
-    /// A read transaction: in WAL mode its reads see one snapshot, taken at the first.
-    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, LedgerError> {
-        self.pool.begin().await.map_err(LedgerError::backend("begin read transaction"))
-    }
-
+impl Backend for Sqlite {
     /// `begin_write` already holds the database write lock: nothing to add.
     const LOCK_FOR_DELETE: Option<&'static str> = None;
 
-    async fn acquire_lock(&self, holder: &crate::LockHolder) -> Result<crate::MaintenanceLock, LedgerError> {
-        crate::lock::acquire_sqlite(&self.pool, holder).await
+    /// A write transaction holding the database's write lock from its first
+    /// statement, so its reads and writes see one state.
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
+        pool.begin_with("BEGIN IMMEDIATE").await.map_err(LedgerError::backend("begin write transaction"))
+    }
+
+    /// A read transaction: in WAL mode its reads see one snapshot, taken at the first.
+    async fn begin_read(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
+        pool.begin().await.map_err(LedgerError::backend("begin read transaction"))
     }
 
     /// With the write lock taken up front a concurrent writer cannot slip in;
     /// a unique violation would still mean another move won.
     fn is_contention(e: &sqlx::Error) -> bool {
         e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    }
+
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn acquire_lock(pool: &Pool<Self>, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError> {
+        crate::lock::acquire_sqlite(pool, holder).await
     }
 }
 
@@ -138,5 +143,3 @@ fn is_busy(e: &sqlx::Error) -> bool {
     let code = e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i32>().ok());
     code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
-
-impl_ledger!(SqliteLedger, Sqlite);
