@@ -8,7 +8,7 @@ use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, R
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
-use crate::{codec, codec_gates, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
+use crate::{codec, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
 use crate::{RolloutRecord, FIND_LIMIT};
 
 /// The ledger on one database: a connection pool and the backend's type.
@@ -181,37 +181,6 @@ where
                 Ok((flow, revision))
             })
             .collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn dump(&self) -> Result<String, LedgerError> {
-        use std::fmt::Write as _;
-        let err = || LedgerError::backend("dump");
-        let mut out = String::new();
-        let builds: Vec<codec::BuildRow> =
-            sqlx::query_as(&sql::dump_builds()).fetch_all(&self.pool).await.map_err(err())?;
-        let commits: Vec<(String, String)> =
-            sqlx::query_as(sql::DUMP_BUILD_COMMITS).fetch_all(&self.pool).await.map_err(err())?;
-        let pointers: Vec<codec::PointerRow> =
-            sqlx::query_as(&sql::dump_pointers()).fetch_all(&self.pool).await.map_err(err())?;
-        let releases: Vec<codec::ReleaseRow> =
-            sqlx::query_as(&sql::dump_releases()).fetch_all(&self.pool).await.map_err(err())?;
-        let synced: Vec<(String, String, i64)> =
-            sqlx::query_as(sql::DUMP_SYNC_STATE).fetch_all(&self.pool).await.map_err(err())?;
-        builds.iter().for_each(|r| writeln!(out, "builds {r:?}").expect("writing to a String"));
-        commits.iter().for_each(|r| writeln!(out, "build_commits {r:?}").expect("writing to a String"));
-        pointers.iter().for_each(|r| writeln!(out, "pointers {r:?}").expect("writing to a String"));
-        releases.iter().for_each(|r| writeln!(out, "releases {r:?}").expect("writing to a String"));
-        synced.iter().for_each(|r| writeln!(out, "sync_state {r:?}").expect("writing to a String"));
-        let approvals: Vec<codec_gates::ApprovalRow> =
-            sqlx::query_as(&sql::dump_approvals()).fetch_all(&self.pool).await.map_err(err())?;
-        let rollouts: Vec<codec_gates::RolloutRow> =
-            sqlx::query_as(&sql::dump_rollouts()).fetch_all(&self.pool).await.map_err(err())?;
-        approvals.iter().for_each(|r| writeln!(out, "approvals {r:?}").expect("writing to a String"));
-        rollouts.iter().for_each(|r| writeln!(out, "rollouts {r:?}").expect("writing to a String"));
-        let pins: Vec<codec::PinRow> = sqlx::query_as(&sql::dump_pins()).fetch_all(&self.pool).await.map_err(err())?;
-        pins.iter().for_each(|r| writeln!(out, "pins {r:?}").expect("writing to a String"));
-        Ok(out)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(build = %pin.build, actor = %pin.actor))]

@@ -15,6 +15,8 @@ mod postgres;
 mod rollout;
 mod sql;
 mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod url;
 
 use std::path::Path;
@@ -161,11 +163,6 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// PostgreSQL: a session advisory lock; SQLite: a row with a stale-holder
     /// rule (see [`MaintenanceLock`]).
     async fn lock_maintenance(&self, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError>;
-
-    /// A deterministic, complete text dump of every ledger table (not the
-    /// migration bookkeeping, nor the maintenance lock's holder), for tests
-    /// that prove nothing changed.
-    async fn dump(&self) -> Result<String, LedgerError>;
 }
 
 /// Open the ledger a URL names and bring its schema up to date:
@@ -173,12 +170,29 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 /// and the file are created), `sqlite::memory:` (tests), `postgres://...` or
 /// `postgresql://...`. Errors name the URL with any password redacted.
 pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Box<dyn Ledger>, LedgerError> {
-    match url.target() {
-        crate::url::Target::SqliteMemory => Ok(Box::new(sqlite::SqliteLedger::open_memory().await?)),
-        crate::url::Target::SqliteFile(path) => {
-            let path = if path.is_absolute() { path } else { base_dir.join(path) };
-            Ok(Box::new(sqlite::SqliteLedger::open_file(&path).await?))
+    Ok(match Opened::open(url, base_dir).await? {
+        Opened::Sqlite(ledger) => Box::new(ledger),
+        Opened::Postgres(ledger) => Box::new(ledger),
+    })
+}
+
+/// The ledger a URL names, opened on its backend: [`open`] boxes it as a
+/// `dyn Ledger`, `testing::open` keeps the backend to dump it.
+#[derive(Debug)]
+enum Opened {
+    Sqlite(sqlite::SqliteLedger),
+    Postgres(postgres::PostgresLedger),
+}
+
+impl Opened {
+    async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Self, LedgerError> {
+        match url.target() {
+            crate::url::Target::SqliteMemory => Ok(Self::Sqlite(sqlite::SqliteLedger::open_memory().await?)),
+            crate::url::Target::SqliteFile(path) => {
+                let path = if path.is_absolute() { path } else { base_dir.join(path) };
+                Ok(Self::Sqlite(sqlite::SqliteLedger::open_file(&path).await?))
+            }
+            crate::url::Target::Postgres => Ok(Self::Postgres(postgres::PostgresLedger::open(url).await?)),
         }
-        crate::url::Target::Postgres => Ok(Box::new(postgres::PostgresLedger::open(url).await?)),
     }
 }

@@ -1,6 +1,7 @@
 //! The ledger's queries, written once for both backends: `$n` placeholders,
 //! `ON CONFLICT` and row-count compare-and-swap mean the same in SQLite and
-//! PostgreSQL, so one text serves both drivers.
+//! PostgreSQL, so one text serves both drivers. The `dump_*` queries serve
+//! `testing` only (except `dump_builds`, which the inventory reads too).
 
 pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds \
     (id, bundle, bundle_size, file_count, images, commit_sha, branch, dirty, author, created_at_ms, settings) \
@@ -60,11 +61,14 @@ pub(crate) fn select_history() -> String {
 pub(crate) fn dump_builds() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds ORDER BY id")
 }
+#[cfg(feature = "test-support")]
 pub(crate) const DUMP_BUILD_COMMITS: &str =
     "SELECT build_id, commit_sha FROM build_commits ORDER BY build_id, commit_sha";
+#[cfg(feature = "test-support")]
 pub(crate) fn dump_pointers() -> String {
     format!("SELECT {POINTER_COLUMNS} FROM pointers ORDER BY flow, env")
 }
+#[cfg(feature = "test-support")]
 pub(crate) fn dump_releases() -> String {
     format!("SELECT {RELEASE_COLUMNS} FROM releases ORDER BY flow, env, revision")
 }
@@ -76,6 +80,7 @@ pub(crate) const UPSERT_SYNCED: &str = "INSERT INTO sync_state (flow, env, revis
     SET revision = excluded.revision, synced_at_ms = excluded.synced_at_ms \
     WHERE sync_state.revision <= excluded.revision";
 pub(crate) const SELECT_SYNCED: &str = "SELECT flow, revision FROM sync_state WHERE env = $1 ORDER BY flow";
+#[cfg(feature = "test-support")]
 pub(crate) const DUMP_SYNC_STATE: &str = "SELECT flow, env, revision FROM sync_state ORDER BY flow, env";
 
 const APPROVAL_COLUMNS: &str = "env, build_id, flow, actor, reason, created_at_ms";
@@ -90,6 +95,7 @@ pub(crate) fn select_approvals() -> String {
          ORDER BY created_at_ms, flow, actor"
     )
 }
+#[cfg(feature = "test-support")]
 pub(crate) fn dump_approvals() -> String {
     format!("SELECT {APPROVAL_COLUMNS} FROM approvals ORDER BY env, build_id, flow, actor")
 }
@@ -118,6 +124,7 @@ pub(crate) const ROLLOUT_VERSION: &str = "SELECT version FROM rollouts WHERE id 
 pub(crate) const ADVANCE_ROLLOUT: &str =
     "UPDATE rollouts SET status = $2, version = $3, body = $4, updated_at_ms = $5 \
     WHERE id = $1 AND version = $6";
+#[cfg(feature = "test-support")]
 pub(crate) fn dump_rollouts() -> String {
     format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY id")
 }
@@ -132,6 +139,7 @@ pub(crate) const DELETE_PIN: &str = "DELETE FROM pins WHERE build_id = $1";
 pub(crate) fn select_pins() -> String {
     format!("SELECT {PIN_COLUMNS} FROM pins ORDER BY created_at_ms, build_id")
 }
+#[cfg(feature = "test-support")]
 pub(crate) fn dump_pins() -> String {
     format!("SELECT {PIN_COLUMNS} FROM pins ORDER BY build_id")
 }

@@ -58,7 +58,7 @@ async fn in_memory_ledger_works_on_one_connection() {
     assert!(err.is_conflict(), "{err:?}");
     assert_eq!(ledger.history(&suite::flow("etl"), &suite::env("qa"), None).await.unwrap().len(), 1);
     // Another in-memory ledger is another, empty database.
-    let other = open(&url, Path::new(".")).await.unwrap();
+    let other = flowgate_ledger::testing::open(&url, Path::new(".")).await.unwrap();
     assert!(other.dump().await.unwrap().is_empty());
 }
 
@@ -107,7 +107,7 @@ async fn upgrading_a_ledger_from_migration_3_keeps_history_and_approvals() {
     conn.close().await.unwrap();
 
     let url: LedgerUrl = format!("sqlite://{}", path.display()).parse().unwrap();
-    let ledger = open(&url, Path::new("/")).await.unwrap();
+    let ledger = flowgate_ledger::testing::open(&url, Path::new("/")).await.unwrap();
     let dump = ledger.dump().await.unwrap();
     assert!(
         dump.contains("etl\", env: \"qa\", revision: 1, build_id: \"aaaa0000000000000001\"")

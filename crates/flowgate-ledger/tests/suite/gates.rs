@@ -13,7 +13,7 @@ fn gate(gate: Gate, status: GateStatus) -> GateResult {
 
 pub async fn audit_round_trips_through_apply_and_history(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     // Nanoseconds inside a gate result are JSON, not a column: kept exactly.
     let until = DateTime::<Utc>::from_timestamp(1_900_000_000, 123_456_789).unwrap();
     let audit = Audit {
@@ -68,7 +68,7 @@ fn approval(e: &str, build: &str, f: Option<&str>, actor: &str, ms: i64) -> Appr
 
 pub async fn approvals_are_insert_if_absent(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     let first = approval("prod", B1, None, "bob", 5_000);
     assert!(ledger.record_approval(&first).await.unwrap());
     let dump = ledger.dump().await.unwrap();
@@ -89,7 +89,7 @@ pub async fn approvals_are_insert_if_absent(t: &Target) {
 
 pub async fn approvals_per_flow_and_for_every_flow(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     // Recorded out of time order, so "oldest first" is by time, not insertion.
     let all_by_bob = approval("prod", B1, None, "bob", 3_000);
     let etl_by_carol = approval("prod", B1, Some("etl"), "carol", 1_000);
@@ -114,7 +114,7 @@ pub async fn approvals_per_flow_and_for_every_flow(t: &Target) {
 
 pub async fn approval_of_an_unknown_build_changes_nothing(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.record_approval(&approval("prod", B1, None, "bob", 1_000)).await.unwrap();
     let before = ledger.dump().await.unwrap();
     let unknown = "cccc0000000000000009";

@@ -40,7 +40,7 @@ fn ids(builds: &[flowgate_core::Build]) -> Vec<&str> {
 
 pub async fn pins_are_insert_if_absent_and_removable(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     let before = ledger.dump().await.unwrap();
     let err = ledger.pin(&pin("cccc0000000000000009", "alice", "x")).await.unwrap_err();
     assert!(
@@ -65,7 +65,7 @@ pub async fn pins_are_insert_if_absent_and_removable(t: &Target) {
 pub async fn inventory_reads_everything_gc_and_fsck_need(t: &Target) {
     let ledger = t.open().await;
     assert_eq!(ledger.inventory().await.unwrap(), Default::default());
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     ledger.apply(&[mv("etl", "qa", Some(1), B2), mv("report", "prod", None, B1)]).await.unwrap();
     ledger.pin(&pin(B3, "alice", "keep")).await.unwrap();
@@ -92,7 +92,7 @@ pub async fn inventory_reads_everything_gc_and_fsck_need(t: &Target) {
 
 pub async fn deleting_builds_refuses_what_is_needed_and_keeps_history(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     let alias = "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4";
     ledger.record_build(&build(B1, alias, 5_000)).await.unwrap();
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Move, MoveKind, Revision};
-use flowgate_ledger::{open, Ledger, LedgerError, LedgerUrl};
+use flowgate_ledger::testing::{open, TestLedger};
+use flowgate_ledger::{LedgerError, LedgerUrl};
 
 mod gates;
 mod maintenance;
@@ -56,9 +57,9 @@ pub struct Target {
 }
 
 impl Target {
-    pub async fn open(&self) -> Arc<dyn Ledger> {
+    pub async fn open(&self) -> Arc<TestLedger> {
         let ledger = open(&self.url, &self.base_dir).await.unwrap_or_else(|e| panic!("open {}: {e:?}", self.url));
-        Arc::from(ledger)
+        Arc::new(ledger)
     }
 }
 
@@ -100,7 +101,7 @@ const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
 const C2: &str = "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2";
 const C3: &str = "e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3";
 
-pub(crate) async fn three_builds(ledger: &dyn Ledger) {
+pub(crate) async fn three_builds(ledger: &TestLedger) {
     for (id, commit, ms) in [(B1, C1, 1_000), (B2, C2, 2_000), (B3, C3, 3_000)] {
         assert!(ledger.record_build(&build(id, commit, ms)).await.unwrap().created);
     }
@@ -169,7 +170,7 @@ pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
 
 pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     // Another commit with the same tree produces B1 again.
     let alias = "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4";
     assert!(!ledger.record_build(&build(B1, alias, 5_000)).await.unwrap().created);
@@ -193,7 +194,7 @@ pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {
 
 pub async fn release_moves_the_pointer_and_appends_history(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     let released = ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     assert_eq!(released.len(), 1);
     let r = &released[0];
@@ -235,7 +236,7 @@ pub(crate) fn assert_conflict(err: LedgerError, f: &str, e: &str, expected: Opti
 
 pub async fn cas_conflict_changes_nothing(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
     let before = ledger.dump().await.unwrap();
@@ -251,7 +252,7 @@ pub async fn cas_conflict_changes_nothing(t: &Target) {
 
 pub async fn multi_move_apply_is_all_or_nothing(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("report", "qa", None, B1)]).await.unwrap();
     let before = ledger.dump().await.unwrap();
 
@@ -272,7 +273,7 @@ pub async fn multi_move_apply_is_all_or_nothing(t: &Target) {
 
 pub async fn unknown_build_changes_nothing(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     let before = ledger.dump().await.unwrap();
     let unknown = "cccc0000000000000009";
@@ -287,7 +288,7 @@ pub async fn unknown_build_changes_nothing(t: &Target) {
 
 pub async fn history_is_newest_first_and_gap_free(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
     let mut promote = mv("etl", "qa", Some(2), B3);
@@ -324,7 +325,7 @@ fn ids_of(history: &[flowgate_core::Release]) -> Vec<&str> {
 pub async fn concurrent_applies_exactly_one_wins(t: &Target) {
     let first = t.open().await;
     let second = t.open().await;
-    three_builds(&*first).await;
+    three_builds(&first).await;
     for round in 0..12 {
         let f = format!("flow{round}");
         let expected = if round % 3 == 0 {
@@ -355,7 +356,7 @@ pub async fn concurrent_applies_exactly_one_wins(t: &Target) {
 pub async fn reopen_keeps_data_and_migrations_are_idempotent(t: &Target) {
     let before = {
         let ledger = t.open().await;
-        three_builds(&*ledger).await;
+        three_builds(&ledger).await;
         ledger.apply(&[mv("etl", "qa", None, B1), mv("etl", "prod", None, B2)]).await.unwrap();
         ledger.dump().await.unwrap()
     };

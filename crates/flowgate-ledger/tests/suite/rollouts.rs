@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flowgate_core::Revision;
-use flowgate_ledger::{Ledger, LedgerError, RolloutRecord, RolloutStatus};
+use flowgate_ledger::testing::TestLedger;
+use flowgate_ledger::{LedgerError, RolloutRecord, RolloutStatus};
 use serde_json::json;
 
 use super::{assert_conflict, bid, env, flow, mv, three_builds, Target, B1, B2, B3};
@@ -127,13 +128,13 @@ pub async fn concurrent_starts_exactly_one_wins(t: &Target) {
     }
 }
 
-async fn pointer_revision(ledger: &dyn Ledger, f: &str, e: &str) -> Option<Revision> {
+async fn pointer_revision(ledger: &TestLedger, f: &str, e: &str) -> Option<Revision> {
     ledger.pointer(&flow(f), &env(e)).await.unwrap().map(|p| p.revision)
 }
 
 pub async fn transitions_are_compare_and_swap_with_their_moves(t: &Target) {
     let ledger = t.open().await;
-    three_builds(&*ledger).await;
+    three_builds(&ledger).await;
     ledger.apply(&[mv("etl", "prod", None, B1)]).await.unwrap();
     let v1 = ledger.start_rollout(&request("r1", "prod")).await.unwrap();
 
@@ -163,7 +164,7 @@ pub async fn transitions_are_compare_and_swap_with_their_moves(t: &Target) {
     let err = ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), "cccc0000000000000009")]).await;
     assert!(matches!(err, Err(LedgerError::UnknownBuild { .. })), "{err:?}");
     assert_eq!(ledger.dump().await.unwrap(), before);
-    assert_eq!(pointer_revision(&*ledger, "etl", "prod").await, Some(2));
+    assert_eq!(pointer_revision(&ledger, "etl", "prod").await, Some(2));
 
     // The same transition with good moves lands, then the rollout finishes.
     ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), B3)]).await.unwrap();
@@ -171,7 +172,7 @@ pub async fn transitions_are_compare_and_swap_with_their_moves(t: &Target) {
     let v4 = next(&v3, RolloutStatus::Failed, 2);
     ledger.transition_rollout(&v4, &[mv("etl", "prod", Some(3), B2)]).await.unwrap();
     assert_eq!(ledger.rollout("r1").await.unwrap().map(|r| (r.status, r.version)), Some((RolloutStatus::Failed, 4)));
-    assert_eq!(pointer_revision(&*ledger, "etl", "prod").await, Some(4));
+    assert_eq!(pointer_revision(&ledger, "etl", "prod").await, Some(4));
     assert_eq!(ledger.active_rollout(&env("prod")).await.unwrap(), None);
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 use chrono::Utc;
 use flowgate_bundle::{scan, write_archive, PackOptions};
 use flowgate_core::{Build, FlowKey, Images};
-use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_ledger::testing::TestLedger;
+use flowgate_ledger::LedgerUrl;
 use flowgate_store::ArtifactStore;
 use flowgate_testkit::GitProject;
 use serde_json::Value;
@@ -30,9 +31,9 @@ pub fn ledger_url(p: &GitProject) -> String {
     line.unwrap_or_else(|| common::LEDGER_URL.to_string())
 }
 
-pub async fn ledger(p: &GitProject) -> Box<dyn Ledger> {
+pub async fn ledger(p: &GitProject) -> TestLedger {
     let url: LedgerUrl = ledger_url(p).parse().unwrap();
-    flowgate_ledger::open(&url, p.path()).await.unwrap()
+    flowgate_ledger::testing::open(&url, p.path()).await.unwrap()
 }
 
 pub fn store(p: &GitProject) -> ArtifactStore {
