@@ -1,9 +1,9 @@
 //! What differs between the two databases, and nothing else: how a write or a
 //! read transaction starts, which errors mean a concurrent writer won, what
-//! a build deletion locks, how a statement's row count is read and how the
-//! maintenance lock is taken. The ledger itself (`SqlLedger`) is written once,
-//! generic over a [`Backend`]; the query text is shared too (`sql`: `$n`
-//! placeholders, `ON CONFLICT` and row-count compare-and-swap mean the same in
+//! a build deletion and a project's registration lock, how a statement's row
+//! count is read and how the maintenance lock is taken. The ledger itself
+//! (`SqlLedger`) is written once, generic over a [`Backend`]; the query text
+//! is shared too (`sql`: `$n` placeholders, `ON CONFLICT` and row-count compare-and-swap mean the same in
 //! SQLite and PostgreSQL).
 //!
 //! A backend is the sqlx driver type itself (`sqlx::Sqlite`, `sqlx::Postgres`);
@@ -29,6 +29,11 @@ pub(crate) trait Backend: Database {
     /// so its check that nothing needs the builds stays true until it commits;
     /// None when `begin_write` already holds writers off.
     const LOCK_FOR_DELETE: Option<&'static str>;
+
+    /// A statement registering a project runs first, inside its write
+    /// transaction, so two first opens of one name (or of the first two
+    /// names) take turns; None when `begin_write` already holds writers off.
+    const LOCK_FOR_CLAIM: Option<&'static str>;
 
     /// A write transaction. Its reads see one state together with its writes
     /// where the database can promise it (SQLite); otherwise the writes are

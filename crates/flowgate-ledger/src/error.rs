@@ -40,6 +40,22 @@ pub enum LedgerError {
     /// A move named a build that was never recorded. Nothing was changed.
     #[error("build `{build}` is not recorded in the ledger")]
     UnknownBuild { build: BuildId },
+    /// The ledger records a project of this name from another repository
+    /// (their root commits, or else their remotes, differ): two projects with
+    /// one name pointed at one ledger are never merged. Nothing was written.
+    #[error(
+        "project `{name}` in this ledger belongs to another repository ({}); this checkout is {}. \
+         Give this project another `[project] name`",
+        show_repository(.recorded_root.as_deref(), .recorded_remote.as_deref()),
+        show_repository(.claimed_root.as_deref(), .claimed_remote.as_deref())
+    )]
+    ProjectCollision {
+        name: String,
+        recorded_root: Option<String>,
+        recorded_remote: Option<String>,
+        claimed_root: Option<String>,
+        claimed_remote: Option<String>,
+    },
     /// The database could not be opened or is not a ledger database.
     #[error("Failed to open the ledger at `{url}`")]
     Open { url: String, source: BoxError },
@@ -100,6 +116,10 @@ fn show_holder(holder: Option<&LockHolder>) -> String {
     }
 }
 
+fn show_repository(root: Option<&str>, remote: Option<&str>) -> String {
+    format!("root commit {}, remote {}", root.unwrap_or("unknown"), remote.unwrap_or("unknown"))
+}
+
 fn show_version(version: Option<i64>) -> String {
     match version {
         Some(v) => format!("version {v}"),
@@ -151,6 +171,19 @@ mod tests {
         assert_eq!(
             in_use.to_string(),
             "build `aaaa0000000000000001` is still needed by the pointer of `etl` in `prod`; nothing was deleted"
+        );
+        let collision = LedgerError::ProjectCollision {
+            name: "alpha".into(),
+            recorded_root: Some("1a2b3c".into()),
+            recorded_remote: Some("git@x:a.git".into()),
+            claimed_root: Some("9f8e7d".into()),
+            claimed_remote: None,
+        };
+        assert!(!collision.is_conflict());
+        assert_eq!(
+            collision.to_string(),
+            "project `alpha` in this ledger belongs to another repository (root commit 1a2b3c, remote git@x:a.git); \
+             this checkout is root commit 9f8e7d, remote unknown. Give this project another `[project] name`"
         );
         assert!(!LedgerError::UnknownBuild { build: "aaaa0000000000000001".parse().unwrap() }.is_conflict());
     }

@@ -37,6 +37,7 @@ where
     pub(crate) async fn insert_pin(&self, pin: &Pin) -> Result<bool, LedgerError> {
         let mut tx = B::begin_write(&self.pool).await?;
         let known: i64 = sqlx::query_scalar(sql::BUILD_EXISTS)
+            .bind(self.p())
             .bind(pin.build.as_str())
             .fetch_one(&mut *tx)
             .await
@@ -46,6 +47,7 @@ where
             return Err(LedgerError::UnknownBuild { build: pin.build.clone() });
         }
         let inserted = sqlx::query(&sql::insert_pin())
+            .bind(self.p())
             .bind(pin.build.as_str())
             .bind(&pin.actor)
             .bind(&pin.reason)
@@ -59,6 +61,7 @@ where
 
     pub(crate) async fn delete_pin(&self, build: &BuildId) -> Result<bool, LedgerError> {
         let done = sqlx::query(sql::DELETE_PIN)
+            .bind(self.p())
             .bind(build.as_str())
             .execute(&self.pool)
             .await
@@ -68,6 +71,7 @@ where
 
     pub(crate) async fn read_pins(&self) -> Result<Vec<Pin>, LedgerError> {
         let rows: Vec<codec::PinRow> = sqlx::query_as(&sql::select_pins())
+            .bind(self.p())
             .fetch_all(&self.pool)
             .await
             .map_err(LedgerError::backend("list pins"))?;
@@ -76,15 +80,17 @@ where
 
     /// The four reads of what must be kept (see [`Keepers`]),
     /// in that order, inside `tx`; a failed read is the backend error `op`.
-    async fn read_keepers(tx: &mut Transaction<'_, B>, op: &'static str) -> Result<Keepers, LedgerError> {
+    async fn read_keepers(&self, tx: &mut Transaction<'_, B>, op: &'static str) -> Result<Keepers, LedgerError> {
         let err = || LedgerError::backend(op);
+        let p = self.p();
         let pointers: Vec<codec::PointerRow> =
-            sqlx::query_as(&sql::select_pointers_all()).fetch_all(&mut **tx).await.map_err(err())?;
-        let pins: Vec<codec::PinRow> = sqlx::query_as(&sql::select_pins()).fetch_all(&mut **tx).await.map_err(err())?;
+            sqlx::query_as(&sql::select_pointers_all()).bind(p).fetch_all(&mut **tx).await.map_err(err())?;
+        let pins: Vec<codec::PinRow> =
+            sqlx::query_as(&sql::select_pins()).bind(p).fetch_all(&mut **tx).await.map_err(err())?;
         let running: Vec<(String, String)> =
-            sqlx::query_as(sql::SELECT_RUNNING_BODIES).fetch_all(&mut **tx).await.map_err(err())?;
+            sqlx::query_as(sql::SELECT_RUNNING_BODIES).bind(p).fetch_all(&mut **tx).await.map_err(err())?;
         let synced: Vec<codec::ReleaseRefRow> =
-            sqlx::query_as(sql::SELECT_SYNCED_RELEASES).fetch_all(&mut **tx).await.map_err(err())?;
+            sqlx::query_as(sql::SELECT_SYNCED_RELEASES).bind(p).fetch_all(&mut **tx).await.map_err(err())?;
         Ok(Keepers { pointers, pins, running, synced })
     }
 
@@ -93,10 +99,10 @@ where
         let err = || LedgerError::backend(op);
         let mut tx = B::begin_read(&self.pool).await?;
         let builds: Vec<codec::BuildRow> =
-            sqlx::query_as(&sql::dump_builds()).fetch_all(&mut *tx).await.map_err(err())?;
+            sqlx::query_as(&sql::dump_builds()).bind(self.p()).fetch_all(&mut *tx).await.map_err(err())?;
         let releases: Vec<codec::ReleaseRefRow> =
-            sqlx::query_as(sql::SELECT_RELEASE_REFS).fetch_all(&mut *tx).await.map_err(err())?;
-        let Keepers { pointers, pins, running, synced } = Self::read_keepers(&mut tx, op).await?;
+            sqlx::query_as(sql::SELECT_RELEASE_REFS).bind(self.p()).fetch_all(&mut *tx).await.map_err(err())?;
+        let Keepers { pointers, pins, running, synced } = self.read_keepers(&mut tx, op).await?;
         tx.rollback().await.map_err(err())?;
         let mut rollout_builds = Vec::new();
         for (id, body) in running {
@@ -124,7 +130,7 @@ where
         if let Some(lock) = B::LOCK_FOR_DELETE {
             sqlx::query(lock).execute(&mut *tx).await.map_err(err())?;
         }
-        let keepers = Self::read_keepers(&mut tx, op).await?;
+        let keepers = self.read_keepers(&mut tx, op).await?;
         let needed = needed(&keepers)?;
         if let Some((build, by)) = ids.iter().find_map(|id| needed.get(id).map(|by| (id, by))) {
             tx.rollback().await.map_err(err())?;
@@ -132,11 +138,16 @@ where
         }
         let mut deleted = Vec::with_capacity(ids.len());
         for id in ids {
-            let row: Option<codec::BuildRow> =
-                sqlx::query_as(&sql::select_build()).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(err())?;
+            let p = self.p();
+            let row: Option<codec::BuildRow> = sqlx::query_as(&sql::select_build())
+                .bind(p)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err())?;
             let Some(row) = row else { continue };
-            sqlx::query(sql::DELETE_BUILD_COMMITS).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
-            sqlx::query(sql::DELETE_BUILD).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
+            sqlx::query(sql::DELETE_BUILD_COMMITS).bind(p).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
+            sqlx::query(sql::DELETE_BUILD).bind(p).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
             deleted.push(codec::build(row)?);
         }
         tx.commit().await.map_err(LedgerError::backend("commit deleted builds"))?;

@@ -4,27 +4,31 @@
 //! rollouts in `ledger_rollouts`, pins, the inventory and build deletion in
 //! `ledger_gc`.
 
-use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
+use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Release, Revision};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
 use crate::{codec, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
-use crate::{RolloutRecord, FIND_LIMIT};
+use crate::{ProjectRecord, RolloutRecord, FIND_LIMIT};
 
-/// The ledger on one database: a connection pool and the backend's type.
+/// One project's ledger on one database: a connection pool, the backend's
+/// type, and the project every query is scoped to (its `$1`). Made by
+/// `SqlLedger::claim` (in `projects`), once the project's claim is registered.
 pub(crate) struct SqlLedger<B: Backend> {
     pub(crate) pool: Pool<B>,
+    pub(crate) project: ProjectName,
 }
 
 impl<B: Backend> SqlLedger<B> {
-    pub(crate) fn new(pool: Pool<B>) -> Self {
-        Self { pool }
+    /// The project, as the `$1` of every scoped query.
+    pub(crate) fn p(&self) -> &str {
+        self.project.as_str()
     }
 }
 
 impl<B: Backend> std::fmt::Debug for SqlLedger<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlLedger").field("pool", &self.pool).finish()
+        f.debug_struct("SqlLedger").field("project", &self.project).field("pool", &self.pool).finish()
     }
 }
 
@@ -47,6 +51,7 @@ where
         let err = LedgerError::backend("record build");
         let mut tx = B::begin_write(&self.pool).await?;
         let inserted = sqlx::query(sql::INSERT_BUILD)
+            .bind(self.p())
             .bind(&v.id)
             .bind(&v.bundle)
             .bind(v.bundle_size)
@@ -62,10 +67,16 @@ where
             .await
             .map_err(err)?;
         let err = LedgerError::backend("record build commit");
-        sqlx::query(sql::INSERT_BUILD_COMMIT).bind(&v.id).bind(&v.commit).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query(sql::INSERT_BUILD_COMMIT)
+            .bind(self.p())
+            .bind(&v.id)
+            .bind(&v.commit)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         let err = LedgerError::backend("read recorded build");
         let row: codec::BuildRow =
-            sqlx::query_as(&sql::select_build()).bind(&v.id).fetch_one(&mut *tx).await.map_err(err)?;
+            sqlx::query_as(&sql::select_build()).bind(self.p()).bind(&v.id).fetch_one(&mut *tx).await.map_err(err)?;
         tx.commit().await.map_err(LedgerError::backend("commit build"))?;
         Ok(RecordedBuild { build: codec::build(row)?, created: B::rows_affected(&inserted) == 1 })
     }
@@ -73,6 +84,7 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(build = %id))]
     async fn build(&self, id: &BuildId) -> Result<Option<Build>, LedgerError> {
         let row: Option<codec::BuildRow> = sqlx::query_as(&sql::select_build())
+            .bind(self.p())
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -83,6 +95,7 @@ where
     #[tracing::instrument(level = "debug", skip(self))]
     async fn builds(&self, limit: u32) -> Result<Vec<Build>, LedgerError> {
         let rows: Vec<codec::BuildRow> = sqlx::query_as(&sql::select_builds())
+            .bind(self.p())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -96,6 +109,7 @@ where
             return Ok(Vec::new());
         };
         let rows: Vec<codec::BuildRow> = sqlx::query_as(&sql::find_builds())
+            .bind(self.p())
             .bind(&low)
             .bind(&high)
             .bind(i64::from(FIND_LIMIT))
@@ -108,8 +122,14 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(env = ?env.map(|e| e.as_str())))]
     async fn pointers(&self, env: Option<&EnvName>) -> Result<Vec<Pointer>, LedgerError> {
         let rows: Vec<codec::PointerRow> = match env {
-            Some(env) => sqlx::query_as(&sql::select_pointers_env()).bind(env.as_str()).fetch_all(&self.pool).await,
-            None => sqlx::query_as(&sql::select_pointers_all()).fetch_all(&self.pool).await,
+            Some(env) => {
+                sqlx::query_as(&sql::select_pointers_env())
+                    .bind(self.p())
+                    .bind(env.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => sqlx::query_as(&sql::select_pointers_all()).bind(self.p()).fetch_all(&self.pool).await,
         }
         .map_err(LedgerError::backend("list pointers"))?;
         rows.into_iter().map(codec::pointer).collect()
@@ -118,6 +138,7 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(flow = %flow, env = %env))]
     async fn pointer(&self, flow: &FlowKey, env: &EnvName) -> Result<Option<Pointer>, LedgerError> {
         let row: Option<codec::PointerRow> = sqlx::query_as(&sql::select_pointer())
+            .bind(self.p())
             .bind(flow.as_str())
             .bind(env.as_str())
             .fetch_optional(&self.pool)
@@ -139,6 +160,7 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(flow = %flow, env = %env))]
     async fn history(&self, flow: &FlowKey, env: &EnvName, limit: Option<u32>) -> Result<Vec<Release>, LedgerError> {
         let rows: Vec<codec::ReleaseRow> = sqlx::query_as(&sql::select_history())
+            .bind(self.p())
             .bind(flow.as_str())
             .bind(env.as_str())
             .bind(limit.map_or(i64::MAX, i64::from))
@@ -157,6 +179,7 @@ where
         let mut tx = B::begin_write(&self.pool).await?;
         for (flow, revision) in synced {
             sqlx::query(sql::UPSERT_SYNCED)
+                .bind(self.p())
                 .bind(flow.as_str())
                 .bind(env.as_str())
                 .bind(*revision)
@@ -171,6 +194,7 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(env = %env))]
     async fn synced(&self, env: &EnvName) -> Result<Vec<(FlowKey, Revision)>, LedgerError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(sql::SELECT_SYNCED)
+            .bind(self.p())
             .bind(env.as_str())
             .fetch_all(&self.pool)
             .await
@@ -181,6 +205,15 @@ where
                 Ok((flow, revision))
             })
             .collect()
+    }
+
+    fn project(&self) -> &ProjectName {
+        &self.project
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, LedgerError> {
+        self.read_projects().await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(build = %pin.build, actor = %pin.actor))]

@@ -32,7 +32,7 @@ where
     ) -> Result<Vec<Release>, LedgerError> {
         let mut releases = Vec::with_capacity(moves.len());
         for mv in moves {
-            match Self::apply_one(&mut tx, mv, now_ms).await {
+            match Self::apply_one(&mut tx, self.p(), mv, now_ms).await {
                 Ok(release) => releases.push(release),
                 Err(err) => {
                     tx.rollback().await.map_err(LedgerError::backend("roll back moves"))?;
@@ -48,9 +48,15 @@ where
         }
     }
 
-    /// One move inside the open write transaction.
-    async fn apply_one(tx: &mut Transaction<'static, B>, mv: &Move, now_ms: i64) -> Result<Release, Step> {
+    /// One move of `project` inside the open write transaction.
+    async fn apply_one(
+        tx: &mut Transaction<'static, B>,
+        project: &str,
+        mv: &Move,
+        now_ms: i64,
+    ) -> Result<Release, Step> {
         let known: i64 = sqlx::query_scalar(sql::BUILD_EXISTS)
+            .bind(project)
             .bind(mv.build.as_str())
             .fetch_one(&mut **tx)
             .await
@@ -59,6 +65,7 @@ where
             return Err(Step::UnknownBuild);
         }
         let current: Option<codec::PointerRow> = sqlx::query_as(&sql::select_pointer())
+            .bind(project)
             .bind(mv.flow.as_str())
             .bind(mv.env.as_str())
             .fetch_optional(&mut **tx)
@@ -72,6 +79,7 @@ where
             None => sqlx::query(sql::INSERT_POINTER),
             Some(_) => sqlx::query(sql::ADVANCE_POINTER),
         }
+        .bind(project)
         .bind(mv.flow.as_str())
         .bind(mv.env.as_str())
         .bind(next)
@@ -89,6 +97,7 @@ where
         let (kind, detail) = codec::kind_columns(&mv.kind);
         let (gates, override_reason, rollout) = codec::audit_columns(&mv.audit).map_err(Step::Failed)?;
         sqlx::query(&sql::insert_release())
+            .bind(project)
             .bind(mv.flow.as_str())
             .bind(mv.env.as_str())
             .bind(next)

@@ -25,6 +25,7 @@ where
     pub(crate) async fn store_approval(&self, a: &Approval) -> Result<bool, LedgerError> {
         let mut tx = B::begin_write(&self.pool).await?;
         let known: i64 = sqlx::query_scalar(sql::BUILD_EXISTS)
+            .bind(self.p())
             .bind(a.build.as_str())
             .fetch_one(&mut *tx)
             .await
@@ -34,6 +35,7 @@ where
             return Err(LedgerError::UnknownBuild { build: a.build.clone() });
         }
         let inserted = sqlx::query(&sql::insert_approval())
+            .bind(self.p())
             .bind(a.env.as_str())
             .bind(a.build.as_str())
             .bind(codec_gates::approval_flow(a.flow.as_ref()))
@@ -49,6 +51,7 @@ where
 
     pub(crate) async fn read_approvals(&self, env: &EnvName, build: &BuildId) -> Result<Vec<Approval>, LedgerError> {
         let rows: Vec<codec_gates::ApprovalRow> = sqlx::query_as(&sql::select_approvals())
+            .bind(self.p())
             .bind(env.as_str())
             .bind(build.as_str())
             .fetch_all(&self.pool)
@@ -70,11 +73,13 @@ where
             let now_ms = chrono::Utc::now().timestamp_millis();
             let mut tx = B::begin_write(&self.pool).await?;
             let active: Option<codec_gates::RolloutRow> = sqlx::query_as(&sql::select_active_rollout())
+                .bind(self.p())
                 .bind(r.env.as_str())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(LedgerError::backend("read active rollout"))?;
             let taken: Option<i64> = sqlx::query_scalar(sql::ROLLOUT_VERSION)
+                .bind(self.p())
                 .bind(&r.id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -87,6 +92,7 @@ where
                 });
             }
             let inserted = sqlx::query(&sql::insert_rollout())
+                .bind(self.p())
                 .bind(&r.id)
                 .bind(r.env.as_str())
                 .bind(RolloutStatus::Running.as_str())
@@ -134,6 +140,7 @@ where
 
     pub(crate) async fn read_rollout(&self, id: &str) -> Result<Option<RolloutRecord>, LedgerError> {
         let row: Option<codec_gates::RolloutRow> = sqlx::query_as(&sql::select_rollout())
+            .bind(self.p())
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -143,6 +150,7 @@ where
 
     pub(crate) async fn read_active_rollout(&self, env: &EnvName) -> Result<Option<RolloutRecord>, LedgerError> {
         let row: Option<codec_gates::RolloutRow> = sqlx::query_as(&sql::select_active_rollout())
+            .bind(self.p())
             .bind(env.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -158,12 +166,19 @@ where
         let rows: Vec<codec_gates::RolloutRow> = match env {
             Some(env) => {
                 sqlx::query_as(&sql::select_rollouts_env())
+                    .bind(self.p())
                     .bind(env.as_str())
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await
             }
-            None => sqlx::query_as(&sql::select_rollouts_all()).bind(i64::from(limit)).fetch_all(&self.pool).await,
+            None => {
+                sqlx::query_as(&sql::select_rollouts_all())
+                    .bind(self.p())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
         }
         .map_err(LedgerError::backend("list rollouts"))?;
         rows.into_iter().map(codec_gates::rollout).collect()
@@ -181,6 +196,7 @@ where
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut tx = B::begin_write(&self.pool).await?;
         let swapped = sqlx::query(sql::ADVANCE_ROLLOUT)
+            .bind(self.p())
             .bind(&next.id)
             .bind(next.status.as_str())
             .bind(next.version)
@@ -203,6 +219,7 @@ where
             }
         }
         let found: Option<i64> = sqlx::query_scalar(sql::ROLLOUT_VERSION)
+            .bind(self.p())
             .bind(&next.id)
             .fetch_optional(&self.pool)
             .await

@@ -1,6 +1,8 @@
 //! The release ledger: which build each flow runs in each environment, and the
 //! append-only history of every move. One trait, two backends (SQLite, the
 //! embedded default, and PostgreSQL for teams), both passing one test suite.
+//! One database serves many projects: every row is keyed by its project, and
+//! a handle is scoped to the project it was opened for (see [`open`]).
 
 mod backend;
 mod codec;
@@ -12,6 +14,7 @@ mod ledger_moves;
 mod ledger_rollouts;
 mod lock;
 mod postgres;
+mod projects;
 mod rollout;
 mod sql;
 mod sqlite;
@@ -21,10 +24,15 @@ mod url;
 
 use std::path::Path;
 
-use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, Release, Revision};
+use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Release, Revision};
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, SqlitePool};
+
+use crate::ledger_impl::SqlLedger;
 
 pub use crate::error::{BoxError, LedgerError};
 pub use crate::lock::{LockHolder, MaintenanceLock};
+pub use crate::projects::{ProjectClaim, ProjectRecord};
 pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::url::LedgerUrl;
 pub use flowgate_core::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
@@ -44,13 +52,22 @@ pub struct RecordedBuild {
     pub created: bool,
 }
 
-/// The desired state of every (flow, env) pointer and its history.
+/// The desired state of every (flow, env) pointer and its history, of one
+/// project: a handle reads and writes only the rows of [`Ledger::project`]
+/// (build ids may repeat across projects; a build recorded by one project is
+/// unknown to another).
 ///
 /// Times are stored with millisecond precision: what comes back is the value
 /// given, truncated to the millisecond.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
-    /// Insert if absent (keyed by build id). Returns the stored build (the first
+    /// The project this handle is scoped to (the claim it was opened with).
+    fn project(&self) -> &ProjectName;
+
+    /// Every project recorded in the database, by name.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, LedgerError>;
+
+    /// Insert if absent (keyed by project and build id). Returns the stored build (the first
     /// one recorded wins: its commit, author, time) and whether it was new. Also
     /// remembers `build.commit` as a commit that produced this build id, so
     /// commit-prefix lookups find it.
@@ -165,34 +182,74 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn lock_maintenance(&self, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError>;
 }
 
-/// Open the ledger a URL names and bring its schema up to date:
-/// `sqlite://PATH` (relative to `base_dir` unless absolute; parent directories
-/// and the file are created), `sqlite::memory:` (tests), `postgres://...` or
-/// `postgresql://...`. Errors name the URL with any password redacted.
-pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Box<dyn Ledger>, LedgerError> {
-    Ok(match Opened::open(url, base_dir).await? {
+/// Open the ledger a URL names, bring its schema up to date and register
+/// `project`'s claim on its name: `sqlite://PATH` (relative to `base_dir`
+/// unless absolute; parent directories and the file are created),
+/// `sqlite::memory:` (tests), `postgres://...` or `postgresql://...`. Errors
+/// name the URL with any password redacted.
+///
+/// The handle is scoped to `project.name`. A name not recorded yet is
+/// recorded with the claim's repository; the first project recorded in a
+/// database also takes over the rows from before projects (a ledger made by
+/// an earlier release). A name recorded from another repository (root
+/// commits, or else remotes, known on both sides and different) is
+/// [`LedgerError::ProjectCollision`], and nothing is written. A claim without
+/// a root commit or remote never collides.
+pub async fn open(url: &LedgerUrl, base_dir: &Path, project: &ProjectClaim) -> Result<Box<dyn Ledger>, LedgerError> {
+    Ok(match Opened::open(url, base_dir, project).await? {
         Opened::Sqlite(ledger) => Box::new(ledger),
         Opened::Postgres(ledger) => Box::new(ledger),
     })
 }
 
-/// The ledger a URL names, opened on its backend: [`open`] boxes it as a
-/// `dyn Ledger`, `testing::open` keeps the backend to dump it.
+/// A project's ledger a URL names, opened on its backend: [`open`] boxes it
+/// as a `dyn Ledger`, `testing::open` keeps the backend to dump it.
 #[derive(Debug)]
 enum Opened {
-    Sqlite(sqlite::SqliteLedger),
-    Postgres(postgres::PostgresLedger),
+    Sqlite(SqlLedger<sqlx::Sqlite>),
+    Postgres(SqlLedger<sqlx::Postgres>),
 }
 
 impl Opened {
-    async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Self, LedgerError> {
-        match url.target() {
-            crate::url::Target::SqliteMemory => Ok(Self::Sqlite(sqlite::SqliteLedger::open_memory().await?)),
+    async fn open(url: &LedgerUrl, base_dir: &Path, project: &ProjectClaim) -> Result<Self, LedgerError> {
+        Ok(match Database::open(url, base_dir, None).await? {
+            Database::Sqlite(pool) => Self::Sqlite(SqlLedger::claim(pool, project).await?),
+            Database::Postgres(pool) => Self::Postgres(SqlLedger::claim(pool, project).await?),
+        })
+    }
+}
+
+/// The database a URL names, opened with its schema brought up to date (or,
+/// for tests of a migration, only up to migration `until`), not yet scoped
+/// to a project.
+#[derive(Debug)]
+enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    async fn open(url: &LedgerUrl, base_dir: &Path, until: Option<i64>) -> Result<Self, LedgerError> {
+        let first = |all: &Migrator, until| Migrator {
+            migrations: all.migrations.iter().filter(|m| m.version <= until).cloned().collect(),
+            ..Migrator::DEFAULT
+        };
+        let (sqlite_until, postgres_until);
+        let (sqlite_migrator, postgres_migrator) = match until {
+            None => (&sqlite::MIGRATOR, &postgres::MIGRATOR),
+            Some(until) => {
+                sqlite_until = first(&sqlite::MIGRATOR, until);
+                postgres_until = first(&postgres::MIGRATOR, until);
+                (&sqlite_until, &postgres_until)
+            }
+        };
+        Ok(match url.target() {
+            crate::url::Target::SqliteMemory => Self::Sqlite(sqlite::open_memory(sqlite_migrator).await?),
             crate::url::Target::SqliteFile(path) => {
                 let path = if path.is_absolute() { path } else { base_dir.join(path) };
-                Ok(Self::Sqlite(sqlite::SqliteLedger::open_file(&path).await?))
+                Self::Sqlite(sqlite::open_file(&path, sqlite_migrator).await?)
             }
-            crate::url::Target::Postgres => Ok(Self::Postgres(postgres::PostgresLedger::open(url).await?)),
-        }
+            crate::url::Target::Postgres => Self::Postgres(postgres::open(url, postgres_migrator).await?),
+        })
     }
 }

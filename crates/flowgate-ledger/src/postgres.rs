@@ -7,36 +7,31 @@
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Pool, Postgres, Transaction};
 
 use crate::backend::Backend;
 use crate::error::LedgerError;
-use crate::ledger_impl::SqlLedger;
 use crate::lock::{LockHolder, MaintenanceLock};
 use crate::url::LedgerUrl;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// SQLSTATEs that mean a concurrent writer got there first: unique violation,
 /// serialization failure, deadlock.
 const CONTENTION_CODES: [&str; 3] = ["23505", "40001", "40P01"];
 
-pub(crate) type PostgresLedger = SqlLedger<Postgres>;
-
-impl PostgresLedger {
-    #[tracing::instrument(level = "debug", skip_all, fields(url = %url))]
-    pub(crate) async fn open(url: &LedgerUrl) -> Result<Self, LedgerError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect(url.expose())
-            .await
-            .map_err(|e| LedgerError::Open { url: url.redacted(), source: Box::new(e) })?;
-        // Migrations take an advisory lock, so CI jobs opening at once are safe.
-        MIGRATOR.run(&pool).await.map_err(|e| LedgerError::Migrate { url: url.redacted(), source: Box::new(e) })?;
-        Ok(Self::new(pool))
-    }
+#[tracing::instrument(level = "debug", skip_all, fields(url = %url))]
+pub(crate) async fn open(url: &LedgerUrl, migrator: &Migrator) -> Result<PgPool, LedgerError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect(url.expose())
+        .await
+        .map_err(|e| LedgerError::Open { url: url.redacted(), source: Box::new(e) })?;
+    // Migrations take an advisory lock, so CI jobs opening at once are safe.
+    migrator.run(&pool).await.map_err(|e| LedgerError::Migrate { url: url.redacted(), source: Box::new(e) })?;
+    Ok(pool)
 }
 
 impl Backend for Postgres {
@@ -46,6 +41,11 @@ impl Backend for Postgres {
     /// are locked in the order a rollout transition writes them (rollouts,
     /// then pointers), so the two cannot deadlock.
     const LOCK_FOR_DELETE: Option<&'static str> = Some("LOCK TABLE rollouts, pointers, pins, sync_state IN SHARE MODE");
+
+    /// Registrations take turns (the mode conflicts with itself, not with
+    /// readers): the first project of a database claims the rows from before
+    /// projects, and a second first opener must see that it is not the first.
+    const LOCK_FOR_CLAIM: Option<&'static str> = Some("LOCK TABLE projects IN SHARE ROW EXCLUSIVE MODE");
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
         pool.begin().await.map_err(LedgerError::backend("begin write transaction"))

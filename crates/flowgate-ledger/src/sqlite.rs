@@ -12,10 +12,9 @@ use sqlx::{Pool, Sqlite, Transaction};
 
 use crate::backend::Backend;
 use crate::error::LedgerError;
-use crate::ledger_impl::SqlLedger;
 use crate::lock::{LockHolder, MaintenanceLock};
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How often opening runs the migrations when another opener races it.
 const MIGRATE_ATTEMPTS: u32 = 5;
@@ -23,87 +22,82 @@ const MIGRATE_ATTEMPTS: u32 = 5;
 /// How long a writer waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) type SqliteLedger = SqlLedger<Sqlite>;
+/// A private in-memory database on one connection that lives as long as the
+/// pool (a second connection would see another, empty database).
+pub(crate) async fn open_memory(migrator: &Migrator) -> Result<SqlitePool, LedgerError> {
+    let shown = "sqlite::memory:";
+    let options = SqliteConnectOptions::from_str(shown)
+        .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await
+        .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?;
+    migrate(pool, shown, migrator).await
+}
 
-impl SqliteLedger {
-    /// A private in-memory database on one connection that lives as long as the
-    /// ledger (a second connection would see another, empty database).
-    pub(crate) async fn open_memory() -> Result<Self, LedgerError> {
-        let shown = "sqlite::memory:";
-        let options = SqliteConnectOptions::from_str(shown)
-            .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(|e| LedgerError::Open { url: shown.into(), source: Box::new(e) })?;
-        Self::migrate(pool, shown).await
+/// A database file, created with its parent directories if missing.
+#[tracing::instrument(level = "debug", skip_all, fields(path = %path.display()))]
+pub(crate) async fn open_file(path: &Path, migrator: &Migrator) -> Result<SqlitePool, LedgerError> {
+    let shown = format!("sqlite://{}", path.display());
+    let open_err = |source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open { url: shown.clone(), source };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await.map_err(|e| open_err(Box::new(e)))?;
     }
-
-    /// A database file, created with its parent directories if missing.
-    #[tracing::instrument(level = "debug", skip_all, fields(path = %path.display()))]
-    pub(crate) async fn open_file(path: &Path) -> Result<Self, LedgerError> {
-        let shown = format!("sqlite://{}", path.display());
-        let open_err =
-            |source: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open { url: shown.clone(), source };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| open_err(Box::new(e)))?;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    // Concurrent first opens of a new file race in the connection's
+    // pragmas (switching the file to WAL mode), and SQLite answers some of
+    // those races with SQLITE_BUSY at once instead of waiting out the busy
+    // timeout: try again.
+    let mut attempt = 1;
+    let pool = loop {
+        match connect(options.clone()).await {
+            Ok(pool) => break pool,
+            Err(e) if attempt < MIGRATE_ATTEMPTS && is_busy(&e) => {
+                tracing::debug!(error = %e, attempt, "opening raced another opener; opening again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(open_err(Box::new(e))),
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        // Concurrent first opens of a new file race in the connection's
-        // pragmas (switching the file to WAL mode), and SQLite answers some of
-        // those races with SQLITE_BUSY at once instead of waiting out the busy
-        // timeout: try again.
-        let mut attempt = 1;
-        let pool = loop {
-            match Self::connect(options.clone()).await {
-                Ok(pool) => break pool,
-                Err(e) if attempt < MIGRATE_ATTEMPTS && is_busy(&e) => {
-                    tracing::debug!(error = %e, attempt, "opening raced another opener; opening again");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(open_err(Box::new(e))),
-            }
-        };
-        Self::migrate(pool, &shown).await
-    }
+    };
+    migrate(pool, &shown, migrator).await
+}
 
-    /// A pool whose first connection has read the schema, so a file that is
-    /// not a database fails here as `Open` rather than later as a failed migration.
-    async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await?;
-        Ok(pool)
-    }
+/// A pool whose first connection has read the schema, so a file that is
+/// not a database fails here as `Open` rather than later as a failed migration.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+    sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&pool).await?;
+    Ok(pool)
+}
 
-    /// SQLite has no migration lock: two processes opening a new file at once
-    /// both see no migration applied, and the slower one's `CREATE TABLE`
-    /// fails. Each migration commits with its bookkeeping, so running again
-    /// picks up where the faster one left off; only a failed migration step is
-    /// retried, never a checksum or version mismatch.
-    async fn migrate(pool: SqlitePool, shown: &str) -> Result<Self, LedgerError> {
-        let mut attempt = 1;
-        loop {
-            match MIGRATOR.run(&pool).await {
-                Ok(()) => return Ok(Self::new(pool)),
-                Err(MigrateError::ExecuteMigration(e, version)) if attempt < MIGRATE_ATTEMPTS => {
-                    tracing::debug!(version, error = %e, attempt, "migration raced another opener; running again");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) }),
+/// SQLite has no migration lock: two processes opening a new file at once
+/// both see no migration applied, and the slower one's `CREATE TABLE`
+/// fails. Each migration commits with its bookkeeping, so running again
+/// picks up where the faster one left off; only a failed migration step is
+/// retried, never a checksum or version mismatch.
+async fn migrate(pool: SqlitePool, shown: &str, migrator: &Migrator) -> Result<SqlitePool, LedgerError> {
+    let mut attempt = 1;
+    loop {
+        match migrator.run(&pool).await {
+            Ok(()) => return Ok(pool),
+            Err(MigrateError::ExecuteMigration(e, version)) if attempt < MIGRATE_ATTEMPTS => {
+                tracing::debug!(version, error = %e, attempt, "migration raced another opener; running again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            Err(e) => return Err(LedgerError::Migrate { url: shown.to_string(), source: Box::new(e) }),
         }
     }
 }
@@ -111,6 +105,8 @@ impl SqliteLedger {
 impl Backend for Sqlite {
     /// `begin_write` already holds the database write lock: nothing to add.
     const LOCK_FOR_DELETE: Option<&'static str> = None;
+    /// `begin_write` already holds the database write lock: nothing to add.
+    const LOCK_FOR_CLAIM: Option<&'static str> = None;
 
     /// A write transaction holding the database's write lock from its first
     /// statement, so its reads and writes see one state.

@@ -1,7 +1,9 @@
 //! What tests need of a ledger beyond [`Ledger`] (feature `test-support`,
 //! which test code enables through its dev-dependencies): a complete dump of
-//! the ledger's tables, so a test can prove that something changed nothing.
-//! It stays out of the `Ledger` trait, so no production caller can reach it.
+//! the ledger's tables, every project's, so a test can prove that something
+//! changed nothing; and a database left at an earlier migration, filled by raw
+//! SQL, to test the migrations after it. It stays out of the `Ledger` trait,
+//! so no production caller can reach it.
 
 use std::ops::Deref;
 use std::path::Path;
@@ -10,11 +12,42 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
 use crate::ledger_impl::SqlLedger;
-use crate::{codec, codec_gates, sql, Ledger, LedgerError, LedgerUrl, Opened};
+use crate::{codec, codec_gates, sql, Database, Ledger, LedgerError, LedgerUrl, Opened, ProjectClaim};
 
-/// Opens the ledger a URL names as [`crate::open`] does, as a [`TestLedger`].
-pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<TestLedger, LedgerError> {
-    Ok(TestLedger(Opened::open(url, base_dir).await?))
+/// Opens the ledger a URL names for `project` as [`crate::open`] does, as a [`TestLedger`].
+pub async fn open(url: &LedgerUrl, base_dir: &Path, project: &ProjectClaim) -> Result<TestLedger, LedgerError> {
+    Ok(TestLedger(Opened::open(url, base_dir, project).await?))
+}
+
+/// Opens the database a URL names (as [`crate::open`] does) and brings its
+/// schema up to migration `until` only, the way an earlier release left it,
+/// for a test to fill through [`RawDatabase::execute`] before opening it with
+/// every migration.
+pub async fn migrated_until(url: &LedgerUrl, base_dir: &Path, until: i64) -> Result<RawDatabase, LedgerError> {
+    Ok(RawDatabase(Database::open(url, base_dir, Some(until)).await?))
+}
+
+/// A database without a project, for raw SQL: see [`migrated_until`].
+#[derive(Debug)]
+pub struct RawDatabase(Database);
+
+impl RawDatabase {
+    /// Runs `statements` (one or more, `;`-separated) as they are.
+    pub async fn execute(&self, statements: &str) -> Result<(), LedgerError> {
+        let err = LedgerError::backend("execute raw SQL");
+        match &self.0 {
+            Database::Sqlite(pool) => sqlx::raw_sql(statements).execute(pool).await.map(drop).map_err(err),
+            Database::Postgres(pool) => sqlx::raw_sql(statements).execute(pool).await.map(drop).map_err(err),
+        }
+    }
+
+    /// Closes the database's connections.
+    pub async fn close(self) {
+        match self.0 {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
 }
 
 /// A ledger opened by a test: every [`Ledger`] method through `Deref` (so
@@ -23,9 +56,11 @@ pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<TestLedger, Ledger
 pub struct TestLedger(Opened);
 
 impl TestLedger {
-    /// A deterministic, complete text dump of every ledger table (not the
-    /// migration bookkeeping, nor the maintenance lock's holder), for tests
-    /// that prove nothing changed.
+    /// A deterministic, complete text dump of every ledger table, for every
+    /// project (not the migration bookkeeping, nor the maintenance lock's
+    /// holder), for tests that prove nothing changed: the `projects` rows,
+    /// then each project's rows (rows from before projects under `[]`), each
+    /// line prefixed with its project, as `[alpha] builds (...)`.
     pub async fn dump(&self) -> Result<String, LedgerError> {
         match &self.0 {
             Opened::Sqlite(ledger) => ledger.dump().await,
@@ -62,29 +97,40 @@ where
         use std::fmt::Write as _;
         let err = || LedgerError::backend("dump");
         let mut out = String::new();
-        let builds: Vec<codec::BuildRow> =
-            sqlx::query_as(&sql::dump_builds()).fetch_all(&self.pool).await.map_err(err())?;
-        let commits: Vec<(String, String)> =
-            sqlx::query_as(sql::DUMP_BUILD_COMMITS).fetch_all(&self.pool).await.map_err(err())?;
-        let pointers: Vec<codec::PointerRow> =
-            sqlx::query_as(&sql::dump_pointers()).fetch_all(&self.pool).await.map_err(err())?;
-        let releases: Vec<codec::ReleaseRow> =
-            sqlx::query_as(&sql::dump_releases()).fetch_all(&self.pool).await.map_err(err())?;
-        let synced: Vec<(String, String, i64)> =
-            sqlx::query_as(sql::DUMP_SYNC_STATE).fetch_all(&self.pool).await.map_err(err())?;
-        builds.iter().for_each(|r| writeln!(out, "builds {r:?}").expect("writing to a String"));
-        commits.iter().for_each(|r| writeln!(out, "build_commits {r:?}").expect("writing to a String"));
-        pointers.iter().for_each(|r| writeln!(out, "pointers {r:?}").expect("writing to a String"));
-        releases.iter().for_each(|r| writeln!(out, "releases {r:?}").expect("writing to a String"));
-        synced.iter().for_each(|r| writeln!(out, "sync_state {r:?}").expect("writing to a String"));
-        let approvals: Vec<codec_gates::ApprovalRow> =
-            sqlx::query_as(&sql::dump_approvals()).fetch_all(&self.pool).await.map_err(err())?;
-        let rollouts: Vec<codec_gates::RolloutRow> =
-            sqlx::query_as(&sql::dump_rollouts()).fetch_all(&self.pool).await.map_err(err())?;
-        approvals.iter().for_each(|r| writeln!(out, "approvals {r:?}").expect("writing to a String"));
-        rollouts.iter().for_each(|r| writeln!(out, "rollouts {r:?}").expect("writing to a String"));
-        let pins: Vec<codec::PinRow> = sqlx::query_as(&sql::dump_pins()).fetch_all(&self.pool).await.map_err(err())?;
-        pins.iter().for_each(|r| writeln!(out, "pins {r:?}").expect("writing to a String"));
+        let projects: Vec<(String, Option<String>, Option<String>, i64)> =
+            sqlx::query_as(sql::SELECT_PROJECTS).fetch_all(&self.pool).await.map_err(err())?;
+        projects.iter().for_each(|r| writeln!(out, "projects {r:?}").expect("writing to a String"));
+        let names: Vec<String> =
+            sqlx::query_scalar(sql::DUMP_PROJECT_NAMES).fetch_all(&self.pool).await.map_err(err())?;
+        for p in &names {
+            let mut line = |table: &str, row: &dyn std::fmt::Debug| {
+                writeln!(out, "[{p}] {table} {row:?}").expect("writing to a String");
+            };
+            let builds: Vec<codec::BuildRow> =
+                sqlx::query_as(&sql::dump_builds()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            builds.iter().for_each(|r| line("builds", r));
+            let commits: Vec<(String, String)> =
+                sqlx::query_as(sql::DUMP_BUILD_COMMITS).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            commits.iter().for_each(|r| line("build_commits", r));
+            let pointers: Vec<codec::PointerRow> =
+                sqlx::query_as(&sql::dump_pointers()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            pointers.iter().for_each(|r| line("pointers", r));
+            let releases: Vec<codec::ReleaseRow> =
+                sqlx::query_as(&sql::dump_releases()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            releases.iter().for_each(|r| line("releases", r));
+            let synced: Vec<(String, String, i64)> =
+                sqlx::query_as(sql::DUMP_SYNC_STATE).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            synced.iter().for_each(|r| line("sync_state", r));
+            let approvals: Vec<codec_gates::ApprovalRow> =
+                sqlx::query_as(&sql::dump_approvals()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            approvals.iter().for_each(|r| line("approvals", r));
+            let rollouts: Vec<codec_gates::RolloutRow> =
+                sqlx::query_as(&sql::dump_rollouts()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            rollouts.iter().for_each(|r| line("rollouts", r));
+            let pins: Vec<codec::PinRow> =
+                sqlx::query_as(&sql::dump_pins()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            pins.iter().for_each(|r| line("pins", r));
+        }
         Ok(out)
     }
 }

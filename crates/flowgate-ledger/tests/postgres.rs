@@ -81,7 +81,8 @@ async fn credentials_that_fail_to_connect_are_never_shown() {
     url.set_username("flowgate_nobody").unwrap();
     url.set_password(Some("hunter2secret")).unwrap();
     let url: LedgerUrl = url.as_str().parse().unwrap();
-    let result = flowgate_ledger::open(&url, std::path::Path::new(".")).await;
+    let result =
+        flowgate_ledger::open(&url, std::path::Path::new("."), &flowgate_ledger::ProjectClaim::named("alpha")).await;
     db.drop_database().await;
     let err = result.unwrap_err();
     let shown = format!("{err} {err:?}");

@@ -5,7 +5,7 @@ mod suite;
 
 use std::path::Path;
 
-use flowgate_ledger::{open, LedgerError, LedgerUrl};
+use flowgate_ledger::{open, LedgerError, LedgerUrl, ProjectClaim};
 
 /// Each story gets its own temporary directory; the URL is relative, so
 /// resolution against the base directory and parent creation are exercised.
@@ -26,13 +26,17 @@ macro_rules! story {
 
 suite::stories!(story);
 
+fn claim() -> ProjectClaim {
+    ProjectClaim::named(suite::PROJECT)
+}
+
 #[tokio::test]
 async fn a_file_that_is_not_a_database_fails_to_open_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.db");
     std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
     let url: LedgerUrl = format!("sqlite://{}", path.display()).parse().unwrap();
-    let err = open(&url, Path::new("/nonexistent")).await.unwrap_err();
+    let err = open(&url, Path::new("/nonexistent"), &claim()).await.unwrap_err();
     assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a_u8; 8192], "the file is left alone");
@@ -43,7 +47,7 @@ async fn a_directory_in_the_way_fails_to_open_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file"), b"x").unwrap();
     let url: LedgerUrl = "sqlite://file/ledger.db".parse().unwrap();
-    let err = open(&url, dir.path()).await.unwrap_err();
+    let err = open(&url, dir.path(), &claim()).await.unwrap_err();
     assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
     assert!(err.to_string().contains("file/ledger.db"), "{err}");
 }
@@ -51,15 +55,16 @@ async fn a_directory_in_the_way_fails_to_open_naming_the_path() {
 #[tokio::test]
 async fn in_memory_ledger_works_on_one_connection() {
     let url: LedgerUrl = "sqlite::memory:".parse().unwrap();
-    let ledger = open(&url, Path::new(".")).await.unwrap();
+    let ledger = open(&url, Path::new("."), &claim()).await.unwrap();
     ledger.record_build(&suite::build("aaaa0000000000000001", "c1", 1)).await.unwrap();
     ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap();
     let err = ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap_err();
     assert!(err.is_conflict(), "{err:?}");
     assert_eq!(ledger.history(&suite::flow("etl"), &suite::env("qa"), None).await.unwrap().len(), 1);
-    // Another in-memory ledger is another, empty database.
-    let other = flowgate_ledger::testing::open(&url, Path::new(".")).await.unwrap();
-    assert!(other.dump().await.unwrap().is_empty());
+    // Another in-memory ledger is another, empty database: only its project is in it.
+    let other = flowgate_ledger::testing::open(&url, Path::new("."), &claim()).await.unwrap();
+    let dump = other.dump().await.unwrap();
+    assert!(dump.starts_with("projects (\"alpha\", None, None, ") && dump.lines().count() == 1, "{dump}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -70,7 +75,7 @@ async fn first_opens_racing_on_a_new_file_all_succeed() {
         let opens: Vec<_> = (0..4)
             .map(|_| {
                 let (url, base) = (url.clone(), dir.path().to_path_buf());
-                tokio::spawn(async move { open(&url, &base).await.map(|_| ()) })
+                tokio::spawn(async move { open(&url, &base, &claim()).await.map(|_| ()) })
             })
             .collect();
         for handle in opens {
@@ -107,7 +112,7 @@ async fn upgrading_a_ledger_from_migration_3_keeps_history_and_approvals() {
     conn.close().await.unwrap();
 
     let url: LedgerUrl = format!("sqlite://{}", path.display()).parse().unwrap();
-    let ledger = flowgate_ledger::testing::open(&url, Path::new("/")).await.unwrap();
+    let ledger = flowgate_ledger::testing::open(&url, Path::new("/"), &claim()).await.unwrap();
     let dump = ledger.dump().await.unwrap();
     assert!(
         dump.contains("etl\", env: \"qa\", revision: 1, build_id: \"aaaa0000000000000001\"")

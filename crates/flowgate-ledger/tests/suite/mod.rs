@@ -8,14 +8,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Move, MoveKind, Revision};
 use flowgate_ledger::testing::{open, TestLedger};
-use flowgate_ledger::{LedgerError, LedgerUrl};
+use flowgate_ledger::{LedgerError, LedgerUrl, ProjectClaim};
 
 mod gates;
 mod maintenance;
+mod migration;
+mod projects;
 mod rollouts;
 
 pub use gates::*;
 pub use maintenance::*;
+pub use migration::*;
+pub use projects::*;
 pub use rollouts::*;
 
 /// Every story, for a backend to instantiate with its own `story!` macro.
@@ -45,6 +49,10 @@ macro_rules! stories {
         $story!(deleting_builds_refuses_what_is_needed_and_keeps_history);
         $story!(maintenance_lock_is_exclusive_and_names_its_holder);
         $story!(a_dead_holder_does_not_block_the_lock);
+        $story!(projects_in_one_database_never_see_each_other);
+        $story!(a_name_from_another_repository_is_refused_and_changes_nothing);
+        $story!(first_opens_of_two_projects_at_once_both_register);
+        $story!(migrating_a_single_project_ledger_gives_every_row_to_its_project);
     };
 }
 pub(crate) use stories;
@@ -56,10 +64,22 @@ pub struct Target {
     pub base_dir: PathBuf,
 }
 
+/// The project stories open unless they say otherwise.
+pub const PROJECT: &str = "alpha";
+
 impl Target {
+    /// The ledger of [`PROJECT`], claimed without a repository.
     pub async fn open(&self) -> Arc<TestLedger> {
-        let ledger = open(&self.url, &self.base_dir).await.unwrap_or_else(|e| panic!("open {}: {e:?}", self.url));
+        self.open_as(&ProjectClaim::named(PROJECT)).await
+    }
+
+    pub async fn open_as(&self, claim: &ProjectClaim) -> Arc<TestLedger> {
+        let ledger = self.try_open(claim).await.unwrap_or_else(|e| panic!("open {} as {claim:?}: {e:?}", self.url));
         Arc::new(ledger)
+    }
+
+    pub async fn try_open(&self, claim: &ProjectClaim) -> Result<TestLedger, LedgerError> {
+        open(&self.url, &self.base_dir, claim).await
     }
 }
 
