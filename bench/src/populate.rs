@@ -123,7 +123,11 @@ mod tests {
     #[tokio::test]
     async fn populates_every_pointer_to_the_last_revision() {
         let url: flowgate_ledger::LedgerUrl = "sqlite::memory:".parse().unwrap();
-        let ledger: Arc<dyn Ledger> = Arc::from(flowgate_ledger::open(&url, std::path::Path::new(".")).await.unwrap());
+        let ledger: Arc<dyn Ledger> = Arc::from(
+            flowgate_ledger::open(&url, std::path::Path::new("."), &flowgate_ledger::ProjectClaim::named("bench"))
+                .await
+                .unwrap(),
+        );
         let spec = LedgerSpec { flows: 7, envs: 3, revisions: 4, builds: 3 };
         populate(ledger.clone(), spec, 2, 5).await.unwrap();
         let pointers = ledger.pointers(None).await.unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_ledger::{Ledger, LedgerUrl, ProjectClaim};
 use sqlx::Connection as _;
 
 use crate::populate::{self, LedgerSpec};
@@ -23,10 +23,14 @@ pub enum Backend {
     Postgres { server: String },
 }
 
+/// The status project's `[project] name`: the project its ledger is populated
+/// for, so `flowgate status` in it sees the rows.
+const PROJECT: &str = "status-bench";
+
 /// Write a git project whose `flowgate.toml` lists the spec's flows and envs and
 /// names `ledger_url`.
 fn write_project(dir: &Path, spec: &LedgerSpec, ledger_url: &str) -> Result<()> {
-    let mut toml = format!("[project]\nname = \"status-bench\"\nledger = \"{ledger_url}\"\n");
+    let mut toml = format!("[project]\nname = \"{PROJECT}\"\nledger = \"{ledger_url}\"\n");
     for flow in populate::flow_keys(spec.flows) {
         toml.push_str(&format!("\n[flows.{flow}]\nentrypoint = \"flows/f.py:f\"\n"));
     }
@@ -42,7 +46,7 @@ fn write_project(dir: &Path, spec: &LedgerSpec, ledger_url: &str) -> Result<()> 
 
 async fn open(url: &str, base: &Path) -> Result<Arc<dyn Ledger>> {
     let parsed: LedgerUrl = url.parse().with_context(|| format!("Invalid ledger URL `{url}`"))?;
-    Ok(Arc::from(flowgate_ledger::open(&parsed, base).await?))
+    Ok(Arc::from(flowgate_ledger::open(&parsed, base, &ProjectClaim::named(PROJECT)).await?))
 }
 
 /// Run the status benchmark on one backend; returns its rows and a note on how

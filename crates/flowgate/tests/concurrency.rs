@@ -193,7 +193,8 @@ fn story(ledger: &str) {
 
     let url: LedgerUrl = ledger.parse().expect("ledger url");
     block_on(async {
-        let ledger = flowgate_ledger::open(&url, p.path()).await.expect("open ledger");
+        let claim = common::project_claim(p.path()).expect("project");
+        let ledger = flowgate_ledger::open(&url, p.path(), &claim).await.expect("open ledger");
         let pointers = ledger.pointers(None).await.expect("pointers");
         for flow in flows() {
             for env in ENVS {

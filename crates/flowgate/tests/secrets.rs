@@ -277,7 +277,8 @@ fn ledger_dump(url: &str, base: &Path) -> String {
     let url: flowgate_ledger::LedgerUrl = url.parse().expect("ledger url");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let ledger = flowgate_ledger::testing::open(&url, base).await.expect("open ledger");
+        let claim = common::project_claim(base).expect("project");
+        let ledger = flowgate_ledger::testing::open(&url, base, &claim).await.expect("open ledger");
         ledger.dump().await.expect("dump")
     })
 }

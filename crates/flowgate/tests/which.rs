@@ -51,7 +51,8 @@ fn build(p: &GitProject, marker: &str) -> (BuildId, Digest) {
 
 async fn release(p: &GitProject, build: &BuildId, expected: Option<i64>) {
     let url: LedgerUrl = common::LEDGER_URL.parse().unwrap();
-    let ledger = flowgate_ledger::open(&url, p.path()).await.expect("ledger");
+    let claim = common::project_claim(p.path()).expect("project");
+    let ledger = flowgate_ledger::open(&url, p.path(), &claim).await.expect("ledger");
     let mv = Move {
         flow: "hello".parse().unwrap(),
         env: "qa".parse::<EnvName>().unwrap(),

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use flowgate_core::{Build, Digest, Images};
-use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_ledger::{Ledger, LedgerUrl, ProjectClaim};
 use flowgate_testkit::{GitProject, Run};
 
 pub const LEDGER_URL: &str = "sqlite://.flowgate/ledger.db";
@@ -25,16 +25,39 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
 }
 
-async fn open_ledger(project: &GitProject) -> Result<Box<dyn Ledger>, flowgate_ledger::LedgerError> {
-    let url: LedgerUrl = LEDGER_URL.parse().expect("ledger url");
-    flowgate_ledger::open(&url, project.path()).await
+/// The project the binary acts on in the project at `root`: the `[project]
+/// name` of its `flowgate.toml` (read leniently, so a test that breaks the
+/// file still finds it), claimed without a repository, so a test's open never
+/// collides with the binary's claim nor fills it in.
+pub fn project_claim(root: &Path) -> Result<ProjectClaim, String> {
+    let toml = std::fs::read_to_string(root.join("flowgate.toml")).map_err(|e| format!("read flowgate.toml: {e}"))?;
+    let mut in_project = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_project = line == "[project]";
+        } else if let Some(value) = line.strip_prefix("name").and_then(|rest| rest.trim_start().strip_prefix('=')) {
+            if in_project {
+                let name = value.trim().trim_matches('"');
+                let name = name.parse().map_err(|e| format!("`[project] name` of flowgate.toml: {e}"))?;
+                return Ok(ProjectClaim { name, root_commit: None, remote: None });
+            }
+        }
+    }
+    Err("flowgate.toml has no `[project] name`".into())
 }
 
-/// The ledger's full text dump, or the error opening it gave.
+async fn open_ledger(project: &GitProject) -> Result<Box<dyn Ledger>, String> {
+    let url: LedgerUrl = LEDGER_URL.parse().expect("ledger url");
+    let claim = project_claim(project.path())?;
+    flowgate_ledger::open(&url, project.path(), &claim).await.map_err(|e| e.to_string())
+}
+
+/// The ledger's full text dump (every project's), or the error opening it gave.
 pub fn ledger_dump(project: &GitProject) -> Result<String, String> {
     block_on(async {
         let url: LedgerUrl = LEDGER_URL.parse().expect("ledger url");
-        let ledger = flowgate_ledger::testing::open(&url, project.path()).await.map_err(|e| e.to_string())?;
+        let claim = project_claim(project.path())?;
+        let ledger = flowgate_ledger::testing::open(&url, project.path(), &claim).await.map_err(|e| e.to_string())?;
         ledger.dump().await.map_err(|e| e.to_string())
     })
 }

@@ -33,7 +33,8 @@ pub fn ledger_url(p: &GitProject) -> String {
 
 pub async fn ledger(p: &GitProject) -> TestLedger {
     let url: LedgerUrl = ledger_url(p).parse().unwrap();
-    flowgate_ledger::testing::open(&url, p.path()).await.unwrap()
+    let claim = common::project_claim(p.path()).unwrap();
+    flowgate_ledger::testing::open(&url, p.path(), &claim).await.unwrap()
 }
 
 pub fn store(p: &GitProject) -> ArtifactStore {
