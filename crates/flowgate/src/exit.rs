@@ -44,9 +44,10 @@ pub fn status_of(error: &anyhow::Error) -> Status {
         if let Some(ledger) = cause.downcast_ref::<LedgerError>() {
             return match ledger {
                 e if e.is_conflict() => Status::Conflict,
-                LedgerError::InvalidUrl { .. } | LedgerError::Unsupported { .. } | LedgerError::UnknownBuild { .. } => {
-                    Status::Usage
-                }
+                LedgerError::InvalidUrl { .. }
+                | LedgerError::Unsupported { .. }
+                | LedgerError::UnknownBuild { .. }
+                | LedgerError::ProjectCollision { .. } => Status::Usage,
                 _ => Status::Failure,
             };
         }

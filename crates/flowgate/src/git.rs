@@ -77,6 +77,22 @@ impl Repo {
         self.git(&["rev-parse", "--verify", "--quiet", &spec]).ok().map(|s| s.trim().to_string())
     }
 
+    /// The repository's first commit (the smallest sha when histories were
+    /// merged): the same in every clone, different in another repository.
+    /// `None` before the first commit.
+    pub fn root_commit(&self) -> Option<String> {
+        let out = self.git(&["rev-list", "--max-parents=0", "HEAD"]).ok()?;
+        out.lines().map(str::trim).filter(|l| !l.is_empty()).min().map(str::to_string)
+    }
+
+    /// The URL of the `origin` remote, if there is one, without the user and
+    /// password a URL may carry (`https://user:token@host/...`): a token must
+    /// not reach the ledger, and two clones with different tokens are one repository.
+    pub fn origin_remote(&self) -> Option<String> {
+        let out = self.git(&["remote", "get-url", "origin"]).ok()?;
+        Some(without_userinfo(out.trim())).filter(|url| !url.is_empty())
+    }
+
     /// One-line summaries of the commits in `from..to`, newest first; `None` when
     /// either commit is unknown here (a shallow clone, another repository).
     pub fn log_range(&self, from: &str, to: &str) -> Option<Vec<String>> {
@@ -129,6 +145,17 @@ fn run(dir: &Path, args: &[&str]) -> Result<String> {
     String::from_utf8(output.stdout).context("git printed a path that is not UTF-8")
 }
 
+/// `scheme://user:secret@host/path` → `scheme://host/path`; scp-like remotes
+/// (`git@host:path`) name a login, not a secret, and stay as they are.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +178,16 @@ mod tests {
         assert_eq!((detached.branch, detached.dirty.len()), (None, 0));
         let empty = parse_status("# branch.oid (initial)\0# branch.head main\0").unwrap_err();
         assert_eq!(empty.to_string(), "The repository has no commit yet");
+    }
+
+    #[test]
+    fn a_remote_is_claimed_without_its_credentials() {
+        assert_eq!(
+            without_userinfo("https://ci:ghp_secret@github.com/org/repo.git"),
+            "https://github.com/org/repo.git"
+        );
+        assert_eq!(without_userinfo("ssh://git@host:22/org/repo"), "ssh://host:22/org/repo");
+        assert_eq!(without_userinfo("git@github.com:org/repo.git"), "git@github.com:org/repo.git");
+        assert_eq!(without_userinfo("https://github.com/org/a@b.git"), "https://github.com/org/a@b.git");
     }
 }

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use flowgate_config::{Config, SelectedEnv};
 use flowgate_core::{EnvName, FlowKey};
-use flowgate_ledger::{Ledger, LedgerUrl};
+use flowgate_ledger::{Ledger, LedgerUrl, ProjectClaim};
 use flowgate_store::ArtifactStore;
 
 use crate::exit::usage;
+use crate::git::Repo;
 
 /// Environment variables flowgate reads, each documented once here.
 pub mod vars {
@@ -44,10 +45,27 @@ impl Project {
         Ok(Self { root, config })
     }
 
+    /// The ledger, scoped to this project: every read and write is of its rows.
     pub async fn ledger(&self) -> Result<Box<dyn Ledger>> {
+        self.ledger_of(&self.claim()).await
+    }
+
+    /// The ledger scoped to the project `claim` names (`status --all-projects`).
+    pub async fn ledger_of(&self, claim: &ProjectClaim) -> Result<Box<dyn Ledger>> {
         let url: LedgerUrl = self.config.project.ledger.parse()?;
-        let ledger = flowgate_ledger::open(&url, &self.root).await?;
-        Ok(ledger)
+        Ok(flowgate_ledger::open(&url, &self.root, claim).await?)
+    }
+
+    /// This project as the ledger knows it: its name and, inside a git
+    /// repository, the repository's root commit and `origin` remote, which tell
+    /// two repositories that chose the same project name apart.
+    pub fn claim(&self) -> ProjectClaim {
+        let repo = Repo::discover(&self.root).ok();
+        ProjectClaim {
+            name: self.config.project_name().clone(),
+            root_commit: repo.as_ref().and_then(Repo::root_commit),
+            remote: repo.as_ref().and_then(Repo::origin_remote),
+        }
     }
 
     pub fn store(&self) -> Result<ArtifactStore> {

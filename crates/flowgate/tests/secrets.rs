@@ -150,8 +150,12 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
     r.both(&["release", "guarded", "--env", "down", "--build", &b2], 1);
     r.both(&["which", &flow_run, "--env", "cloud"], 1);
 
-    // Error paths of the ledger and the store, each in a project of its own config.
+    // Error paths of the ledger and the store, each in a project of its own
+    // config: another repository, so another project name in the shared ledger.
     let broken = GitProject::new();
+    let broken_config = |ledger: &str, store: &str| {
+        config(ledger, store, &api, &down_api, "").replace("name = \"secretive\"", "name = \"secretive-errors\"")
+    };
     broken.record_runs();
     broken.write(".gitignore", ".flowgate/\n");
     broken.write("flows/guarded.py", FLOW);
@@ -167,7 +171,7 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
         (format!("mysql://{}:{}@127.0.0.1/db", role.name(), percent_encode(&pg_password)), 2),
     ];
     for (bad, code) in &bad_ledgers {
-        broken.write("flowgate.toml", &config(bad, &store, &api, &down_api, ""));
+        broken.write("flowgate.toml", &broken_config(bad, &store));
         broken.commit("bad ledger");
         b.both(&["status"], *code);
     }
@@ -181,7 +185,7 @@ fn no_secret_shows_in_any_output_log_error_ledger_row_or_deployment() {
         (format!("az://container/x?sv=2024&sig={key_secret}"), 1),
     ];
     for (bad, code) in &bad_stores {
-        broken.write("flowgate.toml", &config(&ledger, bad, &api, &down_api, ""));
+        broken.write("flowgate.toml", &broken_config(&ledger, bad));
         broken.commit("bad store");
         b.both(&["build"], *code);
     }

@@ -94,7 +94,8 @@ pub enum Command {
     /// The matrix of flows × environments: build, commit, age.
     #[command(after_help = r#"Examples:
   flowgate status
-  flowgate status --env prod --json"#)]
+  flowgate status --env prod --json
+  flowgate status --all-projects"#)]
     Status(StatusArgs),
     /// The revisions of one flow in one environment.
     #[command(after_help = r#"Examples:

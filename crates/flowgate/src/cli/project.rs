@@ -53,6 +53,10 @@ pub struct StatusArgs {
     /// Only this environment.
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
+    /// Every project in the ledger, each with its own flows and envs (what the
+    /// ledger records; no Prefect server is read).
+    #[arg(long, conflicts_with = "env")]
+    pub all_projects: bool,
 }
 
 #[derive(Debug, Args)]

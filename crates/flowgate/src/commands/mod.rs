@@ -23,6 +23,7 @@ mod rollout_verify;
 mod rollout_view;
 mod settings;
 mod status;
+mod status_all;
 mod sync;
 mod which;
 
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Release(args) => moves::release(&project, args, printer).await,
                 Command::Promote(args) => moves::promote(&project, args, printer).await,
                 Command::Rollback(args) => moves::rollback(&project, args, printer).await,
+                Command::Status(args) if args.all_projects => status_all::run(&project, printer).await,
                 Command::Status(args) => status::run(&project, args, printer).await,
                 Command::History(args) => history::run(&project, args, printer).await,
                 Command::Diff(args) => diff::run(&project, args, printer).await,
