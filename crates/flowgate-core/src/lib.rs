@@ -2,6 +2,7 @@
 //! pure rules that decide how pointers move. No I/O lives here, so every rule is
 //! testable with plain values (`cargo tree -p flowgate-core -e normal` shows it).
 
+pub mod access;
 pub mod build;
 pub mod gates;
 pub mod ids;
@@ -18,6 +19,7 @@ pub mod status;
 #[cfg(test)]
 mod test_fixtures;
 
+pub use access::{Grant, GrantError, Role};
 pub use build::{Build, Images};
 pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, ProjectName, Revision};

@@ -56,6 +56,10 @@ pub enum LedgerError {
         claimed_root: Option<String>,
         claimed_remote: Option<String>,
     },
+    /// An API token was to be created under a name another token has (revoked
+    /// ones included: a name is never reused). Nothing was changed.
+    #[error("a token named `{name}` exists already; choose another name (names are never reused)")]
+    TokenNameTaken { name: String },
     /// The database could not be opened or is not a ledger database.
     #[error("Failed to open the ledger at `{url}`")]
     Open { url: String, source: BoxError },

@@ -20,6 +20,7 @@ mod sql;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod tokens;
 mod url;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use crate::error::{BoxError, LedgerError};
 pub use crate::lock::{LockHolder, MaintenanceLock};
 pub use crate::projects::{ProjectClaim, ProjectRecord};
 pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
+pub use crate::tokens::TokenRecord;
 pub use crate::url::LedgerUrl;
 pub use flowgate_core::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
 /// gc's retention rule, pure, in the core beside the other rules.
@@ -200,6 +202,76 @@ pub async fn open(url: &LedgerUrl, base_dir: &Path, project: &ProjectClaim) -> R
         Opened::Sqlite(ledger) => Box::new(ledger),
         Opened::Postgres(ledger) => Box::new(ledger),
     })
+}
+
+/// A ledger database shared by every project in it, as a server holds it:
+/// opened (and migrated) once, then scoped to a project per request without
+/// registering anything, and the API tokens that give rights in it.
+#[derive(Debug)]
+pub struct LedgerDatabase {
+    database: Database,
+}
+
+impl LedgerDatabase {
+    /// Opens the database `url` names (see [`open`]) and brings its schema up to date.
+    pub async fn open(url: &LedgerUrl, base_dir: &Path) -> Result<Self, LedgerError> {
+        Ok(Self { database: Database::open(url, base_dir, None).await? })
+    }
+
+    /// Every project recorded in the database, by name.
+    pub async fn projects(&self) -> Result<Vec<ProjectRecord>, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => projects::read_projects(pool).await,
+            Database::Postgres(pool) => projects::read_projects(pool).await,
+        }
+    }
+
+    /// The ledger of the recorded project `name`, or None when the database
+    /// has no such project. Reads only: a server never registers a project
+    /// (a project's first `flowgate` command in its checkout does).
+    pub async fn project(&self, name: &ProjectName) -> Result<Option<Box<dyn Ledger>>, LedgerError> {
+        let known = self.projects().await?.into_iter().any(|p| &p.name == name);
+        Ok(known.then(|| -> Box<dyn Ledger> {
+            match &self.database {
+                Database::Sqlite(pool) => Box::new(SqlLedger { pool: pool.clone(), project: name.clone() }),
+                Database::Postgres(pool) => Box::new(SqlLedger { pool: pool.clone(), project: name.clone() }),
+            }
+        }))
+    }
+
+    /// Records a new API token. A name taken before, even by a revoked token,
+    /// is [`LedgerError::TokenNameTaken`] and nothing changes.
+    pub async fn create_token(&self, token: &TokenRecord) -> Result<(), LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => tokens::Tokens(pool).create(token).await,
+            Database::Postgres(pool) => tokens::Tokens(pool).create(token).await,
+        }
+    }
+
+    /// Every token, by name, revoked and expired ones included.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => tokens::Tokens(pool).list().await,
+            Database::Postgres(pool) => tokens::Tokens(pool).list().await,
+        }
+    }
+
+    /// The token whose secret hashes to `secret_hash`, valid or not.
+    pub async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => tokens::Tokens(pool).by_hash(secret_hash).await,
+            Database::Postgres(pool) => tokens::Tokens(pool).by_hash(secret_hash).await,
+        }
+    }
+
+    /// Revokes the token `name` now; false when there is no such token or it
+    /// was revoked already.
+    pub async fn revoke_token(&self, name: &str, at: chrono::DateTime<chrono::Utc>) -> Result<bool, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => tokens::Tokens(pool).revoke(name, at).await,
+            Database::Postgres(pool) => tokens::Tokens(pool).revoke(name, at).await,
+        }
+    }
 }
 
 /// A project's ledger a URL names, opened on its backend: [`open`] boxes it

@@ -178,21 +178,32 @@ where
     }
 
     pub(crate) async fn read_projects(&self) -> Result<Vec<crate::ProjectRecord>, LedgerError> {
-        let rows: Vec<ProjectRow> = sqlx::query_as(sql::SELECT_PROJECTS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(LedgerError::backend("list projects"))?;
-        rows.into_iter()
-            .map(|(name, root_commit, remote, created_at_ms)| {
-                Ok(ProjectRecord {
-                    name: codec::parse("project", &name)?,
-                    root_commit,
-                    remote,
-                    created_at: codec::time(created_at_ms)?,
-                })
-            })
-            .collect()
+        read_projects(&self.pool).await
     }
+}
+
+/// Every project recorded in the database behind `pool`, by name.
+pub(crate) async fn read_projects<B: Backend>(pool: &Pool<B>) -> Result<Vec<ProjectRecord>, LedgerError>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
+    for<'q> i64: Decode<'q, B> + Type<B>,
+    for<'q> String: Decode<'q, B> + Type<B>,
+    for<'q> Option<String>: Decode<'q, B>,
+    usize: ColumnIndex<B::Row>,
+{
+    let rows: Vec<ProjectRow> =
+        sqlx::query_as(sql::SELECT_PROJECTS).fetch_all(pool).await.map_err(LedgerError::backend("list projects"))?;
+    rows.into_iter()
+        .map(|(name, root_commit, remote, created_at_ms)| {
+            Ok(ProjectRecord {
+                name: codec::parse("project", &name)?,
+                root_commit,
+                remote,
+                created_at: codec::time(created_at_ms)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub fn status_of(error: &anyhow::Error) -> Status {
                 e if e.is_conflict() => Status::Conflict,
                 LedgerError::InvalidUrl { .. }
                 | LedgerError::Unsupported { .. }
+                | LedgerError::TokenNameTaken { .. }
                 | LedgerError::UnknownBuild { .. }
                 | LedgerError::ProjectCollision { .. } => Status::Usage,
                 _ => Status::Failure,

@@ -8,6 +8,7 @@ mod git;
 mod printer;
 mod project;
 mod refs;
+mod server;
 
 use std::process::ExitCode;
 

@@ -22,6 +22,8 @@ pub mod vars {
     pub const USER: &str = "FLOWGATE_USER";
     /// Where `flowgate pull` keeps unpacked bundles.
     pub const CACHE_DIR: &str = "FLOWGATE_CACHE_DIR";
+    /// The ledger of `flowgate serve` and `flowgate admin` when `--ledger` is not given.
+    pub const SERVER_LEDGER: &str = "FLOWGATE_SERVER_LEDGER";
 }
 
 pub const CONFIG_FILE: &str = "flowgate.toml";

@@ -15,12 +15,14 @@ mod maintenance;
 mod migration;
 mod projects;
 mod rollouts;
+mod tokens;
 
 pub use gates::*;
 pub use maintenance::*;
 pub use migration::*;
 pub use projects::*;
 pub use rollouts::*;
+pub use tokens::*;
 
 /// Every story, for a backend to instantiate with its own `story!` macro.
 macro_rules! stories {
@@ -53,6 +55,8 @@ macro_rules! stories {
         $story!(a_name_from_another_repository_is_refused_and_changes_nothing);
         $story!(first_opens_of_two_projects_at_once_both_register);
         $story!(migrating_a_single_project_ledger_gives_every_row_to_its_project);
+        $story!(tokens_are_created_once_found_by_hash_and_revoked_once);
+        $story!(a_server_looks_projects_up_without_registering_them);
     };
 }
 pub(crate) use stories;

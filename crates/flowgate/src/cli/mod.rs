@@ -9,11 +9,13 @@ mod gates;
 mod maintenance;
 mod moves;
 mod project;
+mod server;
 
 pub use gates::*;
 pub use maintenance::*;
 pub use moves::*;
 pub use project::*;
+pub use server::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -157,6 +159,17 @@ pub enum Command {
     #[command(after_help = r#"Examples:
   flowgate pins --json"#)]
     Pins,
+    /// Run the flowgate server: an HTTP API over one ledger, for every project in it.
+    #[command(after_help = r#"Examples:
+  flowgate serve --listen 0.0.0.0:8470 --ledger postgres://flowgate@db/flowgate
+  flowgate serve --listen 127.0.0.1:0 --ledger sqlite://server.db"#)]
+    Serve(ServeArgs),
+    /// What a server's operator runs where its ledger is reachable: API tokens.
+    #[command(subcommand)]
+    #[command(after_help = r#"Examples:
+  flowgate admin token create --name ci --role releaser:qa --ledger sqlite://server.db
+  flowgate admin token revoke ci --ledger sqlite://server.db"#)]
+    Admin(AdminCommand),
     /// Print a shell completion script generated from this command line.
     #[command(after_help = r#"Examples:
   flowgate completions bash > ~/.local/share/bash-completion/completions/flowgate

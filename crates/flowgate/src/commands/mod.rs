@@ -21,15 +21,16 @@ mod rollout;
 mod rollout_drive;
 mod rollout_verify;
 mod rollout_view;
+mod serve;
 mod settings;
 mod status;
-mod status_all;
+pub(crate) mod status_all;
 mod sync;
 mod which;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AdminCommand, Cli, Command};
 use crate::printer::Printer;
 use crate::project::{working_dir, Project};
 
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Completions(args) => completions::completions(args, printer),
         Command::Man(args) => completions::man(&cwd, args, printer),
         Command::Pull(args) => pull::run(&cwd, args, printer).await,
+        Command::Serve(args) => serve::serve(&cwd, args).await,
+        Command::Admin(AdminCommand::Token(command)) => serve::token(&cwd, command, printer).await,
         command => {
             let project = Project::discover(&cwd)?;
             match command {
@@ -63,7 +66,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Gc(args) => gc::run(&project, args, printer).await,
                 Command::Pin(args) => pin::pin(&project, args, printer).await,
                 Command::Pins => pin::list(&project, printer).await,
-                Command::Init(_) | Command::Pull(_) | Command::Completions(_) | Command::Man(_) => {
+                Command::Init(_)
+                | Command::Pull(_)
+                | Command::Completions(_)
+                | Command::Man(_)
+                | Command::Serve(_)
+                | Command::Admin(_) => {
                     unreachable!("handled above")
                 }
             }

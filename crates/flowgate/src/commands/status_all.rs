@@ -6,7 +6,7 @@
 use anyhow::Result;
 use chrono::Utc;
 use flowgate_core::{BuildId, EnvName, FlowKey, StatusMatrix};
-use flowgate_ledger::ProjectClaim;
+use flowgate_ledger::{Ledger, ProjectClaim};
 use serde::Serialize;
 
 use crate::printer::{age, table, Printer};
@@ -17,8 +17,10 @@ struct AllProjects {
     projects: Vec<ProjectStatus>,
 }
 
+/// One project's matrix as the ledger records it: what `status
+/// --all-projects` prints per project and the server answers for one.
 #[derive(Serialize)]
-struct ProjectStatus {
+pub(crate) struct ProjectStatus {
     project: String,
     envs: Vec<EnvName>,
     flows: Vec<FlowRow>,
@@ -46,36 +48,7 @@ pub async fn run(project: &Project, printer: Printer) -> Result<()> {
     for record in own.projects().await? {
         let claim = ProjectClaim { name: record.name.clone(), root_commit: None, remote: None };
         let ledger = project.ledger_of(&claim).await?;
-        let pointers = ledger.pointers(None).await?;
-        let mut envs: Vec<EnvName> = pointers.iter().map(|p| p.env.clone()).collect();
-        envs.sort();
-        envs.dedup();
-        let mut flows: Vec<FlowKey> = pointers.iter().map(|p| p.flow.clone()).collect();
-        flows.sort();
-        flows.dedup();
-        let matrix = StatusMatrix::new(&flows, &envs, &pointers);
-        projects.push(ProjectStatus {
-            project: record.name.to_string(),
-            envs: matrix.envs.clone(),
-            flows: matrix
-                .rows
-                .iter()
-                .map(|row| FlowRow {
-                    flow: row.flow.clone(),
-                    cells: row
-                        .cells
-                        .iter()
-                        .map(|c| {
-                            c.as_ref().map(|p| Cell {
-                                build: p.build.clone(),
-                                revision: p.revision,
-                                updated_at: p.updated_at,
-                            })
-                        })
-                        .collect(),
-                })
-                .collect(),
-        });
+        projects.push(project_status(ledger.as_ref()).await?);
     }
     let all = AllProjects { projects };
     let now = Utc::now();
@@ -106,5 +79,32 @@ pub async fn run(project: &Project, printer: Printer) -> Result<()> {
             let header: Vec<&str> = header.iter().map(String::as_str).collect();
             table(out, &header, &rows);
         }
+    })
+}
+
+/// The matrix of `ledger`'s project from its pointers alone: every env and
+/// flow that was ever released.
+pub(crate) async fn project_status(ledger: &dyn Ledger) -> Result<ProjectStatus> {
+    let pointers = ledger.pointers(None).await?;
+    let mut envs: Vec<EnvName> = pointers.iter().map(|p| p.env.clone()).collect();
+    envs.sort();
+    envs.dedup();
+    let mut flows: Vec<FlowKey> = pointers.iter().map(|p| p.flow.clone()).collect();
+    flows.sort();
+    flows.dedup();
+    let matrix = StatusMatrix::new(&flows, &envs, &pointers);
+    let cell =
+        |p: &flowgate_core::Pointer| Cell { build: p.build.clone(), revision: p.revision, updated_at: p.updated_at };
+    Ok(ProjectStatus {
+        project: ledger.project().to_string(),
+        envs: matrix.envs.clone(),
+        flows: matrix
+            .rows
+            .iter()
+            .map(|row| FlowRow {
+                flow: row.flow.clone(),
+                cells: row.cells.iter().map(|c| c.as_ref().map(cell)).collect(),
+            })
+            .collect(),
     })
 }

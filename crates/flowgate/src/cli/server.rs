@@ -1,0 +1,77 @@
+//! `flowgate serve` and `flowgate admin`: the server and what its operator
+//! runs where the server's ledger is reachable. Neither needs a project.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+
+use crate::project::vars;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 lets the system choose (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
+    pub listen: SocketAddr,
+    /// The ledger the server serves every project of: `postgres://...`, or `sqlite://PATH` for a single node.
+    #[arg(long, value_name = "URL", env = vars::SERVER_LEDGER)]
+    pub ledger: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// API tokens of a flowgate server.
+    #[command(subcommand)]
+    #[command(after_help = r#"Examples:
+  flowgate admin token create --name ci --role releaser:qa --expires 90d --ledger postgres://db/fg
+  flowgate admin token list --ledger postgres://db/fg
+  flowgate admin token revoke ci --ledger postgres://db/fg"#)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once (under `token` with --json) and only its hash is kept.
+    #[command(after_help = r#"Examples:
+  flowgate admin token create --name alice --role viewer --ledger sqlite://server.db
+  flowgate admin token create --name ci --role releaser:qa --role viewer --expires 30d --json"#)]
+    Create(TokenCreateArgs),
+    /// List tokens (names, grants, expiry, revocation; never secrets).
+    #[command(after_help = r#"Examples:
+  flowgate admin token list --ledger sqlite://server.db --json"#)]
+    List(LedgerArg),
+    /// Revoke a token: requests carrying it are refused from now on; its name stays taken.
+    #[command(after_help = r#"Examples:
+  flowgate admin token revoke ci --ledger sqlite://server.db"#)]
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArg {
+    /// The server's ledger.
+    #[arg(long, value_name = "URL", env = vars::SERVER_LEDGER)]
+    pub ledger: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A name for the token, unique in the ledger (it names the identity in the audit).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A role, on every env or on one: viewer, releaser, approver, admin, or ROLE:ENV. Repeat for several.
+    #[arg(long = "role", value_name = "ROLE[:ENV]", required = true)]
+    pub roles: Vec<String>,
+    /// The token stops working after this long (90s, 30m, 12h, 30d); without it, it works until revoked.
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    #[command(flatten)]
+    pub ledger: LedgerArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub ledger: LedgerArg,
+}

@@ -1,0 +1,136 @@
+//! `flowgate serve` and `flowgate admin token ...`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use flowgate_core::{parse_duration, Grant};
+use flowgate_ledger::{LedgerDatabase, LedgerUrl, TokenRecord};
+use serde::Serialize;
+
+use crate::cli::{LedgerArg, ServeArgs, TokenCommand, TokenCreateArgs, TokenRevokeArgs};
+use crate::exit::usage;
+use crate::printer::{table, Printer};
+use crate::server::{self, AppState};
+
+async fn open(ledger: &str, cwd: &Path) -> Result<LedgerDatabase> {
+    let url: LedgerUrl = ledger.parse()?;
+    Ok(LedgerDatabase::open(&url, cwd).await?)
+}
+
+pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
+    let database = open(&args.ledger, cwd).await?;
+    server::serve(args.listen, AppState { database: Arc::new(database) }).await
+}
+
+pub async fn token(cwd: &Path, command: TokenCommand, printer: Printer) -> Result<()> {
+    match command {
+        TokenCommand::Create(args) => create(cwd, args, printer).await,
+        TokenCommand::List(LedgerArg { ledger }) => list(&open(&ledger, cwd).await?, printer).await,
+        TokenCommand::Revoke(args) => revoke(cwd, args, printer).await,
+    }
+}
+
+/// A token as printed: never its secret or its hash.
+#[derive(Serialize)]
+struct TokenView {
+    name: String,
+    grants: Vec<Grant>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRecord> for TokenView {
+    fn from(t: TokenRecord) -> Self {
+        Self {
+            name: t.name,
+            grants: t.grants,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Created {
+    #[serde(flatten)]
+    view: TokenView,
+    /// The secret, shown this once.
+    token: String,
+}
+
+async fn create(cwd: &Path, args: TokenCreateArgs, printer: Printer) -> Result<()> {
+    // Every value is checked before the ledger is opened.
+    let grants = args
+        .roles
+        .iter()
+        .map(|r| r.parse::<Grant>().map_err(|e| usage(format!("--role: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    if args.name.trim().is_empty() || args.name.chars().any(char::is_control) {
+        return Err(usage(format!("--name `{}`: a token needs a printable, non-empty name", args.name.escape_debug())));
+    }
+    let now = Utc::now();
+    let expires_at = match &args.expires {
+        None => None,
+        Some(text) => {
+            let after = parse_duration(text)
+                .ok_or_else(|| usage(format!("--expires `{text}` is not a duration (90s, 30m, 12h, 30d)")))?;
+            let after = chrono::Duration::from_std(after).ok().filter(|d| !d.is_zero());
+            Some(now + after.ok_or_else(|| usage(format!("--expires `{text}` must be more than zero")))?)
+        }
+    };
+    let database = open(&args.ledger.ledger, cwd).await?;
+    let secret = server::new_secret()?;
+    let record = TokenRecord {
+        name: args.name,
+        secret_hash: server::secret_hash(&secret),
+        grants,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    database.create_token(&record).await?;
+    let created = Created { view: record.into(), token: secret };
+    printer.result(&created, |out| {
+        let grants: Vec<String> = created.view.grants.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("token `{}` created ({})\n", created.view.name, grants.join(", ")));
+        out.push_str("its secret, shown only this once:\n");
+        out.push_str(&created.token);
+        out.push('\n');
+    })
+}
+
+async fn list(database: &LedgerDatabase, printer: Printer) -> Result<()> {
+    let tokens: Vec<TokenView> = database.tokens().await?.into_iter().map(TokenView::from).collect();
+    printer.result(&tokens, |out| {
+        let when = |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or("-".into());
+        let rows: Vec<Vec<String>> = tokens
+            .iter()
+            .map(|t| {
+                let grants: Vec<String> = t.grants.iter().map(ToString::to_string).collect();
+                vec![t.name.clone(), grants.join(","), when(t.expires_at), when(t.revoked_at)]
+            })
+            .collect();
+        table(out, &["NAME", "GRANTS", "EXPIRES", "REVOKED"], &rows);
+    })
+}
+
+async fn revoke(cwd: &Path, args: TokenRevokeArgs, printer: Printer) -> Result<()> {
+    let database = open(&args.ledger.ledger, cwd).await?;
+    let known = database.tokens().await?.into_iter().any(|t| t.name == args.name);
+    if !known {
+        return Err(usage(format!("no token named `{}` in this ledger", args.name)));
+    }
+    let revoked = database.revoke_token(&args.name, Utc::now()).await.context("revoke the token")?;
+    let result = serde_json::json!({ "name": args.name, "revoked": revoked });
+    printer.result(&result, |out| {
+        if revoked {
+            out.push_str(&format!("token `{}` revoked\n", args.name));
+        } else {
+            out.push_str(&format!("token `{}` was revoked already\n", args.name));
+        }
+    })
+}

@@ -1,0 +1,70 @@
+//! The API's one error shape: an HTTP status, a stable code a client can
+//! match on, a message naming the value, and the request's id (also in the
+//! `x-request-id` header of every response) to find it in the server's log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use super::RequestId;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub request_id: RequestId,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+impl ApiError {
+    /// No valid credential. Deliberately the same for a missing, malformed,
+    /// unknown, expired or revoked token: a caller learns nothing about which.
+    pub fn unauthenticated(request_id: RequestId) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: "a valid API token is required: `Authorization: Bearer TOKEN`".into(),
+            request_id,
+        }
+    }
+
+    pub fn forbidden(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "forbidden", message, request_id }
+    }
+
+    pub fn not_found(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message, request_id }
+    }
+
+    /// A failure of the server or what it depends on (the ledger). The cause
+    /// goes to the log under the request id, not to the caller.
+    pub fn internal(request_id: RequestId, error: &anyhow::Error) -> Self {
+        tracing::error!(request_id = %request_id.0, "request failed: {error:#}");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: format!("the server failed; its log has the cause under request id `{}`", request_id.0),
+            request_id,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { error: Detail { code: self.code, message: &self.message, request_id: &self.request_id.0 } };
+        (self.status, Json(body)).into_response()
+    }
+}

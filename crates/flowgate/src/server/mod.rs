@@ -1,0 +1,106 @@
+//! `flowgate serve`: an HTTP API over one ledger database, for every project
+//! in it. Every request gets an id (the `x-request-id` response header, and
+//! the `request_id` of an error body); every route but the health check needs
+//! an API token whose grants allow it.
+
+mod auth;
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use flowgate_ledger::LedgerDatabase;
+
+pub use auth::{new_secret, secret_hash};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub database: Arc<LedgerDatabase>,
+}
+
+/// A request's id: 16 random bytes in hex, made when the request arrives.
+#[derive(Debug, Clone, Default)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> Self {
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            // An id finds log lines and is no secret: the time and a counter will do.
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            return Self(format!("{:x}-{n}", chrono::Utc::now().timestamp_micros()));
+        }
+        Self(hex::encode(bytes))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(routes::health))
+        .route("/api/v1/projects", get(routes::projects))
+        .route("/api/v1/projects/{project}/status", get(routes::status))
+        .fallback(routes::no_such_route)
+        .layer(axum::middleware::from_fn(with_request_id))
+        .with_state(state)
+}
+
+/// Gives the request its id, logs it with its outcome (never its headers:
+/// they carry the credential) and returns the id in `x-request-id`.
+async fn with_request_id(mut request: Request, next: Next) -> Response {
+    let id = RequestId::new();
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    request.extensions_mut().insert(id.clone());
+    let mut response = next.run(request).await;
+    tracing::info!(request_id = %id.0, %method, %path, status = response.status().as_u16(), "request");
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Serves `state` on `listen` until SIGINT or SIGTERM; prints the bound
+/// address first (`listening on http://ADDR`), so port 0 can be used.
+pub async fn serve(listen: SocketAddr, state: AppState) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on `{listen}`"))?;
+    let bound = listener.local_addr().context("Failed to read the bound address")?;
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{bound}")?;
+        stdout.flush()?;
+    }
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await.context("The server failed")?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

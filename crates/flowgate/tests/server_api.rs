@@ -1,0 +1,180 @@
+//! `flowgate serve` and `flowgate admin token`: a real server process over a
+//! ledger that a project's CLI wrote, called over HTTP. Tokens are stored
+//! hashed; a missing, wrong, revoked or expired token is 401 with the same
+//! body; a token's grants decide; every error is JSON with a code, a message
+//! naming the value and the request id.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{bin, run};
+use flowgate_testkit::http::request;
+use flowgate_testkit::GitProject;
+use serde_json::Value;
+
+const FLOW: &str = "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n";
+
+/// A running `flowgate serve`, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(ledger: &str) -> Self {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--ledger", ledger])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn flowgate serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the address");
+        let port = line
+            .trim()
+            .strip_prefix("listening on http://127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("serve printed `{line}`"));
+        Self { child, port }
+    }
+
+    /// GET `path` with `token` (if any): the status and the body as JSON.
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let (status, body) = request(self.port, "GET", path, &headers, "");
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn admin(dir: &Path, args: &[&str]) -> flowgate_testkit::Run {
+    let out = Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin");
+    flowgate_testkit::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn create_token(dir: &Path, ledger: &str, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["admin", "token", "create", "--name", name, "--ledger", ledger, "--json"];
+    args.extend(extra);
+    let created = admin(dir, &args).success().json();
+    let secret = created["token"].as_str().expect("token").to_string();
+    assert!(secret.starts_with("fgt_") && secret.len() == 68, "{secret}");
+    secret
+}
+
+#[test]
+fn the_server_answers_only_to_valid_tokens_with_their_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("server-ledger.db");
+    let ledger = format!("sqlite://{}", ledger_path.display());
+
+    // A project writes the ledger through the CLI, as it does today.
+    let alpha = GitProject::new();
+    alpha.write(".gitignore", ".flowgate/\n");
+    alpha.write("flows/ingest.py", FLOW);
+    alpha.write(
+        "flowgate.toml",
+        &format!(
+            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
+             [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
+        ),
+    );
+    alpha.commit("first");
+    run(&alpha, &["build"]).success();
+    run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+
+    let viewer = create_token(dir.path(), &ledger, "lead", &["--role", "viewer"]);
+    let scoped = create_token(dir.path(), &ledger, "ci-qa", &["--role", "releaser:qa"]);
+    let revoked = create_token(dir.path(), &ledger, "gone", &["--role", "admin"]);
+    let expiring = create_token(dir.path(), &ledger, "brief", &["--role", "viewer", "--expires", "1s"]);
+    admin(dir.path(), &["admin", "token", "revoke", "gone", "--ledger", &ledger]).success();
+
+    let server = Server::start(&ledger);
+    let (status, health) = server.get("/api/v1/health", None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "{health}");
+
+    // The same status the CLI prints for the project, for any role.
+    let expected = run(&alpha, &["status", "--all-projects", "--json"]).success().json()["projects"][0].clone();
+    for token in [&viewer, &scoped] {
+        let (status, body) = server.get("/api/v1/projects/alpha/status", Some(token));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, expected);
+    }
+    let (status, projects) = server.get("/api/v1/projects", Some(&viewer));
+    assert_eq!((status, projects[0]["project"].as_str()), (200, Some("alpha")), "{projects}");
+
+    // No token, a malformed one, an unknown one, a revoked one, an expired one:
+    // one answer, which does not say which part was wrong.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let unknown = format!("fgt_{}", "0".repeat(64));
+    let mut bodies = Vec::new();
+    for token in [None, Some("not-a-token"), Some(unknown.as_str()), Some(revoked.as_str()), Some(expiring.as_str())] {
+        let (status, mut body) = server.get("/api/v1/projects/alpha/status", token);
+        assert_eq!(status, 401, "{token:?}: {body}");
+        let id = body["error"]["request_id"].as_str().expect("a request id").to_string();
+        assert_eq!(id.len(), 32, "{body}");
+        body["error"]["request_id"] = Value::Null;
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401s differ: {bodies:?}");
+    assert_eq!(bodies[0]["error"]["code"], "unauthenticated");
+
+    // Unknown project and route: 404 naming them.
+    let (status, body) = server.get("/api/v1/projects/omega/status", Some(&viewer));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`omega`"), "{body}");
+    let (status, body) = server.get("/api/v1/nothing-here", Some(&viewer));
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("/api/v1/nothing-here"), "{body}");
+
+    // The ledger keeps hashes only: no secret is in its file or in the listing.
+    drop(server);
+    let listed = admin(dir.path(), &["admin", "token", "list", "--ledger", &ledger, "--json"]).success();
+    let listing = listed.stdout.clone();
+    let names: Vec<String> = listed.json().as_array().unwrap().iter().map(|t| t["name"].to_string()).collect();
+    assert_eq!(names, [r#""brief""#, r#""ci-qa""#, r#""gone""#, r#""lead""#], "{listing}");
+    let file = std::fs::read(&ledger_path).unwrap();
+    for secret in [&viewer, &scoped, &revoked, &expiring] {
+        assert!(!listing.contains(secret.as_str()), "a secret is listed");
+        let hex = &secret.as_bytes()[4..];
+        assert!(!file.windows(hex.len()).any(|w| w == hex), "a secret is stored in the ledger");
+    }
+}
+
+#[test]
+fn bad_token_commands_name_the_value_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server-ledger.db").display());
+    create_token(dir.path(), &ledger, "ci", &["--role", "releaser:qa"]);
+    let list = || admin(dir.path(), &["admin", "token", "list", "--ledger", &ledger, "--json"]).success().stdout;
+    let before = list();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--name", "ci", "--role", "viewer"], "`ci`"),
+        (&["--name", "x", "--role", "owner"], "`owner`"),
+        (&["--name", "x", "--role", "releaser:../qa"], "releaser:../qa"),
+        (&["--name", "x", "--role", "viewer", "--expires", "soon"], "`soon`"),
+        (&["--name", "x", "--role", "viewer", "--expires", "0s"], "`0s`"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["admin", "token", "create", "--ledger", &ledger];
+        all.extend(args);
+        let refused = admin(dir.path(), &all).expect_code(2);
+        assert!(refused.stderr.contains(needle), "{args:?}: missing {needle}: {}", refused.stderr);
+    }
+    let refused = admin(dir.path(), &["admin", "token", "revoke", "nobody", "--ledger", &ledger]).expect_code(2);
+    assert!(refused.stderr.contains("`nobody`"), "{}", refused.stderr);
+    assert_eq!(list(), before, "a refused command changed the tokens");
+}
