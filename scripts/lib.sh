@@ -47,7 +47,7 @@ ensure_postgres() {
 
 # Python tools the tests run for real, pinned, in a virtual environment kept
 # outside the clone and rebuilt when this list changes.
-PYTHON_TOOLS=("moto[server]==5.2.1" "check-jsonschema==0.39.0")
+PYTHON_TOOLS=("moto[server]==5.2.1" "check-jsonschema==0.39.0" "openapi-spec-validator==0.9.0")
 export FLOWGATE_VENV="${FLOWGATE_VENV:-$FLOWGATE_CACHE_HOME/venv}"
 
 ensure_python_tools() {

@@ -15,6 +15,7 @@ pub type Images = BTreeMap<FlowKey, String>;
 /// One immutable build. Two builds with the same bundle and images have the same
 /// id; the first commit that produced it is the one recorded here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Build {
     pub id: BuildId,
     pub bundle: Digest,
@@ -22,6 +23,8 @@ pub struct Build {
     pub bundle_size: u64,
     /// Number of files in the bundle's manifest.
     pub file_count: u64,
+    /// The image pinned for each flow that runs in one.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub images: Images,
     /// Full commit sha (40 hex characters for SHA-1 repositories).
     pub commit: String,

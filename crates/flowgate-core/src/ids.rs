@@ -19,6 +19,7 @@ pub enum IdError {
 
 /// A BLAKE3 digest: the address of a bundle in the artifact store.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct Digest([u8; 32]);
 
 impl Digest {
@@ -83,6 +84,7 @@ impl<'de> Deserialize<'de> for Digest {
 /// inputs always give the same id (see [`crate::Build::derive_id`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildId(String);
 
 impl BuildId {
@@ -148,6 +150,7 @@ macro_rules! name_type {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name(String);
 
         impl $name {

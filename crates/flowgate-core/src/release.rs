@@ -9,6 +9,7 @@ use crate::ids::{BuildId, EnvName, FlowKey, Revision};
 /// What a move carries besides the pointer change, kept with its release for
 /// `history`: the gates evaluated, an override and the rollout it belonged to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audit {
     /// Every gate evaluated for this move, passed or not (empty: no policy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -30,13 +31,17 @@ impl Audit {
 /// Why a pointer moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MoveKind {
     /// `flowgate release`: a build named by the user.
     Release,
     /// `flowgate promote`: the build current in another env.
     Promote { from: EnvName },
     /// `flowgate rollback`: the build of an earlier revision of the same pointer.
-    Rollback { to_revision: Revision },
+    Rollback {
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+        to_revision: Revision,
+    },
 }
 
 impl MoveKind {
@@ -103,9 +108,11 @@ impl Move {
 
 /// One row of history: an applied move. Never updated, never deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Release {
     pub flow: FlowKey,
     pub env: EnvName,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub revision: Revision,
     pub build: BuildId,
     pub previous_build: Option<BuildId>,

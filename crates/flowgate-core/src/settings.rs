@@ -13,6 +13,7 @@ use crate::ids::{Digest, FlowKey};
 
 /// One flow's deployment in one env, as the build's commit configured it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentSettings {
     /// The Prefect flow name (configured, or read from the entrypoint).
     pub flow_name: String,
@@ -31,16 +32,20 @@ pub struct DeploymentSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_queue: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parameters: Map<String, Value>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub job_variables: Map<String, Value>,
     #[serde(default)]
     pub tags: Vec<String>,
     /// As configured (`{ cron = "0 3 * * *" }` tables), already validated.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub schedules: Vec<Map<String, Value>>,
     /// User pull steps, run after flowgate's own.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub pull: Vec<Map<String, Value>>,
     /// `None`: the config does not manage the paused state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +56,7 @@ pub struct DeploymentSettings {
 /// written in `flowgate.toml`; `dev` for every personal env), then by flow.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildSettings(BTreeMap<String, BTreeMap<FlowKey, DeploymentSettings>>);
 
 impl BuildSettings {

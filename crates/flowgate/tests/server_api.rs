@@ -105,6 +105,11 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     let server = Server::start(&ledger);
     let (status, health) = server.get("/api/v1/health", None);
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "{health}");
+    // The OpenAPI document needs no token either, and is the one checked in.
+    let (status, document) = server.get("/api/v1/openapi.json", None);
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json"));
+    let checked_in: Value = serde_json::from_str(&checked_in.expect("docs/api/openapi.json")).expect("JSON");
+    assert_eq!((status, &document), (200, &checked_in));
 
     // The same status the CLI prints for the project, for any role.
     let expected = run(&alpha, &["status", "--all-projects", "--json"]).success().json()["projects"][0].clone();
@@ -115,6 +120,35 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     }
     let (status, projects) = server.get("/api/v1/projects", Some(&viewer));
     assert_eq!((status, projects[0]["project"].as_str()), (200, Some("alpha")), "{projects}");
+
+    // History, builds and one build: what the CLI prints with --json.
+    let (status, history) = server.get("/api/v1/projects/alpha/history?flow=ingest&env=qa", Some(&scoped));
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history, run(&alpha, &["history", "ingest", "--env", "qa", "--json"]).success().json());
+    let (status, builds) = server.get("/api/v1/projects/alpha/builds", Some(&viewer));
+    assert_eq!((status, &builds), (200, &run(&alpha, &["builds", "--json"]).success().json()));
+    let build_id = builds[0]["id"].as_str().expect("build id").to_string();
+    let (status, build) = server.get(&format!("/api/v1/projects/alpha/builds/{}", &build_id[..8]), Some(&viewer));
+    assert_eq!(status, 200, "{build}");
+    assert_eq!(build, run(&alpha, &["show", &build_id, "--json"]).success().json()["build"]);
+
+    // Bad parameters: 400 naming what is wrong.
+    let bad: [(&str, &str); 6] = [
+        ("/api/v1/projects/alpha/history?flow=ingest", "env"),
+        ("/api/v1/projects/alpha/history?flow=ingest&env=qa&colour=red", "colour"),
+        ("/api/v1/projects/alpha/history?flow=no%20such&env=qa", "`no such`"),
+        ("/api/v1/projects/alpha/builds?limit=many", "limit"),
+        ("/api/v1/projects/alpha/builds/zz", "`zz`"),
+        ("/api/v1/projects/alpha/builds/abc", "`abc`"),
+    ];
+    for (path, needle) in bad {
+        let (status, body) = server.get(path, Some(&viewer));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{path}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{path}: missing {needle}: {body}");
+    }
+    let (status, body) = server.get("/api/v1/projects/alpha/builds/ffffffff", Some(&viewer));
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`ffffffff`"), "{body}");
 
     // No token, a malformed one, an unknown one, a revoked one, an expired one:
     // one answer, which does not say which part was wrong.
@@ -131,6 +165,7 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401s differ: {bodies:?}");
     assert_eq!(bodies[0]["error"]["code"], "unauthenticated");
+    assert_eq!(server.get("/api/v1/projects", None).0, 401, "the project list needs a token too");
 
     // Unknown project and route: 404 naming them.
     let (status, body) = server.get("/api/v1/projects/omega/status", Some(&viewer));
@@ -177,4 +212,31 @@ fn bad_token_commands_name_the_value_and_change_nothing() {
     let refused = admin(dir.path(), &["admin", "token", "revoke", "nobody", "--ledger", &ledger]).expect_code(2);
     assert!(refused.stderr.contains("`nobody`"), "{}", refused.stderr);
     assert_eq!(list(), before, "a refused command changed the tokens");
+}
+
+/// `openapi-spec-validator` from PATH: scripts/test puts the pinned one
+/// (scripts/lib.sh, PYTHON_TOOLS) there. Missing, the test fails.
+fn openapi_spec_validator() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join("openapi-spec-validator")).find(|c| c.is_file()).unwrap_or_else(
+        || panic!("`openapi-spec-validator` is not on PATH; run through scripts/test, or `source scripts/lib.sh && ensure_python_tools` first"),
+    )
+}
+
+#[test]
+fn the_checked_in_openapi_document_is_valid_openapi_3_1() {
+    let document = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json");
+    let validate = |file: &Path| Command::new(openapi_spec_validator()).arg(file).output().expect("run the validator");
+    let out = validate(Path::new(document));
+    let said = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    assert!(out.status.success(), "docs/api/openapi.json is not valid OpenAPI:\n{}", said(&out));
+    // The validator can say no: the same document with a reference to nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    let text = std::fs::read_to_string(document).unwrap();
+    std::fs::write(&broken, text.replacen("#/components/schemas/Health", "#/components/schemas/Nothing", 1)).unwrap();
+    let out = validate(&broken);
+    assert!(!out.status.success(), "a dangling reference passed:\n{}", said(&out));
 }

@@ -34,6 +34,7 @@ pub use verdict::{Outcome, Verdict};
 /// A gate, named in JSON, in the ledger and on screen as the policy key that sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Gate {
     Freeze,
     Branches,
@@ -85,6 +86,7 @@ impl PartialEq<&str> for Gate {
 
 /// What one gate said about one move.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateResult {
     pub gate: Gate,
     #[serde(flatten)]
@@ -95,6 +97,7 @@ pub struct GateResult {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GateStatus {
     Pass,
     /// Not now and not by waiting: a person must act (another build, an approval).

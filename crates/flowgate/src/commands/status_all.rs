@@ -8,6 +8,7 @@ use chrono::Utc;
 use flowgate_core::{BuildId, EnvName, FlowKey, StatusMatrix};
 use flowgate_ledger::{Ledger, ProjectClaim};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
@@ -19,22 +20,23 @@ struct AllProjects {
 
 /// One project's matrix as the ledger records it: what `status
 /// --all-projects` prints per project and the server answers for one.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ProjectStatus {
     project: String,
+    /// Every env any flow was ever released into, sorted.
     envs: Vec<EnvName>,
     flows: Vec<FlowRow>,
 }
 
-#[derive(Serialize)]
-struct FlowRow {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FlowRow {
     flow: FlowKey,
     /// One entry per env, in the order of `envs`; null where never released.
     cells: Vec<Option<Cell>>,
 }
 
-#[derive(Serialize)]
-struct Cell {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Cell {
     build: BuildId,
     revision: i64,
     updated_at: chrono::DateTime<Utc>,

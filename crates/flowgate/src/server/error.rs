@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::RequestId;
 
@@ -17,16 +18,20 @@ pub struct ApiError {
     pub request_id: RequestId,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error response's body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
-    request_id: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `not_found`, `internal`.
+    code: &'static str,
+    /// For people: names the value that was refused.
+    message: String,
+    /// Also in the `x-request-id` header, and in the server's log line.
+    request_id: String,
 }
 
 impl ApiError {
@@ -43,6 +48,12 @@ impl ApiError {
 
     pub fn forbidden(request_id: RequestId, message: String) -> Self {
         Self { status: StatusCode::FORBIDDEN, code: "forbidden", message, request_id }
+    }
+
+    /// A request the server cannot take as sent: a malformed or unknown
+    /// parameter, or a value that names nothing unambiguously.
+    pub fn bad_request(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message, request_id }
     }
 
     pub fn not_found(request_id: RequestId, message: String) -> Self {
@@ -64,7 +75,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: Detail { code: self.code, message: &self.message, request_id: &self.request_id.0 } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, request_id: self.request_id.0 } };
         (self.status, Json(body)).into_response()
     }
 }

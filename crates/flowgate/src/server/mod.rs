@@ -5,6 +5,8 @@
 
 mod auth;
 mod error;
+mod ledger_routes;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
@@ -16,9 +18,11 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
 use flowgate_ledger::LedgerDatabase;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{new_secret, secret_hash};
 
@@ -45,14 +49,21 @@ impl RequestId {
     }
 }
 
+/// Every route with its OpenAPI description: the one list of what is served.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::health))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(routes::projects))
+        .routes(routes!(routes::status))
+        .routes(routes!(ledger_routes::history))
+        .routes(routes!(ledger_routes::builds))
+        .routes(routes!(ledger_routes::build))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(routes::health))
-        .route("/api/v1/projects", get(routes::projects))
-        .route("/api/v1/projects/{project}/status", get(routes::status))
-        .fallback(routes::no_such_route)
-        .layer(axum::middleware::from_fn(with_request_id))
-        .with_state(state)
+    let (routes, _document) = api_router().split_for_parts();
+    routes.fallback(routes::no_such_route).layer(axum::middleware::from_fn(with_request_id)).with_state(state)
 }
 
 /// Gives the request its id, logs it with its outcome (never its headers:

@@ -1,32 +1,54 @@
 //! The API's handlers. Each checks the caller's right first, then reads the
 //! ledger; what it answers is the JSON the CLI prints for the same question.
+//! Their `#[utoipa::path]` annotations are the OpenAPI document (see
+//! `openapi.rs`): a route is documented by being served.
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
-use flowgate_core::{ProjectName, Role};
+use flowgate_core::Role;
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::ledger_routes::readable_project;
 use super::{AppState, RequestId};
 use crate::commands::status_all::{project_status, ProjectStatus};
 
-/// Answers without a credential, so a load balancer can ask.
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the server answers.
+    status: &'static str,
+    /// The server's flowgate version.
+    version: &'static str,
 }
 
-#[derive(Serialize)]
+/// Whether the server answers. Needs no credential, so a load balancer can ask.
+#[utoipa::path(get, path = "/api/v1/health", responses((status = OK, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+/// A project of the ledger, as its first open registered it.
+#[derive(Serialize, ToSchema)]
 pub struct ProjectEntry {
     project: String,
+    /// The repository's root commit, when it was known.
     root_commit: Option<String>,
+    /// The repository's origin remote without credentials, when it had one.
     remote: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Every project in the ledger: any role may list them.
+/// Every project in the ledger. Any role may list them.
+#[utoipa::path(
+    get, path = "/api/v1/projects", security(("api_token" = [])),
+    responses(
+        (status = OK, body = Vec<ProjectEntry>),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+    ),
+)]
 pub async fn projects(caller: Caller, State(state): State<AppState>) -> Result<Json<Vec<ProjectEntry>>, ApiError> {
     caller.require(Role::Viewer, None)?;
     let records = state
@@ -47,20 +69,25 @@ pub async fn projects(caller: Caller, State(state): State<AppState>) -> Result<J
     ))
 }
 
-/// One project's matrix, as one entry of `flowgate status --all-projects --json`.
+/// One project's flows × envs matrix as the ledger records it: one entry of
+/// `flowgate status --all-projects --json`. Any role may read it.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/status", security(("api_token" = [])),
+    params(("project" = String, Path, description = "The project's name, from its `[project] name`")),
+    responses(
+        (status = OK, body = ProjectStatus),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project in the ledger"),
+    ),
+)]
 pub async fn status(
     caller: Caller,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Json<ProjectStatus>, ApiError> {
-    caller.require(Role::Viewer, None)?;
-    let id = caller.request_id.clone();
-    let not_found = || ApiError::not_found(id.clone(), format!("project `{project}` is not in this server's ledger"));
-    let name: ProjectName = project.parse().map_err(|_| not_found())?;
-    let ledger =
-        state.database.project(&name).await.map_err(|e| ApiError::internal(id.clone(), &anyhow::Error::from(e)))?;
-    let ledger = ledger.ok_or_else(not_found)?;
-    let status = project_status(ledger.as_ref()).await.map_err(|e| ApiError::internal(id.clone(), &e))?;
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let status =
+        project_status(ledger.as_ref()).await.map_err(|e| ApiError::internal(caller.request_id.clone(), &e))?;
     Ok(Json(status))
 }
 

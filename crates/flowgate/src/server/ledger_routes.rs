@@ -1,0 +1,148 @@
+//! A project's ledger over HTTP: history, builds and one build, answered with
+//! the JSON `flowgate history`, `flowgate builds` and the `build` of `flowgate
+//! show` print. Every role may read every env: a scope on a role limits what
+//! a token may change, not what it may see.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use flowgate_core::{Build, EnvName, FlowKey, ProjectName, Release, Role};
+use flowgate_ledger::Ledger;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+
+/// Shorter build prefixes match too much to mean anything (as in the CLI).
+const MIN_PREFIX: usize = 4;
+
+/// The ledger of `project`, for a caller who may read it; 404 naming a
+/// project the ledger does not hold.
+pub async fn readable_project(caller: &Caller, state: &AppState, project: &str) -> Result<Box<dyn Ledger>, ApiError> {
+    caller.require(Role::Viewer, None)?;
+    let id = &caller.request_id;
+    let not_found = || ApiError::not_found(id.clone(), format!("project `{project}` is not in this server's ledger"));
+    let name: ProjectName = project.parse().map_err(|_| not_found())?;
+    let ledger = state.database.project(&name).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    ledger.ok_or_else(not_found)
+}
+
+/// A query string, or 400 naming what in it is wrong.
+fn query<T>(caller: &Caller, query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::bad_request(caller.request_id.clone(), e.body_text()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// The flow's key in `flowgate.toml`.
+    flow: String,
+    /// The env's ledger name (`qa`, `prod`, `dev-alice`).
+    env: String,
+    /// At most this many revisions, newest first (default: all).
+    limit: Option<u32>,
+}
+
+/// Every revision of one (flow, env) pointer, newest first: `flowgate history FLOW --env ENV --json`.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/history", security(("api_token" = [])),
+    params(("project" = String, Path, description = "The project's name"), HistoryQuery),
+    responses(
+        (status = OK, body = Vec<Release>, description = "Empty when the flow was never released in the env"),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A missing, unknown or malformed parameter, named"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project in the ledger"),
+    ),
+)]
+pub async fn history(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Vec<Release>>, ApiError> {
+    let q = query(&caller, q)?;
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let id = &caller.request_id;
+    let flow: FlowKey = q.flow.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("flow: {e}")))?;
+    let env: EnvName = q.env.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("env: {e}")))?;
+    let history = ledger.history(&flow, &env, q.limit).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    Ok(Json(history))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BuildsQuery {
+    /// At most this many builds, newest first (default 20, as `flowgate builds`).
+    limit: Option<u32>,
+}
+
+/// The project's builds, newest first: `flowgate builds --json`.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/builds", security(("api_token" = [])),
+    params(("project" = String, Path, description = "The project's name"), BuildsQuery),
+    responses(
+        (status = OK, body = Vec<Build>),
+        (status = BAD_REQUEST, body = ErrorBody, description = "An unknown or malformed parameter, named"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project in the ledger"),
+    ),
+)]
+pub async fn builds(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    q: Result<Query<BuildsQuery>, QueryRejection>,
+) -> Result<Json<Vec<Build>>, ApiError> {
+    let q = query(&caller, q)?;
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let builds = ledger
+        .builds(q.limit.unwrap_or(20))
+        .await
+        .map_err(|e| ApiError::internal(caller.request_id.clone(), &e.into()))?;
+    Ok(Json(builds))
+}
+
+/// One build by its id or a unique prefix of it (at least 4 characters), with
+/// the deployment settings it carries: the `build` of `flowgate show BUILD --json`.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/builds/{build}", security(("api_token" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("build" = String, Path, description = "A build id or a unique prefix of it"),
+    ),
+    responses(
+        (status = OK, body = Build),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A prefix that is too short or matches several builds"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project, or no such build in it"),
+    ),
+)]
+pub async fn build(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, build)): Path<(String, String)>,
+) -> Result<Json<Build>, ApiError> {
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let id = &caller.request_id;
+    let is_hex = !build.is_empty() && build.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hex || build.len() < MIN_PREFIX {
+        let why = format!("build `{build}` is not a build id or a prefix of one ({MIN_PREFIX} hex characters or more)");
+        return Err(ApiError::bad_request(id.clone(), why));
+    }
+    let mut found =
+        ledger.find_builds(&build.to_ascii_lowercase()).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    // find_builds also matches commit prefixes: here only build ids count.
+    found.retain(|b| b.id.as_str().starts_with(&build.to_ascii_lowercase()));
+    match found.len() {
+        1 => Ok(Json(found.remove(0))),
+        0 => Err(ApiError::not_found(id.clone(), format!("no build `{build}` in project `{project}`"))),
+        n => Err(ApiError::bad_request(
+            id.clone(),
+            format!("build `{build}` is ambiguous: {n} builds match; give more characters"),
+        )),
+    }
+}
