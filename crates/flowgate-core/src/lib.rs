@@ -3,6 +3,7 @@
 //! testable with plain values (`cargo tree -p flowgate-core -e normal` shows it).
 
 pub mod access;
+pub mod access_rules;
 pub mod build;
 pub mod gates;
 pub mod ids;
@@ -20,6 +21,7 @@ pub mod status;
 mod test_fixtures;
 
 pub use access::{Grant, GrantError, Role};
+pub use access_rules::{grants_for, AccessRule, RuleError};
 pub use build::{Build, Images};
 pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, ProjectName, Revision};

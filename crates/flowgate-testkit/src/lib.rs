@@ -9,6 +9,7 @@ pub mod cli_help;
 pub mod faults;
 pub mod http;
 pub mod moto;
+pub mod oidc;
 pub mod postgres;
 pub mod prefect;
 pub mod secrets;

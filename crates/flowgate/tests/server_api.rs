@@ -6,74 +6,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{bin, run};
-use flowgate_testkit::http::request;
+use common::run;
+use common::server::{admin, create_token, Server};
 use flowgate_testkit::GitProject;
 use serde_json::Value;
 
 const FLOW: &str = "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n";
-
-/// A running `flowgate serve`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(ledger: &str) -> Self {
-        let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--ledger", ledger])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn flowgate serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the address");
-        let port = line
-            .trim()
-            .strip_prefix("listening on http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("serve printed `{line}`"));
-        Self { child, port }
-    }
-
-    /// GET `path` with `token` (if any): the status and the body as JSON.
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-        let (status, body) = request(self.port, "GET", path, &headers, "");
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin(dir: &Path, args: &[&str]) -> flowgate_testkit::Run {
-    let out = Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin");
-    flowgate_testkit::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
-}
-
-fn create_token(dir: &Path, ledger: &str, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["admin", "token", "create", "--name", name, "--ledger", ledger, "--json"];
-    args.extend(extra);
-    let created = admin(dir, &args).success().json();
-    let secret = created["token"].as_str().expect("token").to_string();
-    assert!(secret.starts_with("fgt_") && secret.len() == 68, "{secret}");
-    secret
-}
 
 #[test]
 fn the_server_answers_only_to_valid_tokens_with_their_rights() {
@@ -102,7 +43,7 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     let expiring = create_token(dir.path(), &ledger, "brief", &["--role", "viewer", "--expires", "1s"]);
     admin(dir.path(), &["admin", "token", "revoke", "gone", "--ledger", &ledger]).success();
 
-    let server = Server::start(&ledger);
+    let server = Server::start(&["--ledger", &ledger]);
     let (status, health) = server.get("/api/v1/health", None);
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "{health}");
     // The OpenAPI document needs no token either, and is the one checked in.
@@ -174,6 +115,13 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     let (status, body) = server.get("/api/v1/nothing-here", Some(&viewer));
     assert_eq!(status, 404, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("/api/v1/nothing-here"), "{body}");
+
+    // No secret reaches the server's log, even at -vvv.
+    let log = server.log();
+    assert!(log.contains("request"), "the server logged nothing:\n{log}");
+    for secret in [&viewer, &scoped, &revoked, &expiring] {
+        assert!(!log.contains(&secret[4..]), "a secret is in the server's log");
+    }
 
     // The ledger keeps hashes only: no secret is in its file or in the listing.
     drop(server);

@@ -162,7 +162,8 @@ pub enum Command {
     /// Run the flowgate server: an HTTP API over one ledger, for every project in it.
     #[command(after_help = r#"Examples:
   flowgate serve --listen 0.0.0.0:8470 --ledger postgres://flowgate@db/flowgate
-  flowgate serve --listen 127.0.0.1:0 --ledger sqlite://server.db"#)]
+  flowgate serve --listen 127.0.0.1:0 --ledger sqlite://server.db
+  flowgate serve --config /etc/flowgate/server.toml"#)]
     Serve(ServeArgs),
     /// What a server's operator runs where its ledger is reachable: API tokens.
     #[command(subcommand)]

@@ -2,6 +2,7 @@
 //! runs where the server's ledger is reachable. Neither needs a project.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
@@ -9,12 +10,15 @@ use crate::project::vars;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on; port 0 lets the system choose (the address is printed).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
-    pub listen: SocketAddr,
+    /// The address to listen on (default 127.0.0.1:8470); port 0 lets the system choose (the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// The ledger the server serves every project of: `postgres://...`, or `sqlite://PATH` for a single node.
     #[arg(long, value_name = "URL", env = vars::SERVER_LEDGER)]
-    pub ledger: String,
+    pub ledger: Option<String>,
+    /// The server's TOML config: ledger, address, OpenID Connect issuers and access rules. Flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

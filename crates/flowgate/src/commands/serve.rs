@@ -12,16 +12,31 @@ use serde::Serialize;
 use crate::cli::{LedgerArg, ServeArgs, TokenCommand, TokenCreateArgs, TokenRevokeArgs};
 use crate::exit::usage;
 use crate::printer::{table, Printer};
-use crate::server::{self, AppState};
+use crate::server::config::ServerConfig;
+use crate::server::{self, AppState, OidcVerifier};
 
 async fn open(ledger: &str, cwd: &Path) -> Result<LedgerDatabase> {
     let url: LedgerUrl = ledger.parse()?;
     Ok(LedgerDatabase::open(&url, cwd).await?)
 }
 
+/// Where `flowgate serve` listens without `--listen` or `listen =`.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+
 pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
-    let database = open(&args.ledger, cwd).await?;
-    server::serve(args.listen, AppState { database: Arc::new(database) }).await
+    let config = match &args.config {
+        Some(path) => ServerConfig::load(&cwd.join(path))?,
+        None => ServerConfig::default(),
+    };
+    let ledger = args.ledger.or(config.ledger.clone()).ok_or_else(|| {
+        usage("`flowgate serve` needs a ledger: --ledger URL, FLOWGATE_SERVER_LEDGER, or `ledger =` in --config FILE")
+    })?;
+    let listen = args.listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a socket address"));
+    let access = config.access_rules().map_err(usage)?;
+    let oidc = config.oidc.iter().cloned().map(OidcVerifier::new).collect();
+    let database = open(&ledger, cwd).await?;
+    let state = AppState { database: Arc::new(database), oidc: Arc::new(oidc), access: Arc::new(access) };
+    server::serve(listen, state).await
 }
 
 pub async fn token(cwd: &Path, command: TokenCommand, printer: Printer) -> Result<()> {

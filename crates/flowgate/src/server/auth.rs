@@ -1,13 +1,17 @@
-//! Who is calling: the `Authorization: Bearer TOKEN` header, checked against
-//! the hashes of the API tokens in the ledger. A secret is hashed on arrival
-//! and never logged, stored or compared in the clear.
+//! Who is calling: the `Authorization: Bearer TOKEN` header. An API token
+//! (`fgt_...`) is checked against the hashes in the ledger: a secret is hashed
+//! on arrival and never logged, stored or compared in the clear. Anything else
+//! is taken as an OpenID Connect ID token of a configured issuer, verified
+//! against its keys, and given the roles of the access rules it matches.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
 use flowgate_core::access::allowed;
-use flowgate_core::{EnvName, Grant, Role};
+use flowgate_core::{grants_for, EnvName, Grant, Role};
+
+use super::oidc::{unverified_issuer, OidcIdentity};
 
 use super::error::ApiError;
 use super::{AppState, RequestId};
@@ -28,10 +32,21 @@ pub fn secret_hash(secret: &str) -> String {
     blake3::hash(secret.as_bytes()).to_hex().to_string()
 }
 
-/// A request's verified caller: the token's name and its grants.
+/// How a caller proved who it is.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// An API token (its name is the subject).
+    Token,
+    /// An OpenID Connect ID token, verified.
+    Oidc(OidcIdentity),
+}
+
+/// A request's verified caller: who (the token's name, or the ID token's
+/// `sub`), how, and what its grants allow.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub subject: String,
+    pub identity: Identity,
     pub grants: Vec<Grant>,
     pub request_id: RequestId,
 }
@@ -46,7 +61,7 @@ impl Caller {
         let scope = env.map(|e| format!(" on env `{e}`")).unwrap_or_default();
         Err(ApiError::forbidden(
             self.request_id.clone(),
-            format!("token `{}` lacks the `{needed}` role{scope}", self.subject),
+            format!("`{}` lacks the `{needed}` role{scope}", self.subject),
         ))
     }
 }
@@ -57,21 +72,33 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let request_id = parts.extensions.get::<RequestId>().cloned().unwrap_or_default();
         let unauthenticated = || ApiError::unauthenticated(request_id.clone());
-        let secret = parts
+        let bearer = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|s| s.starts_with(SECRET_PREFIX))
             .ok_or_else(unauthenticated)?;
-        let token = state
-            .database
-            .token_by_hash(&secret_hash(secret))
-            .await
-            .map_err(|e| ApiError::internal(request_id.clone(), &anyhow::Error::from(e)))?
-            .filter(|t| t.is_valid_at(Utc::now()))
-            .ok_or_else(unauthenticated)?;
-        Ok(Caller { subject: token.name, grants: token.grants, request_id })
+        if bearer.starts_with(SECRET_PREFIX) {
+            let token = state
+                .database
+                .token_by_hash(&secret_hash(bearer))
+                .await
+                .map_err(|e| ApiError::internal(request_id.clone(), &anyhow::Error::from(e)))?
+                .filter(|t| t.is_valid_at(Utc::now()))
+                .ok_or_else(unauthenticated)?;
+            return Ok(Caller { subject: token.name, identity: Identity::Token, grants: token.grants, request_id });
+        }
+        let issuer = unverified_issuer(bearer).ok_or_else(unauthenticated)?;
+        let Some(verifier) = state.oidc.iter().find(|v| v.issuer() == issuer) else {
+            tracing::debug!(request_id = %request_id.0, %issuer, "ID token refused: no [[oidc]] entry trusts its issuer");
+            return Err(unauthenticated());
+        };
+        let identity = verifier.verify(bearer).await.map_err(|why| {
+            tracing::debug!(request_id = %request_id.0, %issuer, "ID token refused: {why}");
+            unauthenticated()
+        })?;
+        let grants = grants_for(&state.access, &identity.issuer, &identity.claims);
+        Ok(Caller { subject: identity.subject.clone(), identity: Identity::Oidc(identity), grants, request_id })
     }
 }

@@ -41,7 +41,7 @@ impl ApiError {
         Self {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthenticated",
-            message: "a valid API token is required: `Authorization: Bearer TOKEN`".into(),
+            message: "a valid API token or ID token is required: `Authorization: Bearer TOKEN`".into(),
             request_id,
         }
     }

@@ -4,8 +4,10 @@
 //! an API token whose grants allow it.
 
 mod auth;
+pub mod config;
 mod error;
 mod ledger_routes;
+mod oidc;
 mod openapi;
 mod routes;
 
@@ -19,17 +21,23 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use flowgate_core::AccessRule;
 use flowgate_ledger::LedgerDatabase;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{new_secret, secret_hash};
+pub use oidc::OidcVerifier;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub database: Arc<LedgerDatabase>,
+    /// The OpenID Connect issuers whose ID tokens are accepted.
+    pub oidc: Arc<Vec<OidcVerifier>>,
+    /// The roles those identities get.
+    pub access: Arc<Vec<AccessRule>>,
 }
 
 /// A request's id: 16 random bytes in hex, made when the request arrives.
@@ -54,6 +62,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::health))
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(routes::whoami))
         .routes(routes!(routes::projects))
         .routes(routes!(routes::status))
         .routes(routes!(ledger_routes::history))

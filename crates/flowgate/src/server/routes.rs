@@ -3,14 +3,16 @@
 //! Their `#[utoipa::path]` annotations are the OpenAPI document (see
 //! `openapi.rs`): a route is documented by being served.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
-use flowgate_core::Role;
+use flowgate_core::{Grant, Role};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{Caller, Identity};
 use super::error::{ApiError, ErrorBody};
 use super::ledger_routes::readable_project;
 use super::{AppState, RequestId};
@@ -28,6 +30,40 @@ pub struct Health {
 #[utoipa::path(get, path = "/api/v1/health", responses((status = OK, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+/// Who the server takes the caller for.
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The API token's name, or the ID token's `sub`.
+    subject: String,
+    /// `token` or `oidc`.
+    kind: &'static str,
+    /// The ID token's issuer (`oidc` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    /// The ID token's string claims, verified (`oidc` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<BTreeMap<String, String>>,
+    /// What the caller may do: `ROLE` or `ROLE:ENV`.
+    #[schema(value_type = Vec<String>)]
+    grants: Vec<Grant>,
+}
+
+/// The verified caller and its grants. Needs a valid credential, no role.
+#[utoipa::path(
+    get, path = "/api/v1/whoami", security(("api_token" = [])),
+    responses(
+        (status = OK, body = WhoAmI),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token or ID token"),
+    ),
+)]
+pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    let (kind, issuer, claims) = match caller.identity {
+        Identity::Token => ("token", None, None),
+        Identity::Oidc(id) => ("oidc", Some(id.issuer), Some(id.claims)),
+    };
+    Json(WhoAmI { subject: caller.subject, kind, issuer, claims, grants: caller.grants })
 }
 
 /// A project of the ledger, as its first open registered it.

@@ -1,0 +1,166 @@
+//! `flowgate serve --config FILE`: the server's own settings, in TOML. Today
+//! they name the ledger, the address, the OpenID Connect issuers whose ID
+//! tokens the server accepts, and the access rules that give those identities
+//! roles. Flags given on the command line win over the file.
+//!
+//! ```toml
+//! ledger = "postgres://flowgate@db/flowgate"
+//! listen = "0.0.0.0:8470"
+//!
+//! [[oidc]]
+//! issuer = "https://token.actions.githubusercontent.com"
+//! audience = "flowgate"
+//!
+//! [[access]]
+//! issuer = "https://token.actions.githubusercontent.com"
+//! claims = { repository = "acme/flows", ref = "refs/heads/main" }
+//! roles = ["releaser:prod", "releaser:qa"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Result;
+use flowgate_core::{AccessRule, Grant};
+use serde::Deserialize;
+
+use crate::exit::usage;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub ledger: Option<String>,
+    pub listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub oidc: Vec<OidcIssuer>,
+    #[serde(default)]
+    access: Vec<AccessEntry>,
+}
+
+/// An issuer whose ID tokens the server verifies, for one audience.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The `iss` of its tokens; its keys are found from
+    /// `ISSUER/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The `aud` its tokens must carry for this server.
+    pub audience: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessEntry {
+    issuer: String,
+    #[serde(default)]
+    claims: BTreeMap<String, String>,
+    roles: Vec<Grant>,
+}
+
+impl ServerConfig {
+    /// Reads and checks `path`: a bad file is exit 2 naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("Cannot read the server config `{}`: {e}", path.display())))?;
+        let config: ServerConfig =
+            toml::from_str(&text).map_err(|e| usage(format!("Server config `{}`: {e}", path.display())))?;
+        config.check().map_err(|e| usage(format!("Server config `{}`: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for issuer in &self.oidc {
+            check_issuer_url(&issuer.issuer)?;
+            if issuer.audience.is_empty() {
+                return Err(format!("[[oidc]] `{}` has an empty audience", issuer.issuer));
+            }
+        }
+        for entry in &self.access {
+            if !self.oidc.iter().any(|i| i.issuer == entry.issuer) {
+                return Err(format!("[[access]] names issuer `{}`, which no [[oidc]] entry declares", entry.issuer));
+            }
+            if entry.claims.is_empty() {
+                return Err(format!(
+                    "[[access]] for `{}` names no claim: every identity that issuer signs for this audience \
+                     would match; name at least one (repository, ref, ...)",
+                    entry.issuer
+                ));
+            }
+        }
+        self.access_rules().map(|_| ())
+    }
+
+    /// The access rules, compiled.
+    pub fn access_rules(&self) -> Result<Vec<AccessRule>, String> {
+        self.access
+            .iter()
+            .map(|e| AccessRule::new(&e.issuer, &e.claims, e.roles.clone()).map_err(|err| format!("[[access]] {err}")))
+            .collect()
+    }
+}
+
+/// `https://...`, or `http://` on the loopback interface (a test issuer):
+/// keys fetched over plain HTTP from elsewhere could be anyone's.
+fn check_issuer_url(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("[[oidc]] issuer `{issuer}` is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("[[oidc]] issuer `{issuer}` must be an https:// URL (http:// only on 127.0.0.1)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, String> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check().map(|_| config)
+    }
+
+    const ISSUER: &str =
+        "[[oidc]]\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"flowgate\"\n";
+
+    #[test]
+    fn a_good_file_gives_its_rules() {
+        let text = format!(
+            "ledger = \"sqlite://server.db\"\n{ISSUER}\n[[access]]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+             claims = {{ repository = \"acme/flows\" }}\nroles = [\"releaser:qa\"]\n"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.ledger.as_deref(), Some("sqlite://server.db"));
+        assert_eq!(config.access_rules().unwrap()[0].grants[0].to_string(), "releaser:qa");
+    }
+
+    #[test]
+    fn the_readme_example_is_a_good_config() {
+        let readme = include_str!("../../../../README.md");
+        let section =
+            &readme[readme.find("flowgate serve --config server.toml").expect("the README's server section")..];
+        let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+        let config = parse(block).unwrap_or_else(|e| panic!("the README's server config: {e}"));
+        assert_eq!(config.access_rules().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let gh = "https://token.actions.githubusercontent.com";
+        let cases = [
+            ("ledgr = \"x\"\n".to_string(), "ledgr"),
+            ("[[oidc]]\nissuer = \"http://issuer.example\"\naudience = \"a\"\n".into(), "http://issuer.example"),
+            ("[[oidc]]\nissuer = \"not a url\"\naudience = \"a\"\n".into(), "not a url"),
+            (format!("{ISSUER}[[access]]\nissuer = \"https://other.example\"\nclaims = {{ a = \"b\" }}\nroles = [\"viewer\"]\n"), "https://other.example"),
+            (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nroles = [\"viewer\"]\n"), "names no claim"),
+            (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nclaims = {{ ref = \"[x\" }}\nroles = [\"viewer\"]\n"), "`[x`"),
+            (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nclaims = {{ ref = \"x\" }}\nroles = [\"owner\"]\n"), "`owner`"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(&text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));
+            assert!(err.contains(needle), "missing {needle}: {err}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! A running `flowgate serve` and the admin commands that make its tokens.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use flowgate_testkit::http::request;
+use serde_json::Value;
+
+use super::bin;
+
+/// A running `flowgate serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    /// Where its stderr (its log, at `-vvv`) goes.
+    log: tempfile::NamedTempFile,
+}
+
+impl Server {
+    /// `flowgate serve -vvv --listen 127.0.0.1:0 ARGS...`, once it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
+        let mut child = Command::new(bin())
+            .args(["serve", "-vvv", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().expect("the log file"))
+            .spawn()
+            .expect("spawn flowgate serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the address");
+        let port = line
+            .trim()
+            .strip_prefix("listening on http://127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("serve printed `{line}`"));
+        Self { child, port, log }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// GET `path` with `token` (if any): the status and the body as JSON.
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let (status, body) = request(self.port, "GET", path, &headers, "");
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `flowgate ARGS` in `dir`, where no project is needed.
+pub fn admin(dir: &Path, args: &[&str]) -> flowgate_testkit::Run {
+    let out = Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin");
+    flowgate_testkit::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A new token's secret, made by `flowgate admin token create`.
+pub fn create_token(dir: &Path, ledger: &str, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["admin", "token", "create", "--name", name, "--ledger", ledger, "--json"];
+    args.extend(extra);
+    let created = admin(dir, &args).success().json();
+    let secret = created["token"].as_str().expect("token").to_string();
+    assert!(secret.starts_with("fgt_") && secret.len() == 68, "{secret}");
+    secret
+}
