@@ -157,6 +157,8 @@ impl GitProject {
             .current_dir(cwd)
             .args(args)
             .env_remove("FLOWGATE_ENV")
+            .env_remove("FLOWGATE_SERVER")
+            .env_remove("FLOWGATE_TOKEN")
             .env_remove("RUST_LOG")
             .env("FLOWGATE_ACTOR", "tester@example.com")
             .env("FLOWGATE_USER", "tester")

@@ -2,6 +2,7 @@
 //! command and maps its outcome to the documented exit codes.
 
 mod cli;
+mod client;
 mod commands;
 mod exit;
 mod git;

@@ -24,6 +24,10 @@ pub mod vars {
     pub const CACHE_DIR: &str = "FLOWGATE_CACHE_DIR";
     /// The ledger of `flowgate serve` and `flowgate admin` when `--ledger` is not given.
     pub const SERVER_LEDGER: &str = "FLOWGATE_SERVER_LEDGER";
+    /// The flowgate server the client commands (`login`, `whoami`) talk to.
+    pub const SERVER: &str = "FLOWGATE_SERVER";
+    /// The credential for that server; wins over what `flowgate login` stored.
+    pub const TOKEN: &str = "FLOWGATE_TOKEN";
 }
 
 pub const CONFIG_FILE: &str = "flowgate.toml";

@@ -171,6 +171,20 @@ pub enum Command {
   flowgate admin token create --name ci --role releaser:qa --ledger sqlite://server.db
   flowgate admin token revoke ci --ledger sqlite://server.db"#)]
     Admin(AdminCommand),
+    /// Keep a credential for a flowgate server: reads the token from standard input, checks it, stores it (mode 0600).
+    #[command(after_help = r#"Examples:
+  flowgate login --server https://flowgate.example.com   # paste the token, then Ctrl-D
+  flowgate login --server http://127.0.0.1:8470 < token.txt"#)]
+    Login(ServerArg),
+    /// Forget the credential `flowgate login` stored for a server.
+    #[command(after_help = r#"Examples:
+  flowgate logout --server https://flowgate.example.com"#)]
+    Logout(ServerArg),
+    /// Who a flowgate server takes you for, and what your grants allow.
+    #[command(after_help = r#"Examples:
+  flowgate whoami --server https://flowgate.example.com
+  flowgate whoami --server http://127.0.0.1:8470 --json   # FLOWGATE_TOKEN wins"#)]
+    Whoami(ServerArg),
     /// Print a shell completion script generated from this command line.
     #[command(after_help = r#"Examples:
   flowgate completions bash > ~/.local/share/bash-completion/completions/flowgate

@@ -79,3 +79,10 @@ pub struct TokenRevokeArgs {
     #[command(flatten)]
     pub ledger: LedgerArg,
 }
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The flowgate server's URL.
+    #[arg(long, value_name = "URL", env = vars::SERVER)]
+    pub server: Option<String>,
+}

@@ -6,14 +6,19 @@ use flowgate_core::Build;
 use serde::Serialize;
 
 use crate::cli::{BuildsArgs, ShowArgs};
+use crate::client::ServerClient;
 use crate::git::Repo;
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
 use crate::refs::resolve_build;
 
 pub async fn list(project: &Project, args: BuildsArgs, printer: Printer) -> Result<()> {
-    let ledger = project.ledger().await?;
-    let builds = ledger.builds(args.limit).await?;
+    let builds: Vec<Build> = match ServerClient::from_env()? {
+        Some(server) => {
+            server.get(&format!("/projects/{}/builds?limit={}", project.config.project_name(), args.limit)).await?
+        }
+        None => project.ledger().await?.builds(args.limit).await?,
+    };
     let now = Utc::now();
     printer.result(&builds, |out| {
         let rows: Vec<Vec<String>> = builds

@@ -7,14 +7,21 @@ use chrono::Utc;
 use flowgate_core::{GateStatus, MoveKind, Release};
 
 use crate::cli::HistoryArgs;
+use crate::client::ServerClient;
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
 
 pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
     let flow = project.flows(std::slice::from_ref(&args.flow))?.remove(0);
-    let ledger = project.ledger().await?;
-    let history: Vec<Release> = ledger.history(&flow, &env.ledger_name, args.limit).await?;
+    let history: Vec<Release> = match ServerClient::from_env()? {
+        Some(server) => {
+            let limit = args.limit.map(|n| format!("&limit={n}")).unwrap_or_default();
+            let name = project.config.project_name();
+            server.get(&format!("/projects/{name}/history?flow={flow}&env={}{limit}", env.ledger_name)).await?
+        }
+        None => project.ledger().await?.history(&flow, &env.ledger_name, args.limit).await?,
+    };
     let now = Utc::now();
     printer.result(&history, |out| {
         if history.is_empty() {

@@ -4,6 +4,7 @@
 mod approve;
 mod build;
 mod builds;
+mod client;
 mod completions;
 mod deploy;
 mod diff;
@@ -44,6 +45,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pull(args) => pull::run(&cwd, args, printer).await,
         Command::Serve(args) => serve::serve(&cwd, args).await,
         Command::Admin(AdminCommand::Token(command)) => serve::token(&cwd, command, printer).await,
+        Command::Login(args) => client::login(args, printer).await,
+        Command::Logout(args) => client::logout(args, printer).await,
+        Command::Whoami(args) => client::whoami(args, printer).await,
         command => {
             let project = Project::discover(&cwd)?;
             match command {
@@ -71,7 +75,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 | Command::Completions(_)
                 | Command::Man(_)
                 | Command::Serve(_)
-                | Command::Admin(_) => {
+                | Command::Admin(_)
+                | Command::Login(_)
+                | Command::Logout(_)
+                | Command::Whoami(_) => {
                     unreachable!("handled above")
                 }
             }

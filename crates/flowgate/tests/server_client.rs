@@ -1,0 +1,153 @@
+//! The CLI as a client of `flowgate serve`: `login` checks a token before it
+//! keeps it (mode 0600), `whoami` prints what the server answers, `logout`
+//! forgets it; a missing or refused credential is exit 3 naming what to do.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::bin;
+use common::server::{create_token, Server};
+use flowgate_testkit::Run;
+
+/// `flowgate ARGS` with `config_home` as XDG_CONFIG_HOME, `token` (if any) as
+/// FLOWGATE_TOKEN, and `stdin` on standard input.
+fn client(config_home: &Path, token: Option<&str>, args: &[&str], stdin: &str) -> Run {
+    let mut command = Command::new(bin());
+    command.args(args).env("XDG_CONFIG_HOME", config_home).env_remove("FLOWGATE_TOKEN").env_remove("FLOWGATE_SERVER");
+    if let Some(token) = token {
+        command.env("FLOWGATE_TOKEN", token);
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A command refused before it reads its input closes the pipe: that is not an error here.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[test]
+fn login_keeps_a_checked_token_owner_only_and_whoami_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let lead = create_token(dir.path(), &ledger, "lead", &["--role", "viewer", "--role", "releaser:qa"]);
+    let server = Server::start(&["--ledger", &ledger]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let home = dir.path().join("config");
+    let file = home.join("flowgate/credentials.toml");
+
+    // With FLOWGATE_TOKEN: the server's answer, as JSON and as text.
+    let me = client(&home, Some(&lead), &["whoami", "--server", &url, "--json"], "").success().json();
+    assert_eq!(me, server.get("/api/v1/whoami", Some(&lead)).1);
+    assert_eq!((me["subject"].as_str(), me["kind"].as_str()), (Some("lead"), Some("token")), "{me}");
+    let text = client(&home, Some(&lead), &["whoami", "--server", &url], "").success().stdout;
+    assert!(text.contains("subject  lead") && text.contains("grants   viewer, releaser:qa"), "{text}");
+
+    // Without any credential, or with a refused one: exit 3, naming what to do.
+    let missing = client(&home, None, &["whoami", "--server", &url], "").expect_code(3);
+    for needle in ["FLOWGATE_TOKEN", "flowgate login --server", url.as_str()] {
+        assert!(missing.stderr.contains(needle), "missing {needle}: {}", missing.stderr);
+    }
+    let wrong = format!("fgt_{}", "1".repeat(64));
+    let refused = client(&home, Some(&wrong), &["whoami", "--server", &url], "").expect_code(3);
+    assert!(refused.stderr.contains("refused the credential"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains(&wrong[4..]), "the token is printed");
+
+    // A refused login keeps nothing; a good one keeps the token, owner-only.
+    let bad_login = client(&home, None, &["login", "--server", &url], &wrong).expect_code(3);
+    assert!(bad_login.stderr.contains("refused the credential"), "{}", bad_login.stderr);
+    assert!(!file.exists(), "a refused token was kept");
+    let logged_in = client(&home, None, &["login", "--server", &format!("{url}/")], &format!("{lead}\n")).success();
+    assert!(logged_in.stdout.contains("as `lead`"), "{}", logged_in.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+    assert_eq!(client(&home, None, &["whoami", "--server", &url, "--json"], "").success().json(), me);
+
+    // FLOWGATE_TOKEN wins over the kept one.
+    let other = create_token(dir.path(), &ledger, "other", &["--role", "viewer"]);
+    let as_other = client(&home, Some(&other), &["whoami", "--server", &url, "--json"], "").success().json();
+    assert_eq!(as_other["subject"], "other");
+
+    // logout forgets it.
+    client(&home, None, &["logout", "--server", &url], "").success();
+    client(&home, None, &["whoami", "--server", &url], "").expect_code(3);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&lead[4..]), "logout left the token in the file");
+}
+
+#[test]
+fn a_bad_server_url_or_an_empty_login_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, stdin, needle) in [
+        (&["whoami"][..], "", "FLOWGATE_SERVER"),
+        (&["whoami", "--server", "ftp://host"][..], "", "`ftp://host`"),
+        (&["login", "--server", "not a url"][..], "x", "`not a url`"),
+        (&["login", "--server", "http://127.0.0.1:9"][..], "  \n", "No token on standard input"),
+    ] {
+        let out = client(dir.path(), Some("fgt_x"), args, stdin).expect_code(2);
+        assert!(out.stderr.contains(needle), "{args:?}: missing {needle}: {}", out.stderr);
+    }
+    assert!(!dir.path().join("flowgate").exists(), "a refused command wrote credentials");
+}
+
+const FLOW: &str = "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n";
+
+#[test]
+fn history_and_builds_print_the_same_through_the_server_as_direct() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let alpha = flowgate_testkit::GitProject::new();
+    alpha.write(".gitignore", ".flowgate/\n");
+    alpha.write("flows/ingest.py", FLOW);
+    alpha.write(
+        "flowgate.toml",
+        &format!(
+            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
+             [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
+        ),
+    );
+    alpha.commit("first");
+    common::run(&alpha, &["build"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD", "--reason", "first"]).success();
+    let viewer = create_token(dir.path(), &ledger, "lead", &["--role", "viewer"]);
+    let server = Server::start(&["--ledger", &ledger]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let through = [("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", viewer.as_str())];
+
+    for args in [&["history", "ingest", "--env", "qa"][..], &["builds"][..]] {
+        for json in [false, true] {
+            let mut args = args.to_vec();
+            if json {
+                args.push("--json");
+            }
+            // Ages are printed relative to now: the answer through the server
+            // must equal a direct one made just before or just after it.
+            let before = common::run(&alpha, &args).success().stdout;
+            let served = alpha.run_with_env(bin(), &args, &through).success().stdout;
+            let after = common::run(&alpha, &args).success().stdout;
+            assert!(served == before || served == after, "{args:?} through the server:\n{served}\ndirect:\n{after}");
+        }
+    }
+    let log = server.log();
+    for path in ["/api/v1/projects/alpha/history", "/api/v1/projects/alpha/builds"] {
+        assert_eq!(log.matches(&format!("path={path}")).count(), 2, "{path} not asked twice:\n{log}");
+    }
+    // The same refusals: an unknown flow is exit 2 before any request; no
+    // credential for the server is exit 3.
+    alpha.run_with_env(bin(), &["history", "nope", "--env", "qa"], &through).expect_code(2);
+    common::run(&alpha, &["history", "nope", "--env", "qa"]).expect_code(2);
+    let no_token = alpha.run_with_env(
+        bin(),
+        &["builds"],
+        &[("FLOWGATE_SERVER", url.as_str()), ("XDG_CONFIG_HOME", "/nonexistent")],
+    );
+    assert!(no_token.expect_code(3).stderr.contains("FLOWGATE_TOKEN"));
+}
