@@ -29,8 +29,18 @@ fn project(name: &str, ledger: &Path, flows: &[&str]) -> GitProject {
     p
 }
 
-fn shared_dump(ledger: &Path) -> Vec<u8> {
-    std::fs::read(ledger).expect("ledger file")
+/// Every project's rows as text. Not the file's bytes: SQLite writes its
+/// write-ahead log back into the file when a connection closes, which changes
+/// the bytes and not the ledger.
+fn shared_dump(ledger: &Path) -> String {
+    let url: flowgate_ledger::LedgerUrl = format!("sqlite://{}", ledger.display()).parse().expect("ledger url");
+    let claim = flowgate_ledger::ProjectClaim { name: "alpha".parse().unwrap(), root_commit: None, remote: None };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async {
+        let opened =
+            flowgate_ledger::testing::open(&url, ledger.parent().unwrap(), &claim).await.expect("open the ledger");
+        opened.dump().await.expect("dump the ledger")
+    })
 }
 
 #[test]
