@@ -230,7 +230,10 @@ impl LedgerDatabase {
     /// has no such project. Reads only: a server never registers a project
     /// (a project's first `flowgate` command in its checkout does).
     pub async fn project(&self, name: &ProjectName) -> Result<Option<Box<dyn Ledger>>, LedgerError> {
-        let known = self.projects().await?.into_iter().any(|p| &p.name == name);
+        let known = match &self.database {
+            Database::Sqlite(pool) => projects::is_recorded(pool, name).await?,
+            Database::Postgres(pool) => projects::is_recorded(pool, name).await?,
+        };
         Ok(known.then(|| -> Box<dyn Ledger> {
             match &self.database {
                 Database::Sqlite(pool) => Box::new(SqlLedger { pool: pool.clone(), project: name.clone() }),

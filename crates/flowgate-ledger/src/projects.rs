@@ -182,6 +182,24 @@ where
     }
 }
 
+/// True when `name` is recorded in the database behind `pool`: one row read,
+/// for the server's lookup on every request.
+pub(crate) async fn is_recorded<B: Backend>(pool: &Pool<B>, name: &ProjectName) -> Result<bool, LedgerError>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
+    for<'q> &'q str: Encode<'q, B> + Type<B>,
+    for<'q> Option<String>: Decode<'q, B> + Type<B>,
+    usize: ColumnIndex<B::Row>,
+{
+    let recorded: Option<RepositoryRow> = sqlx::query_as(sql::SELECT_PROJECT)
+        .bind(name.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(LedgerError::backend("read project"))?;
+    Ok(recorded.is_some())
+}
+
 /// Every project recorded in the database behind `pool`, by name.
 pub(crate) async fn read_projects<B: Backend>(pool: &Pool<B>) -> Result<Vec<ProjectRecord>, LedgerError>
 where

@@ -10,11 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::run;
-use common::server::{admin, create_token, Server};
-use flowgate_testkit::GitProject;
+use common::server::{admin, create_token, released_project, Server};
 use serde_json::Value;
-
-const FLOW: &str = "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n";
 
 #[test]
 fn the_server_answers_only_to_valid_tokens_with_their_rights() {
@@ -23,19 +20,7 @@ fn the_server_answers_only_to_valid_tokens_with_their_rights() {
     let ledger = format!("sqlite://{}", ledger_path.display());
 
     // A project writes the ledger through the CLI, as it does today.
-    let alpha = GitProject::new();
-    alpha.write(".gitignore", ".flowgate/\n");
-    alpha.write("flows/ingest.py", FLOW);
-    alpha.write(
-        "flowgate.toml",
-        &format!(
-            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
-             [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
-        ),
-    );
-    alpha.commit("first");
-    run(&alpha, &["build"]).success();
-    run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+    let alpha = released_project(&ledger);
 
     let viewer = create_token(dir.path(), &ledger, "lead", &["--role", "viewer"]);
     let scoped = create_token(dir.path(), &ledger, "ci-qa", &["--role", "releaser:qa"]);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::bin;
-use common::server::{create_token, Server};
+use common::server::{create_token, released_project, Server};
 use flowgate_testkit::Run;
 
 /// `flowgate ARGS` with `config_home` as XDG_CONFIG_HOME, `token` (if any) as
@@ -23,12 +23,7 @@ fn client(config_home: &Path, token: Option<&str>, args: &[&str], stdin: &str) -
     let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A command refused before it reads its input closes the pipe: that is not an error here.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    Run::from_output(child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -98,25 +93,11 @@ fn a_bad_server_url_or_an_empty_login_is_exit_2() {
     assert!(!dir.path().join("flowgate").exists(), "a refused command wrote credentials");
 }
 
-const FLOW: &str = "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n";
-
 #[test]
 fn history_and_builds_print_the_same_through_the_server_as_direct() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
-    let alpha = flowgate_testkit::GitProject::new();
-    alpha.write(".gitignore", ".flowgate/\n");
-    alpha.write("flows/ingest.py", FLOW);
-    alpha.write(
-        "flowgate.toml",
-        &format!(
-            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
-             [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
-        ),
-    );
-    alpha.commit("first");
-    common::run(&alpha, &["build"]).success();
-    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD", "--reason", "first"]).success();
+    let alpha = released_project(&ledger);
     let viewer = create_token(dir.path(), &ledger, "lead", &["--role", "viewer"]);
     let server = Server::start(&["--ledger", &ledger]);
     let url = format!("http://127.0.0.1:{}", server.port);

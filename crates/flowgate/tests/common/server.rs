@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use flowgate_testkit::http::request;
+use flowgate_testkit::{GitProject, Run};
 use serde_json::Value;
 
-use super::bin;
+use super::{bin, run};
 
 /// A running `flowgate serve`, killed when dropped.
 pub struct Server {
@@ -60,13 +61,27 @@ impl Drop for Server {
 }
 
 /// `flowgate ARGS` in `dir`, where no project is needed.
-pub fn admin(dir: &Path, args: &[&str]) -> flowgate_testkit::Run {
-    let out = Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin");
-    flowgate_testkit::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+pub fn admin(dir: &Path, args: &[&str]) -> Run {
+    Run::from_output(Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin"))
+}
+
+/// Project `alpha`, writing the ledger at `ledger` through the CLI: its one
+/// flow `ingest` built and released to `qa`.
+pub fn released_project(ledger: &str) -> GitProject {
+    let alpha = GitProject::new();
+    alpha.write(".gitignore", ".flowgate/\n");
+    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n");
+    alpha.write(
+        "flowgate.toml",
+        &format!(
+            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
+             [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
+        ),
+    );
+    alpha.commit("first");
+    run(&alpha, &["build"]).success();
+    run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+    alpha
 }
 
 /// A new token's secret, made by `flowgate admin token create`.
