@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// A build `flowgate gc` must keep whatever the retention flags say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pin {
     pub build: BuildId,
     pub actor: String,

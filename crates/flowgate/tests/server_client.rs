@@ -132,3 +132,51 @@ fn history_and_builds_print_the_same_through_the_server_as_direct() {
     );
     assert!(no_token.expect_code(3).stderr.contains("FLOWGATE_TOKEN"));
 }
+
+#[test]
+fn approve_and_pin_through_the_server_record_the_verified_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let alpha = released_project(&ledger);
+    let lead = create_token(dir.path(), &ledger, "lead", &["--role", "approver:prod", "--role", "releaser"]);
+    let viewer = create_token(dir.path(), &ledger, "intern", &["--role", "viewer"]);
+    let server = Server::start(&["--ledger", &ledger]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let as_lead = [("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", lead.as_str()), ("FLOWGATE_ACTOR", "spoofed")];
+    let as_viewer = [("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", viewer.as_str())];
+    let build = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
+
+    // A git ref is resolved by the client; the actor is who the server verified,
+    // whatever FLOWGATE_ACTOR says.
+    let approve = ["approve", "HEAD", "--env", "prod", "--reason", "reviewed"];
+    let approved = alpha.run_with_env(bin(), &approve, &as_lead).success().stdout;
+    assert_eq!(approved, format!("lead approved build {build} for `prod` (every flow): reviewed\n"));
+    let again = alpha.run_with_env(bin(), &[&approve[..], &["--json"]].concat(), &as_lead).success().json();
+    assert_eq!((again["actor"].as_str(), again["recorded"].as_bool()), (Some("lead"), Some(false)), "{again}");
+
+    // Without the right: exit 3 naming it, and nothing recorded.
+    let before = common::server::ledger_dump_at(&ledger, alpha.path());
+    let refused = alpha.run_with_env(bin(), &approve, &as_viewer).expect_code(3);
+    assert!(refused.stderr.contains("`intern` lacks the `approver` role on env `prod`"), "{}", refused.stderr);
+    let refused = alpha.run_with_env(bin(), &["pin", &build[..8], "--reason", "keep"], &as_viewer).expect_code(3);
+    assert!(refused.stderr.contains("`releaser`"), "{}", refused.stderr);
+    assert_eq!(common::server::ledger_dump_at(&ledger, alpha.path()), before, "a refused command wrote");
+
+    // pin, pins and unpin print what direct mode prints for the same ledger.
+    let pinned = alpha.run_with_env(bin(), &["pin", &build[..8], "--reason", "audit"], &as_lead).success().stdout;
+    assert_eq!(pinned, format!("Pinned build {build}: audit\n"));
+    for args in [&["pins"][..], &["pins", "--json"][..]] {
+        // Ages are relative to now: a direct answer just before or after must match.
+        let before = common::run(&alpha, args).success().stdout;
+        let served = alpha.run_with_env(bin(), args, &as_viewer).success().stdout;
+        let after = common::run(&alpha, args).success().stdout;
+        assert!(served == before || served == after, "{args:?} through the server:\n{served}\ndirect:\n{after}");
+        assert!(served.contains("lead"), "{served}");
+    }
+    let unpinned = alpha.run_with_env(bin(), &["pin", "--remove", "HEAD"], &as_lead).success().stdout;
+    assert_eq!(unpinned, format!("Unpinned build {build}\n"));
+    let missing = alpha.run_with_env(bin(), &["pin", "HEAD"], &as_lead).expect_code(2);
+    assert!(missing.stderr.contains("--reason"), "{}", missing.stderr);
+    let unknown = alpha.run_with_env(bin(), &["approve", "no-such-ref", "--env", "prod", "--reason", "r"], &as_lead);
+    assert!(unknown.expect_code(2).stderr.contains("`no-such-ref`"));
+}

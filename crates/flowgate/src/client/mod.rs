@@ -1,5 +1,5 @@
 //! The CLI as a client of a flowgate server: which server, which credential,
-//! and one GET that turns the server's answers into flowgate's exit codes. A
+//! and the requests that turn the server's answers into flowgate's exit codes. A
 //! missing or refused credential and a missing right are exit 3, naming what
 //! is missing; the server's other errors carry its message and request id.
 
@@ -8,12 +8,13 @@ pub mod credentials;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::exit::{usage, RefusedError};
-use crate::project::vars;
+use crate::git::Repo;
+use crate::project::{vars, Project};
 use credentials::Credentials;
 
 /// A server URL as given: trailing slashes dropped, so one server is one key.
@@ -50,7 +51,7 @@ impl ServerClient {
         Ok(Self::with_token(server, token))
     }
 
-    /// The server the read commands go through when `FLOWGATE_SERVER` is set
+    /// The server the commands go through when `FLOWGATE_SERVER` is set
     /// (with its credential), or None for direct mode.
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var(vars::SERVER).ok().filter(|s| !s.is_empty()) {
@@ -66,11 +67,26 @@ impl ServerClient {
 
     /// GET `path` (under `/api/v1`) as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// POST `body` as JSON to `path`; the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// DELETE `path`; the answer as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
         let url = format!("{}/api/v1{path}", self.server);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("Failed to reach the flowgate server at `{}`", self.server))?;
@@ -91,8 +107,24 @@ impl ServerClient {
             ))
             .into(),
             StatusCode::FORBIDDEN => RefusedError(format!("The flowgate server refused: {message}")).into(),
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => usage(format!("The flowgate server says: {message}")),
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => {
+                usage(format!("The flowgate server says: {message}"))
+            }
             _ => anyhow::anyhow!("The flowgate server failed ({status}): {message} (request id {request})"),
         })
     }
+}
+
+/// A BUILD argument as the server takes it: a build id or commit (or a prefix
+/// of either) as given, or a git ref (`HEAD`, a branch, a tag) resolved here
+/// to its commit, since the server has no checkout.
+pub fn server_build_ref(project: &Project, given: &str) -> Result<String> {
+    let is_hex = given.len() >= 4 && given.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex {
+        return Ok(given.to_ascii_lowercase());
+    }
+    Repo::discover(&project.root)
+        .ok()
+        .and_then(|repo| repo.resolve_commit(given))
+        .ok_or_else(|| usage(format!("Unknown build `{given}`: no build id, commit or git ref matches it")))
 }

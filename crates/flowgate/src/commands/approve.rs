@@ -3,55 +3,95 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::{Approval, FlowKey};
-use serde::Serialize;
+use flowgate_core::{Approval, Build, EnvName, FlowKey};
+use flowgate_ledger::Ledger;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::cli::ApproveArgs;
+use crate::client::{server_build_ref, ServerClient};
 use crate::git::Repo;
 use crate::printer::Printer;
 use crate::project::{actor, Project};
 use crate::refs::resolve_build;
 
-#[derive(Serialize)]
-struct Approved {
-    build: String,
-    env: String,
+/// What `flowgate approve --json` prints, and the server answers.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Approved {
+    pub build: String,
+    pub env: String,
     /// Empty: every flow.
-    flows: Vec<FlowKey>,
-    actor: String,
-    reason: String,
+    pub flows: Vec<FlowKey>,
+    /// Who approved: in server mode the verified identity.
+    pub actor: String,
+    pub reason: String,
     /// False when this actor had already approved it (the first approval is kept).
-    recorded: bool,
+    pub recorded: bool,
 }
 
-pub async fn run(project: &Project, args: ApproveArgs, printer: Printer) -> Result<()> {
-    let env = project.select_env(args.env.env.as_deref())?;
-    let flows = if args.flows.is_empty() { Vec::new() } else { project.flows(&args.flows)? };
-    let ledger = project.ledger().await?;
-    let repo = Repo::discover(&project.root).ok();
-    let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
-    let who = actor(&project.root);
+/// Records `actor`'s approval of `build` for `env`: one per flow, or one for
+/// every flow when `flows` is empty. True when any of them is new.
+pub async fn record_approvals(
+    ledger: &dyn Ledger,
+    env: &EnvName,
+    build: &Build,
+    flows: &[FlowKey],
+    actor: &str,
+    reason: &str,
+) -> Result<bool> {
     let scopes: Vec<Option<FlowKey>> =
         if flows.is_empty() { vec![None] } else { flows.iter().cloned().map(Some).collect() };
     let mut recorded = false;
     for flow in scopes {
         let approval = Approval {
-            env: env.ledger_name.clone(),
+            env: env.clone(),
             build: build.id.clone(),
             flow,
-            actor: who.clone(),
-            reason: args.reason.clone(),
+            actor: actor.to_string(),
+            reason: reason.to_string(),
             created_at: Utc::now(),
         };
         recorded |= ledger.record_approval(&approval).await?;
     }
-    let result = Approved {
+    Ok(recorded)
+}
+
+async fn approve_directly(
+    project: &Project,
+    env: &EnvName,
+    flows: Vec<FlowKey>,
+    args: &ApproveArgs,
+) -> Result<Approved> {
+    let ledger = project.ledger().await?;
+    let repo = Repo::discover(&project.root).ok();
+    let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
+    let who = actor(&project.root);
+    let recorded = record_approvals(ledger.as_ref(), env, &build, &flows, &who, &args.reason).await?;
+    Ok(Approved {
         build: build.id.to_string(),
-        env: env.ledger_name.to_string(),
+        env: env.to_string(),
         flows,
         actor: who,
-        reason: args.reason,
+        reason: args.reason.clone(),
         recorded,
+    })
+}
+
+pub async fn run(project: &Project, args: ApproveArgs, printer: Printer) -> Result<()> {
+    let env = project.select_env(args.env.env.as_deref())?;
+    let flows = if args.flows.is_empty() { Vec::new() } else { project.flows(&args.flows)? };
+    let result = match ServerClient::from_env()? {
+        Some(server) => {
+            let body = json!({
+                "build": server_build_ref(project, &args.build)?,
+                "env": env.ledger_name,
+                "flows": flows,
+                "reason": args.reason,
+            });
+            server.post(&format!("/projects/{}/approvals", project.config.project_name()), &body).await?
+        }
+        None => approve_directly(project, &env.ledger_name, flows, &args).await?,
     };
     printer.result(&result, |out| {
         let scope = if result.flows.is_empty() {

@@ -1,7 +1,7 @@
 //! One module per verb. Each takes validated values and a printer and returns
 //! `Result<()>`; the exit status comes from the error kind (see `exit.rs`).
 
-mod approve;
+pub mod approve;
 mod build;
 mod builds;
 mod client;
@@ -15,7 +15,7 @@ mod history;
 mod init;
 mod local_bundle;
 mod moves;
-mod pin;
+pub mod pin;
 mod plan;
 mod pull;
 mod rollout;

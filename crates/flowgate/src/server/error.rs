@@ -26,7 +26,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `not_found`, `internal`.
+    /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `not_found`,
+    /// `payload_too_large`, `internal`.
     code: &'static str,
     /// For people: names the value that was refused.
     message: String,
@@ -54,6 +55,16 @@ impl ApiError {
     /// parameter, or a value that names nothing unambiguously.
     pub fn bad_request(request_id: RequestId, message: String) -> Self {
         Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message, request_id }
+    }
+
+    /// A body over the documented limit (`body::BODY_LIMIT`): nothing of it was used.
+    pub fn payload_too_large(request_id: RequestId, limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: format!("the request body is over the limit of {limit} bytes"),
+            request_id,
+        }
     }
 
     pub fn not_found(request_id: RequestId, message: String) -> Self {

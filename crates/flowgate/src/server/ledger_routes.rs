@@ -127,22 +127,46 @@ pub async fn build(
     Path((project, build)): Path<(String, String)>,
 ) -> Result<Json<Build>, ApiError> {
     let ledger = readable_project(&caller, &state, &project).await?;
+    Ok(Json(one_build(&caller, ledger.as_ref(), &project, &build, BuildRef::IdOnly).await?))
+}
+
+/// What a build reference may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BuildRef {
+    /// A build id or a prefix of one.
+    IdOnly,
+    /// That, or a commit sha or a prefix of one (git refs are resolved by the client).
+    IdOrCommit,
+}
+
+/// The one build `reference` names in `project`: 400 when it is not hex, too
+/// short or ambiguous, 404 when nothing matches.
+pub async fn one_build(
+    caller: &Caller,
+    ledger: &dyn Ledger,
+    project: &str,
+    reference: &str,
+    kind: BuildRef,
+) -> Result<Build, ApiError> {
     let id = &caller.request_id;
-    let is_hex = !build.is_empty() && build.bytes().all(|b| b.is_ascii_hexdigit());
-    if !is_hex || build.len() < MIN_PREFIX {
-        let why = format!("build `{build}` is not a build id or a prefix of one ({MIN_PREFIX} hex characters or more)");
+    let is_hex = !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hex || reference.len() < MIN_PREFIX {
+        let what = if kind == BuildRef::IdOnly { "a build id" } else { "a build id or commit" };
+        let why = format!("build `{reference}` is not {what} or a prefix of one ({MIN_PREFIX} hex characters or more)");
         return Err(ApiError::bad_request(id.clone(), why));
     }
-    let mut found =
-        ledger.find_builds(&build.to_ascii_lowercase()).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
-    // find_builds also matches commit prefixes: here only build ids count.
-    found.retain(|b| b.id.as_str().starts_with(&build.to_ascii_lowercase()));
+    let prefix = reference.to_ascii_lowercase();
+    let mut found = ledger.find_builds(&prefix).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    if kind == BuildRef::IdOnly {
+        // find_builds also matches commit prefixes.
+        found.retain(|b| b.id.as_str().starts_with(&prefix));
+    }
     match found.len() {
-        1 => Ok(Json(found.remove(0))),
-        0 => Err(ApiError::not_found(id.clone(), format!("no build `{build}` in project `{project}`"))),
+        1 => Ok(found.remove(0)),
+        0 => Err(ApiError::not_found(id.clone(), format!("no build `{reference}` in project `{project}`"))),
         n => Err(ApiError::bad_request(
             id.clone(),
-            format!("build `{build}` is ambiguous: {n} builds match; give more characters"),
+            format!("build `{reference}` is ambiguous: {n} builds match; give more characters"),
         )),
     }
 }

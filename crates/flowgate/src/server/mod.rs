@@ -1,15 +1,18 @@
 //! `flowgate serve`: an HTTP API over one ledger database, for every project
-//! in it. Every request gets an id (the `x-request-id` response header, and
+//! in it. It reads the ledger and records what needs no Prefect server
+//! (approvals, pins), as the verified caller. Every request gets an id (the `x-request-id` response header, and
 //! the `request_id` of an error body); every route but the health check needs
 //! an API token whose grants allow it.
 
 mod auth;
+mod body;
 pub mod config;
 mod error;
 mod ledger_routes;
 mod oidc;
 mod openapi;
 mod routes;
+mod write_routes;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,11 +71,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ledger_routes::history))
         .routes(routes!(ledger_routes::builds))
         .routes(routes!(ledger_routes::build))
+        .routes(routes!(write_routes::approve))
+        .routes(routes!(write_routes::pins, write_routes::pin))
+        .routes(routes!(write_routes::unpin))
 }
 
 pub fn router(state: AppState) -> Router {
     let (routes, _document) = api_router().split_for_parts();
-    routes.fallback(routes::no_such_route).layer(axum::middleware::from_fn(with_request_id)).with_state(state)
+    routes
+        .fallback(routes::no_such_route)
+        .layer(axum::extract::DefaultBodyLimit::max(body::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(with_request_id))
+        .with_state(state)
 }
 
 /// Gives the request its id, logs it with its outcome (never its headers:

@@ -82,9 +82,10 @@ mod tests {
         let paths = document["paths"].as_object().expect("paths");
         assert!(paths.len() >= 4, "{paths:?}");
         for (path, item) in paths {
-            let get = &item["get"];
             let public = ["/api/v1/health", "/api/v1/openapi.json"].contains(&path.as_str());
-            assert_eq!(get["security"].is_null(), public, "{path}: {get}");
+            for (method, operation) in item.as_object().expect("a path item") {
+                assert_eq!(operation["security"].is_null(), public, "{method} {path}: {operation}");
+            }
         }
     }
 }

@@ -46,10 +46,15 @@ impl Server {
 
     /// GET `path` with `token` (if any): the status and the body as JSON.
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.send("GET", path, token, "")
+    }
+
+    /// `method path` with `token` (if any) and a JSON `body`: the status and the answer as JSON.
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-        let (status, body) = request(self.port, "GET", path, &headers, "");
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+        let (status, answer) = request(self.port, method, path, &headers, body);
+        (status, serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{method} {path}: {e}: {answer}")))
     }
 }
 
@@ -65,8 +70,8 @@ pub fn admin(dir: &Path, args: &[&str]) -> Run {
     Run::from_output(Command::new(bin()).current_dir(dir).args(args).output().expect("run flowgate admin"))
 }
 
-/// Project `alpha`, writing the ledger at `ledger` through the CLI: its one
-/// flow `ingest` built and released to `qa`.
+/// Project `alpha` (envs `qa` and `prod`), writing the ledger at `ledger`
+/// through the CLI: its one flow `ingest` built and released to `qa`.
 pub fn released_project(ledger: &str) -> GitProject {
     let alpha = GitProject::new();
     alpha.write(".gitignore", ".flowgate/\n");
@@ -74,7 +79,7 @@ pub fn released_project(ledger: &str) -> GitProject {
     alpha.write(
         "flowgate.toml",
         &format!(
-            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n\
+            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\n\n[envs.qa]\n\n[envs.prod]\n\n\
              [flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n"
         ),
     );
@@ -92,4 +97,18 @@ pub fn create_token(dir: &Path, ledger: &str, name: &str, extra: &[&str]) -> Str
     let secret = created["token"].as_str().expect("token").to_string();
     assert!(secret.starts_with("fgt_") && secret.len() == 68, "{secret}");
     secret
+}
+
+/// Every project's rows in the ledger at `url` as text (not a file's bytes:
+/// SQLite's write-ahead log changes those and not the ledger).
+pub fn ledger_dump_at(url: &str, base: &Path) -> String {
+    let parsed: flowgate_ledger::LedgerUrl = url.parse().expect("ledger url");
+    // The dump is of every project; opening needs one, and a claim without a
+    // repository on a project the ledger holds registers nothing.
+    let claim = flowgate_ledger::ProjectClaim { name: "alpha".parse().unwrap(), root_commit: None, remote: None };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async {
+        let opened = flowgate_ledger::testing::open(&parsed, base, &claim).await.expect("open the ledger");
+        opened.dump().await.expect("dump the ledger")
+    })
 }
