@@ -29,6 +29,10 @@ pub mod vars {
     pub const SERVER: &str = "FLOWGATE_SERVER";
     /// The credential for that server; wins over what `flowgate login` stored.
     pub const TOKEN: &str = "FLOWGATE_TOKEN";
+    /// A CI job's OpenID Connect ID token (GitLab CI: declared under `id_tokens:`).
+    pub const ID_TOKEN: &str = "FLOWGATE_ID_TOKEN";
+    /// The audience a GitHub Actions job asks its ID token for (default `flowgate`).
+    pub const OIDC_AUDIENCE: &str = "FLOWGATE_OIDC_AUDIENCE";
 }
 
 pub const CONFIG_FILE: &str = "flowgate.toml";

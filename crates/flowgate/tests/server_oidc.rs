@@ -171,3 +171,66 @@ fn a_bad_server_config_is_exit_2_naming_what_is_wrong() {
         assert!(stderr.contains(needle), "{text}: missing {needle}: {stderr}");
     }
 }
+
+/// `flowgate whoami --server URL --json` as a CI job would run it: no stored
+/// login, no credential of the machine running the tests, and `vars` set.
+fn whoami_in_a_job(url: &str, vars: &[(&str, &str)]) -> flowgate_testkit::Run {
+    let mut command = std::process::Command::new(common::bin());
+    command.args(["whoami", "--server", url, "--json"]).env("XDG_CONFIG_HOME", "/nonexistent");
+    for name in ["FLOWGATE_TOKEN", "FLOWGATE_ID_TOKEN", "FLOWGATE_OIDC_AUDIENCE", "ACTIONS_ID_TOKEN_REQUEST_URL"] {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied());
+    flowgate_testkit::Run::from_output(command.output().expect("run flowgate"))
+}
+
+#[test]
+fn a_ci_job_is_the_cli_credential_with_its_own_id_token() {
+    let issuer = Issuer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--config", &config(dir.path(), issuer.url())]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let claims = issuer.github_claims("set-per-request", "acme/flows", "refs/heads/main", SHA);
+    let request_url = issuer.serve_job_tokens("job-request-token", claims.clone());
+    let github = [
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", request_url.as_str()),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "job-request-token"),
+        ("FLOWGATE_OIDC_AUDIENCE", AUDIENCE),
+    ];
+
+    // GitHub Actions: the CLI asks the job's token for the server's audience.
+    let me = whoami_in_a_job(&url, &github).success().json();
+    assert_eq!(
+        (me["kind"].as_str(), me["subject"].as_str()),
+        (Some("oidc"), Some("repo:acme/flows:ref:refs/heads/main"))
+    );
+    assert_eq!(me["grants"], json!(["releaser:prod", "viewer", "releaser:qa"]), "{me}");
+
+    // Asked for the default audience `flowgate`, which this server does not
+    // take: the server refuses it, exit 3.
+    let refused = whoami_in_a_job(&url, &github[..2]).expect_code(3);
+    assert!(refused.stderr.contains("refused the credential"), "{}", refused.stderr);
+    // A request token GitHub does not know: exit 3 saying what the job needs.
+    let wrong = [github[0], ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "forged"), github[2]];
+    let refused = whoami_in_a_job(&url, &wrong).expect_code(3);
+    for needle in ["GitHub Actions gave no ID token", "`flowgate-test`", "id-token: write", "401"] {
+        assert!(refused.stderr.contains(needle), "missing {needle}: {}", refused.stderr);
+    }
+    assert!(!refused.stderr.contains("forged"), "the request token is printed: {}", refused.stderr);
+
+    // GitLab CI: the token the job declared under `id_tokens:`.
+    let mut gitlab_claims = claims;
+    gitlab_claims["aud"] = json!(AUDIENCE);
+    let gitlab = issuer.mint(&gitlab_claims);
+    let me = whoami_in_a_job(&url, &[("FLOWGATE_ID_TOKEN", gitlab.as_str())]).success().json();
+    assert_eq!(me["kind"], "oidc", "{me}");
+
+    // FLOWGATE_TOKEN wins over the job's token, even when it is refused.
+    let bad = format!("fgt_{}", "2".repeat(64));
+    whoami_in_a_job(&url, &[("FLOWGATE_ID_TOKEN", gitlab.as_str()), ("FLOWGATE_TOKEN", bad.as_str())]).expect_code(3);
+    // Outside CI and without a login: exit 3 naming every way to give one.
+    let none = whoami_in_a_job(&url, &[]).expect_code(3);
+    for needle in ["FLOWGATE_TOKEN", "FLOWGATE_ID_TOKEN", "id-token: write", "flowgate login"] {
+        assert!(none.stderr.contains(needle), "missing {needle}: {}", none.stderr);
+    }
+}

@@ -3,6 +3,7 @@
 //! missing or refused credential and a missing right are exit 3, naming what
 //! is missing; the server's other errors carry its message and request id.
 
+mod ci_token;
 pub mod credentials;
 
 use std::time::Duration;
@@ -36,26 +37,33 @@ pub struct ServerClient {
 }
 
 impl ServerClient {
-    /// The credential is `FLOWGATE_TOKEN`, else what `flowgate login` stored
-    /// for `server`; with neither, exit 3 naming both.
-    pub fn connect(server: String) -> Result<Self> {
-        let token = match std::env::var(vars::TOKEN).ok().filter(|t| !t.is_empty()) {
-            Some(token) => token,
-            None => Credentials::load(&credentials::path()?)?.token(&server).map(str::to_string).ok_or_else(|| {
-                RefusedError(format!(
-                    "No credential for server `{server}`: set {} or run `flowgate login --server {server}`",
-                    vars::TOKEN
-                ))
-            })?,
-        };
+    /// The credential is `FLOWGATE_TOKEN`; else, in a CI job, the job's ID
+    /// token (`FLOWGATE_ID_TOKEN`, or GitHub Actions' on request); else what
+    /// `flowgate login` stored for `server`. With none, exit 3 naming them.
+    pub async fn connect(server: String) -> Result<Self> {
+        if let Some(token) = std::env::var(vars::TOKEN).ok().filter(|t| !t.is_empty()) {
+            return Ok(Self::with_token(server, token));
+        }
+        if let Some(token) = ci_token::ci_id_token().await? {
+            return Ok(Self::with_token(server, token));
+        }
+        let stored = Credentials::load(&credentials::path()?)?.token(&server).map(str::to_string);
+        let token = stored.ok_or_else(|| {
+            RefusedError(format!(
+                "No credential for server `{server}`: set {} (or, in CI, {} or GitHub Actions' \
+                 `id-token: write`) or run `flowgate login --server {server}`",
+                vars::TOKEN,
+                vars::ID_TOKEN
+            ))
+        })?;
         Ok(Self::with_token(server, token))
     }
 
     /// The server the commands go through when `FLOWGATE_SERVER` is set
     /// (with its credential), or None for direct mode.
-    pub fn from_env() -> Result<Option<Self>> {
+    pub async fn from_env() -> Result<Option<Self>> {
         match std::env::var(vars::SERVER).ok().filter(|s| !s.is_empty()) {
-            Some(server) => Ok(Some(Self::connect(server_url(Some(server))?)?)),
+            Some(server) => Ok(Some(Self::connect(server_url(Some(server))?).await?)),
             None => Ok(None),
         }
     }
@@ -101,7 +109,9 @@ impl ServerClient {
         let request = error["error"]["request_id"].as_str().unwrap_or("none").to_string();
         Err(match status {
             StatusCode::UNAUTHORIZED => RefusedError(format!(
-                "The flowgate server at `{}` refused the credential (from {} or `flowgate login`): it is unknown, expired or revoked",
+                "The flowgate server at `{}` refused the credential (from {}, the CI job's ID token or \
+                 `flowgate login`): it is unknown, expired or revoked, or the server does not trust its issuer \
+                 and audience",
                 self.server,
                 vars::TOKEN
             ))

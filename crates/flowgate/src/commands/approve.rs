@@ -81,7 +81,7 @@ async fn approve_directly(
 pub async fn run(project: &Project, args: ApproveArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
     let flows = if args.flows.is_empty() { Vec::new() } else { project.flows(&args.flows)? };
-    let result = match ServerClient::from_env()? {
+    let result = match ServerClient::from_env().await? {
         Some(server) => {
             let body = json!({
                 "build": server_build_ref(project, &args.build)?,

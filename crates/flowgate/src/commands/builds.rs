@@ -13,7 +13,7 @@ use crate::project::Project;
 use crate::refs::resolve_build;
 
 pub async fn list(project: &Project, args: BuildsArgs, printer: Printer) -> Result<()> {
-    let builds: Vec<Build> = match ServerClient::from_env()? {
+    let builds: Vec<Build> = match ServerClient::from_env().await? {
         Some(server) => {
             server.get(&format!("/projects/{}/builds?limit={}", project.config.project_name(), args.limit)).await?
         }

@@ -74,7 +74,7 @@ pub async fn logout(args: ServerArg, printer: Printer) -> Result<()> {
 }
 
 pub async fn whoami(args: ServerArg, printer: Printer) -> Result<()> {
-    let client = ServerClient::connect(server_url(args.server)?)?;
+    let client = ServerClient::connect(server_url(args.server)?).await?;
     let me: WhoAmI = client.get("/whoami").await?;
     printer.result(&me, |out| {
         out.push_str(&format!("subject  {}\n", me.subject));

@@ -14,7 +14,7 @@ use crate::project::Project;
 pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
     let flow = project.flows(std::slice::from_ref(&args.flow))?.remove(0);
-    let history: Vec<Release> = match ServerClient::from_env()? {
+    let history: Vec<Release> = match ServerClient::from_env().await? {
         Some(server) => {
             let limit = args.limit.map(|n| format!("&limit={n}")).unwrap_or_default();
             let name = project.config.project_name();

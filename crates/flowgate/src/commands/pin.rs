@@ -80,7 +80,7 @@ pub async fn pin(project: &Project, args: PinArgs, printer: Printer) -> Result<(
         (false, Some(reason)) => Asked::Pin { reason },
         (false, None) => return Err(usage(format!("Say why build `{}` must be kept: --reason TEXT", args.build))),
     };
-    let result = match ServerClient::from_env()? {
+    let result = match ServerClient::from_env().await? {
         Some(server) => pin_through(&server, project, &args.build, asked).await?,
         None => pin_directly(project, &args.build, asked).await?,
     };
@@ -109,7 +109,7 @@ pub async fn listed(ledger: &dyn Ledger) -> Result<Vec<Listed>> {
 }
 
 pub async fn list(project: &Project, printer: Printer) -> Result<()> {
-    let listed = match ServerClient::from_env()? {
+    let listed = match ServerClient::from_env().await? {
         Some(server) => server.get(&format!("/projects/{}/pins", project.config.project_name())).await?,
         None => listed(project.ledger().await?.as_ref()).await?,
     };
