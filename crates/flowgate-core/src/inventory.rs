@@ -18,6 +18,9 @@ pub struct Pin {
     pub actor: String,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// How a flowgate server verified `actor`; None in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::Verified>,
 }
 
 /// One release, reduced to what retention and consistency checks read.

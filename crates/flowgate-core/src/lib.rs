@@ -19,6 +19,7 @@ pub mod settings;
 pub mod status;
 #[cfg(test)]
 mod test_fixtures;
+pub mod verified;
 
 pub use access::{Grant, GrantError, Role};
 pub use access_rules::{grants_for, AccessRule, RuleError};
@@ -31,3 +32,4 @@ pub use policy::{parse_duration, FreezeWindow, Policy};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use settings::{BuildSettings, DeploymentSettings};
 pub use status::{StatusMatrix, StatusRow};
+pub use verified::{AuthMethod, Verified};

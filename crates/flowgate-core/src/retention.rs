@@ -119,7 +119,13 @@ mod tests {
                 release("report", "qa", 1, 5),
                 release("report", "qa", 2, 1),
             ],
-            pins: vec![Pin { build: id(6), actor: "alice".into(), reason: "audit".into(), created_at: at(0) }],
+            pins: vec![Pin {
+                build: id(6),
+                actor: "alice".into(),
+                reason: "audit".into(),
+                created_at: at(0),
+                verified: None,
+            }],
             rollout_builds: vec![(id(7), "prod-1".into()), (id(99), "prod-1".into())],
             synced: vec![],
         }

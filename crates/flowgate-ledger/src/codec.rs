@@ -2,7 +2,7 @@
 //! so the two implementations cannot drift apart in how they encode a value.
 
 use chrono::{DateTime, Utc};
-use flowgate_core::{Audit, Build, BuildId, GateResult, Images, MoveKind, Pointer, Release, Revision};
+use flowgate_core::{Audit, Build, BuildId, GateResult, Images, MoveKind, Pointer, Release, Revision, Verified};
 
 use crate::error::LedgerError;
 
@@ -15,7 +15,7 @@ pub(crate) type BuildRow =
 pub(crate) type PointerRow = (String, String, i64, String, i64);
 
 /// `pins` columns: build_id, actor, reason, created_at_ms.
-pub(crate) type PinRow = (String, String, String, i64);
+pub(crate) type PinRow = (String, String, String, i64, Option<String>);
 
 /// A release reduced to flow, env, revision, build_id.
 pub(crate) type ReleaseRefRow = (String, String, i64, String);
@@ -134,8 +134,30 @@ pub(crate) fn pointer(row: PointerRow) -> Result<Pointer, LedgerError> {
 }
 
 pub(crate) fn pin(row: PinRow) -> Result<crate::Pin, LedgerError> {
-    let (build, actor, reason, created_at_ms) = row;
-    Ok(crate::Pin { build: parse("build id", &build)?, actor, reason, created_at: time(created_at_ms)? })
+    let (build, actor, reason, created_at_ms, verified) = row;
+    Ok(crate::Pin {
+        verified: verified_of(verified, || format!("pin of build `{build}`"))?,
+        build: parse("build id", &build)?,
+        actor,
+        reason,
+        created_at: time(created_at_ms)?,
+    })
+}
+
+/// The `verified` column: JSON of how a server verified the actor, NULL in direct mode.
+pub(crate) fn verified_column(verified: Option<&Verified>) -> Result<Option<String>, LedgerError> {
+    verified
+        .map(|v| serde_json::to_string(v).map_err(|e| LedgerError::corrupt(format!("verified identity {v:?}: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn verified_of(column: Option<String>, of: impl Fn() -> String) -> Result<Option<Verified>, LedgerError> {
+    column
+        .map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| LedgerError::corrupt(format!("verified identity of the {}: {e}", of())))
+        })
+        .transpose()
 }
 
 pub(crate) fn release_ref(row: ReleaseRefRow) -> Result<crate::ReleaseRef, LedgerError> {

@@ -9,7 +9,7 @@ use crate::rollout::{RolloutRecord, RolloutStatus};
 
 /// `approvals` columns: env, build_id, flow ('' = every flow), actor, reason,
 /// created_at_ms.
-pub(crate) type ApprovalRow = (String, String, String, String, String, i64);
+pub(crate) type ApprovalRow = (String, String, String, String, String, i64, Option<String>);
 
 /// `rollouts` columns: id, env, status, version, actor, body, created_at_ms,
 /// updated_at_ms.
@@ -22,8 +22,9 @@ pub(crate) fn approval_flow(flow: Option<&FlowKey>) -> &str {
 }
 
 pub(crate) fn approval(row: ApprovalRow) -> Result<Approval, LedgerError> {
-    let (env, build, flow, actor, reason, created_at_ms) = row;
+    let (env, build, flow, actor, reason, created_at_ms, verified) = row;
     Ok(Approval {
+        verified: crate::codec::verified_of(verified, || format!("approval of build `{build}` for `{env}`"))?,
         env: parse("environment", &env)?,
         build: parse("build id", &build)?,
         flow: if flow.is_empty() { None } else { Some(parse("flow", &flow)?) },
@@ -63,7 +64,15 @@ mod tests {
     #[test]
     fn an_empty_flow_column_means_every_flow() {
         let row = |flow: &str| {
-            ("prod".to_string(), "aaaa0000000000000001".to_string(), flow.to_string(), "bob".into(), "ok".into(), 5)
+            (
+                "prod".to_string(),
+                "aaaa0000000000000001".to_string(),
+                flow.to_string(),
+                "bob".into(),
+                "ok".into(),
+                5,
+                None,
+            )
         };
         assert_eq!(approval(row("")).unwrap().flow, None);
         let etl: FlowKey = "etl".parse().unwrap();

@@ -52,6 +52,7 @@ where
             .bind(&pin.actor)
             .bind(&pin.reason)
             .bind(pin.created_at.timestamp_millis())
+            .bind(codec::verified_column(pin.verified.as_ref())?)
             .execute(&mut *tx)
             .await
             .map_err(LedgerError::backend("pin build"))?;
@@ -181,7 +182,7 @@ fn needed(keepers: &Keepers) -> Result<BTreeMap<BuildId, String>, LedgerError> {
         let build = codec::parse::<BuildId>("build id", build)?;
         needed.entry(build).or_insert_with(|| format!("the pointer of `{flow}` in `{env}`"));
     }
-    for (build, actor, reason, _) in pins {
+    for (build, actor, reason, _, _) in pins {
         let build = codec::parse::<BuildId>("build id", build)?;
         needed.entry(build).or_insert_with(|| format!("a pin by `{actor}` ({reason})"));
     }

@@ -42,6 +42,7 @@ where
             .bind(&a.actor)
             .bind(&a.reason)
             .bind(a.created_at.timestamp_millis())
+            .bind(codec::verified_column(a.verified.as_ref())?)
             .execute(&mut *tx)
             .await
             .map_err(LedgerError::backend("record approval"))?;

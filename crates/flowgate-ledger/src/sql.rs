@@ -93,12 +93,12 @@ pub(crate) const SELECT_SYNCED: &str =
 pub(crate) const DUMP_SYNC_STATE: &str =
     "SELECT flow, env, revision FROM sync_state WHERE project = $1 ORDER BY flow, env";
 
-const APPROVAL_COLUMNS: &str = "env, build_id, flow, actor, reason, created_at_ms";
+const APPROVAL_COLUMNS: &str = "env, build_id, flow, actor, reason, created_at_ms, verified";
 
 /// Insert if absent: the first approval of (env, build, flow, actor) wins.
 pub(crate) fn insert_approval() -> String {
     format!(
-        "INSERT INTO approvals (project, {APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO approvals (project, {APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT DO NOTHING"
     )
 }
@@ -145,12 +145,12 @@ pub(crate) fn dump_rollouts() -> String {
     format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE project = $1 ORDER BY id")
 }
 
-const PIN_COLUMNS: &str = "build_id, actor, reason, created_at_ms";
+const PIN_COLUMNS: &str = "build_id, actor, reason, created_at_ms, verified";
 
 /// Insert if absent: the first pin of a build (its actor and reason) stays.
 pub(crate) fn insert_pin() -> String {
     format!(
-        "INSERT INTO pins (project, {PIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO pins (project, {PIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (project, build_id) DO NOTHING"
     )
 }

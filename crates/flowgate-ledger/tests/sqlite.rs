@@ -119,7 +119,10 @@ async fn upgrading_a_ledger_from_migration_3_keeps_history_and_approvals() {
             && dump.contains("override_reason: Some(\"o\"), rollout_id: Some(\"ro-1\")"),
         "{dump}"
     );
-    assert!(dump.contains("approvals (\"prod\", \"aaaa0000000000000001\", \"\", \"carol\", \"ok\", 3000)"), "{dump}");
+    assert!(
+        dump.contains("approvals (\"prod\", \"aaaa0000000000000001\", \"\", \"carol\", \"ok\", 3000, None)"),
+        "{dump}"
+    );
     // The release and approval no longer hold the build: with the pointer moved
     // away, the build can be deleted and both rows stay.
     let b2 = suite::build("aaaa0000000000000002", "c2", 4_000);

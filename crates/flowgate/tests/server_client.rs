@@ -157,6 +157,11 @@ fn approve_and_pin_through_the_server_record_the_verified_caller() {
     assert_eq!(approved, format!("lead approved build {build} for `prod` (every flow): reviewed\n"));
     let again = alpha.run_with_env(bin(), &[&approve[..], &["--json"]].concat(), &as_lead).success().json();
     assert_eq!((again["actor"].as_str(), again["recorded"].as_bool()), (Some("lead"), Some(false)), "{again}");
+    assert_eq!(
+        (again["verified"]["subject"].as_str(), again["verified"]["method"].as_str()),
+        (Some("lead"), Some("token"))
+    );
+    assert_eq!(again["verified"]["request_id"].as_str().map(str::len), Some(32), "{again}");
 
     // Without the right: exit 3 naming it, and nothing recorded.
     let before = common::server::ledger_dump_at(&ledger, alpha.path());
@@ -177,6 +182,13 @@ fn approve_and_pin_through_the_server_record_the_verified_caller() {
         assert!(served == before || served == after, "{args:?} through the server:\n{served}\ndirect:\n{after}");
         assert!(served.contains("lead"), "{served}");
     }
+    // The ledger keeps how the server verified the pin's actor, and which request it was.
+    let listed = alpha.run_with_env(bin(), &["pins", "--json"], &as_viewer).success().json();
+    assert_eq!(listed[0]["verified"]["method"], "token", "{listed}");
+    let request = listed[0]["verified"]["request_id"].as_str().expect("a request id").to_string();
+    assert!(server.log().contains(&request), "the server's log does not name request {request}");
+    let table = alpha.run_with_env(bin(), &["pins"], &as_viewer).success().stdout;
+    assert!(table.contains("lead (token)"), "{table}");
     let unpinned = alpha.run_with_env(bin(), &["pin", "--remove", "HEAD"], &as_lead).success().stdout;
     assert_eq!(unpinned, format!("Unpinned build {build}\n"));
     let missing = alpha.run_with_env(bin(), &["pin", "HEAD"], &as_lead).expect_code(2);

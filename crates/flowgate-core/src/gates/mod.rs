@@ -118,6 +118,9 @@ pub struct Approval {
     pub actor: String,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// How a flowgate server verified `actor`; None in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::Verified>,
 }
 
 /// How one Prefect flow run ended, as far as gates care.

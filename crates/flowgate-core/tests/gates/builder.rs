@@ -132,6 +132,7 @@ impl Case {
             actor: actor.into(),
             reason: "looks good".into(),
             created_at: t(1),
+            verified: None,
         });
         self
     }

@@ -63,6 +63,7 @@ fn approval(e: &str, build: &str, f: Option<&str>, actor: &str, ms: i64) -> Appr
         actor: actor.into(),
         reason: format!("{actor} checked {build} at {ms}"),
         created_at: DateTime::from_timestamp_millis(ms).unwrap(),
+        verified: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn pin(id: &str, actor: &str, reason: &str) -> Pin {
         actor: actor.into(),
         reason: reason.into(),
         created_at: DateTime::from_timestamp_millis(5_000).unwrap(),
+        verified: None,
     }
 }
 
@@ -104,6 +105,7 @@ pub async fn deleting_builds_refuses_what_is_needed_and_keeps_history(t: &Target
         actor: "carol".into(),
         reason: "ok".into(),
         created_at: DateTime::from_timestamp_millis(7_000).unwrap(),
+        verified: None,
     };
     ledger.record_approval(&approval).await.unwrap();
     ledger.pin(&pin(B3, "alice", "keep")).await.unwrap();
@@ -218,4 +220,33 @@ pub async fn a_dead_holder_does_not_block_the_lock(t: &Target) {
     };
     assert_eq!(lock.holder().command, "fsck");
     lock.release().await.unwrap();
+}
+
+/// What a server verified of an approval's or a pin's actor comes back as it
+/// was recorded; rows written in direct mode have none.
+pub async fn verified_identities_are_kept_with_approvals_and_pins(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&ledger).await;
+    let verified = flowgate_core::Verified {
+        subject: "repo:acme/flows:ref:refs/heads/main".into(),
+        method: flowgate_core::AuthMethod::Oidc,
+        issuer: Some("https://token.actions.githubusercontent.com".into()),
+        claims: [("ref", "refs/heads/main"), ("run_id", "4242")].map(|(k, v)| (k.into(), v.into())).into(),
+        request_id: "0123456789abcdef0123456789abcdef".into(),
+    };
+    let approval = Approval {
+        env: env("prod"),
+        build: bid(B1),
+        flow: None,
+        actor: verified.subject.clone(),
+        reason: "reviewed".into(),
+        created_at: DateTime::from_timestamp_millis(5_000).unwrap(),
+        verified: Some(verified.clone()),
+    };
+    assert!(ledger.record_approval(&approval).await.unwrap());
+    assert_eq!(ledger.approvals(&env("prod"), &bid(B1)).await.unwrap(), [approval]);
+    let direct = pin(B2, "alice", "kept by hand");
+    let served = Pin { verified: Some(verified), ..pin(B3, "lead", "audit") };
+    assert!(ledger.pin(&direct).await.unwrap() && ledger.pin(&served).await.unwrap());
+    assert_eq!(ledger.pins().await.unwrap(), [direct, served]);
 }

@@ -173,6 +173,7 @@ fn expected() -> Expected {
         actor: actor.into(),
         reason: format!("{actor}'s ok"),
         created_at: at(ms),
+        verified: None,
     };
     let rollout = |id: &str, e: &str, status, version, b: &str, created, updated| RolloutRecord {
         id: id.into(),
@@ -192,7 +193,13 @@ fn expected() -> Expected {
         approvals: vec![approval(None, "carol", 6_000), approval(Some("etl"), "dave", 6_100)],
         finished: rollout("qa-1", "qa", RolloutStatus::Succeeded, 3, B2, 4_400, 4_600),
         running: rollout("prod-1", "prod", RolloutStatus::Running, 1, B2, 7_000, 7_000),
-        pin: Pin { build: bid(B3), actor: "bob".into(), reason: "audit of INC-7".into(), created_at: at(8_000) },
+        pin: Pin {
+            build: bid(B3),
+            actor: "bob".into(),
+            reason: "audit of INC-7".into(),
+            created_at: at(8_000),
+            verified: None,
+        },
     }
 }
 

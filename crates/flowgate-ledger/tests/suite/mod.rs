@@ -47,6 +47,7 @@ macro_rules! stories {
         $story!(transitions_are_compare_and_swap_with_their_moves);
         $story!(rollouts_are_listed_newest_first);
         $story!(pins_are_insert_if_absent_and_removable);
+        $story!(verified_identities_are_kept_with_approvals_and_pins);
         $story!(inventory_reads_everything_gc_and_fsck_need);
         $story!(deleting_builds_refuses_what_is_needed_and_keeps_history);
         $story!(maintenance_lock_is_exclusive_and_names_its_holder);

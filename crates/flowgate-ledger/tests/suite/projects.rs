@@ -93,6 +93,7 @@ pub async fn projects_in_one_database_never_see_each_other(t: &Target) {
         actor: "carol".into(),
         reason: reason.into(),
         created_at: at(5_000),
+        verified: None,
     };
     assert!(alpha.record_approval(&approval("alpha's")).await.unwrap());
     assert!(beta.record_approval(&approval("beta's")).await.unwrap());
@@ -118,8 +119,13 @@ pub async fn projects_in_one_database_never_see_each_other(t: &Target) {
     assert!(matches!(err, LedgerError::RolloutActive { ref id, .. } if id == "prod-1"), "{err:?}");
 
     // Pins.
-    let pin =
-        |b: &str, actor: &str| Pin { build: bid(b), actor: actor.into(), reason: "keep".into(), created_at: at(6_000) };
+    let pin = |b: &str, actor: &str| Pin {
+        build: bid(b),
+        actor: actor.into(),
+        reason: "keep".into(),
+        created_at: at(6_000),
+        verified: None,
+    };
     assert!(alpha.pin(&pin(B1, "alice")).await.unwrap());
     assert!(matches!(beta.pin(&pin(B2, "bob")).await.unwrap_err(), LedgerError::UnknownBuild { .. }));
     assert!(!beta.unpin(&bid(B1)).await.unwrap(), "alice's pin is not beta's");

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::{Approval, Build, EnvName, FlowKey};
+use flowgate_core::{Approval, Build, EnvName, FlowKey, Verified};
 use flowgate_ledger::Ledger;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,18 +28,31 @@ pub struct Approved {
     pub reason: String,
     /// False when this actor had already approved it (the first approval is kept).
     pub recorded: bool,
+    /// How the server verified the actor; absent in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
 }
 
-/// Records `actor`'s approval of `build` for `env`: one per flow, or one for
-/// every flow when `flows` is empty. True when any of them is new.
+/// Who approves: a name the CLI found (direct mode), or the caller a server verified.
+pub enum Who {
+    Named(String),
+    Verified(Verified),
+}
+
+/// Records the approval of `build` for `env`: one per flow, or one for every
+/// flow when `flows` is empty. True when any of them is new.
 pub async fn record_approvals(
     ledger: &dyn Ledger,
     env: &EnvName,
     build: &Build,
     flows: &[FlowKey],
-    actor: &str,
     reason: &str,
+    who: Who,
 ) -> Result<bool> {
+    let (actor, verified) = match who {
+        Who::Named(name) => (name, None),
+        Who::Verified(verified) => (verified.subject.clone(), Some(verified)),
+    };
     let scopes: Vec<Option<FlowKey>> =
         if flows.is_empty() { vec![None] } else { flows.iter().cloned().map(Some).collect() };
     let mut recorded = false;
@@ -48,9 +61,10 @@ pub async fn record_approvals(
             env: env.clone(),
             build: build.id.clone(),
             flow,
-            actor: actor.to_string(),
+            actor: actor.clone(),
             reason: reason.to_string(),
             created_at: Utc::now(),
+            verified: verified.clone(),
         };
         recorded |= ledger.record_approval(&approval).await?;
     }
@@ -67,7 +81,8 @@ async fn approve_directly(
     let repo = Repo::discover(&project.root).ok();
     let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
     let who = actor(&project.root);
-    let recorded = record_approvals(ledger.as_ref(), env, &build, &flows, &who, &args.reason).await?;
+    let recorded =
+        record_approvals(ledger.as_ref(), env, &build, &flows, &args.reason, Who::Named(who.clone())).await?;
     Ok(Approved {
         build: build.id.to_string(),
         env: env.to_string(),
@@ -75,6 +90,7 @@ async fn approve_directly(
         actor: who,
         reason: args.reason.clone(),
         recorded,
+        verified: None,
     })
 }
 

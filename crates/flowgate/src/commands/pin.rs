@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::BuildId;
+use flowgate_core::{BuildId, Verified};
 use flowgate_ledger::{Ledger, Pin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -56,7 +56,13 @@ async fn pin_directly(project: &Project, build: &str, asked: Asked) -> Result<Pi
             Pinned { build: build.id, pinned: false, changed, pin: None }
         }
         Asked::Pin { reason } => {
-            let asked = Pin { build: build.id.clone(), actor: actor(&project.root), reason, created_at: Utc::now() };
+            let asked = Pin {
+                build: build.id.clone(),
+                actor: actor(&project.root),
+                reason,
+                created_at: Utc::now(),
+                verified: None,
+            };
             let changed = ledger.pin(&asked).await?;
             let pin =
                 if changed { Some(asked) } else { ledger.pins().await?.into_iter().find(|p| p.build == build.id) };
@@ -125,7 +131,7 @@ pub async fn list(project: &Project, printer: Printer) -> Result<()> {
                 vec![
                     l.pin.build.to_string(),
                     l.commit.clone().unwrap_or_else(|| "-".into()),
-                    l.pin.actor.clone(),
+                    l.pin.verified.as_ref().map_or_else(|| l.pin.actor.clone(), Verified::label),
                     age(l.pin.created_at, now),
                     l.pin.reason.clone(),
                 ]

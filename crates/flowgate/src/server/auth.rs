@@ -9,7 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
 use flowgate_core::access::allowed;
-use flowgate_core::{grants_for, EnvName, Grant, Role};
+use flowgate_core::{grants_for, AuthMethod, EnvName, Grant, Role, Verified};
 
 use super::oidc::{unverified_issuer, OidcIdentity};
 
@@ -52,6 +52,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// What a change this caller makes records of them.
+    pub fn verified(&self) -> Verified {
+        let (method, issuer, claims) = match &self.identity {
+            Identity::Token => (AuthMethod::Token, None, Default::default()),
+            Identity::Oidc(id) => (AuthMethod::Oidc, Some(id.issuer.clone()), id.claims.clone()),
+        };
+        Verified { subject: self.subject.clone(), method, issuer, claims, request_id: self.request_id.0.clone() }
+    }
+
     /// Ok when the caller's grants allow `needed` (on `env`, if the action is
     /// on one env); else 403 naming the right that is missing.
     pub fn require(&self, needed: Role, env: Option<&EnvName>) -> Result<(), ApiError> {

@@ -16,7 +16,7 @@ use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::ledger_routes::{one_build, readable_project, BuildRef};
 use super::AppState;
-use crate::commands::approve::{record_approvals, Approved};
+use crate::commands::approve::{record_approvals, Approved, Who};
 use crate::commands::pin::{Listed, Pinned};
 
 /// `flowgate approve BUILD --env ENV [FLOW...] --reason TEXT`, as a body.
@@ -71,9 +71,11 @@ pub async fn approve(
     let ledger = readable_project(&caller, &state, &project).await?;
     caller.require(Role::Approver, Some(&env))?;
     let build = one_build(&caller, ledger.as_ref(), &project, &asked.build, BuildRef::IdOrCommit).await?;
-    let recorded = record_approvals(ledger.as_ref(), &env, &build, &flows, &caller.subject, &asked.reason)
-        .await
-        .map_err(|e| ApiError::internal(id.clone(), &e))?;
+    let verified = caller.verified();
+    let recorded =
+        record_approvals(ledger.as_ref(), &env, &build, &flows, &asked.reason, Who::Verified(verified.clone()))
+            .await
+            .map_err(|e| ApiError::internal(id.clone(), &e))?;
     Ok(Json(Approved {
         build: build.id.to_string(),
         env: env.to_string(),
@@ -81,6 +83,7 @@ pub async fn approve(
         actor: caller.subject.clone(),
         reason: asked.reason,
         recorded,
+        verified: Some(verified),
     }))
 }
 
@@ -122,8 +125,13 @@ pub async fn pin(
     let ledger = readable_project(&caller, &state, &project).await?;
     caller.require(Role::Releaser, None)?;
     let build = one_build(&caller, ledger.as_ref(), &project, &asked.build, BuildRef::IdOrCommit).await?;
-    let wanted =
-        Pin { build: build.id.clone(), actor: caller.subject.clone(), reason: asked.reason, created_at: Utc::now() };
+    let wanted = Pin {
+        build: build.id.clone(),
+        actor: caller.subject.clone(),
+        reason: asked.reason,
+        created_at: Utc::now(),
+        verified: Some(caller.verified()),
+    };
     let changed = ledger.pin(&wanted).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
     let pin = if changed { Some(wanted) } else { pin_of(&caller, ledger.as_ref(), &build).await? };
     Ok(Json(Pinned { build: build.id, pinned: true, changed, pin }))
