@@ -72,6 +72,13 @@ pub fn allowed(grants: &[Grant], needed: Role, env: Option<&EnvName>) -> bool {
     grants.iter().any(|g| g.allows(needed, env))
 }
 
+/// True when any of `grants` gives `needed` on at least one env: for actions
+/// that prepare moves without making one (registering a build), which a
+/// releaser of any env may take.
+pub fn allowed_somewhere(grants: &[Grant], needed: Role) -> bool {
+    grants.iter().any(|g| g.role.includes(needed))
+}
+
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.env {

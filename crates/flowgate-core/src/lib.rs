@@ -32,4 +32,4 @@ pub use policy::{parse_duration, FreezeWindow, Policy};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use settings::{BuildSettings, DeploymentSettings};
 pub use status::{StatusMatrix, StatusRow};
-pub use verified::{AuthMethod, Verified};
+pub use verified::{AuthMethod, Provenance, Verified};

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a caller proved who it is.
@@ -45,4 +46,14 @@ impl Verified {
         };
         format!("{} ({method})", self.subject)
     }
+}
+
+/// One registration of a build through a server: who registered it, as
+/// verified, and when. A build registered by a CI job carries the job's
+/// claims (repository, ref, sha), which a policy's `provenance` can require.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Provenance {
+    pub registrar: Verified,
+    pub recorded_at: DateTime<Utc>,
 }

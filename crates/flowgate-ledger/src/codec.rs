@@ -152,12 +152,12 @@ pub(crate) fn verified_column(verified: Option<&Verified>) -> Result<Option<Stri
 }
 
 pub(crate) fn verified_of(column: Option<String>, of: impl Fn() -> String) -> Result<Option<Verified>, LedgerError> {
-    column
-        .map(|json| {
-            serde_json::from_str(&json)
-                .map_err(|e| LedgerError::corrupt(format!("verified identity of the {}: {e}", of())))
-        })
-        .transpose()
+    column.map(|json| verified(&json, of)).transpose()
+}
+
+/// A `verified` JSON value; corrupt, naming `of()`, when it does not decode.
+pub(crate) fn verified(json: &str, of: impl Fn() -> String) -> Result<Verified, LedgerError> {
+    serde_json::from_str(json).map_err(|e| LedgerError::corrupt(format!("verified identity of the {}: {e}", of())))
 }
 
 pub(crate) fn release_ref(row: ReleaseRefRow) -> Result<crate::ReleaseRef, LedgerError> {

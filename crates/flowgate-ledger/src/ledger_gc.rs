@@ -148,6 +148,12 @@ where
                 .map_err(err())?;
             let Some(row) = row else { continue };
             sqlx::query(sql::DELETE_BUILD_COMMITS).bind(p).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
+            sqlx::query(sql::DELETE_BUILD_PROVENANCE)
+                .bind(p)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
             sqlx::query(sql::DELETE_BUILD).bind(p).bind(id.as_str()).execute(&mut *tx).await.map_err(err())?;
             deleted.push(codec::build(row)?);
         }

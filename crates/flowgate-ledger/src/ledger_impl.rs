@@ -4,7 +4,9 @@
 //! rollouts in `ledger_rollouts`, pins, the inventory and build deletion in
 //! `ledger_gc`.
 
-use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Release, Revision};
+use flowgate_core::{
+    Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision, Verified,
+};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
@@ -229,6 +231,16 @@ where
     #[tracing::instrument(level = "debug", skip_all)]
     async fn pins(&self) -> Result<Vec<Pin>, LedgerError> {
         self.read_pins().await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(build = %build))]
+    async fn record_provenance(&self, build: &BuildId, registrar: &Verified) -> Result<(), LedgerError> {
+        self.insert_provenance(build, registrar).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(build = %build))]
+    async fn provenance(&self, build: &BuildId) -> Result<Vec<Provenance>, LedgerError> {
+        self.read_provenance(build).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

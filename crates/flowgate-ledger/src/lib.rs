@@ -11,6 +11,7 @@ mod error;
 mod ledger_gc;
 mod ledger_impl;
 mod ledger_moves;
+mod ledger_provenance;
 mod ledger_rollouts;
 mod lock;
 mod postgres;
@@ -25,7 +26,9 @@ mod url;
 
 use std::path::Path;
 
-use flowgate_core::{Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Release, Revision};
+use flowgate_core::{
+    Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision, Verified,
+};
 use sqlx::migrate::Migrator;
 use sqlx::{PgPool, SqlitePool};
 
@@ -161,6 +164,15 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Every pin, oldest first.
     async fn pins(&self) -> Result<Vec<Pin>, LedgerError>;
+
+    /// Records that a server registered `build` for `registrar`, as verified
+    /// (once per request id: a retry adds nothing). An unrecorded build gives
+    /// [`LedgerError::UnknownBuild`] and nothing changes.
+    async fn record_provenance(&self, build: &BuildId, registrar: &Verified) -> Result<(), LedgerError>;
+
+    /// Every verified registration of `build`, oldest first; empty for builds
+    /// registered in direct mode.
+    async fn provenance(&self, build: &BuildId) -> Result<Vec<Provenance>, LedgerError>;
 
     /// Every build, pointer, release (reduced to flow, env, revision, build),
     /// pin, build a running rollout names and release each (flow, env) was

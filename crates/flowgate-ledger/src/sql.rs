@@ -171,6 +171,7 @@ pub(crate) const SELECT_SYNCED_RELEASES: &str = "SELECT s.flow, s.env, s.revisio
     WHERE s.project = $1 ORDER BY s.flow, s.env";
 pub(crate) const SELECT_RUNNING_BODIES: &str =
     "SELECT id, body FROM rollouts WHERE project = $1 AND status = 'running' ORDER BY id";
+pub(crate) const DELETE_BUILD_PROVENANCE: &str = "DELETE FROM build_provenance WHERE project = $1 AND build_id = $2";
 pub(crate) const DELETE_BUILD_COMMITS: &str = "DELETE FROM build_commits WHERE project = $1 AND build_id = $2";
 pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE project = $1 AND id = $2";
 
@@ -203,3 +204,12 @@ pub(crate) const DUMP_PROJECT_NAMES: &str = "SELECT name FROM projects UNION SEL
     UNION SELECT project FROM releases UNION SELECT project FROM sync_state \
     UNION SELECT project FROM approvals UNION SELECT project FROM rollouts \
     UNION SELECT project FROM pins ORDER BY 1";
+
+/// A registration is recorded once per request (a retried request writes nothing new).
+pub(crate) const INSERT_PROVENANCE: &str = "INSERT INTO build_provenance \
+    (project, build_id, request_id, verified, recorded_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+pub(crate) const SELECT_PROVENANCE: &str = "SELECT verified, recorded_at_ms FROM build_provenance \
+    WHERE project = $1 AND build_id = $2 ORDER BY recorded_at_ms, request_id";
+#[cfg(feature = "test-support")]
+pub(crate) const DUMP_PROVENANCE: &str = "SELECT build_id, request_id, verified, recorded_at_ms FROM build_provenance \
+    WHERE project = $1 ORDER BY build_id, recorded_at_ms, request_id";

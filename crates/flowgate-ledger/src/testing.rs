@@ -130,6 +130,9 @@ where
             let pins: Vec<codec::PinRow> =
                 sqlx::query_as(&sql::dump_pins()).bind(p).fetch_all(&self.pool).await.map_err(err())?;
             pins.iter().for_each(|r| line("pins", r));
+            let provenance: Vec<(String, String, String, i64)> =
+                sqlx::query_as(sql::DUMP_PROVENANCE).bind(p).fetch_all(&self.pool).await.map_err(err())?;
+            provenance.iter().for_each(|r| line("build_provenance", r));
         }
         Ok(out)
     }

@@ -8,9 +8,9 @@ mod common;
 
 use std::path::Path;
 
-use common::server::{create_token, ledger_dump_at, released_project, Server};
+use common::server::{create_token, ledger_dump_at, listing, local_bundle, released_project, Server};
 use flowgate_testkit::postgres::Database;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Each token's name and its `--role` flags.
 const TOKENS: [(&str, &[&str]); 6] = [
@@ -29,18 +29,34 @@ struct Call {
     method: &'static str,
     route: &'static str,
     path: String,
-    body: String,
+    body: Body,
     allowed: &'static [&'static str],
 }
 
-fn table(build: &str) -> Vec<Call> {
+enum Body {
+    Json(String),
+    Bytes(Vec<u8>),
+}
+
+impl Body {
+    fn none() -> Self {
+        Body::Json(String::new())
+    }
+}
+
+/// A releaser of any env may register builds.
+const RELEASERS: &[&str] = &["releaser", "releaser-qa", "admin"];
+
+/// Every call, on the project's one build: its id, its record (as the API
+/// answers it) and its bundle's bytes and digest.
+fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> {
     let get =
-        |route: &'static str, path: String| Call { method: "GET", route, path, body: String::new(), allowed: EVERYONE };
+        |route: &'static str, path: String| Call { method: "GET", route, path, body: Body::none(), allowed: EVERYONE };
     let approve = |env: &str, allowed| Call {
         method: "POST",
         route: "/api/v1/projects/{project}/approvals",
         path: "/api/v1/projects/alpha/approvals".into(),
-        body: format!(r#"{{"build": "{build}", "env": "{env}", "reason": "checked"}}"#),
+        body: Body::Json(format!(r#"{{"build": "{build}", "env": "{env}", "reason": "checked"}}"#)),
         allowed,
     };
     vec![
@@ -51,20 +67,38 @@ fn table(build: &str) -> Vec<Call> {
         get("/api/v1/projects/{project}/builds", "/api/v1/projects/alpha/builds".into()),
         get("/api/v1/projects/{project}/builds/{build}", format!("/api/v1/projects/alpha/builds/{build}")),
         get("/api/v1/projects/{project}/pins", "/api/v1/projects/alpha/pins".into()),
+        get(
+            "/api/v1/projects/{project}/builds/{build}/provenance",
+            format!("/api/v1/projects/alpha/builds/{build}/provenance"),
+        ),
+        Call {
+            method: "PUT",
+            route: "/api/v1/projects/{project}/bundles/{digest}",
+            path: format!("/api/v1/projects/alpha/bundles/{digest}"),
+            body: Body::Bytes(bundle.to_vec()),
+            allowed: RELEASERS,
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/builds",
+            path: "/api/v1/projects/alpha/builds".into(),
+            body: Body::Json(json!({ "build": record }).to_string()),
+            allowed: RELEASERS,
+        },
         approve("qa", &["approver-qa", "admin"]),
         approve("prod", &["approver-prod", "admin"]),
         Call {
             method: "POST",
             route: "/api/v1/projects/{project}/pins",
             path: "/api/v1/projects/alpha/pins".into(),
-            body: format!(r#"{{"build": "{build}", "reason": "audit"}}"#),
+            body: Body::Json(format!(r#"{{"build": "{build}", "reason": "audit"}}"#)),
             allowed: &["releaser", "admin"],
         },
         Call {
             method: "DELETE",
             route: "/api/v1/projects/{project}/pins/{build}",
             path: format!("/api/v1/projects/alpha/pins/{build}"),
-            body: String::new(),
+            body: Body::none(),
             allowed: &["releaser", "admin"],
         },
     ]
@@ -79,12 +113,15 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
             (*name, create_token(dir, ledger, name, &flags))
         })
         .collect();
-    let server = Server::start(&["--ledger", ledger]);
-    let build = server.get("/api/v1/projects/alpha/builds", Some(&secrets[0].1)).1[0]["id"]
-        .as_str()
-        .expect("a build id")
-        .to_string();
-    let calls = table(&build);
+    let store = dir.join("server-artifacts");
+    std::fs::create_dir_all(&store).unwrap();
+    let server = Server::start(&["--ledger", ledger, "--artifacts", &format!("file://{}", store.display())]);
+    let record = server.get("/api/v1/projects/alpha/builds", Some(&secrets[0].1)).1[0].clone();
+    let build = record["id"].as_str().expect("a build id").to_string();
+    let (bundle, digest) = local_bundle(&alpha, &record);
+    let calls = table(&build, &record, &bundle, &digest);
+    // What a refused call must leave as it was: the ledger and the server's store.
+    let state = || (ledger_dump_at(ledger, alpha.path()), listing(&store));
 
     // The table covers the document: every route and method it serves.
     let document = server.get("/api/v1/openapi.json", None).1;
@@ -99,16 +136,20 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
         assert_eq!(server.get(public, None).0, 200, "{public} needs no credential");
     }
 
+    let send = |call: &Call, token: Option<&str>| match &call.body {
+        Body::Json(text) => server.send(call.method, &call.path, token, text),
+        Body::Bytes(bytes) => server.send_bytes(call.method, &call.path, token, bytes),
+    };
     for call in &calls {
         let what = format!("{} {}", call.method, call.path);
-        let before = ledger_dump_at(ledger, alpha.path());
-        let (status, body) = server.send(call.method, &call.path, None, &call.body);
+        let before = state();
+        let (status, body) = send(call, None);
         assert_eq!(status, 401, "{what} without a token: {body}");
-        assert_eq!(ledger_dump_at(ledger, alpha.path()), before, "{what} without a token changed the ledger");
+        assert_eq!(state(), before, "{what} without a token changed the ledger or the store");
 
         for (name, secret) in &secrets {
-            let before = ledger_dump_at(ledger, alpha.path());
-            let (status, body) = server.send(call.method, &call.path, Some(secret), &call.body);
+            let before = state();
+            let (status, body) = send(call, Some(secret));
             if call.allowed.contains(name) {
                 assert_eq!(status, 200, "{what} as {name}: {body}");
                 // A write that recorded something records the verified caller
@@ -122,11 +163,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
             assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{what} as {name}: {body}");
             let message = body["error"]["message"].as_str().unwrap_or_default();
             assert!(message.contains(&format!("`{name}`")), "{what} as {name}: the refusal names no caller: {body}");
-            assert_eq!(
-                ledger_dump_at(ledger, alpha.path()),
-                before,
-                "{what} as {name} was refused and changed the ledger"
-            );
+            assert_eq!(state(), before, "{what} as {name} was refused and changed the ledger or the store");
         }
     }
 
@@ -134,6 +171,11 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     let dump = ledger_dump_at(ledger, alpha.path());
     for actor in ["approver-qa", "approver-prod", "admin"] {
         assert!(dump.lines().any(|l| l.contains("approvals") && l.contains(actor)), "no approval by {actor}:\n{dump}");
+    }
+    for registrar in RELEASERS {
+        let registered =
+            |l: &&str| l.contains("build_provenance") && l.contains(&format!("\\\"subject\\\":\\\"{registrar}\\\""));
+        assert!(dump.lines().any(|l| registered(&l)), "no registration by {registrar}:\n{dump}");
     }
 }
 

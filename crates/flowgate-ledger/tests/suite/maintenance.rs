@@ -250,3 +250,37 @@ pub async fn verified_identities_are_kept_with_approvals_and_pins(t: &Target) {
     assert!(ledger.pin(&direct).await.unwrap() && ledger.pin(&served).await.unwrap());
     assert_eq!(ledger.pins().await.unwrap(), [direct, served]);
 }
+
+/// A build registered through a server keeps every verified registration (a
+/// retried request adds none); an unknown build is refused and nothing
+/// changes; deleting the build deletes its provenance.
+pub async fn provenance_is_one_row_per_registration_and_goes_with_its_build(t: &Target) {
+    let ledger = t.open().await;
+    three_builds(&ledger).await;
+    let job = |git_ref: &str, request: &str| flowgate_core::Verified {
+        subject: format!("repo:acme/flows:ref:{git_ref}"),
+        method: flowgate_core::AuthMethod::Oidc,
+        issuer: Some("https://token.actions.githubusercontent.com".into()),
+        claims: [("ref", git_ref), ("sha", "c1")].map(|(k, v)| (k.into(), v.into())).into(),
+        request_id: request.into(),
+    };
+    assert_eq!(ledger.provenance(&bid(B1)).await.unwrap(), []);
+    let before = ledger.dump().await.unwrap();
+    let err = ledger.record_provenance(&bid("cccc0000000000000009"), &job("refs/heads/main", "r0")).await.unwrap_err();
+    assert!(matches!(err, LedgerError::UnknownBuild { .. }), "{err}");
+    assert_eq!(ledger.dump().await.unwrap(), before);
+
+    ledger.record_provenance(&bid(B1), &job("refs/heads/feature", "r1")).await.unwrap();
+    ledger.record_provenance(&bid(B1), &job("refs/heads/main", "r2")).await.unwrap();
+    ledger.record_provenance(&bid(B1), &job("refs/heads/main", "r2")).await.unwrap();
+    let refs: Vec<String> =
+        ledger.provenance(&bid(B1)).await.unwrap().into_iter().map(|p| p.registrar.claims["ref"].clone()).collect();
+    assert_eq!(refs, ["refs/heads/feature", "refs/heads/main"]);
+    assert_eq!(ledger.provenance(&bid(B2)).await.unwrap(), [], "another build's provenance");
+
+    // B1 is unneeded once no pointer names it: deleting it takes its provenance.
+    let deleted = ledger.delete_builds(&[bid(B1)]).await.unwrap();
+    assert_eq!(ids(&deleted), [B1]);
+    assert_eq!(ledger.provenance(&bid(B1)).await.unwrap(), []);
+    assert!(!ledger.dump().await.unwrap().contains("build_provenance"), "rows left behind");
+}

@@ -48,6 +48,7 @@ macro_rules! stories {
         $story!(rollouts_are_listed_newest_first);
         $story!(pins_are_insert_if_absent_and_removable);
         $story!(verified_identities_are_kept_with_approvals_and_pins);
+        $story!(provenance_is_one_row_per_registration_and_goes_with_its_build);
         $story!(inventory_reads_everything_gc_and_fsck_need);
         $story!(deleting_builds_refuses_what_is_needed_and_keeps_history);
         $story!(maintenance_lock_is_exclusive_and_names_its_holder);

@@ -16,7 +16,10 @@ pub struct ServeArgs {
     /// The ledger the server serves every project of: `postgres://...`, or `sqlite://PATH` for a single node.
     #[arg(long, value_name = "URL", env = vars::SERVER_LEDGER)]
     pub ledger: Option<String>,
-    /// The server's TOML config: ledger, address, OpenID Connect issuers and access rules. Flags win over it.
+    /// The artifact store builds are registered into (each project under ARTIFACTS/PROJECT).
+    #[arg(long, value_name = "URL")]
+    pub artifacts: Option<String>,
+    /// The server's TOML config: ledger, address, artifact store, OpenID Connect issuers and access rules. Flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

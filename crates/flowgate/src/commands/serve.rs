@@ -20,6 +20,10 @@ async fn open(ledger: &str, cwd: &Path) -> Result<LedgerDatabase> {
     Ok(LedgerDatabase::open(&url, cwd).await?)
 }
 
+/// The largest bundle upload without `bundle_limit =`: 1 GiB, over ten times
+/// the 20,000-file bench tree's bundle.
+const DEFAULT_BUNDLE_LIMIT: u64 = 1 << 30;
+
 /// Where `flowgate serve` listens without `--listen` or `listen =`.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 
@@ -34,8 +38,20 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
     let listen = args.listen.or(config.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a socket address"));
     let access = config.access_rules().map_err(usage)?;
     let oidc = config.oidc.iter().cloned().map(OidcVerifier::new).collect();
+    let artifacts = args.artifacts.or(config.artifacts.clone());
+    if let Some(url) = &artifacts {
+        // Checked now: a store that cannot be opened is a bad flag, not a failed request later.
+        flowgate_store::ArtifactStore::open(url, cwd).map_err(|e| usage(format!("--artifacts: {e}")))?;
+    }
     let database = open(&ledger, cwd).await?;
-    let state = AppState { database: Arc::new(database), oidc: Arc::new(oidc), access: Arc::new(access) };
+    let state = AppState {
+        database: Arc::new(database),
+        oidc: Arc::new(oidc),
+        access: Arc::new(access),
+        artifacts,
+        base_dir: cwd.to_path_buf(),
+        bundle_limit: config.bundle_limit.unwrap_or(DEFAULT_BUNDLE_LIMIT),
+    };
     server::serve(listen, state).await
 }
 

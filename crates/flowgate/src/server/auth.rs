@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
-use flowgate_core::access::allowed;
+use flowgate_core::access::{allowed, allowed_somewhere};
 use flowgate_core::{grants_for, AuthMethod, EnvName, Grant, Role, Verified};
 
 use super::oidc::{unverified_issuer, OidcIdentity};
@@ -71,6 +71,19 @@ impl Caller {
         Err(ApiError::forbidden(
             self.request_id.clone(),
             format!("`{}` lacks the `{needed}` role{scope}", self.subject),
+        ))
+    }
+}
+
+impl Caller {
+    /// Ok when the caller holds `needed` on at least one env; else 403.
+    pub fn require_somewhere(&self, needed: Role) -> Result<(), ApiError> {
+        if allowed_somewhere(&self.grants, needed) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            self.request_id.clone(),
+            format!("`{}` lacks the `{needed}` role on any env", self.subject),
         ))
     }
 }

@@ -1,11 +1,13 @@
 //! `flowgate serve --config FILE`: the server's own settings, in TOML. Today
-//! they name the ledger, the address, the OpenID Connect issuers whose ID
+//! they name the ledger, the address, the artifact store builds are
+//! registered into (and the largest bundle taken), the OpenID Connect issuers whose ID
 //! tokens the server accepts, and the access rules that give those identities
 //! roles. Flags given on the command line win over the file.
 //!
 //! ```toml
 //! ledger = "postgres://flowgate@db/flowgate"
 //! listen = "0.0.0.0:8470"
+//! artifacts = "s3://acme-flowgate/artifacts"
 //!
 //! [[oidc]]
 //! issuer = "https://token.actions.githubusercontent.com"
@@ -33,6 +35,11 @@ use crate::exit::usage;
 pub struct ServerConfig {
     pub ledger: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// The artifact store builds are registered into; each project's objects
+    /// go under `ARTIFACTS/PROJECT`.
+    pub artifacts: Option<String>,
+    /// The largest bundle a build registration may upload, in bytes.
+    pub bundle_limit: Option<u64>,
     #[serde(default)]
     pub oidc: Vec<OidcIssuer>,
     #[serde(default)]

@@ -6,6 +6,7 @@
 
 mod auth;
 mod body;
+mod build_routes;
 pub mod config;
 mod error;
 mod ledger_routes;
@@ -41,6 +42,13 @@ pub struct AppState {
     pub oidc: Arc<Vec<OidcVerifier>>,
     /// The roles those identities get.
     pub access: Arc<Vec<AccessRule>>,
+    /// The artifact store builds are registered into (each project under
+    /// `ARTIFACTS/PROJECT`); None: builds are registered in direct mode only.
+    pub artifacts: Option<String>,
+    /// What relative store paths are relative to.
+    pub base_dir: std::path::PathBuf,
+    /// The largest bundle upload taken, in bytes.
+    pub bundle_limit: u64,
 }
 
 /// A request's id: 16 random bytes in hex, made when the request arrives.
@@ -69,11 +77,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::projects))
         .routes(routes!(routes::status))
         .routes(routes!(ledger_routes::history))
-        .routes(routes!(ledger_routes::builds))
+        .routes(routes!(ledger_routes::builds, build_routes::register))
         .routes(routes!(ledger_routes::build))
         .routes(routes!(write_routes::approve))
         .routes(routes!(write_routes::pins, write_routes::pin))
         .routes(routes!(write_routes::unpin))
+        .routes(routes!(build_routes::put_bundle))
+        .routes(routes!(build_routes::provenance))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use flowgate_testkit::http::request;
+use flowgate_testkit::http::{request, request_bytes};
 use flowgate_testkit::{GitProject, Run};
 use serde_json::Value;
 
@@ -31,11 +31,13 @@ impl Server {
             .expect("spawn flowgate serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the address");
-        let port = line
-            .trim()
-            .strip_prefix("listening on http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("serve printed `{line}`"));
+        let port =
+            line.trim().strip_prefix("listening on http://127.0.0.1:").and_then(|p| p.parse().ok()).unwrap_or_else(
+                || {
+                    let said = std::fs::read_to_string(log.path()).unwrap_or_default();
+                    panic!("serve printed `{line}` and logged:\n{said}")
+                },
+            );
         Self { child, port, log }
     }
 
@@ -47,6 +49,15 @@ impl Server {
     /// GET `path` with `token` (if any): the status and the body as JSON.
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.send("GET", path, token, "")
+    }
+
+    /// `method path` with `token` (if any) and a body of any bytes: the status and the answer as JSON.
+    pub fn send_bytes(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        headers.push(("Content-Type", "application/octet-stream"));
+        let (status, answer) = request_bytes(self.port, method, path, &headers, body);
+        (status, serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{method} {path}: {e}: {answer}")))
     }
 
     /// `method path` with `token` (if any) and a JSON `body`: the status and the answer as JSON.
@@ -111,4 +122,30 @@ pub fn ledger_dump_at(url: &str, base: &Path) -> String {
         let opened = flowgate_ledger::testing::open(&parsed, base, &claim).await.expect("open the ledger");
         opened.dump().await.expect("dump the ledger")
     })
+}
+
+/// Every file under `dir` with its size, sorted: what a store holds.
+pub fn listing(dir: &Path) -> Vec<(String, u64)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                found.push((path.strip_prefix(dir).unwrap().display().to_string(), size));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The bundle of `project`'s build `build` (its local store's file) and its digest.
+pub fn local_bundle(project: &GitProject, build: &Value) -> (Vec<u8>, String) {
+    let digest = build["bundle"].as_str().expect("the build's bundle digest").to_string();
+    let path = project.path().join(format!(".flowgate/artifacts/bundles/{digest}.tar.zst"));
+    (std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())), digest)
 }

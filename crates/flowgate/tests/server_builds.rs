@@ -1,0 +1,204 @@
+//! Registering a build through `flowgate serve`: the bundle is uploaded and
+//! checked (digest, size limit, a real flowgate bundle) before it is stored
+//! under the project's prefix of the server's store, then the build record is
+//! checked (its id derives from its content, its bundle is stored) before the
+//! ledger records it, with who registered it as verified: a CI job's claims
+//! are its provenance. Every refusal leaves the ledger and the store as they were.
+
+mod common;
+
+use std::path::Path;
+
+use common::server::{create_token, ledger_dump_at, listing, local_bundle, released_project, Server};
+use flowgate_testkit::oidc::Issuer;
+use flowgate_testkit::GitProject;
+use serde_json::{json, Value};
+
+const AUDIENCE: &str = "flowgate-test";
+
+/// A server config: the ledger, a store, the issuer, jobs of acme/flows as releasers of qa.
+fn config(dir: &Path, ledger: &str, store: &Path, issuer: &str, extra: &str) -> String {
+    let path = dir.join(format!("server-{}.toml", extra.len()));
+    let text = format!(
+        "ledger = \"{ledger}\"\nartifacts = \"file://{}\"\n{extra}\n\n[[oidc]]\nissuer = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n\n\
+         [[access]]\nissuer = \"{issuer}\"\nclaims = {{ repository = \"acme/flows\" }}\nroles = [\"releaser:qa\"]\n",
+        store.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A CI job's checkout of `alpha` with one more commit, built against a
+/// scratch ledger of its own (as a job would before registering the build
+/// with the server): the build's JSON.
+fn built_in_a_job(alpha: &GitProject, change: &str) -> (GitProject, Value) {
+    let job = alpha.clone_repo(true);
+    let config = job.read("flowgate.toml");
+    let scratch =
+        config
+            .lines()
+            .map(|l| if l.starts_with("ledger = ") { "ledger = \"sqlite://.flowgate/scratch.db\"" } else { l });
+    job.write("flowgate.toml", &(scratch.collect::<Vec<_>>().join("\n") + "\n"));
+    job.write("flows/ingest.py", &format!("from prefect import flow\n\n\n@flow\ndef main():\n    print({change:?})\n"));
+    job.commit(change);
+    let built = common::run(&job, &["build", "--json"]).success().json();
+    (job, built["build"].clone())
+}
+
+/// An issuer, a SQLite ledger holding project `alpha` (built and released to
+/// qa), and an empty directory for the server's store.
+struct Setup {
+    issuer: Issuer,
+    dir: tempfile::TempDir,
+    ledger: String,
+    store: std::path::PathBuf,
+    alpha: GitProject,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let issuer = Issuer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let alpha = released_project(&ledger);
+        Self { issuer, dir, ledger, store, alpha }
+    }
+}
+
+#[test]
+fn a_job_registers_its_build_and_the_server_records_its_provenance() {
+    let Setup { issuer, dir, ledger, store, alpha } = Setup::new();
+    let viewer = create_token(dir.path(), &ledger, "lead", &["--role", "viewer"]);
+    let server = Server::start(&["--config", &config(dir.path(), &ledger, &store, issuer.url(), "")]);
+
+    let (job, build) = built_in_a_job(&alpha, "second");
+    let commit = build["commit"].as_str().unwrap().to_string();
+    let main = issuer.mint(&issuer.github_claims(AUDIENCE, "acme/flows", "refs/heads/main", &commit));
+    let (bundle, digest) = local_bundle(&job, &build);
+    let id = build["id"].as_str().unwrap().to_string();
+    let bundles = |d: &str| format!("/api/v1/projects/alpha/bundles/{d}");
+    let state = || (ledger_dump_at(&ledger, alpha.path()), listing(&store));
+
+    // Refused, each naming what is wrong, and nothing changes.
+    let before = state();
+    let other = flowgate_core::Digest::of(b"other bytes").to_hex();
+    let garbage = b"not a bundle at all".to_vec();
+    let garbage_digest = flowgate_core::Digest::of(&garbage).to_hex();
+    let refusals: [(&str, String, &[u8], &str, u16); 4] = [
+        ("PUT", bundles(&other), &bundle, other.as_str(), 400),
+        ("PUT", bundles("xyz"), &bundle, "`xyz`", 400),
+        ("PUT", bundles(&garbage_digest), &garbage, "not a flowgate bundle", 400),
+        ("PUT", bundles(&digest), &bundle, "`lead` lacks the `releaser` role", 403),
+    ];
+    for (method, path, body, needle, code) in refusals {
+        let token = if code == 403 { &viewer } else { &main };
+        let (status, answer) = server.send_bytes(method, &path, Some(token), body);
+        assert_eq!(status, code, "{path}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{path}: missing {needle}: {answer}");
+    }
+    let register = |build: &Value, token: &str| {
+        server.send("POST", "/api/v1/projects/alpha/builds", Some(token), &json!({ "build": build }).to_string())
+    };
+    // Before its bundle is uploaded, the build is refused, saying what to do.
+    let (status, answer) = register(&build, &main);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("upload it first"), "{answer}");
+    assert_eq!(state(), before, "a refused request changed the ledger or the store");
+
+    // The job uploads the bundle (once: again it is already there) and registers the build.
+    let (status, stored) = server.send_bytes("PUT", &bundles(&digest), Some(&main), &bundle);
+    assert_eq!((status, stored["uploaded"].as_bool()), (200, Some(true)), "{stored}");
+    assert_eq!(stored["file_count"], build["file_count"], "{stored}");
+    let (_, again) = server.send_bytes("PUT", &bundles(&digest), Some(&main), &bundle);
+    assert_eq!(again["uploaded"], false, "{again}");
+    assert!(store.join(format!("alpha/bundles/{digest}.tar.zst")).is_file(), "{:?}", listing(&store));
+
+    // A record that does not hold is refused.
+    let mut tampered = build.clone();
+    tampered["images"] = json!({ "ingest": "registry.example/evil:1" });
+    let mut bare = build.clone();
+    bare.as_object_mut().unwrap().remove("settings");
+    let mut short = build.clone();
+    short["file_count"] = json!(99);
+    for (record, needle) in [(&tampered, "give the id"), (&bare, "no deployment settings"), (&short, "not 99")] {
+        let before = state();
+        let (status, answer) = register(record, &main);
+        assert_eq!(status, 400, "{needle}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(needle), "{needle}: {answer}");
+        assert_eq!(state(), before, "{needle}: a refused record changed something");
+    }
+
+    let (status, registered) = register(&build, &main);
+    assert_eq!((status, registered["recorded"].as_bool()), (200, Some(true)), "{registered}");
+    assert_eq!(registered["build"]["id"], build["id"]);
+    let registrar = &registered["provenance"][0]["registrar"];
+    assert_eq!(registrar["method"], "oidc", "{registered}");
+    assert_eq!(registrar["subject"], "repo:acme/flows:ref:refs/heads/main");
+    assert_eq!(
+        (registrar["claims"]["ref"].as_str(), registrar["claims"]["sha"].as_str()),
+        (Some("refs/heads/main"), Some(commit.as_str()))
+    );
+    assert!(store.join(format!("alpha/builds/{id}.json")).is_file(), "no build record in the store");
+
+    // A job on a feature branch registers the same build again: both are kept.
+    let feature = issuer.mint(&issuer.github_claims(AUDIENCE, "acme/flows", "refs/heads/feature", &commit));
+    let (status, again) = register(&build, &feature);
+    assert_eq!((status, again["recorded"].as_bool()), (200, Some(false)), "{again}");
+    let (status, provenance) =
+        server.get(&format!("/api/v1/projects/alpha/builds/{}/provenance", &id[..8]), Some(&viewer));
+    assert_eq!(status, 200, "{provenance}");
+    let refs: Vec<&str> =
+        provenance.as_array().unwrap().iter().map(|p| p["registrar"]["claims"]["ref"].as_str().unwrap()).collect();
+    assert_eq!(refs, ["refs/heads/main", "refs/heads/feature"]);
+
+    // The ledger has it: the project's builds list it, through the server as directly.
+    let listed = common::run(&alpha, &["builds", "--json"]).success().json();
+    assert!(listed.as_array().unwrap().iter().any(|b| b["id"] == build["id"]), "{listed}");
+    // A build registered in direct mode has no provenance.
+    let first =
+        listed.as_array().unwrap().iter().find(|b| b["id"] != build["id"]).unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(server.get(&format!("/api/v1/projects/alpha/builds/{first}/provenance"), Some(&viewer)).1, json!([]));
+}
+
+#[test]
+fn a_bundle_over_the_limit_is_413_and_a_server_without_a_store_says_so() {
+    let Setup { issuer, dir, ledger, store, alpha } = Setup::new();
+    let admin = create_token(dir.path(), &ledger, "root", &["--role", "admin"]);
+    let record = common::run(&alpha, &["builds", "--json"]).success().json()[0].clone();
+    let (bundle, digest) = local_bundle(&alpha, &record);
+    let path = format!("/api/v1/projects/alpha/bundles/{digest}");
+
+    let limit = bundle.len() - 1;
+    let small = Server::start(&[
+        "--config",
+        &config(dir.path(), &ledger, &store, issuer.url(), &format!("bundle_limit = {limit}")),
+    ]);
+    let (status, answer) = small.send_bytes("PUT", &path, Some(&admin), &bundle);
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("payload_too_large")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains(&limit.to_string()), "{answer}");
+    assert_eq!(listing(&store), [], "a refused upload left something in the store");
+
+    let storeless = Server::start(&["--ledger", &ledger]);
+    let (status, answer) = storeless.send_bytes("PUT", &path, Some(&admin), &bundle);
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("no artifact store"), "{answer}");
+
+    // A store that cannot be opened stops the server before it listens: exit 2 naming it.
+    let missing = dir.path().join("no-such-dir");
+    let refused = common::server::admin(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger",
+            &ledger,
+            "--artifacts",
+            &format!("file://{}", missing.display()),
+        ],
+    )
+    .expect_code(2);
+    assert!(refused.stderr.contains("no-such-dir"), "{}", refused.stderr);
+}
