@@ -202,3 +202,49 @@ fn a_bundle_over_the_limit_is_413_and_a_server_without_a_store_says_so() {
     .expect_code(2);
     assert!(refused.stderr.contains("no-such-dir"), "{}", refused.stderr);
 }
+
+#[test]
+fn flowgate_build_in_a_job_registers_through_the_server_without_the_ledger() {
+    let Setup { issuer, dir, ledger, store, alpha } = Setup::new();
+    let server = Server::start(&["--config", &config(dir.path(), &ledger, &store, issuer.url(), "")]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+
+    // The job's checkout names a ledger it cannot reach: server mode never opens it.
+    let job = alpha.clone_repo(true);
+    let config = job.read("flowgate.toml");
+    let unreachable = config.lines().map(|l| {
+        if l.starts_with("ledger = ") {
+            "ledger = \"postgres://nobody@127.0.0.1:1/none\""
+        } else {
+            l
+        }
+    });
+    job.write("flowgate.toml", &(unreachable.collect::<Vec<_>>().join("\n") + "\n"));
+    job.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    print('third')\n");
+    let head = job.commit("third");
+    let token = issuer.mint(&issuer.github_claims(AUDIENCE, "acme/flows", "refs/heads/main", &head));
+    let through = [("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_ID_TOKEN", token.as_str())];
+
+    let built = job.run_with_env(common::bin(), &["build", "--json"], &through).success().json();
+    assert_eq!((built["recorded"].as_bool(), built["uploaded"].as_bool()), (Some(true), Some(true)), "{built}");
+    assert_eq!(built["build"]["commit"].as_str(), Some(head.as_str()), "{built}");
+    let id = built["build"]["id"].as_str().unwrap().to_string();
+    // Again: the text direct mode prints, and nothing new stored.
+    let again = job.run_with_env(common::bin(), &["build"], &through).success().stdout;
+    assert!(again.starts_with(&format!("Unchanged, already built {id} from commit {}", &head[..12])), "{again}");
+
+    let (_, provenance) = server.get(&format!("/api/v1/projects/alpha/builds/{id}/provenance"), Some(&token));
+    assert_eq!(provenance.as_array().map(Vec::len), Some(2), "{provenance}");
+    assert_eq!(provenance[0]["registrar"]["claims"]["sha"].as_str(), Some(head.as_str()));
+    let listed = common::run(&alpha, &["builds", "--json"]).success().json();
+    assert!(listed.as_array().unwrap().iter().any(|b| b["id"] == id.as_str()), "{listed}");
+    assert!(store.join(format!("alpha/bundles/{}.tar.zst", built["build"]["bundle"].as_str().unwrap())).is_file());
+
+    // Without a credential: exit 3 before anything is packed or sent.
+    let refused = job.run_with_env(
+        common::bin(),
+        &["build"],
+        &[("FLOWGATE_SERVER", url.as_str()), ("XDG_CONFIG_HOME", "/nonexistent")],
+    );
+    assert!(refused.expect_code(3).stderr.contains("FLOWGATE_TOKEN"));
+}

@@ -80,7 +80,14 @@ impl ServerClient {
 
     /// POST `body` as JSON to `path`; the answer as `T`.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
-        self.send(Method::POST, path, Some(body)).await
+        self.send(Method::POST, path, Some(Payload::Json(body))).await
+    }
+
+    /// PUT the bytes of `file` to `path`; the answer as `T`. The file is read
+    /// whole: bundles are bounded by the server's `bundle_limit`.
+    pub async fn put_file<T: DeserializeOwned>(&self, path: &str, file: &std::path::Path) -> Result<T> {
+        let bytes = tokio::fs::read(file).await.with_context(|| format!("Failed to read `{}`", file.display()))?;
+        self.send(Method::PUT, path, Some(Payload::Bytes(bytes))).await
     }
 
     /// DELETE `path`; the answer as `T`.
@@ -88,12 +95,17 @@ impl ServerClient {
         self.send(Method::DELETE, path, None).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
+    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Payload<'_>>) -> Result<T> {
         let url = format!("{}/api/v1{path}", self.server);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        request = match body {
+            Some(Payload::Json(value)) => request.json(value),
+            // A bundle may take longer than an answer: ten minutes.
+            Some(Payload::Bytes(bytes)) => {
+                request.header("content-type", "application/octet-stream").timeout(Duration::from_secs(600)).body(bytes)
+            }
+            None => request,
+        };
         let response = request
             .send()
             .await
@@ -123,6 +135,12 @@ impl ServerClient {
             _ => anyhow::anyhow!("The flowgate server failed ({status}): {message} (request id {request})"),
         })
     }
+}
+
+/// A request's body.
+enum Payload<'a> {
+    Json(&'a Value),
+    Bytes(Vec<u8>),
 }
 
 /// A BUILD argument as the server takes it: a build id or commit (or a prefix

@@ -3,7 +3,8 @@
 //! soon as the files are known, while git status and the ledger are consulted;
 //! a dirty tree or a bad ledger cancels it before the store is touched. The
 //! manifest is stored before the bundle and both before the ledger, so a recorded
-//! build always has them.
+//! build always has them. With a server (`FLOWGATE_SERVER`), the bundle and the
+//! record go to the server instead, which checks both before it records them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,15 +17,18 @@ use flowgate_config::TemplateVars;
 use flowgate_core::{Build, Digest, FlowKey, Images};
 use flowgate_store::{ArtifactStore, Upload};
 use serde::Serialize;
+use serde_json::json;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
 
 use super::settings;
 use crate::cli::BuildArgs;
+use crate::client::ServerClient;
 use crate::exit::usage;
 use crate::git::Repo;
 use crate::printer::Printer;
 use crate::project::{Project, CONFIG_FILE};
+use crate::server::{Registered, StoredBundle};
 
 #[derive(Serialize)]
 struct Built {
@@ -51,6 +55,8 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         let repo = repo.clone();
         move || repo.tracked_files()
     });
+    // With a server, its credential is found before anything is packed.
+    let server = ServerClient::from_env().await?;
     let cancel = CancelOnDrop::default();
     let options = PackOptions { cancel: Some(cancel.0.clone()), ..pack_options(project, printer) };
     let files = select_files(project, &repo, tracked.await??);
@@ -95,6 +101,11 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         std::fs::read_to_string(project.root.join(path))
             .with_context(|| format!("Failed to read entrypoint file `{path}`"))
     })?;
+    if let Some(server) = &server {
+        let origin =
+            Origin { commit: status.commit, branch: status.branch, dirty: !dirty.is_empty(), author: author.await?? };
+        return register_through(server, project, pending, images, settings, origin, printer).await;
+    }
     let ledger = project.ledger().await?;
     let store = project.store()?;
 
@@ -130,8 +141,59 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     // Both writes are create-if-absent: the first record of an id stays.
     store.put_build(&build).await?;
     let recorded = ledger.record_build(&build).await?;
-    let result = Built { build: recorded.build, recorded: recorded.created, uploaded };
-    printer.result(&result, |out| {
+    print_built(&Built { build: recorded.build, recorded: recorded.created, uploaded }, printer)
+}
+
+/// Where a build comes from: its commit, branch, tree state and author.
+struct Origin {
+    commit: String,
+    branch: Option<String>,
+    dirty: bool,
+    author: String,
+}
+
+/// Server mode: the bundle packed here is uploaded through the server, which
+/// checks it and the record before it records the build, with the caller as
+/// its provenance. The local store and ledger are not used.
+async fn register_through(
+    server: &ServerClient,
+    project: &Project,
+    pending: Pending,
+    images: Images,
+    settings: flowgate_core::BuildSettings,
+    origin: Origin,
+    printer: Printer,
+) -> Result<()> {
+    let packing = match pending {
+        Pending::Known(planned, _) => pack(project, *planned)?,
+        Pending::Packing(packing) => packing,
+    };
+    let (scan, packed, tmp) = packing.await??;
+    let name = project.config.project_name();
+    let stored: StoredBundle =
+        server.put_file(&format!("/projects/{name}/bundles/{}", packed.digest), tmp.path()).await?;
+    if printer.progress_enabled() {
+        eprintln!();
+    }
+    let build = Build {
+        id: Build::derive_id(&packed.digest, &images, &settings),
+        bundle: packed.digest,
+        bundle_size: packed.size,
+        file_count: scan.manifest.files.len() as u64,
+        images,
+        commit: origin.commit,
+        branch: origin.branch,
+        dirty: origin.dirty,
+        author: origin.author,
+        created_at: Utc::now(),
+        settings: Some(settings),
+    };
+    let registered: Registered = server.post(&format!("/projects/{name}/builds"), &json!({ "build": build })).await?;
+    print_built(&Built { build: registered.build, recorded: registered.recorded, uploaded: stored.uploaded }, printer)
+}
+
+fn print_built(result: &Built, printer: Printer) -> Result<()> {
+    printer.result(result, |out| {
         let b = &result.build;
         let what = if result.recorded { "Built" } else { "Unchanged, already built" };
         out.push_str(&format!(

@@ -32,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{new_secret, secret_hash};
+pub use build_routes::{Registered, StoredBundle};
 pub use oidc::OidcVerifier;
 
 /// What every handler shares.
