@@ -101,9 +101,9 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
         std::fs::read_to_string(project.root.join(path))
             .with_context(|| format!("Failed to read entrypoint file `{path}`"))
     })?;
+    let origin =
+        Origin { commit: status.commit, branch: status.branch, dirty: !dirty.is_empty(), author: author.await?? };
     if let Some(server) = &server {
-        let origin =
-            Origin { commit: status.commit, branch: status.branch, dirty: !dirty.is_empty(), author: author.await?? };
         return register_through(server, project, pending, images, settings, origin, printer).await;
     }
     let ledger = project.ledger().await?;
@@ -122,19 +122,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     if printer.progress_enabled() {
         eprintln!();
     }
-    let build = Build {
-        id: Build::derive_id(&packed.digest, &images, &settings),
-        bundle: packed.digest,
-        bundle_size: packed.size,
-        file_count,
-        images,
-        commit: status.commit,
-        branch: status.branch,
-        dirty: !dirty.is_empty(),
-        author: author.await??,
-        created_at: Utc::now(),
-        settings: Some(settings),
-    };
+    let build = origin.build(packed, file_count, images, settings);
     // The store's build record first: a build the ledger knows must be pullable
     // by id on a worker (no ledger there), so a kill between the two writes may
     // leave an unrecorded record (an orphan fsck reports), never the reverse.
@@ -150,6 +138,25 @@ struct Origin {
     branch: Option<String>,
     dirty: bool,
     author: String,
+}
+
+impl Origin {
+    /// The build of this origin's bundle, images and settings; its id derives from those three.
+    fn build(self, packed: Packed, file_count: u64, images: Images, settings: flowgate_core::BuildSettings) -> Build {
+        Build {
+            id: Build::derive_id(&packed.digest, &images, &settings),
+            bundle: packed.digest,
+            bundle_size: packed.size,
+            file_count,
+            images,
+            commit: self.commit,
+            branch: self.branch,
+            dirty: self.dirty,
+            author: self.author,
+            created_at: Utc::now(),
+            settings: Some(settings),
+        }
+    }
 }
 
 /// Server mode: the bundle packed here is uploaded through the server, which
@@ -175,19 +182,7 @@ async fn register_through(
     if printer.progress_enabled() {
         eprintln!();
     }
-    let build = Build {
-        id: Build::derive_id(&packed.digest, &images, &settings),
-        bundle: packed.digest,
-        bundle_size: packed.size,
-        file_count: scan.manifest.files.len() as u64,
-        images,
-        commit: origin.commit,
-        branch: origin.branch,
-        dirty: origin.dirty,
-        author: origin.author,
-        created_at: Utc::now(),
-        settings: Some(settings),
-    };
+    let build = origin.build(packed, scan.manifest.files.len() as u64, images, settings);
     let registered: Registered = server.post(&format!("/projects/{name}/builds"), &json!({ "build": build })).await?;
     print_built(&Built { build: registered.build, recorded: registered.recorded, uploaded: stored.uploaded }, printer)
 }
