@@ -11,6 +11,7 @@ use crate::error::ConfigError;
 use crate::node::{Node, Val};
 use crate::policy::{parse_duration, FreezeWindow, Policy, Rollout, Verify};
 use crate::schema::PERSONAL_ENV;
+use flowgate_core::ProvenanceRule;
 
 const POLICY_KEYS: &[&str] = &[
     "branches",
@@ -22,7 +23,9 @@ const POLICY_KEYS: &[&str] = &[
     "separate_approver",
     "allow_override",
     "freeze",
+    "provenance",
 ];
+const PROVENANCE_KEYS: &[&str] = &["ref", "repository"];
 /// Gates that count what happened upstream, so they mean nothing without `after`.
 const UPSTREAM_KEYS: &[&str] = &["soak", "min_successful_runs", "max_failure_rate"];
 const FREEZE_KEYS: &[&str] = &["from", "until", "reason"];
@@ -111,6 +114,7 @@ pub(crate) fn policy(
                     p.freeze.push(freeze(cx, item, &what)?);
                 }
             }
+            "provenance" => p.provenance = Some(provenance(cx, &e.node, &what)?),
             _ => return Err(cx.unknown_key(e, table, POLICY_KEYS)),
         }
     }
@@ -124,6 +128,34 @@ pub(crate) fn policy(
         }
     }
     Ok(p)
+}
+
+/// `provenance = { ref = "refs/heads/main", repository = "acme/flows" }`: globs
+/// over a CI job's verified `ref` and `repository` claims; `ref` is required.
+fn provenance(cx: Ctx<'_>, node: &Node, what: &str) -> Result<ProvenanceRule, ConfigError> {
+    let Val::Table(entries) = &node.val else {
+        return Err(cx.wrong_type(node, what, "a table like `{ ref = \"refs/heads/main\" }`"));
+    };
+    let mut rule = ProvenanceRule::default();
+    let mut has_ref = false;
+    for e in entries {
+        let key = format!("`{}` of {what}", e.key);
+        let value = cx.non_empty(&e.node, &key)?;
+        Glob::new(&value)
+            .map_err(|err| cx.error(&e.node.span, format!("{key} `{value}` is not a valid glob: {}", err.kind())))?;
+        match e.key.as_str() {
+            "ref" => {
+                rule.git_ref = value;
+                has_ref = true;
+            }
+            "repository" => rule.repository = Some(value),
+            _ => return Err(cx.unknown_key(e, "provenance", PROVENANCE_KEYS)),
+        }
+    }
+    if !has_ref {
+        return Err(cx.error(&node.span, format!("{what} needs `ref`, e.g. `{{ ref = \"refs/heads/main\" }}`")));
+    }
+    Ok(rule)
 }
 
 fn freeze(cx: Ctx<'_>, node: &Node, what: &str) -> Result<FreezeWindow, ConfigError> {

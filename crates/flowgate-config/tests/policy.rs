@@ -96,3 +96,24 @@ fn the_policy_type_is_the_one_gate_evaluation_reads() {
     assert!(p.branch_allowed(Some("main")) && !p.branch_allowed(Some("dev")));
     assert_eq!(flowgate_config::parse_duration("1h30m"), flowgate_core::parse_duration("1h30m"));
 }
+
+#[test]
+fn provenance_is_read_and_its_mistakes_are_named() {
+    let p =
+        policy_of("[envs.prod]\npolicy = { provenance = { ref = \"refs/heads/main\", repository = \"acme/*\" } }\n");
+    let rule = p.provenance.clone().expect("a provenance rule");
+    assert_eq!((rule.git_ref.as_str(), rule.repository.as_deref()), ("refs/heads/main", Some("acme/*")));
+    assert!(p.has_gates());
+    let cases = [
+        ("policy = { provenance = { repository = \"acme/flows\" } }", "needs `ref`"),
+        ("policy = { provenance = { ref = \"refs/heads/main\", branch = \"main\" } }", "unknown key `branch`"),
+        ("policy = { provenance = { ref = \"\" } }", "`ref` of"),
+        ("policy = { provenance = { ref = \"refs/heads/[main\" } }", "`refs/heads/[main` is not a valid glob"),
+        ("policy = { provenance = \"refs/heads/main\" }", "a table like"),
+    ];
+    for (line, fragment) in cases {
+        let text = format!("{HEAD}[envs.prod]\n{line}\n");
+        let err = parse("flowgate.toml", &text).expect_err(line).to_string();
+        assert!(err.starts_with("flowgate.toml:9:") && err.contains(fragment), "{line}: {err}");
+    }
+}

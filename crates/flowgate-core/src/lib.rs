@@ -28,7 +28,7 @@ pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Out
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, ProjectName, Revision};
 pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
-pub use policy::{parse_duration, FreezeWindow, Policy};
+pub use policy::{parse_duration, FreezeWindow, Policy, ProvenanceRule};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
 pub use settings::{BuildSettings, DeploymentSettings};
 pub use status::{StatusMatrix, StatusRow};

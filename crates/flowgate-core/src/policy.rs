@@ -31,6 +31,38 @@ pub struct Policy {
     pub allow_override: bool,
     /// Windows in which no release into this env is made.
     pub freeze: Vec<FreezeWindow>,
+    /// The build must have been registered through a flowgate server by a CI
+    /// job whose verified claims match (`provenance = { ref = "refs/heads/main" }`).
+    pub provenance: Option<ProvenanceRule>,
+}
+
+/// What a build's verified registration must show: the CI job's git ref, and
+/// optionally its repository, as globs over the ID token's claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvenanceRule {
+    /// The `ref` claim, e.g. `refs/heads/main` or `refs/tags/v*`.
+    pub git_ref: String,
+    /// The `repository` claim, e.g. `acme/flows`; None: any.
+    pub repository: Option<String>,
+}
+
+impl ProvenanceRule {
+    /// True when the claims of one registration satisfy the rule.
+    pub fn matches(&self, claims: &std::collections::BTreeMap<String, String>) -> bool {
+        let glob = |pattern: &str, value: Option<&String>| {
+            value.is_some_and(|v| Glob::new(pattern).is_ok_and(|g| g.compile_matcher().is_match(v)))
+        };
+        glob(&self.git_ref, claims.get("ref"))
+            && self.repository.as_deref().is_none_or(|r| glob(r, claims.get("repository")))
+    }
+
+    /// `ref refs/heads/main`, `ref refs/heads/main of acme/flows`: for details.
+    pub fn describe(&self) -> String {
+        match &self.repository {
+            Some(repository) => format!("ref `{}` of `{repository}`", self.git_ref),
+            None => format!("ref `{}`", self.git_ref),
+        }
+    }
 }
 
 impl Policy {
@@ -44,6 +76,7 @@ impl Policy {
             || self.max_failure_rate.is_some()
             || self.approvals > 0
             || !self.freeze.is_empty()
+            || self.provenance.is_some()
     }
 
     /// True when `branch` satisfies `branches` (always true when none are listed).

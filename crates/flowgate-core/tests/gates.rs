@@ -9,7 +9,7 @@ mod local;
 mod upstream;
 
 use builder::*;
-use flowgate_core::{Outcome, Policy, RunOutcome, RunState};
+use flowgate_core::{Outcome, Policy, ProvenanceRule, RunOutcome, RunState};
 
 #[test]
 fn no_policy_passes_with_no_results() {
@@ -31,15 +31,21 @@ fn all_passing() -> Case {
         approvals: 1,
         separate_approver: true,
         allow_override: true,
+        provenance: Some(ProvenanceRule { git_ref: "refs/heads/main".into(), repository: None }),
     };
-    case(policy).rel("qa", 1, 1, RELEASE, t(0)).run("qa", "r", RunState::Completed).approve("bob", "prod", 1, None)
+    case(policy)
+        .rel("qa", 1, 1, RELEASE, t(0))
+        .run("qa", "r", RunState::Completed)
+        .approve("bob", "prod", 1, None)
+        .registered(Some(("acme/flows", "refs/heads/main")))
 }
 
 #[test]
 fn every_set_gate_yields_one_result_in_policy_key_order() {
     let verdict = all_passing().verdict();
     let gates: Vec<&str> = verdict.results.iter().map(|r| r.gate.as_str()).collect();
-    let order = ["freeze", "branches", "after", "soak", "min_successful_runs", "max_failure_rate", "approval"];
+    let order =
+        ["freeze", "branches", "provenance", "after", "soak", "min_successful_runs", "max_failure_rate", "approval"];
     assert_eq!(gates, order);
     assert_eq!(flowgate_core::Gate::ALL.map(|g| g.as_str()), order, "Gate::ALL is the reporting order");
     // The JSON name (stored in the ledger's audit column) is the policy key.

@@ -248,3 +248,55 @@ fn flowgate_build_in_a_job_registers_through_the_server_without_the_ledger() {
     );
     assert!(refused.expect_code(3).stderr.contains("FLOWGATE_TOKEN"));
 }
+
+/// The test of done: a CI job on a feature branch cannot release to an
+/// env whose policy requires `refs/heads/main` provenance, even with a build
+/// whose recorded git branch says `main`; a job on main registering it can.
+#[test]
+fn a_build_registered_only_from_a_feature_branch_cannot_reach_an_env_requiring_main() {
+    let Setup { issuer, dir, ledger, store, alpha } = Setup::new();
+    let server = Server::start(&["--config", &config(dir.path(), &ledger, &store, issuer.url(), "")]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+
+    let job = alpha.clone_repo(true);
+    let config = job.read("flowgate.toml").replace(
+        "[envs.prod]\n",
+        "[envs.prod]\npolicy = { provenance = { ref = \"refs/heads/main\", repository = \"acme/flows\" } }\n",
+    );
+    job.write("flowgate.toml", &config);
+    let head = job.commit("prod needs builds from main");
+    let through = |git_ref: &str, sha: &str| {
+        let claims = issuer.github_claims(AUDIENCE, "acme/flows", git_ref, sha);
+        [("FLOWGATE_SERVER".to_string(), url.clone()), ("FLOWGATE_ID_TOKEN".to_string(), issuer.mint(&claims))]
+    };
+    let pairs = |vars: &[(String, String)]| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+    let run_as = |vars: &[(String, String)], args: &[&str]| {
+        let vars = pairs(vars);
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        job.run_with_env(common::bin(), args, &refs)
+    };
+
+    // A token for another commit may not register this one.
+    let refused = run_as(&through("refs/heads/main", &"0".repeat(40)), &["build"]).expect_code(3);
+    assert!(refused.stderr.contains("may not register a build of commit"), "{}", refused.stderr);
+
+    // Registered by a job on a feature branch; the record says branch `main`.
+    let built = run_as(&through("refs/heads/feature", &head), &["build", "--json"]).success().json();
+    assert_eq!(built["build"]["branch"], "main", "{built}");
+    // The checkout's first direct open teaches the ledger its origin remote; then nothing may change.
+    common::run(&job, &["builds"]).success();
+    let before = ledger_dump_at(&ledger, alpha.path());
+    let release = ["release", "--all", "--env", "prod", "--build", "HEAD", "--reason", "ship"];
+    let refused = common::run(&job, &release).expect_code(3);
+    for needle in ["provenance", "refs/heads/main", "only on `refs/heads/feature` of `acme/flows`"] {
+        assert!(refused.stderr.contains(needle), "missing {needle}: {}", refused.stderr);
+    }
+    assert_eq!(ledger_dump_at(&ledger, alpha.path()), before, "a refused release changed the ledger");
+
+    // A job on main registers the same build: now it may go.
+    run_as(&through("refs/heads/main", &head), &["build"]).success();
+    let released = common::run(&job, &[&release[..], &["--json"]].concat()).success().json();
+    assert_eq!(released["moves"][0]["env"], "prod", "{released}");
+    let history = common::run(&job, &["history", "ingest", "--env", "prod"]).success().stdout;
+    assert!(history.contains("provenance") && history.contains("on `refs/heads/main` at sha"), "{history}");
+}

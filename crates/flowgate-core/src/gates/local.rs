@@ -1,11 +1,12 @@
-//! The gates the target env decides alone: `freeze`, `branches`, `approval`.
+//! The gates the target env decides alone: `freeze`, `branches`, `provenance`, `approval`.
 
 use std::collections::BTreeMap;
 
 use super::text::{at, ticked};
 use super::verdict::{single, Part};
 use super::{Gate, GateInput, GateResult};
-use crate::policy::FreezeWindow;
+use crate::policy::{FreezeWindow, ProvenanceRule};
+use crate::{AuthMethod, Provenance};
 
 /// `freeze`: a move made while `now` is inside a window (from inclusive, until
 /// exclusive) waits until that window ends, or, when later windows overlap or
@@ -51,6 +52,45 @@ pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
         )),
     };
     single(GATE, part)
+}
+
+/// `provenance`: a CI job whose verified claims match the rule registered the
+/// build through a flowgate server. The server takes a job's registration only
+/// of the commit its token's `sha` names, so a match proves which ref built
+/// the code, whatever branch name the build record carries.
+pub(super) fn provenance(input: &GateInput<'_>, rule: &ProvenanceRule) -> GateResult {
+    const GATE: Gate = Gate::Provenance;
+    let (build, env) = (&input.build.id, input.env);
+    // Only a job token's registration with a `sha` was checked against the
+    // build's commit by the server.
+    let by_ci = input
+        .provenance
+        .iter()
+        .filter(|p| p.registrar.method == AuthMethod::Oidc && p.registrar.claims.contains_key("sha"));
+    let claim = |p: &Provenance, key: &str| p.registrar.claims.get(key).cloned().unwrap_or_else(|| "-".into());
+    if let Some(p) = by_ci.clone().find(|p| rule.matches(&p.registrar.claims)) {
+        return single(
+            GATE,
+            Part::pass(format!(
+                "build `{build}` was registered by a CI job of `{}` on `{}` at sha `{}` (run {}); `{env}` requires {}",
+                claim(p, "repository"),
+                claim(p, "ref"),
+                claim(p, "sha"),
+                claim(p, "run_id"),
+                rule.describe()
+            )),
+        );
+    }
+    let seen: Vec<String> = by_ci.map(|p| format!("`{}` of `{}`", claim(p, "ref"), claim(p, "repository"))).collect();
+    let found = if seen.is_empty() {
+        "no CI job registered it through a flowgate server".to_string()
+    } else {
+        format!("CI jobs registered it only on {}", seen.join(", "))
+    };
+    single(
+        GATE,
+        Part::refuse(format!("`{env}` requires build `{build}` registered by CI on {}; {found}", rule.describe())),
+    )
 }
 
 /// `approval`: at least `need` distinct people approved this build for this env,

@@ -3,13 +3,13 @@
 //! every rule is table-tested with plain values.
 //!
 //! [`evaluate`] yields one [`GateResult`] per gate the policy sets, in the order
-//! of the policy keys: `freeze`, `branches`, `after`, `soak`,
+//! of the policy keys: `freeze`, `branches`, `provenance`, `after`, `soak`,
 //! `min_successful_runs`, `max_failure_rate`, `approval`. Gates the policy does
 //! not set yield nothing, so no policy gives an empty verdict, which passes.
 //! [`Verdict::outcome`] folds the results into pass, refuse or wait.
 //!
 //! The gates, each documented where it is decided:
-//! - `freeze`, `branches`, `approval`: what the target env alone says ([`local`]).
+//! - `freeze`, `branches`, `provenance`, `approval`: what the target env alone says ([`local`]).
 //! - `after`, `soak`: the ledger history of the upstream envs ([`history`]).
 //! - `min_successful_runs`, `max_failure_rate`: upstream flow runs ([`runs`]).
 
@@ -38,6 +38,7 @@ pub use verdict::{Outcome, Verdict};
 pub enum Gate {
     Freeze,
     Branches,
+    Provenance,
     After,
     Soak,
     MinSuccessfulRuns,
@@ -47,9 +48,10 @@ pub enum Gate {
 
 impl Gate {
     /// Every gate, in the order [`evaluate`] reports them.
-    pub const ALL: [Gate; 7] = [
+    pub const ALL: [Gate; 8] = [
         Gate::Freeze,
         Gate::Branches,
+        Gate::Provenance,
         Gate::After,
         Gate::Soak,
         Gate::MinSuccessfulRuns,
@@ -62,6 +64,7 @@ impl Gate {
         match self {
             Gate::Freeze => "freeze",
             Gate::Branches => "branches",
+            Gate::Provenance => "provenance",
             Gate::After => "after",
             Gate::Soak => "soak",
             Gate::MinSuccessfulRuns => "min_successful_runs",
@@ -193,6 +196,8 @@ pub struct GateInput<'a> {
     /// Approvals recorded for this build in this env (any flow; evaluate keeps
     /// those with flow `None` or this flow).
     pub approvals: &'a [Approval],
+    /// The build's verified registrations through a flowgate server.
+    pub provenance: &'a [crate::Provenance],
     pub now: DateTime<Utc>,
 }
 
@@ -206,6 +211,9 @@ pub fn evaluate(input: &GateInput<'_>) -> Verdict {
     }
     if !policy.branches.is_empty() {
         results.push(local::branches(input));
+    }
+    if let Some(rule) = &policy.provenance {
+        results.push(local::provenance(input, rule));
     }
     if !policy.after.is_empty() {
         results.push(history::after(input));

@@ -53,6 +53,7 @@ pub struct Case {
     pub upstream: BTreeMap<EnvName, Vec<Release>>,
     pub runs: Vec<RunOutcome>,
     pub approvals: Vec<Approval>,
+    pub provenance: Vec<flowgate_core::Provenance>,
     pub now: DateTime<Utc>,
 }
 
@@ -77,6 +78,7 @@ pub fn case(policy: Policy) -> Case {
         upstream: BTreeMap::new(),
         runs: Vec::new(),
         approvals: Vec::new(),
+        provenance: Vec::new(),
         now: t(600),
     }
 }
@@ -136,6 +138,28 @@ impl Case {
         });
         self
     }
+    /// A registration of the build through a server, by a CI job of
+    /// `repository` on `git_ref` (`method` oidc), or by an API token (`None`).
+    pub fn registered(mut self, by_ci: Option<(&str, &str)>) -> Self {
+        let (method, claims) = match by_ci {
+            Some((repository, git_ref)) => (
+                flowgate_core::AuthMethod::Oidc,
+                [("repository", repository), ("ref", git_ref), ("sha", "cccc"), ("run_id", "7")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+            ),
+            None => (flowgate_core::AuthMethod::Token, BTreeMap::new()),
+        };
+        let registrar = flowgate_core::Verified {
+            subject: "registrar".into(),
+            method,
+            issuer: None,
+            claims,
+            request_id: format!("req-{}", self.provenance.len()),
+        };
+        self.provenance.push(flowgate_core::Provenance { registrar, recorded_at: t(0) });
+        self
+    }
     pub fn verdict(&self) -> Verdict {
         let target = env("prod");
         evaluate(&GateInput {
@@ -147,6 +171,7 @@ impl Case {
             upstream: &self.upstream,
             runs: &self.runs,
             approvals: &self.approvals,
+            provenance: &self.provenance,
             now: self.now,
         })
     }

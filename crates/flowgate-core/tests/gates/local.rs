@@ -1,7 +1,7 @@
-//! Gates the target env decides alone: `freeze`, `branches`, `approval`.
+//! Gates the target env decides alone: `freeze`, `branches`, `provenance`, `approval`.
 
 use super::builder::*;
-use flowgate_core::Policy;
+use flowgate_core::{Policy, ProvenanceRule};
 
 #[test]
 fn freeze_waits_inside_a_window_and_follows_touching_ones() {
@@ -71,6 +71,56 @@ fn branches_are_globs_and_a_detached_head_matches_none() {
             "branch `feature/x`; `prod` accepts only builds from `main`, `release/*`",
         ),
         ("detached", case(policy).branch(None), "branches", REFUSE, "detached HEAD"),
+    ]);
+}
+
+#[test]
+fn provenance_needs_a_ci_registration_on_the_ref_whatever_the_branch_says() {
+    let rule = |repository: Option<&str>| Policy {
+        provenance: Some(ProvenanceRule { git_ref: "refs/heads/main".into(), repository: repository.map(Into::into) }),
+        ..Policy::default()
+    };
+    let main = Some(("acme/flows", "refs/heads/main"));
+    let feature = Some(("acme/flows", "refs/heads/feature"));
+    check(vec![
+        (
+            "a job on main",
+            case(rule(None)).registered(main),
+            "provenance",
+            PASS,
+            "on `refs/heads/main` at sha `cccc` (run 7)",
+        ),
+        (
+            "never registered through a server",
+            case(rule(None)),
+            "provenance",
+            REFUSE,
+            "requires build `00000000000000000001` registered by CI on ref `refs/heads/main`; no CI job registered it",
+        ),
+        (
+            // The build record says branch `main`: only the verified claims count.
+            "a job on a feature branch, the record saying main",
+            case(rule(None)).branch(Some("main")).registered(feature),
+            "provenance",
+            REFUSE,
+            "CI jobs registered it only on `refs/heads/feature` of `acme/flows`",
+        ),
+        ("a token, not a CI job", case(rule(None)).registered(None), "provenance", REFUSE, "no CI job registered it"),
+        (
+            "one of several",
+            case(rule(None)).registered(feature).registered(main),
+            "provenance",
+            PASS,
+            "`refs/heads/main`",
+        ),
+        (
+            "another repository",
+            case(rule(Some("acme/flows"))).registered(Some(("evil/fork", "refs/heads/main"))),
+            "provenance",
+            REFUSE,
+            "ref `refs/heads/main` of `acme/flows`",
+        ),
+        ("the repository glob", case(rule(Some("acme/*"))).registered(main), "provenance", PASS, "`acme/flows`"),
     ]);
 }
 

@@ -55,6 +55,7 @@ pub async fn evaluate_moves(
     let upstream_targets = if counts_runs { targets_of(project, &policy.after)? } else { Vec::new() };
     let mut verdicts = Vec::new();
     let mut approvals = BTreeMap::new();
+    let mut provenance = BTreeMap::new();
     for mv in moves.iter_mut().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })) {
         let build = ledger.build(&mv.build).await?.with_context(|| format!("build `{}` is not recorded", mv.build))?;
         let mut upstream = BTreeMap::new();
@@ -65,6 +66,9 @@ pub async fn evaluate_moves(
         if !approvals.contains_key(&mv.build) {
             approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
         }
+        if policy.provenance.is_some() && !provenance.contains_key(&mv.build) {
+            provenance.insert(mv.build.clone(), ledger.provenance(&mv.build).await?);
+        }
         let verdict = evaluate(&GateInput {
             policy: &policy,
             flow: &mv.flow,
@@ -74,6 +78,7 @@ pub async fn evaluate_moves(
             upstream: &upstream,
             runs: &runs,
             approvals: &approvals[&mv.build],
+            provenance: provenance.get(&mv.build).map_or(&[], Vec::as_slice),
             now,
         });
         mv.audit.gates = verdict.results.clone();

@@ -18,7 +18,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{Caller, Identity};
 use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::ledger_routes::{one_build, readable_project, BuildRef};
@@ -168,6 +168,19 @@ pub async fn register(
     }
     if build.commit.len() < 40 || !build.commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refused(format!("commit `{}` is not a full commit sha", build.commit)));
+    }
+    // A CI job registers only what it built: the commit its verified `sha`
+    // names. So a registration's claims say which ref built this code.
+    if let Identity::Oidc(job) = &caller.identity {
+        if let Some(sha) = job.claims.get("sha").filter(|sha| **sha != build.commit) {
+            return Err(ApiError::forbidden(
+                id.clone(),
+                format!(
+                    "`{}` is a CI job of commit `{sha}`: it may not register a build of commit `{}`",
+                    caller.subject, build.commit
+                ),
+            ));
+        }
     }
     let internal = |e: flowgate_store::StoreError| ApiError::internal(id.clone(), &e.into());
     match store.bundle_size(&build.bundle).await.map_err(internal)? {
