@@ -360,6 +360,7 @@ fn release_cycle() {
         image    etl-daily: ghcr.io/acme/flows:[C1]
         image    report: ghcr.io/acme/flows:[C1]
         settings none: no env of this commit's config has a Prefect server
+        registered  in direct mode (no verified registration)
         ");
     });
 }

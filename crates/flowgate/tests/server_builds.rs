@@ -258,8 +258,10 @@ fn a_build_registered_only_from_a_feature_branch_cannot_reach_an_env_requiring_m
     let server = Server::start(&["--config", &config(dir.path(), &ledger, &store, issuer.url(), "")]);
     let url = format!("http://127.0.0.1:{}", server.port);
 
+    // The project's store is the server's prefix for it, as the README says to set it.
     let job = alpha.clone_repo(true);
-    let config = job.read("flowgate.toml").replace(
+    let artifacts = format!("artifacts = \"file://{}/alpha\"\n[envs.qa]\n", store.display());
+    let config = job.read("flowgate.toml").replace("[envs.qa]\n", &artifacts).replace(
         "[envs.prod]\n",
         "[envs.prod]\npolicy = { provenance = { ref = \"refs/heads/main\", repository = \"acme/flows\" } }\n",
     );
@@ -299,4 +301,11 @@ fn a_build_registered_only_from_a_feature_branch_cannot_reach_an_env_requiring_m
     assert_eq!(released["moves"][0]["env"], "prod", "{released}");
     let history = common::run(&job, &["history", "ingest", "--env", "prod"]).success().stdout;
     assert!(history.contains("provenance") && history.contains("on `refs/heads/main` at sha"), "{history}");
+    // `show` prints both registrations as verified; `--json` has them under `provenance`.
+    let shown = common::run(&job, &["show", "HEAD"]).success().stdout;
+    for needle in ["by CI: acme/flows on refs/heads/feature at sha", "by CI: acme/flows on refs/heads/main", &head] {
+        assert!(shown.contains(needle), "missing {needle}: {shown}");
+    }
+    let shown = common::run(&job, &["show", "HEAD", "--json"]).success().json();
+    assert_eq!(shown["provenance"].as_array().map(Vec::len), Some(2), "{shown}");
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::Build;
+use flowgate_core::{AuthMethod, Build, Provenance};
 use serde::Serialize;
 
 use crate::cli::{BuildsArgs, ShowArgs};
@@ -44,6 +44,8 @@ struct Shown {
     total_size: u64,
     /// The largest top-level directories, by file count: a glance at what the bundle holds.
     top_level: Vec<(String, u64)>,
+    /// Who registered the build through a flowgate server, as verified; empty for direct mode.
+    provenance: Vec<Provenance>,
 }
 
 pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result<()> {
@@ -56,7 +58,8 @@ pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result
         let top = file.path.split_once('/').map_or(".", |(dir, _)| dir).to_string();
         *counts.entry(top).or_default() += 1;
     }
-    let shown = Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), build };
+    let provenance = ledger.provenance(&build.id).await?;
+    let shown = Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), provenance, build };
     printer.result(&shown, |out| {
         let b = &shown.build;
         out.push_str(&format!("build    {}\n", b.id));
@@ -76,7 +79,33 @@ pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result
             out.push_str(&format!("image    {flow}: {image}\n"));
         }
         settings_lines(out, b);
+        provenance_lines(out, &shown.provenance);
     })
+}
+
+/// Who registered the build through a server: a CI job's repository, ref, sha
+/// and run, or a token's name; each as the server verified it.
+fn provenance_lines(out: &mut String, provenance: &[Provenance]) {
+    if provenance.is_empty() {
+        out.push_str("registered  in direct mode (no verified registration)\n");
+    }
+    for p in provenance {
+        let r = &p.registrar;
+        let claim = |key: &str| r.claims.get(key).map_or("-", String::as_str);
+        let at = p.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let detail = match r.method {
+            AuthMethod::Oidc => format!(
+                "by CI: {} on {} at sha {} (run {}, workflow {})",
+                claim("repository"),
+                claim("ref"),
+                claim("sha"),
+                claim("run_id"),
+                claim("workflow")
+            ),
+            AuthMethod::Token => format!("by token `{}`", r.subject),
+        };
+        out.push_str(&format!("registered  {at} {detail}, request {}\n", r.request_id));
+    }
 }
 
 /// What each env deploys at this build (`--json` has every field).
