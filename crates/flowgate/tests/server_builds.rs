@@ -40,9 +40,22 @@ fn built_in_a_job(alpha: &GitProject, change: &str) -> (GitProject, Value) {
             .map(|l| if l.starts_with("ledger = ") { "ledger = \"sqlite://.flowgate/scratch.db\"" } else { l });
     job.write("flowgate.toml", &(scratch.collect::<Vec<_>>().join("\n") + "\n"));
     job.write("flows/ingest.py", &format!("from prefect import flow\n\n\n@flow\ndef main():\n    print({change:?})\n"));
+    job.write("flows/lookup.csv", &incompressible_text(200 * 1024));
     job.commit(change);
     let built = common::run(&job, &["build", "--json"]).success().json();
     (job, built["build"].clone())
+}
+
+/// `len` bytes of hex no compressor shrinks much: a bundle over the API's
+/// 64 KiB JSON limit, which the bundle upload must not be held to.
+fn incompressible_text(len: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len / 16)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            format!("{state:016x}")
+        })
+        .collect()
 }
 
 /// An issuer, a SQLite ledger holding project `alpha` (built and released to
@@ -77,6 +90,7 @@ fn a_job_registers_its_build_and_the_server_records_its_provenance() {
     let commit = build["commit"].as_str().unwrap().to_string();
     let main = issuer.mint(&issuer.github_claims(AUDIENCE, "acme/flows", "refs/heads/main", &commit));
     let (bundle, digest) = local_bundle(&job, &build);
+    assert!(bundle.len() > 64 * 1024, "the bundle ({} bytes) is under the JSON body limit", bundle.len());
     let id = build["id"].as_str().unwrap().to_string();
     let bundles = |d: &str| format!("/api/v1/projects/alpha/bundles/{d}");
     let state = || (ledger_dump_at(&ledger, alpha.path()), listing(&store));
