@@ -234,3 +234,19 @@ fn a_ci_job_is_the_cli_credential_with_its_own_id_token() {
         assert!(none.stderr.contains(needle), "missing {needle}: {}", none.stderr);
     }
 }
+
+#[test]
+fn jobs_arriving_at_once_on_a_cold_key_cache_cause_one_key_fetch() {
+    let issuer = Issuer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--config", &config(dir.path(), issuer.url())]);
+    let token = issuer.mint(&issuer.github_claims(AUDIENCE, "acme/flows", "refs/heads/main", SHA));
+    let before = issuer.jwks_fetches();
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..16).map(|_| scope.spawn(|| server.get("/api/v1/whoami", Some(&token)).0)).collect();
+        for call in calls {
+            assert_eq!(call.join().unwrap(), 200);
+        }
+    });
+    assert_eq!(issuer.jwks_fetches() - before, 1, "16 requests at once on an empty key cache");
+}

@@ -47,6 +47,9 @@ pub struct OidcVerifier {
     config: OidcIssuer,
     http: reqwest::Client,
     keys: RwLock<Option<(JwkSet, Instant)>>,
+    /// Held while the keys are fetched, so requests that find the cache
+    /// lacking at once cause one fetch, not one each.
+    refresh: tokio::sync::Mutex<()>,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +60,7 @@ struct Discovery {
 impl OidcVerifier {
     pub fn new(config: OidcIssuer) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Self { config, http, keys: RwLock::new(None) }
+        Self { config, http, keys: RwLock::new(None), refresh: tokio::sync::Mutex::new(()) }
     }
 
     pub fn issuer(&self) -> &str {
@@ -96,25 +99,36 @@ impl OidcVerifier {
 
     /// The key `kid`, from the cache or, when the cache lacks it or is old, from the issuer.
     async fn key(&self, kid: &str) -> Result<DecodingKey, String> {
-        let cached = {
-            let keys = self.keys.read().await;
-            keys.as_ref().map(|(set, at)| (set.find(kid).cloned(), at.elapsed()))
-        };
-        let refetch = match &cached {
-            None => true,
-            Some((None, age)) => *age >= REFETCH_AT_MOST_EVERY,
-            Some((Some(_), age)) => *age >= KEYS_TTL,
-        };
-        let jwk = if refetch {
-            let set = self.fetch_keys().await?;
-            let found = set.find(kid).cloned();
-            *self.keys.write().await = Some((set, Instant::now()));
-            found
-        } else {
-            cached.and_then(|(jwk, _)| jwk)
+        let jwk = match self.cached(kid).await {
+            Cached::Fresh(jwk) => jwk,
+            Cached::Stale => {
+                let _turn = self.refresh.lock().await;
+                // Another request may have fetched the keys while this one waited.
+                match self.cached(kid).await {
+                    Cached::Fresh(jwk) => jwk,
+                    Cached::Stale => {
+                        let set = self.fetch_keys().await?;
+                        let found = set.find(kid).cloned().map(Box::new);
+                        *self.keys.write().await = Some((set, Instant::now()));
+                        found
+                    }
+                }
+            }
         };
         let jwk = jwk.ok_or_else(|| format!("the issuer publishes no key `{kid}`"))?;
         DecodingKey::from_jwk(&jwk).map_err(|e| format!("key `{kid}`: {e}"))
+    }
+
+    /// What the cache says of `kid`: its key (or that it has none, when the
+    /// keys were fetched too recently to ask again), or that they must be fetched.
+    async fn cached(&self, kid: &str) -> Cached {
+        let keys = self.keys.read().await;
+        match keys.as_ref().map(|(set, at)| (set.find(kid).cloned(), at.elapsed())) {
+            None => Cached::Stale,
+            Some((None, age)) if age >= REFETCH_AT_MOST_EVERY => Cached::Stale,
+            Some((Some(_), age)) if age >= KEYS_TTL => Cached::Stale,
+            Some((jwk, _)) => Cached::Fresh(jwk.map(Box::new)),
+        }
     }
 
     async fn fetch_keys(&self) -> Result<JwkSet, String> {
@@ -128,6 +142,14 @@ impl OidcVerifier {
         let response = response.error_for_status().map_err(|e| format!("GET {url}: {e}"))?;
         response.json().await.map_err(|e| format!("GET {url}: {e}"))
     }
+}
+
+enum Cached {
+    /// The cache answers: the key, or None when the issuer published no such
+    /// key at the last fetch, which is too recent to fetch again.
+    Fresh(Option<Box<jsonwebtoken::jwk::Jwk>>),
+    /// The keys must be fetched first.
+    Stale,
 }
 
 /// The `iss` of a token, read without verifying it: only to choose which
