@@ -41,7 +41,7 @@ pub(crate) fn decode(cx: Ctx<'_>, root: &Node) -> Result<Config, ConfigError> {
     };
     let keys: Vec<FlowKey> = flows.iter().map(|(k, _)| k.clone()).collect();
     let envs = match envs_node {
-        Some(entry) => crate::decode_env::decode_envs(cx, entry, &keys)?,
+        Some(entry) => crate::decode_env::decode_envs(cx, entry, Some(&keys))?,
         None => Vec::new(),
     };
     Ok(Config { project, flows, envs, include, exclude })

@@ -17,7 +17,12 @@ const ENV_KEYS: &[&str] = &["prefect_api_url", "prefect_auth", "name_prefix", "p
 const AUTH_KEYS: &[&str] = &["env", "scheme"];
 const SECRET_KEYS: &[&str] = &["value", "key", "token", "secret", "password", "api_key", "auth_string"];
 
-pub(crate) fn decode_envs(cx: Ctx<'_>, entry: &Entry, flows: &[FlowKey]) -> Result<Vec<EnvConfig>, ConfigError> {
+/// `flows`: the project's flows (`None` on a server, which does not know them).
+pub(crate) fn decode_envs(
+    cx: Ctx<'_>,
+    entry: &Entry,
+    flows: Option<&[FlowKey]>,
+) -> Result<Vec<EnvConfig>, ConfigError> {
     let entries = cx.table(&entry.node, "`envs`")?;
     // All names first: `policy.after` may name an env declared further down.
     let mut names = Vec::new();
@@ -37,12 +42,12 @@ pub(crate) fn decode_envs(cx: Ctx<'_>, entry: &Entry, flows: &[FlowKey]) -> Resu
     entries.iter().zip(&names).map(|(e, name)| decode_env(cx, e, name.clone(), &names, flows)).collect()
 }
 
-fn decode_env(
+pub(crate) fn decode_env(
     cx: Ctx<'_>,
     entry: &Entry,
     name: EnvName,
     envs: &[EnvName],
-    flows: &[FlowKey],
+    flows: Option<&[FlowKey]>,
 ) -> Result<EnvConfig, ConfigError> {
     let table = format!("[envs.{name}]");
     let mut env = EnvConfig {
@@ -54,6 +59,7 @@ fn decode_env(
         rollout: None,
         settings: Settings::default(),
         flows: Vec::new(),
+        placed_work_pool: None,
     };
     for e in cx.table(&entry.node, &format!("`{table}`"))? {
         let what = key_in(&e.key, &table);
@@ -70,7 +76,7 @@ fn decode_env(
             "flows" => {
                 for f in cx.table(&e.node, &what)? {
                     let key = flow_key(cx, f)?;
-                    if !flows.contains(&key) {
+                    if let Some(flows) = flows.filter(|flows| !flows.contains(&key)) {
                         let known: Vec<&str> = flows.iter().map(FlowKey::as_str).collect();
                         return Err(cx.error(
                             &f.key_span,

@@ -206,7 +206,14 @@ fn instant(cx: Ctx<'_>, node: &Node, what: &str) -> Result<DateTime<Utc>, Config
     })
 }
 
-pub(crate) fn rollout(cx: Ctx<'_>, node: &Node, table: &str, flows: &[FlowKey]) -> Result<Rollout, ConfigError> {
+/// `flows`: the project's flows, each wave pattern must match one; `None` on a
+/// server, which has no `flowgate.toml` to know them from.
+pub(crate) fn rollout(
+    cx: Ctx<'_>,
+    node: &Node,
+    table: &str,
+    flows: Option<&[FlowKey]>,
+) -> Result<Rollout, ConfigError> {
     let mut r = Rollout { waves: Vec::new(), verify: None };
     for e in cx.table(node, &format!("`{table}`"))? {
         let what = key_in(&e.key, table);
@@ -219,7 +226,7 @@ pub(crate) fn rollout(cx: Ctx<'_>, node: &Node, table: &str, flows: &[FlowKey]) 
                             cx.error(span, format!("pattern `{pattern}` of {what} is not a valid glob: {}", err.kind()))
                         })?;
                         let m = glob.compile_matcher();
-                        if !flows.iter().any(|f| m.is_match(f.as_str())) {
+                        if let Some(flows) = flows.filter(|flows| !flows.iter().any(|f| m.is_match(f.as_str()))) {
                             let known: Vec<&str> = flows.iter().map(FlowKey::as_str).collect();
                             return Err(cx.error(
                                 span,

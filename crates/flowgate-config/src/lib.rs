@@ -18,6 +18,7 @@ mod node;
 mod policy;
 mod schema;
 mod select;
+mod server_envs;
 mod settings;
 mod template;
 
@@ -33,6 +34,7 @@ pub use schema::{
     DEFAULT_ARTIFACTS, DEFAULT_LEDGER, PERSONAL_ENV,
 };
 pub use select::{sanitize_user, select_env, EnvSource, SelectedEnv};
+pub use server_envs::{parse_protected_envs, ProtectedProject};
 pub use template::{Placeholder, Template, TemplateError, TemplateVars};
 
 /// Reads and parses the config at `path`; errors are labelled with the path as given.

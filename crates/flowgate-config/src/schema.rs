@@ -137,6 +137,9 @@ pub struct EnvConfig {
     pub settings: Settings,
     /// `[envs.E.flows.F]`, each naming a configured flow.
     pub flows: Vec<(FlowKey, Settings)>,
+    /// Set only for an env a flowgate server protects: the work pool it imposes
+    /// on every flow, over the one each build carries (placement, not a setting).
+    pub placed_work_pool: Option<String>,
 }
 
 impl EnvConfig {
@@ -151,6 +154,7 @@ impl EnvConfig {
             rollout: None,
             settings: Settings::default(),
             flows: Vec::new(),
+            placed_work_pool: None,
         }
     }
 
@@ -180,6 +184,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// A project as a flowgate server sees it: no checkout, so no flows of its
+    /// own (each build carries its flows' settings), and only the envs the
+    /// server protects; `artifacts` is the project's store on the server.
+    pub fn for_server(name: ProjectName, artifacts: String, envs: Vec<EnvConfig>) -> Self {
+        let project = ProjectConfig {
+            name,
+            ledger: String::new(),
+            artifacts,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            settings: Settings::default(),
+        };
+        Self { project, flows: Vec::new(), envs, include: None, exclude: GlobSet::empty() }
+    }
+
     pub fn project_name(&self) -> &ProjectName {
         &self.project.name
     }

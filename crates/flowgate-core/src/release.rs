@@ -7,7 +7,8 @@ use crate::gates::GateResult;
 use crate::ids::{BuildId, EnvName, FlowKey, Revision};
 
 /// What a move carries besides the pointer change, kept with its release for
-/// `history`: the gates evaluated, an override and the rollout it belonged to.
+/// `history`: the gates evaluated, an override, the rollout it belonged to and,
+/// for a move a flowgate server made, the verified identity that asked for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audit {
@@ -20,6 +21,9 @@ pub struct Audit {
     /// The id of the rollout that made this move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// Who asked a flowgate server for the move, as the server verified them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::Verified>,
 }
 
 impl Audit {

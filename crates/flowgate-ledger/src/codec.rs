@@ -37,11 +37,12 @@ pub(crate) struct ReleaseRow {
     gates: Option<String>,
     override_reason: Option<String>,
     rollout_id: Option<String>,
+    verified: Option<String>,
 }
 
 /// The audit columns of a release: gates (JSON, NULL when none ran),
-/// override_reason, rollout_id.
-pub(crate) type AuditColumns = (Option<String>, Option<String>, Option<String>);
+/// override_reason, rollout_id, verified (JSON, NULL in direct mode).
+pub(crate) type AuditColumns = (Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// A build encoded for insertion.
 pub(crate) struct BuildValues {
@@ -198,18 +199,20 @@ pub(crate) fn audit_columns(audit: &Audit) -> Result<AuditColumns, LedgerError> 
             .map_err(|e| LedgerError::corrupt(format!("gate results {:?}: {e}", audit.gates)))?;
         Some(json)
     };
-    Ok((gates, audit.override_reason.clone(), audit.rollout.clone()))
+    let verified = verified_column(audit.verified.as_ref())?;
+    Ok((gates, audit.override_reason.clone(), audit.rollout.clone(), verified))
 }
 
 fn audit(columns: AuditColumns) -> Result<Audit, LedgerError> {
-    let (gates, override_reason, rollout) = columns;
+    let (gates, override_reason, rollout, verified) = columns;
+    let verified = verified_of(verified, || "the verified actor of a release".to_string())?;
     let gates: Vec<GateResult> = match gates {
         None => Vec::new(),
         Some(json) => {
             serde_json::from_str(&json).map_err(|e| LedgerError::corrupt(format!("gate results `{json}`: {e}")))?
         }
     };
-    Ok(Audit { gates, override_reason, rollout })
+    Ok(Audit { gates, override_reason, rollout, verified })
 }
 
 pub(crate) fn release(row: ReleaseRow) -> Result<Release, LedgerError> {
@@ -223,7 +226,7 @@ pub(crate) fn release(row: ReleaseRow) -> Result<Release, LedgerError> {
         actor: row.actor,
         reason: row.reason,
         created_at: time(row.created_at_ms)?,
-        audit: audit((row.gates, row.override_reason, row.rollout_id))?,
+        audit: audit((row.gates, row.override_reason, row.rollout_id, row.verified))?,
     })
 }
 
@@ -260,7 +263,7 @@ mod tests {
 
     #[test]
     fn audits_round_trip_through_columns_and_empty_gates_are_null() {
-        assert_eq!(audit_columns(&Audit::default()).unwrap(), (None, None, None));
+        assert_eq!(audit_columns(&Audit::default()).unwrap(), (None, None, None, None));
         let full = Audit {
             gates: vec![GateResult {
                 gate: flowgate_core::Gate::Soak,
@@ -269,11 +272,19 @@ mod tests {
             }],
             override_reason: Some("hotfix".into()),
             rollout: Some("prod-1".into()),
+            verified: Some(flowgate_core::Verified {
+                subject: "ci".into(),
+                method: flowgate_core::AuthMethod::Token,
+                issuer: None,
+                claims: Default::default(),
+                request_id: "r1".into(),
+            }),
         };
         let columns = audit_columns(&full).unwrap();
         assert!(columns.0.as_deref().is_some_and(|json| json.contains("\"wait\"")), "{columns:?}");
         assert_eq!(audit(columns).unwrap(), full);
-        assert!(audit((Some("{not json".into()), None, None)).is_err());
+        assert!(audit((Some("{not json".into()), None, None, None)).is_err());
+        assert!(audit((None, None, None, Some("{not json".into()))).is_err());
     }
 
     #[test]

@@ -95,7 +95,7 @@ where
         }
         let previous = current.map(|row| row.3);
         let (kind, detail) = codec::kind_columns(&mv.kind);
-        let (gates, override_reason, rollout) = codec::audit_columns(&mv.audit).map_err(Step::Failed)?;
+        let (gates, override_reason, rollout, verified) = codec::audit_columns(&mv.audit).map_err(Step::Failed)?;
         sqlx::query(&sql::insert_release())
             .bind(project)
             .bind(mv.flow.as_str())
@@ -111,6 +111,7 @@ where
             .bind(&gates)
             .bind(&override_reason)
             .bind(&rollout)
+            .bind(&verified)
             .execute(&mut **tx)
             .await
             .map_err(Step::Db)?;

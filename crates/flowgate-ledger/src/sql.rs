@@ -51,12 +51,12 @@ pub(crate) const ADVANCE_POINTER: &str = "UPDATE pointers SET revision = $4, bui
     WHERE project = $1 AND flow = $2 AND env = $3 AND revision = $7";
 
 const RELEASE_COLUMNS: &str = "flow, env, revision, build_id, previous_build_id, kind, kind_detail, actor, reason, \
-    created_at_ms, gates, override_reason, rollout_id";
+    created_at_ms, gates, override_reason, rollout_id, verified";
 
 pub(crate) fn insert_release() -> String {
     format!(
         "INSERT INTO releases (project, {RELEASE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )
 }
 pub(crate) fn select_history() -> String {

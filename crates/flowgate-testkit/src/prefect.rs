@@ -206,6 +206,11 @@ impl PrefectWorker {
     /// Starts `prefect worker start --pool <pool> --type process` against `api_url`.
     /// `path_prefix` is put first on the worker's PATH (where a test's scripts live).
     pub fn start(api_url: &str, pool: &str, path_prefix: Option<&Path>) -> Self {
+        Self::start_with_auth(api_url, pool, path_prefix, None)
+    }
+
+    /// As [`PrefectWorker::start`], against a server that requires `auth_string` (`user:password`).
+    pub fn start_with_auth(api_url: &str, pool: &str, path_prefix: Option<&Path>, auth_string: Option<&str>) -> Self {
         let bin = prefect_bin();
         let home = tempfile::Builder::new().prefix("flowgate-worker-").tempdir().expect("temp dir");
         let venv_bin = bin.parent().expect("venv bin dir").to_path_buf();
@@ -217,7 +222,11 @@ impl PrefectWorker {
         let bin_text = bin.display().to_string();
         let args =
             [bin_text.as_str(), "worker", "start", "--pool", pool, "--type", "process", "--prefetch-seconds", "5"];
-        let env = [("PREFECT_API_URL", api_url), ("PATH", path.as_str()), ("PREFECT_WORKER_QUERY_SECONDS", "2")];
+        let mut env =
+            vec![("PREFECT_API_URL", api_url), ("PATH", path.as_str()), ("PREFECT_WORKER_QUERY_SECONDS", "2")];
+        if let Some(auth) = auth_string {
+            env.push(("PREFECT_API_AUTH_STRING", auth));
+        }
         let process = Guarded::spawn(&args, home.path(), &env, 3);
         Self { process, _home: home }
     }

@@ -27,6 +27,11 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct RefusedError(pub String);
 
+/// Someone else changed what this command read; nothing changed (a server's `conflict`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConflictError(pub String);
+
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
@@ -37,6 +42,9 @@ pub fn status_of(error: &anyhow::Error) -> Status {
     for cause in error.chain() {
         if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<IdError>() || cause.is::<MoveError>() {
             return Status::Usage;
+        }
+        if cause.is::<ConflictError>() {
+            return Status::Conflict;
         }
         if cause.is::<RefusedError>() || matches!(cause.downcast_ref(), Some(PrefectError::NotOwned { .. })) {
             return Status::Refused;

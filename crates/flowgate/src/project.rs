@@ -25,7 +25,8 @@ pub mod vars {
     /// The ledger of `flowgate serve` and `flowgate admin` when `--ledger` is not given.
     pub const SERVER_LEDGER: &str = "FLOWGATE_SERVER_LEDGER";
     /// The flowgate server the client commands talk to (`login`, `whoami`; set,
-    /// `build`, `history`, `builds`, `pins`, `approve` and `pin` go through it).
+    /// `build`, `history`, `builds`, `pins`, `approve`, `pin`, `release`,
+    /// `promote` and `rollback` go through it).
     pub const SERVER: &str = "FLOWGATE_SERVER";
     /// The credential for that server; wins over what `flowgate login` stored.
     pub const TOKEN: &str = "FLOWGATE_TOKEN";

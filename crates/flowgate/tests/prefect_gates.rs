@@ -6,15 +6,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{bin, run, State};
 use flowgate_prefect::PrefectClient;
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
 use flowgate_testkit::GitProject;
 use serde_json::Value;
-
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 const FLOW: &str = "from prefect import flow\nfrom lib.marker import MARKER\n\n\
 @flow(name=\"report\", log_prints=True)\ndef report():\n    print(f\"marker-{MARKER}\")\n";
@@ -45,22 +43,6 @@ fn state(p: &GitProject) -> State {
 
 fn build(p: &GitProject) -> String {
     run(p, &["build", "--json"]).success().json()["build"]["id"].as_str().expect("build id").to_string()
-}
-
-async fn run_to_completion(client: &PrefectClient, deployment: &str, worker: &PrefectWorker) {
-    let found = client.read_deployments(&[deployment.to_string()]).await.expect("read deployments");
-    let d = found.into_iter().find(|d| d.name == deployment).expect("deployment");
-    let id = client.create_flow_run(&d.id).await.expect("create run").id;
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    loop {
-        let current = client.read_flow_run(&id).await.expect("read run");
-        if ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"].contains(&current.state_type()) {
-            assert_eq!(current.state_type(), "COMPLETED", "{:?}\n--- worker\n{}", current.state, worker.log());
-            return;
-        }
-        assert!(Instant::now() < deadline, "run stuck in {:?}\n--- worker\n{}", current.state, worker.log());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 fn gate<'a>(gates: &'a Value, name: &str) -> &'a Value {
@@ -103,13 +85,13 @@ async fn prod_takes_only_a_main_build_that_soaked_and_ran_successfully_in_qa() {
     // One qa run is not enough.
     let bin_dir = Path::new(bin()).parent().expect("bin dir").to_path_buf();
     let worker = PrefectWorker::start(&server.api_url(), pool, Some(&bin_dir));
-    run_to_completion(&client, "gq-report", &worker).await;
+    common::run_to_completion(&client, "gq-report", &worker).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let one = run(&p, &["release", "report", "--env", "prod", "--build", &main_build]).expect_code(3);
     assert!(one.stderr.contains("completed 1 of the 2 runs"), "{}", one.stderr);
 
     // Two completed qa runs of that build and the soak behind it: prod takes it.
-    run_to_completion(&client, "gq-report", &worker).await;
+    common::run_to_completion(&client, "gq-report", &worker).await;
     let moved = run(&p, &["release", "report", "--env", "prod", "--build", &main_build, "--json"]).success().json();
     assert_eq!(moved["moves"][0]["build"], main_build.as_str(), "{moved}");
     let history = run(&p, &["history", "report", "--env", "prod", "--json"]).success().json();

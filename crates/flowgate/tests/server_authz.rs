@@ -101,11 +101,52 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             body: Body::none(),
             allowed: &["releaser", "admin"],
         },
+        // qa and prod are the server's protected (ledger-only) envs.
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/releases",
+            path: "/api/v1/projects/alpha/envs/prod/releases".into(),
+            body: Body::Json(format!(r#"{{"build": "{build}", "all": true, "reason": "ship"}}"#)),
+            allowed: &["releaser", "admin"],
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/promotions",
+            path: "/api/v1/projects/alpha/envs/prod/promotions".into(),
+            body: Body::Json(r#"{"from": "qa", "flows": ["ingest"]}"#.into()),
+            allowed: &["releaser", "admin"],
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/rollbacks",
+            path: "/api/v1/projects/alpha/envs/qa/rollbacks".into(),
+            body: Body::Json(r#"{"flows": ["ingest"], "reason": "incident"}"#.into()),
+            allowed: &["releaser", "releaser-qa", "admin"],
+        },
     ]
+}
+
+/// The server's config: qa and prod of `alpha` protected, ledger-only.
+fn protecting_qa_and_prod(dir: &Path) -> String {
+    let path = dir.join("server.toml");
+    std::fs::write(
+        &path,
+        "[projects.alpha.envs.qa]
+
+[projects.alpha.envs.prod]
+",
+    )
+    .unwrap();
+    path.display().to_string()
 }
 
 fn every_route_and_role(ledger: &str, dir: &Path) {
     let alpha = released_project(ledger);
+    // A second build in qa: a rollback there has a revision to return to.
+    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    print(2)\n");
+    alpha.commit("second");
+    common::run(&alpha, &["build"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
     let secrets: Vec<(&str, String)> = TOKENS
         .iter()
         .map(|(name, roles)| {
@@ -115,7 +156,9 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
         .collect();
     let store = dir.join("server-artifacts");
     std::fs::create_dir_all(&store).unwrap();
-    let server = Server::start(&["--ledger", ledger, "--artifacts", &format!("file://{}", store.display())]);
+    let artifacts = format!("file://{}", store.display());
+    let server =
+        Server::start(&["--config", &protecting_qa_and_prod(dir), "--ledger", ledger, "--artifacts", &artifacts]);
     let record = server.get("/api/v1/projects/alpha/builds", Some(&secrets[0].1)).1[0].clone();
     let build = record["id"].as_str().expect("a build id").to_string();
     let (bundle, digest) = local_bundle(&alpha, &record);
@@ -171,6 +214,15 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     let dump = ledger_dump_at(ledger, alpha.path());
     for actor in ["approver-qa", "approver-prod", "admin"] {
         assert!(dump.lines().any(|l| l.contains("approvals") && l.contains(actor)), "no approval by {actor}:\n{dump}");
+    }
+    // Each move is recorded with the verified caller as its actor.
+    for (env, mover) in [("prod", "releaser"), ("qa", "releaser")] {
+        let moved = |l: &&str| {
+            l.contains("releases")
+                && l.contains(&format!("\"{env}\""))
+                && l.contains(&format!("\\\"subject\\\":\\\"{mover}\\\""))
+        };
+        assert!(dump.lines().any(|l| moved(&l)), "no move in {env} by {mover}:\n{dump}");
     }
     for registrar in RELEASERS {
         let registered =

@@ -36,6 +36,9 @@ pub(super) fn freeze(input: &GateInput<'_>) -> GateResult {
 /// `branches`: the build must come from a branch matching one of the globs; a
 /// build made on a detached HEAD (no branch) matches none.
 pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
+    if input.verified_branches {
+        return verified_branches(input);
+    }
     const GATE: Gate = Gate::Branches;
     let (build, env) = (&input.build.id, input.env);
     let allowed = ticked(&input.policy.branches);
@@ -54,6 +57,37 @@ pub(super) fn branches(input: &GateInput<'_>) -> GateResult {
     single(GATE, part)
 }
 
+/// `branches` as a server decides it: the branches are those of the CI jobs
+/// that registered the build (`refs/heads/B` of a job token whose `sha` the
+/// server matched to the build's commit), whatever the build record says.
+fn verified_branches(input: &GateInput<'_>) -> GateResult {
+    const GATE: Gate = Gate::Branches;
+    let (build, env) = (&input.build.id, input.env);
+    let allowed = ticked(&input.policy.branches);
+    let verified: Vec<&str> =
+        by_ci(input.provenance).filter_map(|p| p.registrar.claims.get("ref")?.strip_prefix("refs/heads/")).collect();
+    let part = match verified.iter().find(|b| input.policy.branch_allowed(Some(b))) {
+        Some(b) => Part::pass(format!(
+            "build `{build}` was registered by a CI job on branch `{b}` (verified), which `{env}` accepts ({allowed})"
+        )),
+        None if verified.is_empty() => Part::refuse(format!(
+            "no CI job registered build `{build}` through the server, so its branch is not verified (the record \
+             says {}); `{env}` accepts only builds from {allowed}",
+            input.build.branch.as_deref().map_or("no branch".to_string(), |b| format!("`{b}`"))
+        )),
+        None => Part::refuse(format!(
+            "build `{build}` was registered by CI jobs on {} (verified); `{env}` accepts only builds from {allowed}",
+            ticked(&verified)
+        )),
+    };
+    single(GATE, part)
+}
+
+/// The registrations by a CI job whose `sha` the server checked against the build's commit.
+fn by_ci(provenance: &[Provenance]) -> impl Iterator<Item = &Provenance> + Clone {
+    provenance.iter().filter(|p| p.registrar.method == AuthMethod::Oidc && p.registrar.claims.contains_key("sha"))
+}
+
 /// `provenance`: a CI job whose verified claims match the rule registered the
 /// build through a flowgate server. The server takes a job's registration only
 /// of the commit its token's `sha` names, so a match proves which ref built
@@ -63,10 +97,7 @@ pub(super) fn provenance(input: &GateInput<'_>, rule: &ProvenanceRule) -> GateRe
     let (build, env) = (&input.build.id, input.env);
     // Only a job token's registration with a `sha` was checked against the
     // build's commit by the server.
-    let by_ci = input
-        .provenance
-        .iter()
-        .filter(|p| p.registrar.method == AuthMethod::Oidc && p.registrar.claims.contains_key("sha"));
+    let by_ci = by_ci(input.provenance);
     let claim = |p: &Provenance, key: &str| p.registrar.claims.get(key).cloned().unwrap_or_else(|| "-".into());
     if let Some(p) = by_ci.clone().find(|p| rule.matches(&p.registrar.claims)) {
         return single(

@@ -198,6 +198,10 @@ pub struct GateInput<'a> {
     pub approvals: &'a [Approval],
     /// The build's verified registrations through a flowgate server.
     pub provenance: &'a [crate::Provenance],
+    /// True on a flowgate server: `branches` believes only the refs of CI jobs
+    /// that registered the build (their verified `ref` claims), never the
+    /// branch name a client wrote into the build record.
+    pub verified_branches: bool,
     pub now: DateTime<Utc>,
 }
 

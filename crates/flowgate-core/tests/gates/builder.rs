@@ -54,6 +54,7 @@ pub struct Case {
     pub runs: Vec<RunOutcome>,
     pub approvals: Vec<Approval>,
     pub provenance: Vec<flowgate_core::Provenance>,
+    pub verified_branches: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -79,6 +80,7 @@ pub fn case(policy: Policy) -> Case {
         runs: Vec::new(),
         approvals: Vec::new(),
         provenance: Vec::new(),
+        verified_branches: false,
         now: t(600),
     }
 }
@@ -91,6 +93,11 @@ pub fn after_qa(extra: Policy) -> Policy {
 impl Case {
     pub fn now(mut self, now: DateTime<Utc>) -> Self {
         self.now = now;
+        self
+    }
+    /// As a server decides: `branches` believes only verified CI refs.
+    pub fn on_server(mut self) -> Self {
+        self.verified_branches = true;
         self
     }
     pub fn branch(mut self, branch: Option<&str>) -> Self {
@@ -172,6 +179,7 @@ impl Case {
             runs: &self.runs,
             approvals: &self.approvals,
             provenance: &self.provenance,
+            verified_branches: self.verified_branches,
             now: self.now,
         })
     }

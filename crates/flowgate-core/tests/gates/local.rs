@@ -125,6 +125,50 @@ fn provenance_needs_a_ci_registration_on_the_ref_whatever_the_branch_says() {
 }
 
 #[test]
+fn on_a_server_branches_believes_only_the_refs_of_ci_jobs_that_registered_the_build() {
+    let main_only = Policy { branches: vec!["main".into()], ..Policy::default() };
+    let main = Some(("acme/flows", "refs/heads/main"));
+    let feature = Some(("acme/flows", "refs/heads/feature"));
+    check(vec![
+        (
+            "a job on main",
+            case(main_only.clone()).on_server().registered(main),
+            "branches",
+            PASS,
+            "on branch `main` (verified)",
+        ),
+        (
+            "the record says main, no CI job registered it",
+            case(main_only.clone()).on_server().branch(Some("main")).registered(None),
+            "branches",
+            REFUSE,
+            "its branch is not verified (the record says `main`)",
+        ),
+        (
+            "the record says main, a job on a feature branch registered it",
+            case(main_only.clone()).on_server().branch(Some("main")).registered(feature),
+            "branches",
+            REFUSE,
+            "registered by CI jobs on `feature` (verified)",
+        ),
+        (
+            "a tag is no branch",
+            case(main_only.clone()).on_server().registered(Some(("acme/flows", "refs/tags/v1"))),
+            "branches",
+            REFUSE,
+            "not verified",
+        ),
+        (
+            "in direct mode the record counts",
+            case(main_only).branch(Some("main")),
+            "branches",
+            PASS,
+            "comes from branch `main`",
+        ),
+    ]);
+}
+
+#[test]
 fn approvals_count_distinct_people_for_this_build_env_and_flow() {
     let one = Policy { approvals: 1, ..Policy::default() };
     let two = Policy { approvals: 2, ..Policy::default() };

@@ -25,6 +25,13 @@ pub async fn audit_round_trips_through_apply_and_history(t: &Target) {
         ],
         override_reason: Some("hotfix for INC-42".into()),
         rollout: Some("prod-20261126T120000-0a1b".into()),
+        verified: Some(flowgate_core::Verified {
+            subject: "repo:acme/flows:ref:refs/heads/main".into(),
+            method: flowgate_core::AuthMethod::Oidc,
+            issuer: Some("https://token.actions.githubusercontent.com".into()),
+            claims: [("ref".to_string(), "refs/heads/main".to_string())].into(),
+            request_id: "0a1b".into(),
+        }),
     };
     let mut audited = mv("etl", "prod", None, B1);
     audited.audit = audit.clone();

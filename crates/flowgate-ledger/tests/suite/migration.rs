@@ -158,7 +158,7 @@ fn expected() -> Expected {
     let promoted = Release {
         kind: MoveKind::Promote { from: env("dev") },
         reason: None,
-        audit: Audit { gates, override_reason: Some("hotfix".into()), rollout: Some("qa-1".into()) },
+        audit: Audit { gates, override_reason: Some("hotfix".into()), rollout: Some("qa-1".into()), verified: None },
         ..release("etl", "qa", 2, B2, Some(B1), 4_500)
     };
     let rolled_back = Release {

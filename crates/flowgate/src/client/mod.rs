@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::exit::{usage, RefusedError};
+use crate::exit::{usage, ConflictError, RefusedError};
 use crate::git::Repo;
 use crate::project::{vars, Project};
 use credentials::Credentials;
@@ -129,6 +129,7 @@ impl ServerClient {
             ))
             .into(),
             StatusCode::FORBIDDEN => RefusedError(format!("The flowgate server refused: {message}")).into(),
+            StatusCode::CONFLICT => ConflictError(format!("The flowgate server says: {message}")).into(),
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => {
                 usage(format!("The flowgate server says: {message}"))
             }

@@ -78,7 +78,8 @@ async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, poi
         env: env.ledger_name.clone(),
         name_prefix: env.name_prefix.clone(),
         store_url: store.url().to_string(),
-        work_pool: None,
+        // Only an env a server protects imposes a pool over each build's own.
+        work_pool: env.config.placed_work_pool.clone(),
     };
     let mut pools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Desired { deployments: Vec::new(), revisions: Vec::new(), missing_pools: BTreeMap::new() };

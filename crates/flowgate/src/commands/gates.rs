@@ -13,14 +13,15 @@ use flowgate_core::gates::{evaluate, GateInput, RunOutcome, RunState, Verdict};
 use flowgate_core::{Build, EnvName, FlowKey, GateStatus, Move, MoveKind};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::Owner;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::deploy::Target;
 use crate::exit::{usage, RefusedError};
 use crate::project::{user_name, Project};
 
 /// The verdict for one move, as printed and as put in `--json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FlowVerdict {
     pub flow: FlowKey,
     pub env: EnvName,
@@ -38,12 +39,15 @@ pub fn policy_of(project: &Project, env: &SelectedEnv) -> Policy {
 /// Evaluates the env's gates for every release and promotion among `moves` and
 /// records each result in its move's audit. Rollbacks are not gated: they return
 /// a pointer to a build the env already ran, the way out of an incident.
+/// `verified_branches`: on a server, `branches` believes only the refs of the
+/// CI jobs that registered the build.
 pub async fn evaluate_moves(
     project: &Project,
     ledger: &dyn Ledger,
     env: &SelectedEnv,
     moves: &mut [Move],
     now: DateTime<Utc>,
+    verified_branches: bool,
 ) -> Result<Vec<FlowVerdict>> {
     let policy = policy_of(project, env);
     if !policy.has_gates() {
@@ -66,7 +70,8 @@ pub async fn evaluate_moves(
         if !approvals.contains_key(&mv.build) {
             approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
         }
-        if policy.provenance.is_some() && !provenance.contains_key(&mv.build) {
+        let reads_provenance = policy.provenance.is_some() || (verified_branches && !policy.branches.is_empty());
+        if reads_provenance && !provenance.contains_key(&mv.build) {
             provenance.insert(mv.build.clone(), ledger.provenance(&mv.build).await?);
         }
         let verdict = evaluate(&GateInput {
@@ -79,6 +84,7 @@ pub async fn evaluate_moves(
             runs: &runs,
             approvals: &approvals[&mv.build],
             provenance: provenance.get(&mv.build).map_or(&[], Vec::as_slice),
+            verified_branches,
             now,
         });
         mv.audit.gates = verdict.results.clone();

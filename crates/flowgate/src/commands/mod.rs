@@ -14,7 +14,7 @@ mod gc;
 mod history;
 mod init;
 mod local_bundle;
-mod moves;
+pub mod moves;
 pub mod pin;
 mod plan;
 mod pull;

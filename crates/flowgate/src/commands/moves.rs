@@ -3,54 +3,96 @@
 //! promotions only), then applies the moves in one ledger transaction, then
 //! (unless `--no-sync`, or the env is ledger-only) syncs the env's Prefect server.
 //! A failed sync leaves the move recorded: the ledger is the desired state.
+//! With `FLOWGATE_SERVER` the server does all of it, as the verified caller,
+//! with the envs, policies and Prefect credentials it holds.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use flowgate_config::SelectedEnv;
 use flowgate_core::moves::Intent;
-use flowgate_core::{plan_promote, plan_release, plan_rollback, EnvName, FlowKey, Move, Pointer, Release};
+use flowgate_core::{plan_promote, plan_release, plan_rollback, EnvName, FlowKey, Move, Pointer, Release, Verified};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::SyncOptions;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::deploy::{self, Target};
 use super::gates::{self, FlowVerdict};
 
 use crate::cli::{MoveArgs, PromoteArgs, ReleaseArgs, RollbackArgs};
+use crate::client::{server_build_ref, ServerClient};
 use crate::git::Repo;
 use crate::printer::{table, Printer};
 use crate::project::{actor, Project};
 use crate::refs::resolve_build;
 
-#[derive(Serialize)]
-struct Moved {
-    dry_run: bool,
+/// What `release`, `promote` and `rollback` print with `--json`, and what a
+/// server answers for them.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Moved {
+    pub dry_run: bool,
     /// What was applied (or, with --dry-run, what would be).
-    moves: Vec<MoveView>,
+    pub moves: Vec<MoveView>,
     /// The gates evaluated per move (empty when the env has no policy).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    gates: Vec<FlowVerdict>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<FlowVerdict>,
     /// What the sync after the move did; absent when it did not run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sync: Option<super::sync::SyncView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<super::sync::SyncView>,
+    /// Set when the moves were recorded but the sync after them failed: the
+    /// error, outermost first, one entry per cause (a server's answer; never
+    /// in `--json`, which fails instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_error: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct MoveView {
-    flow: FlowKey,
-    env: EnvName,
-    revision: i64,
-    build: String,
-    previous_build: Option<String>,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    override_reason: Option<String>,
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MoveView {
+    pub flow: FlowKey,
+    pub env: EnvName,
+    pub revision: i64,
+    pub build: String,
+    pub previous_build: Option<String>,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+}
+
+/// How moves are applied, wherever they were asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Apply {
+    pub dry_run: bool,
+    pub no_sync: bool,
+    pub create_work_pools: bool,
+    /// `--override-gates --reason TEXT`: the reason.
+    pub override_reason: Option<String>,
+    /// The caller a flowgate server verified: recorded with each move, and
+    /// `branches` then believes only verified CI refs. None in direct mode.
+    pub verified: Option<Verified>,
+}
+
+impl Apply {
+    fn of(args: &MoveArgs) -> Self {
+        Self {
+            dry_run: args.dry_run,
+            no_sync: args.no_sync,
+            create_work_pools: args.create_work_pools,
+            override_reason: args.override_reason().map(String::from),
+            verified: None,
+        }
+    }
 }
 
 pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
     let flows = if args.all { project.all_flows() } else { project.flows(&args.flows)? };
+    if let Some(server) = ServerClient::from_env().await? {
+        let named = if args.all { Vec::new() } else { flows };
+        let body = json!({ "build": server_build_ref(project, &args.build)?, "flows": named, "all": args.all });
+        return through_server(&server, project, &env, "releases", body, &args.moves, printer).await;
+    }
     let ledger = project.ledger().await?;
     let repo = Repo::discover(&project.root).ok();
     let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
@@ -63,6 +105,10 @@ pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> 
     let from = project.named_env(&args.from)?;
     let to_env = project.select_env(Some(&args.to))?;
     let flows = project.flows(&args.flows)?;
+    if let Some(server) = ServerClient::from_env().await? {
+        let body = json!({ "from": from, "flows": flows });
+        return through_server(&server, project, &to_env, "promotions", body, &args.moves, printer).await;
+    }
     let ledger = project.ledger().await?;
     let source = pointers_by_flow(ledger.as_ref(), &from).await?;
     let target = pointers_by_flow(ledger.as_ref(), &to_env.ledger_name).await?;
@@ -73,74 +119,149 @@ pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> 
 pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
     let flows = project.flows(&args.flows)?;
+    if let Some(server) = ServerClient::from_env().await? {
+        let body = json!({ "flows": flows, "to": args.to });
+        return through_server(&server, project, &env, "rollbacks", body, &args.moves, printer).await;
+    }
     let ledger = project.ledger().await?;
     let intent = intent(project, &args.moves);
-    let mut moves = Vec::new();
-    for flow in &flows {
-        let history = ledger.history(flow, &env.ledger_name, None).await?;
-        moves.push(plan_rollback(flow, &env.ledger_name, &history, args.to, &intent)?);
-    }
+    let moves = plan_rollbacks(ledger.as_ref(), &env.ledger_name, &flows, args.to, &intent).await?;
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
     apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
+}
+
+/// One rollback per flow, each to `to` or to the build before the current one.
+pub async fn plan_rollbacks(
+    ledger: &dyn Ledger,
+    env: &EnvName,
+    flows: &[FlowKey],
+    to: Option<i64>,
+    intent: &Intent,
+) -> Result<Vec<Move>> {
+    let mut moves = Vec::new();
+    for flow in flows {
+        let history = ledger.history(flow, env, None).await?;
+        moves.push(plan_rollback(flow, env, &history, to, intent)?);
+    }
+    Ok(moves)
 }
 
 fn intent(project: &Project, args: &MoveArgs) -> Intent {
     Intent { actor: actor(&project.root), reason: args.reason.clone() }
 }
 
-async fn pointers_by_flow(ledger: &dyn Ledger, env: &EnvName) -> Result<BTreeMap<FlowKey, Pointer>> {
+pub async fn pointers_by_flow(ledger: &dyn Ledger, env: &EnvName) -> Result<BTreeMap<FlowKey, Pointer>> {
     Ok(ledger.pointers(Some(env)).await?.into_iter().map(|p| (p.flow.clone(), p)).collect())
 }
 
+/// Asks the server to make the moves (`POST .../envs/ENV/KIND`); prints its
+/// answer as direct mode prints its own, and fails as direct mode would when
+/// the sync after a recorded move failed.
+async fn through_server(
+    server: &ServerClient,
+    project: &Project,
+    env: &SelectedEnv,
+    kind: &str,
+    mut body: Value,
+    args: &MoveArgs,
+    printer: Printer,
+) -> Result<()> {
+    body["reason"] = json!(args.reason);
+    body["dry_run"] = json!(args.dry_run);
+    body["no_sync"] = json!(args.no_sync);
+    body["create_work_pools"] = json!(args.create_work_pools);
+    body["override_gates"] = json!(args.override_gates);
+    let path = format!("/projects/{}/envs/{}/{kind}", project.config.project_name(), env.ledger_name);
+    let mut moved: Moved = server.post(&path, &body).await?;
+    let failure = std::mem::take(&mut moved.sync_error);
+    if let Some(error) = chained(failure) {
+        if !printer.json {
+            print_moves(&moved, printer)?;
+        }
+        return Err(error);
+    }
+    print_moves(&moved, printer)
+}
+
+/// An error rebuilt from its messages, outermost first, so it prints as it did where it happened.
+fn chained(messages: Vec<String>) -> Option<anyhow::Error> {
+    let mut messages = messages.into_iter().rev();
+    let innermost = anyhow::anyhow!(messages.next()?);
+    Some(messages.fold(innermost, |error, outer| error.context(outer)))
+}
+
+/// Direct mode: applies and prints, and fails when the sync after the moves did.
 async fn apply(
+    project: &Project,
+    ledger: &dyn Ledger,
+    env: &SelectedEnv,
+    moves: Vec<Move>,
+    current: &BTreeMap<FlowKey, Pointer>,
+    args: &MoveArgs,
+    printer: Printer,
+) -> Result<()> {
+    let (result, sync_failure) = apply_moves(project, ledger, env, moves, current, &Apply::of(args)).await?;
+    if let Some(err) = sync_failure {
+        if !printer.json {
+            print_moves(&result, printer)?;
+        }
+        return Err(err);
+    }
+    print_moves(&result, printer)
+}
+
+/// Checks the env's gates, refuses moves that cannot be deployed or would
+/// write another project's deployment, records the moves, then syncs. A sync
+/// that fails after the moves were recorded is returned beside the result.
+pub async fn apply_moves(
     project: &Project,
     ledger: &dyn Ledger,
     env: &SelectedEnv,
     mut moves: Vec<Move>,
     current: &BTreeMap<FlowKey, Pointer>,
-    args: &MoveArgs,
-    printer: Printer,
-) -> Result<()> {
-    let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, chrono::Utc::now()).await?;
-    if !args.dry_run {
+    apply: &Apply,
+) -> Result<(Moved, Option<anyhow::Error>)> {
+    let now = chrono::Utc::now();
+    let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, now, apply.verified.is_some()).await?;
+    if !apply.dry_run {
         let policy = gates::policy_of(project, env);
-        gates::enforce(env, &policy, &verdicts, args.override_reason(), &mut moves)?;
+        gates::enforce(env, &policy, &verdicts, apply.override_reason.as_deref(), &mut moves)?;
+    }
+    for mv in &mut moves {
+        mv.audit.verified = apply.verified.clone();
     }
     deploy::refuse_uncarried(ledger, env, &moves).await?;
     // Resolve the server (and its credentials) before moving, so a missing
     // variable is a usage error with nothing changed.
-    let target = if args.dry_run || args.no_sync { None } else { Target::of(env)? };
+    let target = if apply.dry_run || apply.no_sync { None } else { Target::of(env)? };
     if let Some(target) = &target {
         deploy::refuse_foreign(project, ledger, target, &moves).await?;
     }
-    let views: Vec<MoveView> = if args.dry_run {
+    let views: Vec<MoveView> = if apply.dry_run {
         moves.iter().map(|m| planned_view(m, current)).collect()
     } else if moves.is_empty() {
         Vec::new()
     } else {
         ledger.apply(&moves).await?.iter().map(applied_view).collect()
     };
-    let mut result = Moved { dry_run: args.dry_run, moves: views, gates: verdicts, sync: None };
-    if let Some(target) = &target {
-        let options = SyncOptions { prune: false, create_work_pools: args.create_work_pools };
-        match deploy::sync(project, ledger, target, &options).await {
-            Ok((_, report)) => {
-                result.sync = Some(super::sync::view(&env.config_name, report, target.client.write_count()));
-            }
-            Err(err) => {
-                if !printer.json {
-                    print_moves(&result, printer)?;
-                }
-                let recorded =
-                    if result.moves.is_empty() { "Nothing moved" } else { "The move is recorded in the ledger" };
-                return Err(err.context(format!(
-                    "{recorded}, but syncing env `{0}` to Prefect failed; `flowgate sync --env {0}` will converge",
-                    env.config_name
-                )));
-            }
+    let mut result =
+        Moved { dry_run: apply.dry_run, moves: views, gates: verdicts, sync: None, sync_error: Vec::new() };
+    let Some(target) = &target else { return Ok((result, None)) };
+    let options = SyncOptions { prune: false, create_work_pools: apply.create_work_pools };
+    match deploy::sync(project, ledger, target, &options).await {
+        Ok((_, report)) => {
+            result.sync = Some(super::sync::view(&env.config_name, report, target.client.write_count()));
+            Ok((result, None))
+        }
+        Err(err) => {
+            let recorded = if result.moves.is_empty() { "Nothing moved" } else { "The move is recorded in the ledger" };
+            let err = err.context(format!(
+                "{recorded}, but syncing env `{0}` to Prefect failed; `flowgate sync --env {0}` will converge",
+                env.config_name
+            ));
+            Ok((result, Some(err)))
         }
     }
-    print_moves(&result, printer)
 }
 
 fn print_moves(result: &Moved, printer: Printer) -> Result<()> {
@@ -197,7 +318,7 @@ fn planned_view(m: &Move, current: &BTreeMap<FlowKey, Pointer>) -> MoveView {
         revision: m.next_revision(),
         build: m.build.to_string(),
         previous_build: current.get(&m.flow).map(|p| p.build.to_string()),
-        kind: m.kind.label(),
+        kind: m.kind.label().to_string(),
         override_reason: m.audit.override_reason.clone(),
     }
 }
@@ -209,7 +330,7 @@ fn applied_view(r: &Release) -> MoveView {
         revision: r.revision,
         build: r.build.to_string(),
         previous_build: r.previous_build.as_ref().map(ToString::to_string),
-        kind: r.kind.label(),
+        kind: r.kind.label().to_string(),
         override_reason: r.audit.override_reason.clone(),
     }
 }

@@ -94,7 +94,7 @@ async fn start(project: &Project, args: RolloutStartArgs, printer: Printer) -> R
             Move::new(flow, &env.ledger_name, expected, &targets[flow], kind.clone(), &who, args.reason.as_deref())
         })
         .collect();
-    let verdicts = gates::evaluate_moves(project, ledger.as_ref(), &env, &mut moves, Utc::now()).await?;
+    let verdicts = gates::evaluate_moves(project, ledger.as_ref(), &env, &mut moves, Utc::now(), false).await?;
     let override_reason = args.override_gates.then(|| args.reason.clone()).flatten();
     if !args.dry_run {
         let policy = gates::policy_of(project, &env);

@@ -1,10 +1,12 @@
 //! `flowgate serve` and `flowgate admin token ...`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
+use flowgate_config::EnvConfig;
 use flowgate_core::{parse_duration, Grant};
 use flowgate_ledger::{LedgerDatabase, LedgerUrl, TokenRecord};
 use serde::Serialize;
@@ -43,6 +45,7 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         // Checked now: a store that cannot be opened is a bad flag, not a failed request later.
         flowgate_store::ArtifactStore::open(url, cwd).map_err(|e| usage(format!("--artifacts: {e}")))?;
     }
+    let protected = protected_envs(&config, artifacts.as_deref())?;
     let database = open(&ledger, cwd).await?;
     let state = AppState {
         database: Arc::new(database),
@@ -51,8 +54,38 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         artifacts,
         base_dir: cwd.to_path_buf(),
         bundle_limit: config.bundle_limit.unwrap_or(DEFAULT_BUNDLE_LIMIT),
+        protected: Arc::new(protected),
     };
     server::serve(listen, state).await
+}
+
+/// Each project's protected envs, checked before the server starts: their
+/// deployments pull bundles from the server's store, so one is needed, and
+/// every Prefect credential they name must be in the server's environment.
+fn protected_envs(config: &ServerConfig, artifacts: Option<&str>) -> Result<BTreeMap<String, Vec<EnvConfig>>> {
+    let mut out = BTreeMap::new();
+    for project in &config.protected {
+        for env in &project.envs {
+            if artifacts.is_none() {
+                return Err(usage(format!(
+                    "project `{}` has protected env `{}`, whose deployments pull bundles from this server's store: \
+                     give one with --artifacts URL or `artifacts =`",
+                    project.name, env.name
+                )));
+            }
+            if let Some(auth) = &env.prefect_auth {
+                if std::env::var(&auth.env).map_or(true, |v| v.is_empty()) {
+                    return Err(usage(format!(
+                        "the variable `{}` named by `prefect_auth` of protected env `{}` (project `{}`) is not set \
+                         in the server's environment",
+                        auth.env, env.name, project.name
+                    )));
+                }
+            }
+        }
+        out.insert(project.name.to_string(), project.envs.clone());
+    }
+    Ok(out)
 }
 
 pub async fn token(cwd: &Path, command: TokenCommand, printer: Printer) -> Result<()> {

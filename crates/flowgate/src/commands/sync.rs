@@ -5,7 +5,8 @@
 
 use anyhow::Result;
 use flowgate_prefect::{SyncOptions, SyncReport, PROJECT_TAG_PREFIX};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::deploy;
 use super::plan::server_target;
@@ -13,7 +14,8 @@ use crate::cli::SyncArgs;
 use crate::printer::Printer;
 use crate::project::Project;
 
-#[derive(Serialize)]
+/// What a sync did, as `sync --json` prints it (and a move's `sync`).
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct SyncView {
     pub env: String,
     pub created: Vec<String>,
@@ -30,10 +32,10 @@ pub struct SyncView {
     pub writes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct UpdatedView {
     pub name: String,
-    pub fields: Vec<&'static str>,
+    pub fields: Vec<String>,
 }
 
 pub async fn run(project: &Project, args: SyncArgs, printer: Printer) -> Result<()> {
@@ -50,7 +52,11 @@ pub fn view(env: &str, report: SyncReport, writes: u64) -> SyncView {
     SyncView {
         env: env.to_string(),
         created: report.created,
-        updated: report.updated.into_iter().map(|(name, fields)| UpdatedView { name, fields }).collect(),
+        updated: report
+            .updated
+            .into_iter()
+            .map(|(name, fields)| UpdatedView { name, fields: fields.into_iter().map(String::from).collect() })
+            .collect(),
         unchanged: report.unchanged,
         adopted: report.adopted,
         unclaimed: report.unclaimed,

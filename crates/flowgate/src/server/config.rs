@@ -1,8 +1,11 @@
-//! `flowgate serve --config FILE`: the server's own settings, in TOML. Today
-//! they name the ledger, the address, the artifact store builds are
+//! `flowgate serve --config FILE`: the server's own settings, in TOML. They
+//! name the ledger, the address, the artifact store builds are
 //! registered into (and the largest bundle taken), the OpenID Connect issuers whose ID
-//! tokens the server accepts, and the access rules that give those identities
-//! roles. Flags given on the command line win over the file.
+//! tokens the server accepts, the access rules that give those identities
+//! roles, and each project's protected envs: the envs only the server moves,
+//! placed, guarded and credentialed here (`[projects.P.envs.E]`, with the keys
+//! of `flowgate.toml`'s `[envs.E]` that place and guard an env, and
+//! `work_pool`). Flags given on the command line win over the file.
 //!
 //! ```toml
 //! ledger = "postgres://flowgate@db/flowgate"
@@ -17,6 +20,12 @@
 //! issuer = "https://token.actions.githubusercontent.com"
 //! claims = { repository = "acme/flows", ref = "refs/heads/main" }
 //! roles = ["releaser:prod", "releaser:qa"]
+//!
+//! [projects.acme-flows.envs.prod]
+//! prefect_api_url = "https://prefect.internal/api"
+//! prefect_auth = { env = "PREFECT_PROD_AUTH", scheme = "basic" }
+//! work_pool = "prod-k8s"
+//! policy = { branches = ["main"], provenance = { ref = "refs/heads/main" }, approval = true, separate_approver = true }
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Result;
+use flowgate_config::ProtectedProject;
 use flowgate_core::{AccessRule, Grant};
 use serde::Deserialize;
 
@@ -44,6 +54,19 @@ pub struct ServerConfig {
     pub oidc: Vec<OidcIssuer>,
     #[serde(default)]
     access: Vec<AccessEntry>,
+    /// Checked here only for its shape; read by [`flowgate_config::parse_protected_envs`].
+    #[serde(default, rename = "projects")]
+    _projects: BTreeMap<String, ProjectSection>,
+    /// Each project's protected envs.
+    #[serde(skip)]
+    pub protected: Vec<ProtectedProject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSection {
+    #[serde(default, rename = "envs")]
+    _envs: Option<toml::Table>,
 }
 
 /// An issuer whose ID tokens the server verifies, for one audience.
@@ -71,9 +94,10 @@ impl ServerConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("Cannot read the server config `{}`: {e}", path.display())))?;
-        let config: ServerConfig =
+        let mut config: ServerConfig =
             toml::from_str(&text).map_err(|e| usage(format!("Server config `{}`: {e}", path.display())))?;
         config.check().map_err(|e| usage(format!("Server config `{}`: {e}", path.display())))?;
+        config.protected = flowgate_config::parse_protected_envs(&path.display().to_string(), &text)?;
         Ok(config)
     }
 
@@ -151,6 +175,8 @@ mod tests {
         let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
         let config = parse(block).unwrap_or_else(|e| panic!("the README's server config: {e}"));
         assert_eq!(config.access_rules().unwrap().len(), 2);
+        let protected = flowgate_config::parse_protected_envs("README.md", block).expect("the protected envs");
+        assert_eq!(protected[0].envs[0].placed_work_pool.as_deref(), Some("prod-k8s"));
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `not_found`,
-    /// `payload_too_large`, `internal`.
+    /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `refused`,
+    /// `not_found`, `conflict`, `payload_too_large`, `bad_gateway`, `internal`.
     code: &'static str,
     /// For people: names the value that was refused.
     message: String,
@@ -65,6 +65,21 @@ impl ApiError {
             message: format!("the request body is over the limit of {limit} bytes"),
             request_id,
         }
+    }
+
+    /// A move the env's gates (or the ownership of a deployment) refused; nothing changed.
+    pub fn refused(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "refused", message, request_id }
+    }
+
+    /// A pointer moved by someone else between read and write; nothing changed.
+    pub fn conflict(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::CONFLICT, code: "conflict", message, request_id }
+    }
+
+    /// A Prefect server the request needed failed; its message is the caller's to see.
+    pub fn bad_gateway(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::BAD_GATEWAY, code: "bad_gateway", message, request_id }
     }
 
     pub fn not_found(request_id: RequestId, message: String) -> Self {

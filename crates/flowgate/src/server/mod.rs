@@ -1,6 +1,7 @@
 //! `flowgate serve`: an HTTP API over one ledger database, for every project
-//! in it. It reads the ledger and records what needs no Prefect server
-//! (approvals, pins), as the verified caller. Every request gets an id (the `x-request-id` response header, and
+//! in it. It reads the ledger, records approvals and pins and registers
+//! builds, and moves the pointers of the envs it protects (syncing their
+//! Prefect servers with credentials only it holds), as the verified caller. Every request gets an id (the `x-request-id` response header, and
 //! the `request_id` of an error body); every route but the health check needs
 //! an API token whose grants allow it.
 
@@ -10,11 +11,13 @@ mod build_routes;
 pub mod config;
 mod error;
 mod ledger_routes;
+mod move_routes;
 mod oidc;
 mod openapi;
 mod routes;
 mod write_routes;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use flowgate_config::EnvConfig;
 use flowgate_core::AccessRule;
 use flowgate_ledger::LedgerDatabase;
 use utoipa::OpenApi as _;
@@ -50,6 +54,8 @@ pub struct AppState {
     pub base_dir: std::path::PathBuf,
     /// The largest bundle upload taken, in bytes.
     pub bundle_limit: u64,
+    /// Each project's protected envs: the only envs this server moves.
+    pub protected: Arc<BTreeMap<String, Vec<EnvConfig>>>,
 }
 
 /// A request's id: 16 random bytes in hex, made when the request arrives.
@@ -85,6 +91,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(write_routes::unpin))
         .routes(routes!(build_routes::put_bundle))
         .routes(routes!(build_routes::provenance))
+        .routes(routes!(move_routes::release))
+        .routes(routes!(move_routes::promote))
+        .routes(routes!(move_routes::rollback))
 }
 
 pub fn router(state: AppState) -> Router {

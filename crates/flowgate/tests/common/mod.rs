@@ -8,9 +8,12 @@
 pub mod server;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use flowgate_core::{Build, Digest, Images};
 use flowgate_ledger::{Ledger, LedgerUrl, ProjectClaim};
+use flowgate_prefect::PrefectClient;
+use flowgate_testkit::prefect::PrefectWorker;
 use flowgate_testkit::{GitProject, Run};
 
 pub const LEDGER_URL: &str = "sqlite://.flowgate/ledger.db";
@@ -110,4 +113,22 @@ pub fn filters(project: &GitProject, extra: &[(&str, &str)]) -> Vec<(String, Str
 /// Borrowed pairs, the form `insta::with_settings!` takes.
 pub fn pairs(filters: &[(String, String)]) -> Vec<(&str, &str)> {
     filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+/// Runs the deployment `name` once on `worker` and waits (at most two minutes)
+/// until the run completes; any other end fails the test with the worker's log.
+pub async fn run_to_completion(client: &PrefectClient, name: &str, worker: &PrefectWorker) {
+    let found = client.read_deployments(&[name.to_string()]).await.expect("read deployments");
+    let d = found.into_iter().find(|d| d.name == name).unwrap_or_else(|| panic!("no deployment {name}"));
+    let id = client.create_flow_run(&d.id).await.expect("create run").id;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let current = client.read_flow_run(&id).await.expect("read run");
+        if ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"].contains(&current.state_type()) {
+            assert_eq!(current.state_type(), "COMPLETED", "{:?}\n--- worker\n{}", current.state, worker.log());
+            return;
+        }
+        assert!(Instant::now() < deadline, "run stuck in {:?}\n--- worker\n{}", current.state, worker.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -21,10 +21,16 @@ pub struct Server {
 impl Server {
     /// `flowgate serve -vvv --listen 127.0.0.1:0 ARGS...`, once it listens.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`Server::start`], with `env` in the server's environment (a Prefect credential).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let mut child = Command::new(bin())
             .args(["serve", "-vvv", "--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log.reopen().expect("the log file"))
             .spawn()
