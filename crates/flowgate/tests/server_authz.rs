@@ -126,6 +126,28 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
     ]
 }
 
+/// The calls on a protected env's Prefect server, which qa's ledger-only
+/// placement has none of: a caller with the right gets past the check of
+/// rights to `400` naming the env as ledger-only.
+fn prefect_calls() -> Vec<Call> {
+    vec![
+        Call {
+            method: "GET",
+            route: "/api/v1/projects/{project}/envs/{env}/plan",
+            path: "/api/v1/projects/alpha/envs/qa/plan".into(),
+            body: Body::none(),
+            allowed: EVERYONE,
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/sync",
+            path: "/api/v1/projects/alpha/envs/qa/sync".into(),
+            body: Body::Json(r#"{"prune": true}"#.into()),
+            allowed: &["releaser", "releaser-qa", "admin"],
+        },
+    ]
+}
+
 /// The server's config: qa and prod of `alpha` protected, ledger-only.
 fn protecting_qa_and_prod(dir: &Path) -> String {
     let path = dir.join("server.toml");
@@ -163,6 +185,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     let build = record["id"].as_str().expect("a build id").to_string();
     let (bundle, digest) = local_bundle(&alpha, &record);
     let calls = table(&build, &record, &bundle, &digest);
+    let prefect_calls = prefect_calls();
     // What a refused call must leave as it was: the ledger and the server's store.
     let state = || (ledger_dump_at(ledger, alpha.path()), listing(&store));
 
@@ -171,7 +194,8 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     for (route, item) in document["paths"].as_object().expect("paths") {
         for method in item.as_object().expect("a path item").keys() {
             let public = ["/api/v1/health", "/api/v1/openapi.json"].contains(&route.as_str());
-            let covered = calls.iter().any(|c| c.route == route && c.method.eq_ignore_ascii_case(method));
+            let covered =
+                calls.iter().chain(&prefect_calls).any(|c| c.route == route && c.method.eq_ignore_ascii_case(method));
             assert!(public || covered, "{method} {route} is not in the table");
         }
     }
@@ -208,6 +232,26 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
             assert!(message.contains(&format!("`{name}`")), "{what} as {name}: the refusal names no caller: {body}");
             assert_eq!(state(), before, "{what} as {name} was refused and changed the ledger or the store");
         }
+    }
+
+    for call in &prefect_calls {
+        let what = format!("{} {}", call.method, call.path);
+        let before = state();
+        for (name, secret) in &secrets {
+            let (status, body) = send(call, Some(secret));
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            if call.allowed.contains(name) {
+                assert_eq!(status, 400, "{what} as {name}: {body}");
+                assert!(message.contains("ledger-only"), "{what} as {name}: {body}");
+            } else {
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (403, Some("forbidden")),
+                    "{what} as {name}: {body}"
+                );
+            }
+        }
+        assert_eq!(state(), before, "{what} changed the ledger or the store");
     }
 
     // The allowed writes are in the ledger, under the verified names.

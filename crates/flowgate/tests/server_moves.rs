@@ -139,6 +139,18 @@ async fn a_protected_env_is_placed_gated_and_credentialed_by_the_server_alone() 
         (Some("rollback"), Some(first.as_str()))
     );
 
+    // The server plans and syncs the env with its own credentials; a viewer may look, not sync.
+    let plan = as_holder(&p, &url, &viewer, &["plan", "--env", "prod", "--json"]).success().json();
+    assert_eq!(plan["deployments"][0]["action"], "unchanged", "{plan}");
+    let synced = as_holder(&p, &url, &ci, &["sync", "--env", "prod", "--json"]).success().json();
+    assert_eq!(
+        (synced["unchanged"][0].as_str(), synced["writes"].as_u64()),
+        (Some("prod-ingest"), Some(0)),
+        "{synced}"
+    );
+    let no_right = as_holder(&p, &url, &viewer, &["sync", "--env", "prod"]).expect_code(3);
+    assert!(no_right.stderr.contains("`viewer` lacks the `releaser` role on env `prod`"), "{}", no_right.stderr);
+
     // An env the server does not protect is not moved through it.
     let unprotected = as_holder(&p, &url, &ci, &["release", "--all", "--env", "qa", "--build", "HEAD"]).expect_code(2);
     assert!(unprotected.stderr.contains("env `qa` is not protected by this server"), "{}", unprotected.stderr);

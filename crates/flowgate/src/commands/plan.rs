@@ -4,16 +4,19 @@
 
 use anyhow::Result;
 use flowgate_prefect::{Action, Plan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::deploy::{self, Target};
 use crate::cli::PlanArgs;
+use crate::client::ServerClient;
 use crate::exit::usage;
 use crate::printer::Printer;
 use crate::project::Project;
 
-#[derive(Serialize)]
+/// What `plan --json` prints, and a server answers for a protected env.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PlanView {
     pub env: String,
     pub deployments: Vec<PlannedView>,
@@ -23,10 +26,11 @@ pub struct PlanView {
     /// nothing here wants: never adopted or pruned, only reported.
     pub unclaimed: Vec<PruneView>,
     /// Work pools the server lacks, with the type `--create-work-pools` would create.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub missing_work_pools: Vec<(String, String)>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PlannedView {
     pub name: String,
     pub flow_name: String,
@@ -34,7 +38,7 @@ pub struct PlannedView {
     /// `create`, `update`, `unchanged`, `adopt` (flowgate's from before projects:
     /// sync tags it as this project's) or `foreign` (another project's or no
     /// project's: sync refuses, exit 3).
-    pub action: &'static str,
+    pub action: String,
     pub id: Option<String>,
     /// Who owns a `foreign` deployment.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,14 +46,14 @@ pub struct PlannedView {
     pub changes: Vec<ChangeView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ChangeView {
-    pub field: &'static str,
+    pub field: String,
     pub old: Value,
     pub new: Value,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PruneView {
     pub name: String,
     pub flow_name: String,
@@ -58,6 +62,11 @@ pub struct PruneView {
 
 pub async fn run(project: &Project, args: PlanArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
+    if let Some(server) = ServerClient::from_env().await? {
+        let path = format!("/projects/{}/envs/{}/plan", project.config.project_name(), env.ledger_name);
+        let view: PlanView = server.get(&path).await?;
+        return printer.result(&view, |out| render(out, &view));
+    }
     let target = server_target(&env)?;
     let ledger = project.ledger().await?;
     let (plan, desired) = deploy::plan(project, ledger.as_ref(), &target).await?;
@@ -81,7 +90,10 @@ pub fn view(plan: &Plan, missing_work_pools: Vec<(String, String)>) -> PlanView 
         .iter()
         .map(|p| {
             let changed = |changes: &[flowgate_prefect::FieldChange]| -> Vec<ChangeView> {
-                changes.iter().map(|c| ChangeView { field: c.field, old: c.old.clone(), new: c.new.clone() }).collect()
+                changes
+                    .iter()
+                    .map(|c| ChangeView { field: c.field.to_string(), old: c.old.clone(), new: c.new.clone() })
+                    .collect()
             };
             let (action, id, changes, owner) = match &p.action {
                 Action::Create => ("create", None, Vec::new(), None),
@@ -94,7 +106,7 @@ pub fn view(plan: &Plan, missing_work_pools: Vec<(String, String)>) -> PlanView 
                 name: p.desired.name.clone(),
                 flow_name: p.desired.flow_name.clone(),
                 version: p.desired.version.clone(),
-                action,
+                action: action.to_string(),
                 id,
                 owner,
                 changes,
@@ -121,7 +133,7 @@ fn render(out: &mut String, view: &PlanView) {
         return;
     }
     for d in &view.deployments {
-        let what = match (d.action, &d.owner) {
+        let what = match (d.action.as_str(), &d.owner) {
             ("adopt", _) => "adopt (synced before projects; sync tags it as this project's)".to_string(),
             ("foreign", Some(owner)) => format!("REFUSED (owned by {owner}; sync writes nothing)"),
             (action, _) => action.to_string(),

@@ -1,16 +1,19 @@
 //! `flowgate sync [--env ENV] [--prune] [--create-work-pools]`: make the env's
 //! Prefect server match the ledger. The env is chosen as for every command
 //! (`--env`, else FLOWGATE_ENV, else the personal env); a ledger-only env is a
-//! usage error. Safe to repeat: a second run sends no write.
+//! usage error. Safe to repeat: a second run sends no write. With
+//! `FLOWGATE_SERVER`, the server syncs an env it protects, with its own credentials.
 
 use anyhow::Result;
 use flowgate_prefect::{SyncOptions, SyncReport, PROJECT_TAG_PREFIX};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::deploy;
 use super::plan::server_target;
 use crate::cli::SyncArgs;
+use crate::client::ServerClient;
 use crate::printer::Printer;
 use crate::project::Project;
 
@@ -40,6 +43,12 @@ pub struct UpdatedView {
 
 pub async fn run(project: &Project, args: SyncArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
+    if let Some(server) = ServerClient::from_env().await? {
+        let path = format!("/projects/{}/envs/{}/sync", project.config.project_name(), env.ledger_name);
+        let body = json!({ "prune": args.prune, "create_work_pools": args.create_work_pools });
+        let view: SyncView = server.post(&path, &body).await?;
+        return printer.result(&view, |out| render(out, &view));
+    }
     let target = server_target(&env)?;
     let ledger = project.ledger().await?;
     let options = SyncOptions { prune: args.prune, create_work_pools: args.create_work_pools };

@@ -15,6 +15,7 @@ mod move_routes;
 mod oidc;
 mod openapi;
 mod routes;
+mod sync_routes;
 mod write_routes;
 
 use std::collections::BTreeMap;
@@ -94,6 +95,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(move_routes::release))
         .routes(routes!(move_routes::promote))
         .routes(routes!(move_routes::rollback))
+        .routes(routes!(sync_routes::plan))
+        .routes(routes!(sync_routes::sync))
 }
 
 pub fn router(state: AppState) -> Router {

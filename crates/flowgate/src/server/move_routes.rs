@@ -165,13 +165,8 @@ async fn move_in(
 ) -> Result<Json<Moved>, ApiError> {
     let id = caller.request_id.clone();
     let bad = |message: String| ApiError::bad_request(id.clone(), message);
-    let env_name: EnvName = env.parse().map_err(|e| bad(format!("env: {e}")))?;
     check_fields(&asked, kind).map_err(bad)?;
-    let ledger = readable_project(&caller, &state, project).await?;
-    // Before the right: an env moved elsewhere is a wrong address, whoever asks.
-    let server_project = protected_project(&state, project, &env_name).map_err(bad)?;
-    caller.require(Role::Releaser, Some(&env_name))?;
-    let env = server_project.select_env(Some(env)).map_err(|e| bad(format!("{e:#}")))?;
+    let (server_project, env, ledger) = protected(&caller, &state, project, env, Role::Releaser).await?;
     let flows = asked.flows.iter().map(|f| f.parse::<FlowKey>()).collect::<Result<Vec<_>, _>>();
     let flows = flows.map_err(|e| bad(format!("flows: {e}")))?;
     let intent = Intent { actor: caller.subject.clone(), reason: asked.reason.clone() };
@@ -240,6 +235,26 @@ fn check_fields(asked: &MoveRequest, kind: Kind) -> Result<(), String> {
     }
     let has_reason = asked.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
     needs(!asked.override_gates || has_reason, "reason: an override of the gates needs one")
+}
+
+/// The project as the server sees it, the protected env and the ledger, for
+/// a caller holding `role` on that env (a viewer anywhere may read every env:
+/// a scope limits what a token may change, not what it may see).
+pub(super) async fn protected(
+    caller: &Caller,
+    state: &AppState,
+    project: &str,
+    env: &str,
+    role: Role,
+) -> Result<(Project, SelectedEnv, Box<dyn Ledger>), ApiError> {
+    let bad = |message: String| ApiError::bad_request(caller.request_id.clone(), message);
+    let env_name: EnvName = env.parse().map_err(|e| bad(format!("env: {e}")))?;
+    let ledger = readable_project(caller, state, project).await?;
+    // Before the right: an env moved elsewhere is a wrong address, whoever asks.
+    let server_project = protected_project(state, project, &env_name).map_err(bad)?;
+    caller.require(role, (role != Role::Viewer).then_some(&env_name))?;
+    let selected = server_project.select_env(Some(env)).map_err(|e| bad(format!("{e:#}")))?;
+    Ok((server_project, selected, ledger))
 }
 
 /// The project as this server sees it, when it protects `env`: its protected
@@ -320,7 +335,7 @@ async fn refuse_unstored(
 }
 
 /// The answer for an error of the move: what the CLI would exit with, as HTTP.
-fn answer(caller: &Caller, error: anyhow::Error) -> ApiError {
+pub(super) fn answer(caller: &Caller, error: anyhow::Error) -> ApiError {
     let id = caller.request_id.clone();
     let message = error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
     match status_of(&error) {
