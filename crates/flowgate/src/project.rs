@@ -26,7 +26,7 @@ pub mod vars {
     pub const SERVER_LEDGER: &str = "FLOWGATE_SERVER_LEDGER";
     /// The flowgate server the client commands talk to (`login`, `whoami`; set,
     /// `build`, `history`, `builds`, `pins`, `approve`, `pin`, `release`,
-    /// `promote`, `rollback`, `plan` and `sync` go through it).
+    /// `promote`, `rollback`, `plan`, `sync` and `status` go through it).
     pub const SERVER: &str = "FLOWGATE_SERVER";
     /// The credential for that server; wins over what `flowgate login` stored.
     pub const TOKEN: &str = "FLOWGATE_TOKEN";

@@ -63,6 +63,7 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
         get("/api/v1/whoami", "/api/v1/whoami".into()),
         get("/api/v1/projects", "/api/v1/projects".into()),
         get("/api/v1/projects/{project}/status", "/api/v1/projects/alpha/status".into()),
+        get("/api/v1/projects/{project}/matrix", "/api/v1/projects/alpha/matrix?envs=qa,prod".into()),
         get("/api/v1/projects/{project}/history", "/api/v1/projects/alpha/history?flow=ingest&env=qa".into()),
         get("/api/v1/projects/{project}/builds", "/api/v1/projects/alpha/builds".into()),
         get("/api/v1/projects/{project}/builds/{build}", format!("/api/v1/projects/alpha/builds/{build}")),

@@ -151,6 +151,15 @@ async fn a_protected_env_is_placed_gated_and_credentialed_by_the_server_alone() 
     let no_right = as_holder(&p, &url, &viewer, &["sync", "--env", "prod"]).expect_code(3);
     assert!(no_right.stderr.contains("`viewer` lacks the `releaser` role on env `prod`"), "{}", no_right.stderr);
 
+    // `status` shows what runs where, with prod's sync state read by the server.
+    let status = as_holder(&p, &url, &viewer, &["status", "--json"]).success().json();
+    assert_eq!(status["envs"], serde_json::json!(["qa", "prod"]), "{status}");
+    let cell = &status["flows"][0]["cells"][1];
+    assert_eq!((cell["build"].as_str(), cell["sync"].as_str()), (Some(first.as_str()), Some("synced")), "{status}");
+    assert!(status["flows"][0]["cells"][0].is_null(), "{status}");
+    let text = as_holder(&p, &url, &viewer, &["status", "--env", "prod"]).success().stdout;
+    assert!(text.contains("PROD") && text.contains(&first[..8]), "{text}");
+
     // An env the server does not protect is not moved through it.
     let unprotected = as_holder(&p, &url, &ci, &["release", "--all", "--env", "qa", "--build", "HEAD"]).expect_code(2);
     assert!(unprotected.stderr.contains("env `qa` is not protected by this server"), "{}", unprotected.stderr);

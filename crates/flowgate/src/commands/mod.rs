@@ -24,7 +24,7 @@ mod rollout_verify;
 mod rollout_view;
 mod serve;
 mod settings;
-mod status;
+pub mod status;
 pub(crate) mod status_all;
 pub mod sync;
 mod which;

@@ -6,33 +6,40 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_config::PERSONAL_ENV;
+use flowgate_config::{SelectedEnv, PERSONAL_ENV};
 use flowgate_core::{Build, BuildId, EnvName, FlowKey, Revision, StatusMatrix};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::Action;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::deploy::{self, Target};
 use crate::cli::StatusArgs;
+use crate::client::ServerClient;
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
 
-#[derive(Serialize)]
-struct Status {
-    envs: Vec<EnvName>,
-    flows: Vec<FlowStatus>,
+/// What `status --json` prints, and a server answers for it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub envs: Vec<EnvName>,
+    pub flows: Vec<FlowStatus>,
+    /// What could not be read (a Prefect server): printed on stderr, never in `--json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct FlowStatus {
-    flow: String,
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FlowStatus {
+    pub flow: String,
     /// One entry per env, in the order of `envs`; null where never released.
-    cells: Vec<Option<Cell>>,
+    pub cells: Vec<Option<Cell>>,
 }
 
-#[derive(Serialize)]
-struct Cell {
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Cell {
+    #[schema(value_type = String)]
     build: BuildId,
     revision: i64,
     commit: Option<String>,
@@ -41,17 +48,17 @@ struct Cell {
     /// revision is newer than the one last synced (`flowgate sync` converges);
     /// else what the server has: `synced`, `drift` (it differs from what the
     /// ledger wants, see `drift`), or `unknown` (the server could not be read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sync: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sync: Option<String>,
     /// The fields that differ, when `sync` is `drift`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     drift: Vec<Drift>,
 }
 
 /// One field of a synced deployment the server has other than the ledger wants.
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
 struct Drift {
-    field: &'static str,
+    field: String,
     /// What the server has.
     server: Value,
     /// What the ledger wants (what `flowgate sync` would set).
@@ -66,28 +73,94 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
         Some(name) => vec![project.named_env(name)?],
         None => configured_envs(project)?,
     };
-    let ledger = project.ledger().await?;
-    let pointers = match &args.env {
-        Some(_) => ledger.pointers(Some(&envs[0])).await?,
-        None => ledger.pointers(None).await?,
-    };
     // The personal env is every command's default even when flowgate.toml does
     // not declare it: once this user has released there, show it.
     let personal = project.named_env(PERSONAL_ENV)?;
-    if args.env.is_none() && !envs.contains(&personal) && pointers.iter().any(|p| p.env == personal) {
-        envs.push(personal);
+    let with_personal = args.env.is_none() && !envs.contains(&personal);
+    let mut status = match ServerClient::from_env().await? {
+        Some(server) => {
+            let mut asked = envs.clone();
+            if with_personal {
+                asked.push(personal.clone());
+            }
+            let names: Vec<&str> = asked.iter().map(EnvName::as_str).collect();
+            let path = format!("/projects/{}/matrix?envs={}", project.config.project_name(), names.join(","));
+            let answer: Status = server.get(&path).await?;
+            in_config_order(answer, &project.all_flows(), with_personal.then_some(&personal))
+        }
+        None => {
+            let ledger = project.ledger().await?;
+            if with_personal && !ledger.pointers(Some(&personal)).await?.is_empty() {
+                envs.push(personal);
+            }
+            let placed = |env: &EnvName| project.select_env(Some(env.as_str())).map(Some);
+            matrix(project, ledger.as_ref(), &project.all_flows(), &envs, placed).await?
+        }
+    };
+    for note in std::mem::take(&mut status.notes) {
+        printer.note(note);
     }
-    let matrix = StatusMatrix::new(&project.all_flows(), &envs, &pointers);
-    let mut synced: BTreeMap<EnvName, Vec<(FlowKey, Revision)>> = BTreeMap::new();
-    for env in &envs {
-        if !project.select_env(Some(env.as_str()))?.is_ledger_only() {
-            synced.insert(env.clone(), ledger.synced(env).await?);
+    let now = Utc::now();
+    printer.result(&status, |out| render(out, &status, now))
+}
+
+/// A server's matrix (rows of the flows with a pointer in the envs asked) as
+/// direct mode shows it: the configured flows first, in the config's order,
+/// then the rest; the personal env only when something was released there.
+fn in_config_order(mut answer: Status, flows: &[FlowKey], personal: Option<&EnvName>) -> Status {
+    if let Some(index) = personal.and_then(|p| answer.envs.iter().position(|e| e == p)) {
+        if answer.flows.iter().all(|f| f.cells[index].is_none()) {
+            answer.envs.remove(index);
+            answer.flows.iter_mut().for_each(|f| {
+                f.cells.remove(index);
+            });
+            answer.flows.retain(|f| f.cells.iter().any(Option::is_some));
         }
     }
-    let views = server_views(project, ledger.as_ref(), &pointers, &synced, printer).await?;
-    let builds =
-        builds_of(ledger.as_ref(), matrix.rows.iter().flat_map(|r| r.cells.iter().flatten().map(|p| &p.build))).await?;
-    let status = Status {
+    let width = answer.envs.len();
+    let mut rows: Vec<FlowStatus> = Vec::new();
+    for flow in flows {
+        let row = match answer.flows.iter().position(|f| f.flow == flow.as_str()) {
+            Some(at) => answer.flows.remove(at),
+            None => FlowStatus { flow: flow.to_string(), cells: (0..width).map(|_| None).collect() },
+        };
+        rows.push(row);
+    }
+    rows.append(&mut answer.flows);
+    Status { envs: answer.envs, flows: rows, notes: answer.notes }
+}
+
+/// The flows × envs matrix: `flows` first, then any other flow with a
+/// pointer in `envs`. `placed` gives an env's placement (`None`: no Prefect
+/// server known here, so its cells carry no sync state); for each env with a
+/// server, each cell's sync state and drift, read from that server.
+pub async fn matrix(
+    project: &Project,
+    ledger: &dyn Ledger,
+    flows: &[FlowKey],
+    envs: &[EnvName],
+    placed: impl Fn(&EnvName) -> Result<Option<SelectedEnv>>,
+) -> Result<Status> {
+    let pointers: Vec<flowgate_core::Pointer> = match envs {
+        [one] => ledger.pointers(Some(one)).await?,
+        _ => ledger.pointers(None).await?,
+    };
+    let matrix = StatusMatrix::new(flows, envs, &pointers);
+    let mut placements = BTreeMap::new();
+    let mut synced: BTreeMap<EnvName, Vec<(FlowKey, Revision)>> = BTreeMap::new();
+    for env in envs {
+        if let Some(selected) = placed(env)?.filter(|s| !s.is_ledger_only()) {
+            synced.insert(env.clone(), ledger.synced(env).await?);
+            placements.insert(env.clone(), selected);
+        }
+    }
+    let mut notes = Vec::new();
+    let views = server_views(project, ledger, &pointers, &synced, &placements, &mut notes).await;
+    // Gathered before the reads: a server's handler must not hold the borrowing iterator across them.
+    let ids: Vec<BuildId> =
+        matrix.rows.iter().flat_map(|r| r.cells.iter().flatten()).map(|p| p.build.clone()).collect();
+    let builds = builds_of(ledger, &ids).await?;
+    Ok(Status {
         envs: matrix.envs.clone(),
         flows: matrix
             .rows
@@ -102,15 +175,17 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                             let (sync, drift) = match synced.get(&p.env) {
                                 None => (None, Vec::new()),
                                 Some(done) if !is_synced(done, &p.flow, p.revision) => {
-                                    (Some("pending sync"), Vec::new())
+                                    (Some("pending sync".to_string()), Vec::new())
                                 }
                                 Some(_) => match views.get(&p.env) {
-                                    Some(None) => (Some("unknown"), Vec::new()),
+                                    Some(None) => (Some("unknown".to_string()), Vec::new()),
                                     Some(Some(drifts)) => match drifts.get(&p.flow) {
-                                        Some(fields) if !fields.is_empty() => (Some("drift"), fields.clone()),
-                                        _ => (Some("synced"), Vec::new()),
+                                        Some(fields) if !fields.is_empty() => {
+                                            (Some("drift".to_string()), fields.clone())
+                                        }
+                                        _ => (Some("synced".to_string()), Vec::new()),
                                     },
-                                    None => (Some("synced"), Vec::new()),
+                                    None => (Some("synced".to_string()), Vec::new()),
                                 },
                             };
                             Cell {
@@ -126,38 +201,41 @@ pub async fn run(project: &Project, args: StatusArgs, printer: Printer) -> Resul
                     .collect(),
             })
             .collect(),
-    };
-    let now = Utc::now();
-    printer.result(&status, |out| {
-        let mut header = vec!["FLOW".to_string()];
-        header.extend(status.envs.iter().map(|e| e.to_string().to_uppercase()));
-        let rows: Vec<Vec<String>> = status
-            .flows
-            .iter()
-            .map(|f| {
-                let mut row = vec![f.flow.clone()];
-                row.extend(f.cells.iter().map(|c| match c {
-                    None => "-".to_string(),
-                    Some(c) => format!(
-                        "{} r{} {} {}{}",
-                        &c.build.as_str()[..8],
-                        c.revision,
-                        c.commit.as_deref().unwrap_or("?"),
-                        age(c.updated_at, now),
-                        match c.sync {
-                            Some("drift") =>
-                                format!(" (drift: {})", c.drift.iter().map(|d| d.field).collect::<Vec<_>>().join(", ")),
-                            Some(state @ ("pending sync" | "unknown")) => format!(" ({state})"),
-                            _ => String::new(),
-                        }
-                    ),
-                }));
-                row
-            })
-            .collect();
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        table(out, &header, &rows);
+        notes,
     })
+}
+
+fn render(out: &mut String, status: &Status, now: chrono::DateTime<Utc>) {
+    let mut header = vec!["FLOW".to_string()];
+    header.extend(status.envs.iter().map(|e| e.to_string().to_uppercase()));
+    let rows: Vec<Vec<String>> = status
+        .flows
+        .iter()
+        .map(|f| {
+            let mut row = vec![f.flow.clone()];
+            row.extend(f.cells.iter().map(|c| match c {
+                None => "-".to_string(),
+                Some(c) => format!(
+                    "{} r{} {} {}{}",
+                    &c.build.as_str()[..8],
+                    c.revision,
+                    c.commit.as_deref().unwrap_or("?"),
+                    age(c.updated_at, now),
+                    match c.sync.as_deref() {
+                        Some("drift") => format!(
+                            " (drift: {})",
+                            c.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        Some(state @ ("pending sync" | "unknown")) => format!(" ({state})"),
+                        _ => String::new(),
+                    }
+                ),
+            }));
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(out, &header, &rows);
 }
 
 fn is_synced(done: &[(FlowKey, Revision)], flow: &FlowKey, revision: Revision) -> bool {
@@ -173,15 +251,15 @@ async fn server_views(
     ledger: &dyn Ledger,
     pointers: &[flowgate_core::Pointer],
     synced: &BTreeMap<EnvName, Vec<(FlowKey, Revision)>>,
-    printer: Printer,
-) -> Result<ServerViews> {
+    placements: &BTreeMap<EnvName, SelectedEnv>,
+    notes: &mut Vec<String>,
+) -> ServerViews {
     let mut views = ServerViews::new();
     for (env, done) in synced {
         if !pointers.iter().any(|p| p.env == *env && is_synced(done, &p.flow, p.revision)) {
             continue;
         }
-        let selected = project.select_env(Some(env.as_str()))?;
-        let view = match Target::of(&selected) {
+        let view = match Target::of(&placements[env]) {
             Ok(None) => continue,
             Ok(Some(target)) => drift_of(project, ledger, &target).await,
             Err(e) => Err(e),
@@ -191,7 +269,7 @@ async fn server_views(
             match view {
                 Ok(drifts) => Some(drifts),
                 Err(e) => {
-                    printer.note(format!(
+                    notes.push(format!(
                         "Could not compare env `{env}` with its Prefect server, so its cells show `unknown`: {e:#}"
                     ));
                     None
@@ -199,7 +277,7 @@ async fn server_views(
             },
         );
     }
-    Ok(views)
+    views
 }
 
 /// What sync would change on each flow's deployment, as drift. Whether a cell
@@ -211,12 +289,14 @@ async fn drift_of(project: &Project, ledger: &dyn Ledger, target: &Target) -> Re
         let name = planned.desired.name.clone();
         let drift = match planned.action {
             Action::Unchanged { .. } => Vec::new(),
-            Action::Update { changes, .. } | Action::Adopt { changes, .. } => {
-                changes.into_iter().map(|c| Drift { field: c.field, server: c.old, ledger: c.new }).collect()
-            }
-            Action::Create => vec![Drift { field: "deployment", server: Value::Null, ledger: json!(name) }],
+            Action::Update { changes, .. } | Action::Adopt { changes, .. } => changes
+                .into_iter()
+                .map(|c| Drift { field: c.field.to_string(), server: c.old, ledger: c.new })
+                .collect(),
+            Action::Create => vec![Drift { field: "deployment".into(), server: Value::Null, ledger: json!(name) }],
             Action::Foreign { owner, .. } => {
-                vec![Drift { field: "deployment", server: json!(format!("owned by {owner}")), ledger: json!(name) }]
+                let server = json!(format!("owned by {owner}"));
+                vec![Drift { field: "deployment".into(), server, ledger: json!(name) }]
             }
         };
         out.insert(flow, drift);
@@ -240,10 +320,7 @@ fn configured_envs(project: &Project) -> Result<Vec<EnvName>> {
     Ok(envs)
 }
 
-async fn builds_of<'a>(
-    ledger: &dyn Ledger,
-    ids: impl Iterator<Item = &'a BuildId>,
-) -> Result<BTreeMap<BuildId, Build>> {
+async fn builds_of(ledger: &dyn Ledger, ids: &[BuildId]) -> Result<BTreeMap<BuildId, Build>> {
     let mut builds = BTreeMap::new();
     for id in ids {
         if !builds.contains_key(id) {

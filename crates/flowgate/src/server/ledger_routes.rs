@@ -30,7 +30,7 @@ pub async fn readable_project(caller: &Caller, state: &AppState, project: &str) 
 }
 
 /// A query string, or 400 naming what in it is wrong.
-fn query<T>(caller: &Caller, query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub fn query<T>(caller: &Caller, query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|e| ApiError::bad_request(caller.request_id.clone(), e.body_text()))
 }
 

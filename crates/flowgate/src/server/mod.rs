@@ -97,6 +97,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(move_routes::rollback))
         .routes(routes!(sync_routes::plan))
         .routes(routes!(sync_routes::sync))
+        .routes(routes!(sync_routes::matrix))
 }
 
 pub fn router(state: AppState) -> Router {

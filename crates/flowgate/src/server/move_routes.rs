@@ -257,11 +257,11 @@ pub(super) async fn protected(
     Ok((server_project, selected, ledger))
 }
 
-/// The project as this server sees it, when it protects `env`: its protected
-/// envs, and its objects under `ARTIFACTS/PROJECT`.
+/// The project as this server sees it, when it protects `env`.
 fn protected_project(state: &AppState, project: &str, env: &EnvName) -> Result<Project, String> {
-    let envs = state.protected.get(project).cloned().unwrap_or_default();
-    if !envs.iter().any(|e| &e.name == env) {
+    let seen = server_project(state, project)?;
+    if seen.config.env(env.as_str()).is_none() {
+        let envs: Vec<_> = seen.config.envs().collect();
         let names: Vec<String> = envs.iter().map(|e| format!("`{}`", e.name)).collect();
         let protected = if names.is_empty() { "none".to_string() } else { names.join(", ") };
         return Err(format!(
@@ -269,6 +269,13 @@ fn protected_project(state: &AppState, project: &str, env: &EnvName) -> Result<P
              an env the server does not protect is moved in direct mode"
         ));
     }
+    Ok(seen)
+}
+
+/// The project as this server sees it: its protected envs (perhaps none), and
+/// its objects under `ARTIFACTS/PROJECT`.
+pub(super) fn server_project(state: &AppState, project: &str) -> Result<Project, String> {
+    let envs = state.protected.get(project).cloned().unwrap_or_default();
     // The server's config was checked at start: protected envs need a store.
     let artifacts = state.artifacts.as_deref().map(|base| project_store_url(base, project)).unwrap_or_default();
     let name: ProjectName = project.parse().map_err(|e| format!("project: {e}"))?;

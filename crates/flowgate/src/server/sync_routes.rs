@@ -1,21 +1,24 @@
 //! The Prefect server of an env the flowgate server protects, seen and synced
-//! with the credentials only the flowgate server holds: what `flowgate plan`
-//! and `flowgate sync` print, for that env.
+//! with the credentials only the flowgate server holds: what `flowgate plan`,
+//! `flowgate sync` and `flowgate status` print.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::Json;
-use flowgate_core::Role;
+use flowgate_core::{EnvName, Role};
 use flowgate_prefect::SyncOptions;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
-use super::move_routes::{answer, protected};
+use super::ledger_routes::{query, readable_project};
+use super::move_routes::{answer, protected, server_project};
 use super::AppState;
 use crate::commands::deploy;
 use crate::commands::plan::{self, server_target, PlanView};
+use crate::commands::status::{self, Status};
 use crate::commands::sync::{self, SyncView};
 
 /// `flowgate sync --env ENV [--prune] [--create-work-pools]`, as a body.
@@ -86,4 +89,45 @@ pub async fn sync(
     let (_, report) =
         deploy::sync(&server_project, ledger.as_ref(), &target, &options).await.map_err(|e| answer(&caller, e))?;
     Ok(Json(sync::view(&env.config_name, report, target.client.write_count())))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MatrixQuery {
+    /// The envs' ledger names, comma-separated, in the order of the columns.
+    envs: String,
+}
+
+/// The flows × envs matrix `flowgate status --json` prints, for the flows with
+/// a pointer in the envs asked: each cell's build, revision and commit, and in
+/// the envs this server protects its sync state and drift, read from their
+/// Prefect servers with the server's credentials. Any role may read it.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/matrix", security(("api_token" = [])),
+    params(("project" = String, Path, description = "The project's name"), MatrixQuery),
+    responses(
+        (status = OK, body = Status, description = "`notes` names a Prefect server that could not be read (its cells say `unknown`)"),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A missing or malformed env name"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project in the ledger"),
+    ),
+)]
+pub async fn matrix(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    q: Result<Query<MatrixQuery>, QueryRejection>,
+) -> Result<Json<Status>, ApiError> {
+    let q = query(&caller, q)?;
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let bad = |message: String| ApiError::bad_request(caller.request_id.clone(), message);
+    let envs = q.envs.split(',').map(|e| e.parse::<EnvName>().map_err(|err| bad(format!("envs: {err}"))));
+    let envs = envs.collect::<Result<Vec<_>, _>>()?;
+    let seen = server_project(&state, &project).map_err(bad)?;
+    // Only a protected env's Prefect server is known here.
+    let placed =
+        |env: &EnvName| Ok(seen.config.env(env.as_str()).and_then(|_| seen.select_env(Some(env.as_str())).ok()));
+    let status = status::matrix(&seen, ledger.as_ref(), &[], &envs, placed).await.map_err(|e| answer(&caller, e))?;
+    Ok(Json(status))
 }
