@@ -34,6 +34,9 @@ fn config(project: &str, api_url: &str, flows: &[(&str, &str)]) -> String {
 /// A project with flows `(key, Prefect flow name)`, committed.
 fn project(name: &str, api_url: &str, flows: &[(&str, &str)]) -> GitProject {
     let p = GitProject::new();
+    // Without it the next commit would track the ledger and the build cache,
+    // which the build after it rewrites: a dirty tree.
+    p.write(".gitignore", ".flowgate/\n");
     let keys: Vec<(&str, &str)> = flows.iter().map(|(key, _)| (*key, *key)).collect();
     p.write("flowgate.toml", &config(name, api_url, &keys));
     for (key, flow_name) in flows {
