@@ -7,6 +7,7 @@ mod git;
 mod populate;
 mod report;
 mod rng;
+mod served;
 mod status;
 mod timing;
 mod tree;

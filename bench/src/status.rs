@@ -1,7 +1,8 @@
 //! The status benchmark: a project of many flows and envs whose ledger holds a
 //! million releases, on SQLite (populated once and reused) and on PostgreSQL (a
 //! fresh database per run, dropped afterwards); `flowgate status --json` is timed
-//! against process start (`flowgate --version`).
+//! against process start (`flowgate --version`), and through a `flowgate serve`
+//! over the same ledger against itself in direct mode.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use sqlx::Connection as _;
 
 use crate::populate::{self, LedgerSpec};
 use crate::report::{Row, Target};
+use crate::served::Served;
 use crate::timing::{self, Case, Plan};
 use crate::Ctx;
 
@@ -76,7 +78,7 @@ pub async fn run(ctx: &Ctx, spec: LedgerSpec, backend: &Backend) -> Result<(Vec<
                 }
             };
             eprintln!("  {note}");
-            Ok((measure(ctx, &dir, spec, "status (SQLite)")?, note))
+            Ok((measure(ctx, &dir, spec, "sqlite://.flowgate/ledger.db", "status (SQLite)")?, note))
         }
         Backend::Postgres { server } => {
             let db = format!("flowgate_bench_{}", std::process::id());
@@ -98,7 +100,7 @@ pub async fn run(ctx: &Ctx, spec: LedgerSpec, backend: &Backend) -> Result<(Vec<
                     ctx.pg_writers
                 );
                 eprintln!("  {note}");
-                Ok((measure(ctx, &dir, spec, "status (PostgreSQL)")?, note))
+                Ok((measure(ctx, &dir, spec, &url, "status (PostgreSQL)")?, note))
             }
             .await;
             let dropped = admin(server, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
@@ -109,22 +111,29 @@ pub async fn run(ctx: &Ctx, spec: LedgerSpec, backend: &Backend) -> Result<(Vec<
     }
 }
 
-fn measure(ctx: &Ctx, dir: &Path, spec: LedgerSpec, name: &str) -> Result<Vec<Row>> {
-    verify(ctx, dir, spec)?;
+fn measure(ctx: &Ctx, dir: &Path, spec: LedgerSpec, ledger: &str, name: &str) -> Result<Vec<Row>> {
+    let served = Served::start(ctx, dir, ledger)?;
+    let status = ["status", "--json"];
+    verify(ctx.flowgate_in(dir, &status), spec)?;
+    verify(served.flowgate_in(ctx, dir, &status), spec)?;
     let t = timing::measure_interleaved(
         Plan { warmup: 2, runs: ctx.runs(15) },
         vec![
-            Case::plain("flowgate status --json", || ctx.flowgate_in(dir, &["status", "--json"])),
+            Case::plain("flowgate status --json", || ctx.flowgate_in(dir, &status)),
             Case::plain("flowgate --version", || ctx.flowgate_in(dir, &["--version"])),
+            Case::plain("flowgate status --json (server)", || served.flowgate_in(ctx, dir, &status)),
         ],
     )?;
-    Ok(vec![Row::new(name, &t[0], &t[1], Target::Absolute(Duration::from_millis(100)))])
+    Ok(vec![
+        Row::new(name, &t[0], &t[1], Target::Absolute(Duration::from_millis(100))),
+        Row::new(&format!("{name} through the server"), &t[2], &t[0], Target::Ratio(1.5)),
+    ])
 }
 
 /// A fast wrong answer is no result: check once that status shows every flow
 /// with a release in every env.
-fn verify(ctx: &Ctx, dir: &Path, spec: LedgerSpec) -> Result<()> {
-    let out = timing::capture("flowgate status --json", ctx.flowgate_in(dir, &["status", "--json"]))?;
+fn verify(status: std::process::Command, spec: LedgerSpec) -> Result<()> {
+    let out = timing::capture("flowgate status --json", status)?;
     let json: serde_json::Value =
         serde_json::from_str(&out).context("`flowgate status --json` printed no JSON document")?;
     let flows = json.get("flows").and_then(|f| f.as_array()).map_or(0, Vec::len);
