@@ -11,7 +11,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
 use crate::{codec, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
-use crate::{ProjectRecord, RolloutRecord, FIND_LIMIT};
+use crate::{ProjectRecord, RolloutLease, RolloutRecord, FIND_LIMIT};
+use chrono::{DateTime, Utc};
 
 /// One project's ledger on one database: a connection pool, the backend's
 /// type, and the project every query is scoped to (its `$1`). Made by
@@ -286,6 +287,33 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(env = ?env.map(|e| e.as_str()), limit))]
     async fn rollouts(&self, env: Option<&EnvName>, limit: u32) -> Result<Vec<RolloutRecord>, LedgerError> {
         self.list_rollouts(env, limit).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn active_rollouts(&self) -> Result<Vec<RolloutRecord>, LedgerError> {
+        self.read_active_rollouts().await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, now))]
+    async fn lease_rollout(
+        &self,
+        id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError> {
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        self.take_lease(id, holder, now, now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn rollout_lease(&self, id: &str) -> Result<Option<RolloutLease>, LedgerError> {
+        self.read_lease(id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn end_rollout_lease(&self, id: &str, holder: &str) -> Result<(), LedgerError> {
+        self.end_lease(id, holder).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rollout = %next.id, version = next.version))]

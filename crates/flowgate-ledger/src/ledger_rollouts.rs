@@ -159,6 +159,15 @@ where
         row.map(codec_gates::rollout).transpose()
     }
 
+    pub(crate) async fn read_active_rollouts(&self) -> Result<Vec<RolloutRecord>, LedgerError> {
+        let rows: Vec<codec_gates::RolloutRow> = sqlx::query_as(&sql::select_active_rollouts())
+            .bind(self.p())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(LedgerError::backend("read active rollouts"))?;
+        rows.into_iter().map(codec_gates::rollout).collect()
+    }
+
     pub(crate) async fn list_rollouts(
         &self,
         env: Option<&EnvName>,

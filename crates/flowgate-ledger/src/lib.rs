@@ -10,6 +10,7 @@ mod codec_gates;
 mod error;
 mod ledger_gc;
 mod ledger_impl;
+mod ledger_leases;
 mod ledger_moves;
 mod ledger_provenance;
 mod ledger_rollouts;
@@ -26,6 +27,8 @@ mod url;
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use flowgate_core::{
     Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision, Verified,
 };
@@ -37,7 +40,7 @@ use crate::ledger_impl::SqlLedger;
 pub use crate::error::{BoxError, LedgerError};
 pub use crate::lock::{LockHolder, MaintenanceLock};
 pub use crate::projects::{ProjectClaim, ProjectRecord};
-pub use crate::rollout::{RolloutRecord, RolloutStatus, UnknownRolloutStatus};
+pub use crate::rollout::{RolloutLease, RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::tokens::TokenRecord;
 pub use crate::url::LedgerUrl;
 pub use flowgate_core::inventory::{builds_named, Inventory, LedgerProblem, Pin, ReleaseRef};
@@ -142,6 +145,30 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Rollouts of one env or all, newest first (by creation time, then id
     /// descending), at most `limit`.
     async fn rollouts(&self, env: Option<&EnvName>, limit: u32) -> Result<Vec<RolloutRecord>, LedgerError>;
+
+    /// Every running rollout of the project, by env (at most one per env).
+    async fn active_rollouts(&self) -> Result<Vec<RolloutRecord>, LedgerError>;
+
+    /// Takes or renews the lease on driving rollout `id` for `holder`, until
+    /// `now + ttl`: granted when nobody holds it, when `holder` does already,
+    /// or when the holder's lease ended (a replica that died). True when
+    /// `holder` holds it now. Replicas asking at once get one grant. `now` is
+    /// the caller's clock: replicas' clocks must agree to well within `ttl`.
+    async fn lease_rollout(
+        &self,
+        id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError>;
+
+    /// Who holds the lease on driving rollout `id`, and until when; None when
+    /// no server replica ever drove it.
+    async fn rollout_lease(&self, id: &str) -> Result<Option<RolloutLease>, LedgerError>;
+
+    /// Ends `holder`'s lease on `id` at once, so another replica need not wait
+    /// for it to run out; nothing when someone else holds it.
+    async fn end_rollout_lease(&self, id: &str, holder: &str) -> Result<(), LedgerError>;
 
     /// One rollout transition, in one transaction: compare-and-swaps the row
     /// `next.id` from version `next.version - 1` to `next.version`, writing

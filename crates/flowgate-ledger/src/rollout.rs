@@ -94,3 +94,13 @@ mod tests {
         assert_eq!(err.to_string(), "unknown rollout status `Running`: expected running, succeeded, failed or aborted");
     }
 }
+
+/// Which server replica drives a rollout, and until when it may without
+/// renewing (see [`crate::Ledger::lease_rollout`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutLease {
+    /// The replica's name, as it asked.
+    pub holder: String,
+    /// After this, another replica may take the lease over.
+    pub expires_at: DateTime<Utc>,
+}

@@ -125,6 +125,10 @@ pub(crate) fn select_rollout() -> String {
 pub(crate) fn select_active_rollout() -> String {
     format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE project = $1 AND env = $2 AND status = 'running'")
 }
+/// Every running rollout of the project, one per env at most.
+pub(crate) fn select_active_rollouts() -> String {
+    format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE project = $1 AND status = 'running' ORDER BY env, id")
+}
 pub(crate) fn select_rollouts_all() -> String {
     format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE project = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2")
 }
@@ -213,3 +217,16 @@ pub(crate) const SELECT_PROVENANCE: &str = "SELECT verified, recorded_at_ms FROM
 #[cfg(feature = "test-support")]
 pub(crate) const DUMP_PROVENANCE: &str = "SELECT build_id, request_id, verified, recorded_at_ms FROM build_provenance \
     WHERE project = $1 ORDER BY build_id, recorded_at_ms, request_id";
+
+/// Takes the lease on driving rollout `$2` for `$3` until `$4`: inserted when
+/// nobody ever held it, else updated only when `$3` holds it already or the
+/// holder's lease ended before `$5` (now). One row changed means granted.
+pub(crate) const LEASE_ROLLOUT: &str = "INSERT INTO rollout_leases (project, rollout_id, holder, expires_at_ms) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (project, rollout_id) DO UPDATE \
+    SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
+    WHERE rollout_leases.holder = excluded.holder OR rollout_leases.expires_at_ms <= $5";
+pub(crate) const SELECT_ROLLOUT_LEASE: &str =
+    "SELECT holder, expires_at_ms FROM rollout_leases WHERE project = $1 AND rollout_id = $2";
+/// Gives the lease back early (a replica that stops cleanly), if still held.
+pub(crate) const END_ROLLOUT_LEASE: &str =
+    "UPDATE rollout_leases SET expires_at_ms = 0 WHERE project = $1 AND rollout_id = $2 AND holder = $3";

@@ -11,6 +11,7 @@ use flowgate_ledger::testing::{open, TestLedger};
 use flowgate_ledger::{LedgerError, LedgerUrl, ProjectClaim};
 
 mod gates;
+mod leases;
 mod maintenance;
 mod migration;
 mod projects;
@@ -18,6 +19,7 @@ mod rollouts;
 mod tokens;
 
 pub use gates::*;
+pub use leases::*;
 pub use maintenance::*;
 pub use migration::*;
 pub use projects::*;
@@ -46,6 +48,8 @@ macro_rules! stories {
         $story!(concurrent_starts_exactly_one_wins);
         $story!(transitions_are_compare_and_swap_with_their_moves);
         $story!(rollouts_are_listed_newest_first);
+        $story!(a_lease_has_one_holder_until_it_runs_out_or_is_given_back);
+        $story!(replicas_asking_at_once_get_one_lease);
         $story!(pins_are_insert_if_absent_and_removable);
         $story!(verified_identities_are_kept_with_approvals_and_pins);
         $story!(provenance_is_one_row_per_registration_and_goes_with_its_build);
