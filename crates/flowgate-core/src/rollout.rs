@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::gates::GateResult;
 use crate::ids::{BuildId, EnvName, FlowKey, Revision};
 use crate::release::{Audit, Move, MoveKind, Pointer};
+use crate::Verified;
 
 /// Where a rollout's builds come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,10 @@ pub struct RolloutBody {
     pub phase: Phase,
     /// Why the rollout failed or was aborted.
     pub failure: Option<String>,
+    /// Who started it, as a flowgate server verified them; recorded with every
+    /// move the rollout makes. None for a rollout started in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<Verified>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

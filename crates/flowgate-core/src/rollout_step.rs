@@ -144,7 +144,7 @@ fn release(cx: &StepContext<'_>, body: &RolloutBody, seen: &Observed) -> Next {
                 gates: flow.gates.clone(),
                 override_reason: body.override_reason.clone(),
                 rollout: Some(cx.rollout.to_string()),
-                verified: None,
+                verified: body.started_by.clone(),
             });
         flow.released_revision = Some(mv.next_revision());
         moves.push(mv);

@@ -52,6 +52,7 @@ fn body(verify: Option<VerifyPlan>) -> RolloutBody {
         wave: 0,
         phase: Phase::Release,
         failure: None,
+        started_by: None,
     }
 }
 

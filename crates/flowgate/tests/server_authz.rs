@@ -124,28 +124,60 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             body: Body::Json(r#"{"flows": ["ingest"], "reason": "incident"}"#.into()),
             allowed: &["releaser", "releaser-qa", "admin"],
         },
-    ]
-}
-
-/// The calls on a protected env's Prefect server, which qa's ledger-only
-/// placement has none of: a caller with the right gets past the check of
-/// rights to `400` naming the env as ledger-only.
-fn prefect_calls() -> Vec<Call> {
-    vec![
+        // A dry run: a recorded rollout would be driven by the server meanwhile.
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/rollouts",
+            path: "/api/v1/projects/alpha/envs/qa/rollouts".into(),
+            body: Body::Json(format!(r#"{{"build": "{build}", "reason": "weekly", "dry_run": true}}"#)),
+            allowed: &["releaser", "releaser-qa", "admin"],
+        },
         Call {
             method: "GET",
-            route: "/api/v1/projects/{project}/envs/{env}/plan",
-            path: "/api/v1/projects/alpha/envs/qa/plan".into(),
+            route: "/api/v1/projects/{project}/envs/{env}/rollout",
+            path: "/api/v1/projects/alpha/envs/qa/rollout".into(),
             body: Body::none(),
             allowed: EVERYONE,
         },
-        Call {
-            method: "POST",
-            route: "/api/v1/projects/{project}/envs/{env}/sync",
-            path: "/api/v1/projects/alpha/envs/qa/sync".into(),
-            body: Body::Json(r#"{"prune": true}"#.into()),
-            allowed: &["releaser", "releaser-qa", "admin"],
-        },
+    ]
+}
+
+/// The calls that cannot succeed here, each with what its `400` names: on a
+/// protected env's Prefect server, which qa's ledger-only placement has none
+/// of, and on the active rollout qa does not have. A caller with the right
+/// gets past the check of rights to that `400`.
+fn refused_calls() -> Vec<(Call, &'static str)> {
+    vec![
+        (
+            Call {
+                method: "GET",
+                route: "/api/v1/projects/{project}/envs/{env}/plan",
+                path: "/api/v1/projects/alpha/envs/qa/plan".into(),
+                body: Body::none(),
+                allowed: EVERYONE,
+            },
+            "ledger-only",
+        ),
+        (
+            Call {
+                method: "POST",
+                route: "/api/v1/projects/{project}/envs/{env}/sync",
+                path: "/api/v1/projects/alpha/envs/qa/sync".into(),
+                body: Body::Json(r#"{"prune": true}"#.into()),
+                allowed: &["releaser", "releaser-qa", "admin"],
+            },
+            "ledger-only",
+        ),
+        (
+            Call {
+                method: "POST",
+                route: "/api/v1/projects/{project}/envs/{env}/rollout/abort",
+                path: "/api/v1/projects/alpha/envs/qa/rollout/abort".into(),
+                body: Body::Json(r#"{"reason": "stop"}"#.into()),
+                allowed: &["releaser", "releaser-qa", "admin"],
+            },
+            "has no active rollout",
+        ),
     ]
 }
 
@@ -170,6 +202,8 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     alpha.commit("second");
     common::run(&alpha, &["build"]).success();
     common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+    // A finished rollout in qa (back to the first build), for the rollout routes to read.
+    common::run(&alpha, &["rollout", "start", "--to", "qa", "--build", "HEAD~1", "--reason", "back"]).success();
     let secrets: Vec<(&str, String)> = TOKENS
         .iter()
         .map(|(name, roles)| {
@@ -186,7 +220,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     let build = record["id"].as_str().expect("a build id").to_string();
     let (bundle, digest) = local_bundle(&alpha, &record);
     let calls = table(&build, &record, &bundle, &digest);
-    let prefect_calls = prefect_calls();
+    let refused_calls = refused_calls();
     // What a refused call must leave as it was: the ledger and the server's store.
     let state = || (ledger_dump_at(ledger, alpha.path()), listing(&store));
 
@@ -195,8 +229,10 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     for (route, item) in document["paths"].as_object().expect("paths") {
         for method in item.as_object().expect("a path item").keys() {
             let public = ["/api/v1/health", "/api/v1/openapi.json"].contains(&route.as_str());
-            let covered =
-                calls.iter().chain(&prefect_calls).any(|c| c.route == route && c.method.eq_ignore_ascii_case(method));
+            let covered = calls
+                .iter()
+                .chain(refused_calls.iter().map(|(c, _)| c))
+                .any(|c| c.route == route && c.method.eq_ignore_ascii_case(method));
             assert!(public || covered, "{method} {route} is not in the table");
         }
     }
@@ -235,7 +271,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
         }
     }
 
-    for call in &prefect_calls {
+    for (call, needle) in &refused_calls {
         let what = format!("{} {}", call.method, call.path);
         let before = state();
         for (name, secret) in &secrets {
@@ -243,7 +279,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
             let message = body["error"]["message"].as_str().unwrap_or_default();
             if call.allowed.contains(name) {
                 assert_eq!(status, 400, "{what} as {name}: {body}");
-                assert!(message.contains("ledger-only"), "{what} as {name}: {body}");
+                assert!(message.contains(needle), "{what} as {name}: {body}");
             } else {
                 assert_eq!(
                     (status, body["error"]["code"].as_str()),

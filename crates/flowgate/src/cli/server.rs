@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// The server's TOML config: ledger, address, artifact store, OpenID Connect issuers and access rules. Flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// This replica's name in the leases replicas sharing a ledger take on driving rollouts (default: host name and process id).
+    #[arg(long, value_name = "NAME")]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,7 +40,7 @@ pub enum Step {
 
 pub struct Driver<'a> {
     pub(super) project: &'a Project,
-    pub(super) ledger: Box<dyn Ledger>,
+    pub(crate) ledger: Box<dyn Ledger>,
     pub(super) env: SelectedEnv,
     pub(super) target: Option<Target>,
     pub(super) actor: String,
@@ -57,6 +57,14 @@ impl<'a> Driver<'a> {
         let env = project.select_env(env)?;
         let target = Target::of(&env)?;
         Ok(Driver { project, ledger: project.ledger().await?, target, env, actor: actor(&project.root), printer })
+    }
+
+    /// A driver for a flowgate server: the project as the server sees it, the
+    /// project's ledger and one of its protected envs; moves are made as
+    /// `actor`, the verified caller who started the rollout.
+    pub fn new(project: &'a Project, ledger: Box<dyn Ledger>, env: SelectedEnv, actor: String) -> Result<Driver<'a>> {
+        let target = Target::of(&env)?;
+        Ok(Driver { project, ledger, target, env, actor, printer: Printer { json: false, quiet: true } })
     }
 
     pub async fn active(&self) -> Result<RolloutRecord> {
@@ -193,7 +201,8 @@ impl<'a> Driver<'a> {
     }
 }
 
-fn is_rollout_moved(err: &anyhow::Error) -> bool {
+/// True when a rollout transition lost its compare-and-swap.
+pub fn is_rollout_moved(err: &anyhow::Error) -> bool {
     err.chain().any(|c| matches!(c.downcast_ref::<LedgerError>(), Some(LedgerError::RolloutMoved { .. })))
 }
 

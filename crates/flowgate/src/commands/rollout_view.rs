@@ -2,8 +2,9 @@
 
 use flowgate_core::rollout::{Phase, RolloutBody, Source, WaveOutcome};
 use flowgate_core::FlowKey;
-use flowgate_ledger::RolloutRecord;
-use serde::Serialize;
+use flowgate_ledger::{RolloutLease, RolloutRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::printer::table;
 
@@ -11,6 +12,21 @@ use crate::printer::table;
 pub struct StatusView<'a> {
     pub rollout: &'a RolloutRecord,
     pub body: &'a RolloutBody,
+}
+
+/// A rollout as a flowgate server answers for it: `rollout status --json`,
+/// with the replica driving it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RolloutView {
+    #[schema(value_type = Object)]
+    pub rollout: RolloutRecord,
+    /// Its waves, phase, moves and verification runs.
+    #[schema(value_type = Object)]
+    pub body: RolloutBody,
+    /// The server replica that drives it, and until when its lease runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub driver: Option<RolloutLease>,
 }
 
 pub fn render_status(out: &mut String, record: &RolloutRecord, body: &RolloutBody) {
@@ -37,7 +53,8 @@ pub fn render_status(out: &mut String, record: &RolloutRecord, body: &RolloutBod
     }
 }
 
-fn phase_word(body: &RolloutBody) -> String {
+/// Where the rollout stands: `wave 2: verifying`, `done`.
+pub fn phase_word(body: &RolloutBody) -> String {
     let wave = (body.wave + 1).min(body.waves.len());
     match body.phase {
         Phase::Release => format!("wave {wave}: to release"),

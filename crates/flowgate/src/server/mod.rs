@@ -1,7 +1,8 @@
 //! `flowgate serve`: an HTTP API over one ledger database, for every project
 //! in it. It reads the ledger, records approvals and pins and registers
 //! builds, and moves the pointers of the envs it protects (syncing their
-//! Prefect servers with credentials only it holds), as the verified caller. Every request gets an id (the `x-request-id` response header, and
+//! Prefect servers with credentials only it holds), as the verified caller,
+//! and drives their rollouts (replicas sharing a ledger take turns by lease). Every request gets an id (the `x-request-id` response header, and
 //! the `request_id` of an error body); every route but the health check needs
 //! an API token whose grants allow it.
 
@@ -14,6 +15,8 @@ mod ledger_routes;
 mod move_routes;
 mod oidc;
 mod openapi;
+mod rollout_driver;
+mod rollout_routes;
 mod routes;
 mod sync_routes;
 mod write_routes;
@@ -39,6 +42,7 @@ use utoipa_axum::routes;
 pub use auth::{new_secret, secret_hash};
 pub use build_routes::{Registered, StoredBundle};
 pub use oidc::OidcVerifier;
+pub use rollout_driver::default_replica_name;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -57,6 +61,10 @@ pub struct AppState {
     pub bundle_limit: u64,
     /// Each project's protected envs: the only envs this server moves.
     pub protected: Arc<BTreeMap<String, Vec<EnvConfig>>>,
+    /// This replica's name in rollout leases.
+    pub replica: Arc<str>,
+    /// Woken when a rollout starts, so a replica drives it without waiting a tick.
+    pub rollouts_changed: Arc<tokio::sync::Notify>,
 }
 
 /// A request's id: 16 random bytes in hex, made when the request arrives.
@@ -98,6 +106,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync_routes::plan))
         .routes(routes!(sync_routes::sync))
         .routes(routes!(sync_routes::matrix))
+        .routes(routes!(rollout_routes::start))
+        .routes(routes!(rollout_routes::current))
+        .routes(routes!(rollout_routes::abort))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -134,6 +145,9 @@ pub async fn serve(listen: SocketAddr, state: AppState) -> Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{bound}")?;
         stdout.flush()?;
+    }
+    if !state.protected.is_empty() {
+        tokio::spawn(rollout_driver::drive_forever(state.clone()));
     }
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await.context("The server failed")?;
     Ok(())

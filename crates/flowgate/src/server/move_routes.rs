@@ -285,7 +285,12 @@ pub(super) fn server_project(state: &AppState, project: &str) -> Result<Project,
 /// The flows a release moves: those named, each one the build carries for the
 /// env, or with `all` every one it carries. A build made before builds carried
 /// their settings has none a server could deploy.
-fn released_flows(build: &Build, env: &SelectedEnv, named: Vec<FlowKey>, all: bool) -> Result<Vec<FlowKey>, String> {
+pub(super) fn released_flows(
+    build: &Build,
+    env: &SelectedEnv,
+    named: Vec<FlowKey>,
+    all: bool,
+) -> Result<Vec<FlowKey>, String> {
     let Some(settings) = &build.settings else {
         return Err(format!(
             "build `{}` was made before builds carried their deployment settings; a server deploys only builds that \

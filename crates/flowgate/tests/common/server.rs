@@ -47,6 +47,12 @@ impl Server {
         Self { child, port, log }
     }
 
+    /// Kills it with SIGKILL, as a machine that dies would: no clean stop.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
