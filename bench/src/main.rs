@@ -4,6 +4,7 @@
 mod code;
 mod content;
 mod git;
+mod load;
 mod populate;
 mod report;
 mod rng;
@@ -26,6 +27,8 @@ enum Part {
     Sqlite,
     /// status over the PostgreSQL ledger
     Postgres,
+    /// 200 concurrent clients against two server replicas on PostgreSQL
+    Load,
 }
 
 /// Benchmarks of flowgate, each against a baseline measured in the same run.
@@ -165,6 +168,13 @@ async fn main() -> Result<()> {
             rows.extend(r);
             notes.push(note);
         }
+    }
+
+    if wants(Part::Load) {
+        eprintln!("load (two replicas, PostgreSQL):");
+        let (r, n) = load::run(&ctx, &args.postgres).await?;
+        rows.extend(r);
+        notes.extend(n);
     }
 
     println!(

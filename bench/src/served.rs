@@ -1,6 +1,6 @@
-//! A `flowgate serve` over a benchmark's ledger, with a viewer token, so the
-//! status benchmark can time `flowgate status --json` through the server
-//! beside the same command in direct mode.
+//! A `flowgate serve` over a benchmark's ledger, with a token: the status
+//! benchmark times `flowgate status --json` through it beside the same command
+//! in direct mode, and the load benchmark runs two replicas.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -22,13 +22,15 @@ impl Served {
     /// `flowgate serve --ledger LEDGER` on a free loopback port, run in `dir`
     /// (where a relative SQLite URL points), and a new viewer token for it.
     pub fn start(ctx: &Ctx, dir: &Path, ledger: &str) -> Result<Self> {
-        let name = format!("bench-{}", std::process::id());
-        let args = ["admin", "token", "create", "--name", &name, "--role", "viewer", "--ledger", ledger, "--json"];
-        let created = timing::capture("flowgate admin token create", ctx.flowgate_in(dir, &args))?;
-        let created: serde_json::Value = serde_json::from_str(&created).context("the token command printed no JSON")?;
-        let token = created["token"].as_str().context("the token command printed no `token`")?.to_string();
+        let token = create_token(ctx, dir, ledger, "viewer")?;
+        Self::start_with(ctx, dir, &["--ledger", ledger], token)
+    }
+
+    /// `flowgate serve ARGS` on a free loopback port, run in `dir`, whose
+    /// callers use `token`.
+    pub fn start_with(ctx: &Ctx, dir: &Path, args: &[&str], token: String) -> Result<Self> {
         let mut child = ctx
-            .flowgate_in(dir, &["serve", "--listen", "127.0.0.1:0", "--ledger", ledger])
+            .flowgate_in(dir, &[&["serve", "--listen", "127.0.0.1:0"], args].concat())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -49,6 +51,15 @@ impl Served {
         cmd.env("FLOWGATE_SERVER", &self.url).env("FLOWGATE_TOKEN", &self.token);
         cmd
     }
+}
+
+/// A new token with `role` on every env, made with `flowgate admin token create`.
+pub fn create_token(ctx: &Ctx, dir: &Path, ledger: &str, role: &str) -> Result<String> {
+    let name = format!("bench-{role}-{}", std::process::id());
+    let args = ["admin", "token", "create", "--name", &name, "--role", role, "--ledger", ledger, "--json"];
+    let created = timing::capture("flowgate admin token create", ctx.flowgate_in(dir, &args))?;
+    let created: serde_json::Value = serde_json::from_str(&created).context("the token command printed no JSON")?;
+    Ok(created["token"].as_str().context("the token command printed no `token`")?.to_string())
 }
 
 impl Drop for Served {

@@ -151,7 +151,7 @@ fn verify(status: std::process::Command, spec: LedgerSpec) -> Result<()> {
 }
 
 /// `server` with its database replaced by `db`.
-fn database_url(server: &str, db: &str) -> Result<String> {
+pub fn database_url(server: &str, db: &str) -> Result<String> {
     let (scheme, rest) = server.split_once("://").with_context(|| format!("`{server}` is not a postgres:// URL"))?;
     let (authority, query) = match rest.split_once('/') {
         Some((authority, path)) => (authority, path.split_once('?').map(|(_, q)| q)),
@@ -163,7 +163,7 @@ fn database_url(server: &str, db: &str) -> Result<String> {
     })
 }
 
-async fn admin(server: &str, statement: &str) -> Result<()> {
+pub async fn admin(server: &str, statement: &str) -> Result<()> {
     let mut conn = sqlx::PgConnection::connect(server)
         .await
         .with_context(|| format!("Failed to connect to PostgreSQL at `{}`", redact(server)))?;
