@@ -267,6 +267,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B1]",
               "same": true,
+              "from_commit": null,
+              "to_commit": null,
               "commits": null,
               "commits_behind": null,
               "files": null
@@ -276,6 +278,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B1]",
               "same": true,
+              "from_commit": null,
+              "to_commit": null,
               "commits": null,
               "commits_behind": null,
               "files": null
@@ -285,6 +289,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B2]",
               "same": false,
+              "from_commit": "[C1]",
+              "to_commit": "[C2]",
               "commits": [
                 "[C2] Report v2"
               ],
@@ -315,6 +321,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B1]",
               "same": true,
+              "from_commit": null,
+              "to_commit": null,
               "commits": null,
               "commits_behind": null,
               "files": null
@@ -324,6 +332,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B1]",
               "same": true,
+              "from_commit": null,
+              "to_commit": null,
               "commits": null,
               "commits_behind": null,
               "files": null
@@ -333,6 +343,8 @@ fn release_cycle() {
               "from_build": "[B1]",
               "to_build": "[B1]",
               "same": true,
+              "from_commit": null,
+              "to_commit": null,
               "commits": null,
               "commits_behind": null,
               "files": null

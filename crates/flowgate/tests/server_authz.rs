@@ -134,6 +134,13 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
         },
         Call {
             method: "GET",
+            route: "/api/v1/projects/{project}/diff",
+            path: "/api/v1/projects/alpha/diff?from=qa&to=prod".into(),
+            body: Body::none(),
+            allowed: EVERYONE,
+        },
+        Call {
+            method: "GET",
             route: "/api/v1/projects/{project}/envs/{env}/rollout",
             path: "/api/v1/projects/alpha/envs/qa/rollout".into(),
             body: Body::none(),

@@ -196,3 +196,48 @@ fn approve_and_pin_through_the_server_record_the_verified_caller() {
     let unknown = alpha.run_with_env(bin(), &["approve", "no-such-ref", "--env", "prod", "--reason", "r"], &as_lead);
     assert!(unknown.expect_code(2).stderr.contains("`no-such-ref`"));
 }
+
+/// `diff` through the server prints what direct mode prints: the server reads
+/// pointers and manifests (of the bundles registered through it), the CLI adds
+/// the commits between the builds from its checkout.
+#[test]
+fn diff_through_the_server_prints_what_direct_mode_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let alpha = released_project(&ledger);
+    let ci = create_token(dir.path(), &ledger, "ci", &["--role", "releaser"]);
+    let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let server = Server::start(&["--ledger", &ledger, "--artifacts", &format!("file://{}", store.display())]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let through = |token: &str, args: &[&str]| {
+        alpha.run_with_env(bin(), args, &[("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", token)])
+    };
+    // Two builds, each in the project's own store (for direct mode) and registered
+    // through the server (into its store), one in each env (moved in direct mode).
+    through(&ci, &["build"]).success(); // the first, made by `released_project`
+    common::run(&alpha, &["release", "--all", "--env", "prod", "--build", "HEAD"]).success();
+    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    print(2)\n");
+    alpha.write("flows/extra.sql", "select 1\n");
+    alpha.commit("second");
+    common::run(&alpha, &["build"]).success();
+    through(&ci, &["build"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+
+    let direct = common::run(&alpha, &["diff", "prod", "qa", "--json"]).success().json();
+    let served = through(&viewer, &["diff", "prod", "qa", "--json"]).success().json();
+    assert_eq!(served, direct);
+    assert_eq!(served["flows"][0]["commits"][0].as_str().map(|c| c.ends_with("second")), Some(true), "{served}");
+    let files = served["flows"][0]["files"].to_string();
+    assert!(files.contains("flows/extra.sql") && files.contains("flows/ingest.py"), "{served}");
+    let text = through(&viewer, &["diff", "prod", "qa"]).success().stdout;
+    assert_eq!(text, common::run(&alpha, &["diff", "prod", "qa"]).success().stdout);
+
+    // A server without a store of the builds' bundles cannot name the files: unknown, not an error.
+    let storeless = Server::start(&["--ledger", &ledger]);
+    let (status, answer) = storeless.get("/api/v1/projects/alpha/diff?from=prod&to=qa", Some(&viewer));
+    assert_eq!((status, &answer["flows"][0]["files"]), (200, &serde_json::Value::Null), "{answer}");
+    let (status, answer) = server.get("/api/v1/projects/alpha/diff?from=prod&to=../qa", Some(&viewer));
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_request")), "{answer}");
+}

@@ -5,43 +5,83 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use flowgate_core::{BuildId, FlowKey, ManifestDiff};
-use serde::Serialize;
+use flowgate_core::{BuildId, EnvName, FlowKey, ManifestDiff};
+use flowgate_ledger::Ledger;
+use flowgate_store::ArtifactStore;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::cli::DiffArgs;
+use crate::client::ServerClient;
 use crate::git::Repo;
 use crate::printer::Printer;
 use crate::project::Project;
 
-#[derive(Serialize)]
-struct EnvDiff {
+/// What `flowgate diff --json` prints, and a server answers for it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EnvDiff {
     from: String,
     to: String,
     flows: Vec<FlowDiff>,
 }
 
-#[derive(Serialize)]
-struct FlowDiff {
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FlowDiff {
     flow: FlowKey,
+    #[schema(value_type = Option<String>)]
     from_build: Option<BuildId>,
+    #[schema(value_type = Option<String>)]
     to_build: Option<BuildId>,
     same: bool,
+    /// The commits the two builds were made from, when they differ.
+    #[serde(default)]
+    from_commit: Option<String>,
+    #[serde(default)]
+    to_commit: Option<String>,
     /// `git log from..to` one-liners: commits `to` runs that `from` does not;
-    /// null when either commit is not in this repository.
+    /// null when either commit is not in this repository (a server has none).
     commits: Option<Vec<String>>,
     /// `git log to..from`: commits `from` runs that `to` does not (when `to` is behind).
     commits_behind: Option<Vec<String>>,
+    /// The files that changed, from the two bundles' manifests; null where a
+    /// server's store lacks a bundle (registered in direct mode).
+    #[schema(value_type = Option<Object>)]
     files: Option<ManifestDiff>,
 }
 
 pub async fn run(project: &Project, args: DiffArgs, printer: Printer) -> Result<()> {
     let from = project.named_env(&args.from)?;
     let to = project.named_env(&args.to)?;
-    let ledger = project.ledger().await?;
-    let store = project.store()?;
     let repo = Repo::discover(&project.root).ok();
-    let left = ledger.pointers(Some(&from)).await?;
-    let right = ledger.pointers(Some(&to)).await?;
+    let mut result = match ServerClient::from_env().await? {
+        Some(server) => {
+            let name = project.config.project_name();
+            server.get(&format!("/projects/{name}/diff?from={from}&to={to}")).await?
+        }
+        None => env_diff(project.ledger().await?.as_ref(), Some(&project.store()?), &from, &to, false).await?,
+    };
+    // The commits between the builds come from this checkout, wherever the rest was read.
+    for diff in &mut result.flows {
+        if let (Some(a), Some(b), Some(repo)) = (&diff.from_commit, &diff.to_commit, &repo) {
+            diff.commits = repo.log_range(a, b);
+            diff.commits_behind = repo.log_range(b, a);
+        }
+    }
+    printer.result(&result, |out| render(out, &result))
+}
+
+/// Which flows run different builds in `from` and `to`, and the files that
+/// changed between them. With `lenient`, a bundle `store` lacks (or no store)
+/// leaves `files` null instead of failing; commits are left to the caller.
+pub async fn env_diff(
+    ledger: &dyn Ledger,
+    store: Option<&ArtifactStore>,
+    from: &EnvName,
+    to: &EnvName,
+    lenient: bool,
+) -> Result<EnvDiff> {
+    let left = ledger.pointers(Some(from)).await?;
+    let right = ledger.pointers(Some(to)).await?;
     let flows: BTreeSet<&FlowKey> = left.iter().chain(right.iter()).map(|p| &p.flow).collect();
     let mut diffs = Vec::new();
     for flow in flows {
@@ -52,6 +92,8 @@ pub async fn run(project: &Project, args: DiffArgs, printer: Printer) -> Result<
             same: a == b,
             from_build: a,
             to_build: b,
+            from_commit: None,
+            to_commit: None,
             commits: None,
             commits_behind: None,
             files: None,
@@ -60,19 +102,25 @@ pub async fn run(project: &Project, args: DiffArgs, printer: Printer) -> Result<
             let (Some(ba), Some(bb)) = (ledger.build(a).await?, ledger.build(b).await?) else {
                 anyhow::bail!("The ledger names build `{a}` or `{b}` but has no record of it");
             };
-            diff.commits = repo.as_ref().and_then(|r| r.log_range(&ba.commit, &bb.commit));
-            diff.commits_behind = repo.as_ref().and_then(|r| r.log_range(&bb.commit, &ba.commit));
-            if ba.bundle != bb.bundle {
-                let (ma, mb) = (store.manifest(&ba.bundle).await?, store.manifest(&bb.bundle).await?);
-                diff.files = Some(ManifestDiff::between(&ma, &mb));
+            diff.from_commit = Some(ba.commit.clone());
+            diff.to_commit = Some(bb.commit.clone());
+            diff.files = if ba.bundle == bb.bundle {
+                Some(ManifestDiff::default())
             } else {
-                diff.files = Some(ManifestDiff::default());
-            }
+                match store {
+                    Some(store) => match (store.manifest(&ba.bundle).await, store.manifest(&bb.bundle).await) {
+                        (Ok(ma), Ok(mb)) => Some(ManifestDiff::between(&ma, &mb)),
+                        (Err(_), _) | (_, Err(_)) if lenient => None,
+                        (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+                    },
+                    None if lenient => None,
+                    None => anyhow::bail!("No artifact store to read the manifests of `{a}` and `{b}` from"),
+                }
+            };
         }
         diffs.push(diff);
     }
-    let result = EnvDiff { from: from.to_string(), to: to.to_string(), flows: diffs };
-    printer.result(&result, |out| render(out, &result))
+    Ok(EnvDiff { from: from.to_string(), to: to.to_string(), flows: diffs })
 }
 
 fn render(out: &mut String, result: &EnvDiff) {

@@ -7,7 +7,7 @@ mod builds;
 mod client;
 mod completions;
 pub mod deploy;
-mod diff;
+pub mod diff;
 mod fsck;
 mod gates;
 mod gc;

@@ -1,6 +1,6 @@
-//! A project's ledger over HTTP: history, builds and one build, answered with
-//! the JSON `flowgate history`, `flowgate builds` and the `build` of `flowgate
-//! show` print. Every role may read every env: a scope on a role limits what
+//! A project's ledger over HTTP: history, builds, one build and the diff of
+//! two envs, answered with the JSON `flowgate history`, `flowgate builds`, the
+//! `build` of `flowgate show` and `flowgate diff` print. Every role may read every env: a scope on a role limits what
 //! a token may change, not what it may see.
 
 use axum::extract::rejection::QueryRejection;
@@ -8,12 +8,15 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use flowgate_core::{Build, EnvName, FlowKey, ProjectName, Release, Role};
 use flowgate_ledger::Ledger;
+use flowgate_store::ArtifactStore;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::Caller;
+use super::build_routes::project_store_url;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::commands::diff::{env_diff, EnvDiff};
 
 /// Shorter build prefixes match too much to mean anything (as in the CLI).
 const MIN_PREFIX: usize = 4;
@@ -70,6 +73,54 @@ pub async fn history(
     let env: EnvName = q.env.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("env: {e}")))?;
     let history = ledger.history(&flow, &env, q.limit).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
     Ok(Json(history))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// One env's ledger name.
+    from: String,
+    /// The other's.
+    to: String,
+}
+
+/// Which flows run different builds in two envs, with the builds' commits and
+/// the files that changed (from the manifests of the bundles in the server's
+/// store; null for a bundle it lacks): `flowgate diff FROM TO --json`, but for
+/// the commit logs, which the CLI reads from its checkout.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/diff", security(("api_token" = [])),
+    params(("project" = String, Path, description = "The project's name"), DiffQuery),
+    responses(
+        (status = OK, body = EnvDiff),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A missing or malformed env name"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project in the ledger"),
+    ),
+)]
+pub async fn diff(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    q: Result<Query<DiffQuery>, QueryRejection>,
+) -> Result<Json<EnvDiff>, ApiError> {
+    let q = query(&caller, q)?;
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let id = &caller.request_id;
+    let from: EnvName = q.from.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("from: {e}")))?;
+    let to: EnvName = q.to.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("to: {e}")))?;
+    let store = match &state.artifacts {
+        Some(base) => Some(
+            ArtifactStore::open(&project_store_url(base, &project), &state.base_dir)
+                .map_err(|e| ApiError::internal(id.clone(), &e.into()))?,
+        ),
+        None => None,
+    };
+    let diff = env_diff(ledger.as_ref(), store.as_ref(), &from, &to, true)
+        .await
+        .map_err(|e| ApiError::internal(id.clone(), &e))?;
+    Ok(Json(diff))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -93,6 +93,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::projects))
         .routes(routes!(routes::status))
         .routes(routes!(ledger_routes::history))
+        .routes(routes!(ledger_routes::diff))
         .routes(routes!(ledger_routes::builds, build_routes::register))
         .routes(routes!(ledger_routes::build))
         .routes(routes!(write_routes::approve))
