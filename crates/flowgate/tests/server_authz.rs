@@ -132,6 +132,14 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             body: Body::Json(format!(r#"{{"build": "{build}", "reason": "weekly", "dry_run": true}}"#)),
             allowed: &["releaser", "releaser-qa", "admin"],
         },
+        // After the upload above: the server's store holds the bundle.
+        Call {
+            method: "GET",
+            route: "/api/v1/projects/{project}/builds/{build}/shown",
+            path: format!("/api/v1/projects/alpha/builds/{build}/shown"),
+            body: Body::none(),
+            allowed: EVERYONE,
+        },
         Call {
             method: "GET",
             route: "/api/v1/projects/{project}/diff",

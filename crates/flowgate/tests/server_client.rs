@@ -197,11 +197,11 @@ fn approve_and_pin_through_the_server_record_the_verified_caller() {
     assert!(unknown.expect_code(2).stderr.contains("`no-such-ref`"));
 }
 
-/// `diff` through the server prints what direct mode prints: the server reads
-/// pointers and manifests (of the bundles registered through it), the CLI adds
-/// the commits between the builds from its checkout.
+/// `diff` and `show` through the server print what direct mode prints: the
+/// server reads pointers, records and manifests (of the bundles registered
+/// through it), the CLI adds the commits between the builds from its checkout.
 #[test]
-fn diff_through_the_server_prints_what_direct_mode_prints() {
+fn diff_and_show_through_the_server_print_what_direct_mode_prints() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
     let alpha = released_project(&ledger);
@@ -234,10 +234,25 @@ fn diff_through_the_server_prints_what_direct_mode_prints() {
     let text = through(&viewer, &["diff", "prod", "qa"]).success().stdout;
     assert_eq!(text, common::run(&alpha, &["diff", "prod", "qa"]).success().stdout);
 
+    // `show` of a build registered through the server (by a git ref the CLI resolves).
+    let direct = common::run(&alpha, &["show", "HEAD", "--json"]).success().json();
+    let served = through(&viewer, &["show", "HEAD", "--json"]).success().json();
+    assert_eq!(served["provenance"][0]["registrar"]["subject"], "ci", "{served}");
+    assert_eq!(served, direct);
+    let text = through(&viewer, &["show", "HEAD"]).success().stdout;
+    assert_eq!(text, common::run(&alpha, &["show", "HEAD"]).success().stdout);
+
     // A server without a store of the builds' bundles cannot name the files: unknown, not an error.
     let storeless = Server::start(&["--ledger", &ledger]);
     let (status, answer) = storeless.get("/api/v1/projects/alpha/diff?from=prod&to=qa", Some(&viewer));
     assert_eq!((status, &answer["flows"][0]["files"]), (200, &serde_json::Value::Null), "{answer}");
+    let shown = through_storeless(&storeless, &alpha, &viewer, &["show", "HEAD"]).expect_code(2);
+    assert!(shown.stderr.contains("was not registered through this server"), "{}", shown.stderr);
     let (status, answer) = server.get("/api/v1/projects/alpha/diff?from=prod&to=../qa", Some(&viewer));
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_request")), "{answer}");
+}
+
+fn through_storeless(server: &Server, project: &flowgate_testkit::GitProject, token: &str, args: &[&str]) -> Run {
+    let url = format!("http://127.0.0.1:{}", server.port);
+    project.run_with_env(bin(), args, &[("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", token)])
 }

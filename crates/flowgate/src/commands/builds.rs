@@ -3,10 +3,13 @@
 use anyhow::Result;
 use chrono::Utc;
 use flowgate_core::{AuthMethod, Build, Provenance};
-use serde::Serialize;
+use flowgate_ledger::Ledger;
+use flowgate_store::ArtifactStore;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::cli::{BuildsArgs, ShowArgs};
-use crate::client::ServerClient;
+use crate::client::{server_build_ref, ServerClient};
 use crate::git::Repo;
 use crate::printer::{age, table, Printer};
 use crate::project::Project;
@@ -38,28 +41,43 @@ pub async fn list(project: &Project, args: BuildsArgs, printer: Printer) -> Resu
     })
 }
 
-#[derive(Serialize)]
-struct Shown {
+/// What `flowgate show BUILD --json` prints, and a server answers for it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Shown {
     build: Build,
     total_size: u64,
     /// The largest top-level directories, by file count: a glance at what the bundle holds.
+    #[schema(value_type = Vec<Object>)]
     top_level: Vec<(String, u64)>,
     /// Who registered the build through a flowgate server, as verified; empty for direct mode.
     provenance: Vec<Provenance>,
 }
 
-pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result<()> {
-    let ledger = project.ledger().await?;
-    let repo = Repo::discover(&project.root).ok();
-    let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
-    let manifest = project.store()?.manifest(&build.bundle).await?;
+/// A build with what its bundle's manifest (in `store`) and its registrations say.
+pub async fn shown(ledger: &dyn Ledger, store: &ArtifactStore, build: Build) -> Result<Shown> {
+    let manifest = store.manifest(&build.bundle).await?;
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
     for file in &manifest.files {
         let top = file.path.split_once('/').map_or(".", |(dir, _)| dir).to_string();
         *counts.entry(top).or_default() += 1;
     }
     let provenance = ledger.provenance(&build.id).await?;
-    let shown = Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), provenance, build };
+    Ok(Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), provenance, build })
+}
+
+pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result<()> {
+    let shown = match ServerClient::from_env().await? {
+        Some(server) => {
+            let build = server_build_ref(project, &args.build)?;
+            server.get(&format!("/projects/{}/builds/{build}/shown", project.config.project_name())).await?
+        }
+        None => {
+            let ledger = project.ledger().await?;
+            let repo = Repo::discover(&project.root).ok();
+            let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
+            shown(ledger.as_ref(), &project.store()?, build).await?
+        }
+    };
     printer.result(&shown, |out| {
         let b = &shown.build;
         out.push_str(&format!("build    {}\n", b.id));

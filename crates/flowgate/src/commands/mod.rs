@@ -3,7 +3,7 @@
 
 pub mod approve;
 mod build;
-mod builds;
+pub mod builds;
 mod client;
 mod completions;
 pub mod deploy;

@@ -16,6 +16,7 @@ use super::auth::Caller;
 use super::build_routes::project_store_url;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::commands::builds::{self, Shown};
 use crate::commands::diff::{env_diff, EnvDiff};
 
 /// Shorter build prefixes match too much to mean anything (as in the CLI).
@@ -179,6 +180,48 @@ pub async fn build(
 ) -> Result<Json<Build>, ApiError> {
     let ledger = readable_project(&caller, &state, &project).await?;
     Ok(Json(one_build(&caller, ledger.as_ref(), &project, &build, BuildRef::IdOnly).await?))
+}
+
+/// One build as `flowgate show BUILD --json` prints it: the record, what its
+/// bundle holds (from the manifest in the server's store) and who registered it.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/builds/{build}/shown", security(("api_token" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("build" = String, Path, description = "A build id or commit, or a unique prefix of either"),
+    ),
+    responses(
+        (status = OK, body = Shown),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A prefix that is too short or matches several builds"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project or build, or its bundle is not in the server's store"),
+    ),
+)]
+pub async fn shown(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, build)): Path<(String, String)>,
+) -> Result<Json<Shown>, ApiError> {
+    let ledger = readable_project(&caller, &state, &project).await?;
+    let build = one_build(&caller, ledger.as_ref(), &project, &build, BuildRef::IdOrCommit).await?;
+    let id = &caller.request_id;
+    let unstored = || {
+        ApiError::not_found(
+            id.clone(),
+            format!(
+                "build `{}` was not registered through this server: its bundle `{}` is not in the server's store",
+                build.id, build.bundle
+            ),
+        )
+    };
+    let Some(base) = &state.artifacts else { return Err(unstored()) };
+    let store = ArtifactStore::open(&project_store_url(base, &project), &state.base_dir)
+        .map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    if !store.has_bundle(&build.bundle).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))? {
+        return Err(unstored());
+    }
+    let shown = builds::shown(ledger.as_ref(), &store, build).await.map_err(|e| ApiError::internal(id.clone(), &e))?;
+    Ok(Json(shown))
 }
 
 /// What a build reference may be.

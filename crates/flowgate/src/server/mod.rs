@@ -96,6 +96,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ledger_routes::diff))
         .routes(routes!(ledger_routes::builds, build_routes::register))
         .routes(routes!(ledger_routes::build))
+        .routes(routes!(ledger_routes::shown))
         .routes(routes!(write_routes::approve))
         .routes(routes!(write_routes::pins, write_routes::pin))
         .routes(routes!(write_routes::unpin))
