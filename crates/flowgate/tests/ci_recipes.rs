@@ -13,6 +13,9 @@ use flowgate_testkit::cli_help;
 
 const GITHUB: &str = "docs/ci/github/flowgate.yml";
 const GITLAB: &str = "docs/ci/gitlab/.gitlab-ci.yml";
+/// The same pipelines through a flowgate server, each job's ID token its credential.
+const GITHUB_SERVER: &str = "docs/ci/github/flowgate-server.yml";
+const GITLAB_SERVER: &str = "docs/ci/gitlab/.gitlab-ci-server.yml";
 const DOCKERFILE: &str = "docs/ci/docker/Dockerfile";
 const PACKAGING: &str = "docs/PACKAGING.md";
 
@@ -73,14 +76,18 @@ fn assert_misspelling_rejected(schema: &str, relative: &str, key: &str, typo: &s
 
 #[test]
 fn github_workflow_validates_against_the_github_workflows_schema() {
-    assert_valid("vendor.github-workflows", GITHUB);
-    assert_misspelling_rejected("vendor.github-workflows", GITHUB, "runs-on:", "runs_on:");
+    for recipe in [GITHUB, GITHUB_SERVER] {
+        assert_valid("vendor.github-workflows", recipe);
+        assert_misspelling_rejected("vendor.github-workflows", recipe, "runs-on:", "runs_on:");
+    }
 }
 
 #[test]
 fn gitlab_ci_validates_against_the_gitlab_ci_schema() {
-    assert_valid("vendor.gitlab-ci", GITLAB);
-    assert_misspelling_rejected("vendor.gitlab-ci", GITLAB, "resource_group:", "resource_grup:");
+    for recipe in [GITLAB, GITLAB_SERVER] {
+        assert_valid("vendor.gitlab-ci", recipe);
+        assert_misspelling_rejected("vendor.gitlab-ci", recipe, "resource_group:", "resource_grup:");
+    }
 }
 
 /// Shell lines of a recipe: `\`-continued lines joined, comments and YAML block
@@ -268,6 +275,25 @@ fn gitlab_ci_commands_are_accepted_by_flowgate() {
     assert_rolls_out_qa_to_prod(GITLAB);
 }
 
+#[test]
+fn server_recipes_go_through_the_server_with_the_jobs_id_token_and_no_secret() {
+    for (recipe, credential) in [(GITHUB_SERVER, "id-token: write"), (GITLAB_SERVER, "FLOWGATE_ID_TOKEN:")] {
+        let seen = assert_commands_accepted(recipe);
+        for sub in ["build", "release", "rollout", "status"] {
+            assert!(seen.contains(sub), "`{recipe}` runs no `flowgate {sub}` (found: {seen:?})");
+        }
+        assert_rolls_out_qa_to_prod(recipe);
+        let text = read(recipe);
+        assert!(text.contains(credential), "`{recipe}` does not give its jobs an ID token (`{credential}`)");
+        assert!(text.contains("aud: flowgate") || text.contains("default `flowgate`"), "`{recipe}`: audience");
+        let secrets = ["secrets.", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "API_KEY", "FLOWGATE_TOKEN"];
+        for secret in secrets {
+            assert!(!text.contains(secret), "`{recipe}` names a stored secret `{secret}`: the server holds them");
+        }
+    }
+    assert!(read(GITHUB_SERVER).contains("FLOWGATE_SERVER: ${{ vars.FLOWGATE_SERVER }}"));
+}
+
 /// The manual prod promotion is a rollout of exactly what qa runs.
 fn assert_rolls_out_qa_to_prod(relative: &str) {
     let rollouts: Vec<Vec<String>> = flowgate_commands(relative)
@@ -310,7 +336,7 @@ fn pinned_version(relative: &str) -> String {
 
 #[test]
 fn recipes_pin_this_version_of_flowgate() {
-    for relative in [GITHUB, GITLAB, DOCKERFILE] {
+    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, DOCKERFILE] {
         assert_eq!(pinned_version(relative), env!("CARGO_PKG_VERSION"), "`{relative}` pins another flowgate");
     }
 }
@@ -320,7 +346,7 @@ fn recipes_pin_this_version_of_flowgate() {
 #[test]
 fn install_commands_are_the_documented_ones() {
     let docs = read(PACKAGING);
-    for relative in [GITHUB, GITLAB, DOCKERFILE] {
+    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, DOCKERFILE] {
         let version = pinned_version(relative);
         let mut installs = 0;
         for (line_no, line) in shell_lines(&read(relative)) {

@@ -149,7 +149,16 @@ fn bad_token_commands_name_the_value_and_change_nothing() {
     }
     let refused = admin(dir.path(), &["admin", "token", "revoke", "nobody", "--ledger", &ledger]).expect_code(2);
     assert!(refused.stderr.contains("`nobody`"), "{}", refused.stderr);
+    let nowhere = admin(dir.path(), &["admin", "token", "list"]).expect_code(2);
+    assert!(nowhere.stderr.contains("No ledger") && nowhere.stderr.contains("--config"), "{}", nowhere.stderr);
     assert_eq!(list(), before, "a refused command changed the tokens");
+
+    // The server's config names the ledger as well as --ledger does.
+    std::fs::write(dir.path().join("server.toml"), format!("ledger = \"{ledger}\"\n")).unwrap();
+    let by_config = ["admin", "token", "create", "--name", "ops", "--role", "admin", "--config", "server.toml"];
+    admin(dir.path(), &by_config).success();
+    let listed = admin(dir.path(), &["admin", "token", "list", "--config", "server.toml"]).success().stdout;
+    assert!(listed.contains("ops") && listed.contains("ci"), "{listed}");
 }
 
 /// `openapi-spec-validator` from PATH: scripts/test puts the pinned one

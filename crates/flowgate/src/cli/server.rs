@@ -57,9 +57,12 @@ pub enum TokenCommand {
 
 #[derive(Debug, Args)]
 pub struct LedgerArg {
-    /// The server's ledger.
+    /// The server's ledger (else the `ledger =` of --config).
     #[arg(long, value_name = "URL", env = vars::SERVER_LEDGER)]
-    pub ledger: String,
+    pub ledger: Option<String>,
+    /// The server's TOML config, whose `ledger =` names the ledger.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

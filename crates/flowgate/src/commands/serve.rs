@@ -22,6 +22,19 @@ async fn open(ledger: &str, cwd: &Path) -> Result<LedgerDatabase> {
     Ok(LedgerDatabase::open(&url, cwd).await?)
 }
 
+/// The ledger an admin command names: `--ledger` (or FLOWGATE_SERVER_LEDGER),
+/// else the `ledger =` of `--config FILE`.
+async fn open_server_ledger(arg: &LedgerArg, cwd: &Path) -> Result<LedgerDatabase> {
+    let from_config = match &arg.config {
+        Some(path) => ServerConfig::load(&cwd.join(path))?.ledger,
+        None => None,
+    };
+    let ledger = arg.ledger.clone().or(from_config).ok_or_else(|| {
+        usage("No ledger: give --ledger URL, set FLOWGATE_SERVER_LEDGER, or --config FILE with `ledger =`")
+    })?;
+    open(&ledger, cwd).await
+}
+
 /// The largest bundle upload without `bundle_limit =`: 1 GiB, over ten times
 /// the 20,000-file bench tree's bundle.
 const DEFAULT_BUNDLE_LIMIT: u64 = 1 << 30;
@@ -93,7 +106,7 @@ fn protected_envs(config: &ServerConfig, artifacts: Option<&str>) -> Result<BTre
 pub async fn token(cwd: &Path, command: TokenCommand, printer: Printer) -> Result<()> {
     match command {
         TokenCommand::Create(args) => create(cwd, args, printer).await,
-        TokenCommand::List(LedgerArg { ledger }) => list(&open(&ledger, cwd).await?, printer).await,
+        TokenCommand::List(ledger) => list(&open_server_ledger(&ledger, cwd).await?, printer).await,
         TokenCommand::Revoke(args) => revoke(cwd, args, printer).await,
     }
 }
@@ -148,7 +161,7 @@ async fn create(cwd: &Path, args: TokenCreateArgs, printer: Printer) -> Result<(
             Some(now + after.ok_or_else(|| usage(format!("--expires `{text}` must be more than zero")))?)
         }
     };
-    let database = open(&args.ledger.ledger, cwd).await?;
+    let database = open_server_ledger(&args.ledger, cwd).await?;
     let secret = server::new_secret()?;
     let record = TokenRecord {
         name: args.name,
@@ -185,7 +198,7 @@ async fn list(database: &LedgerDatabase, printer: Printer) -> Result<()> {
 }
 
 async fn revoke(cwd: &Path, args: TokenRevokeArgs, printer: Printer) -> Result<()> {
-    let database = open(&args.ledger.ledger, cwd).await?;
+    let database = open_server_ledger(&args.ledger, cwd).await?;
     let known = database.tokens().await?.into_iter().any(|t| t.name == args.name);
     if !known {
         return Err(usage(format!("no token named `{}` in this ledger", args.name)));
