@@ -118,6 +118,8 @@ async fn a_protected_env_is_placed_gated_and_credentialed_by_the_server_alone() 
     let history = as_holder(&p, &url, &viewer, &["history", "ingest", "--env", "prod", "--json"]).success().json();
     assert_eq!(history[0]["actor"], "ci", "{history}");
     assert_eq!(history[0]["audit"]["verified"]["method"], "token", "{history}");
+    let text = as_holder(&p, &url, &viewer, &["history", "ingest", "--env", "prod"]).success().stdout;
+    assert!(text.contains("ci (token)"), "the history does not say how the mover was verified: {text}");
 
     // A worker runs the flow from the bundle the server stored.
     let bin_dir = Path::new(common::bin()).parent().unwrap().to_path_buf();

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::{GateStatus, MoveKind, Release};
+use flowgate_core::{GateStatus, MoveKind, Release, Verified};
 
 use crate::cli::HistoryArgs;
 use crate::client::ServerClient;
@@ -40,7 +40,8 @@ pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Resu
                     format!("r{}", r.revision),
                     r.build.to_string(),
                     what,
-                    r.actor.clone(),
+                    // As a server verified the caller (`ci (token)`), else the name given.
+                    r.audit.verified.as_ref().map_or_else(|| r.actor.clone(), Verified::label),
                     age(r.created_at, now),
                     gates_summary(r),
                     r.audit.rollout.clone().unwrap_or_else(|| "-".into()),
