@@ -2,6 +2,8 @@
 //! release, promote, release a new commit, roll back, each proven by the marker
 //! a real run printed from a library file of the build; `which` names the build
 //! of every run (a run created at v2 and executed after the rollback included).
+//! The cycle runs twice: in direct mode, and with every command going through
+//! a `flowgate serve` that protects both envs (same text, JSON and runs).
 //! Then what a release must not disturb: a deployment paused by hand, and the
 //! scheduled runs of a deployment whose build did not change.
 //! One server per test binary; each test has its own pools and name prefixes.
@@ -12,10 +14,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::server::{create_token, Server};
 use common::{bin, run};
 use flowgate_prefect::{PrefectClient, ServerDeployment, Subject};
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
-use flowgate_testkit::GitProject;
+use flowgate_testkit::{GitProject, Run};
 use serde_json::{json, Value};
 
 /// How long one run may take from creation to a terminal state.
@@ -63,10 +66,63 @@ fn project(envs: &str, pool: &str, with_nightly: bool) -> GitProject {
     p
 }
 
-/// Builds HEAD; returns the build id.
+/// How the cycle's commands reach the ledger and the Prefect server.
+enum Mode {
+    /// The CLI opens the project's ledger and store and talks to Prefect itself.
+    Direct,
+    /// Every command goes through a flowgate server, as a token's holder; the
+    /// server protects the envs with its own placement (prefixes and pools).
+    Served { server: Server, token: String, _dir: tempfile::TempDir },
+}
+
+impl Mode {
+    /// A server protecting `qa` and `prod` of project `cycle` on the test's
+    /// Prefect server, with `placement` (prefix, pool) for each; its ledger and
+    /// store are its own, and a token with `releaser` on every env.
+    fn served(qa: (&str, &str), prod: (&str, &str)) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(&store).expect("the server's store");
+        let url = server().api_url();
+        let mut config = format!("ledger = \"{ledger}\"\nartifacts = \"file://{}\"\n", store.display());
+        for (env, (prefix, pool)) in [("qa", qa), ("prod", prod)] {
+            config.push_str(&format!(
+                "\n[projects.cycle.envs.{env}]\nprefect_api_url = \"{url}\"\nname_prefix = \"{prefix}\"\nwork_pool = \"{pool}\"\n"
+            ));
+        }
+        let config_file = dir.path().join("server.toml");
+        std::fs::write(&config_file, config).expect("the server's config");
+        let token = create_token(dir.path(), &ledger, "ci", &["--role", "releaser"]);
+        let server = Server::start(&["--config", &config_file.display().to_string()]);
+        Self::Served { server, token, _dir: dir }
+    }
+
+    fn run(&self, p: &GitProject, args: &[&str]) -> Run {
+        match self {
+            Self::Direct => run(p, args),
+            Self::Served { server, token, .. } => {
+                let url = format!("http://127.0.0.1:{}", server.port);
+                p.run_with_env(bin(), args, &[("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", token.as_str())])
+            }
+        }
+    }
+
+    /// Builds HEAD; returns the build id.
+    fn build(&self, p: &GitProject) -> String {
+        let built = self.run(p, &["build", "--json"]).success().json();
+        built["build"]["id"].as_str().expect("build id").to_string()
+    }
+
+    fn which_build(&self, p: &GitProject, run_id: &str, env: &str) -> Value {
+        let which = self.run(p, &["which", run_id, "--env", env, "--json"]).success().json();
+        which["build"].clone()
+    }
+}
+
+/// Builds HEAD in direct mode; returns the build id.
 fn build(p: &GitProject) -> String {
-    let built = run(p, &["build", "--json"]).success().json();
-    built["build"]["id"].as_str().expect("build id").to_string()
+    Mode::Direct.build(p)
 }
 
 async fn deployment(client: &PrefectClient, name: &str) -> ServerDeployment {
@@ -105,11 +161,6 @@ async fn expect_marker(client: &PrefectClient, id: &str, marker: &str, worker: &
     }
 }
 
-fn which_build(p: &GitProject, run_id: &str, env: &str) -> Value {
-    let which = run(p, &["which", run_id, "--env", env, "--json"]).success().json();
-    which["build"].clone()
-}
-
 fn worker(pool: &str) -> PrefectWorker {
     let bin_dir = Path::new(bin()).parent().expect("bin dir").to_path_buf();
     PrefectWorker::start(&server().api_url(), pool, Some(&bin_dir))
@@ -117,57 +168,90 @@ fn worker(pool: &str) -> PrefectWorker {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn release_promote_release_rollback_each_run_executes_the_moved_build() {
-    let (qa_pool, prod_pool) = ("cycle-qa-pool", "cycle-prod-pool");
     let url = server().api_url();
     let envs = format!(
         "[envs.qa]\nprefect_api_url = \"{url}\"\nname_prefix = \"cq-\"\n\n\
          [envs.prod]\nprefect_api_url = \"{url}\"\nname_prefix = \"cp-\"\n\n\
-         [envs.qa.flows.report]\nwork_pool = \"{qa_pool}\"\n\n[envs.prod.flows.report]\nwork_pool = \"{prod_pool}\"\n"
+         [envs.qa.flows.report]\nwork_pool = \"cycle-qa-pool\"\n\n[envs.prod.flows.report]\nwork_pool = \"cycle-prod-pool\"\n"
     );
     let p = project(&envs, "unused-pool", false);
+    cycle(&Mode::Direct, &p, ("cq-", "cycle-qa-pool"), ("cp-", "cycle-prod-pool")).await;
+}
+
+/// The same cycle with every command through a flowgate server: the project's
+/// own ledger and store are never opened, the server's placement is used.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cycle_through_a_server_runs_the_moved_builds_and_which_names_them() {
+    // The project's envs are on a dead address with other prefixes and pools:
+    // only the server's placement can make these deployments.
+    let envs = "[envs.qa]\nprefect_api_url = \"http://127.0.0.1:9/api\"\nname_prefix = \"laptop-qa-\"\n\n\
+         [envs.prod]\nprefect_api_url = \"http://127.0.0.1:9/api\"\nname_prefix = \"laptop-prod-\"\n";
+    let p = project(envs, "laptop-pool", false);
+    let (qa, prod) = (("sq-", "served-qa-pool"), ("sp-", "served-prod-pool"));
+    let mode = Mode::served(qa, prod);
+    cycle(&mode, &p, qa, prod).await;
+    assert!(!p.path().join(".flowgate/ledger.db").exists(), "a command opened the project's own ledger");
+    let Mode::Served { server, .. } = &mode else { unreachable!() };
+    let log = server.log();
+    for path in ["/builds", "/envs/qa/releases", "/envs/prod/promotions", "/envs/qa/rollbacks", "/envs/qa/flow-runs/"] {
+        assert!(log.contains(&format!("path=/api/v1/projects/cycle{path}")), "no request to {path}:\n{log}");
+    }
+}
+
+/// Release v1 to qa, promote to prod, release v2 to qa, roll qa back; each
+/// run prints the marker of the build it executed, and `which` names it.
+async fn cycle(
+    mode: &Mode,
+    p: &GitProject,
+    (qa_prefix, qa_pool): (&str, &str),
+    (prod_prefix, prod_pool): (&str, &str),
+) {
+    let (qa_name, prod_name) = (format!("{qa_prefix}report"), format!("{prod_prefix}report"));
+    let (qa_name, prod_name) = (qa_name.as_str(), prod_name.as_str());
     let client = client();
-    let v1 = build(&p);
+    let v1 = mode.build(p);
 
     // First release creates the pool; the deployment runs v1.
-    let released = run(&p, &["release", "report", "--env", "qa", "--build", &v1, "--create-work-pools", "--json"])
+    let released = mode
+        .run(p, &["release", "report", "--env", "qa", "--build", &v1, "--create-work-pools", "--json"])
         .success()
         .json();
     assert_eq!(released["sync"]["created_work_pools"], json!([qa_pool]), "{released}");
-    assert_eq!(released["sync"]["created"], json!(["cq-report"]), "{released}");
+    assert_eq!(released["sync"]["created"], json!([qa_name]), "{released}");
     let mut qa_worker = worker(qa_pool);
-    let run_qa_v1 = trigger(&client, "cq-report").await;
+    let run_qa_v1 = trigger(&client, qa_name).await;
     expect_marker(&client, &run_qa_v1, "v1", &qa_worker).await;
 
     // Promote: prod gets exactly qa's build, in its own pool.
     let promoted =
-        run(&p, &["promote", "--from", "qa", "--to", "prod", "--create-work-pools", "--json"]).success().json();
+        mode.run(p, &["promote", "--from", "qa", "--to", "prod", "--create-work-pools", "--json"]).success().json();
     assert_eq!(promoted["moves"][0]["build"], json!(v1), "{promoted}");
-    assert_eq!(promoted["sync"]["created"], json!(["cp-report"]), "{promoted}");
-    assert_eq!(deployment(&client, "cp-report").await.work_pool_name.as_deref(), Some(prod_pool));
+    assert_eq!(promoted["sync"]["created"], json!([prod_name]), "{promoted}");
+    assert_eq!(deployment(&client, prod_name).await.work_pool_name.as_deref(), Some(prod_pool));
     let prod_worker = worker(prod_pool);
-    let run_prod_v1 = trigger(&client, "cp-report").await;
+    let run_prod_v1 = trigger(&client, prod_name).await;
     expect_marker(&client, &run_prod_v1, "v1", &prod_worker).await;
 
     // A new commit changes only the library file; released to qa, runs print v2.
     p.write("lib/marker.py", "MARKER = \"v2\"\n");
     p.commit("v2");
-    let v2 = build(&p);
+    let v2 = mode.build(p);
     assert_ne!(v1, v2);
-    let released = run(&p, &["release", "report", "--env", "qa", "--build", &v2, "--json"]).success().json();
-    assert_eq!(released["sync"]["updated"][0]["name"], json!("cq-report"), "{released}");
-    let run_qa_v2 = trigger(&client, "cq-report").await;
+    let released = mode.run(p, &["release", "report", "--env", "qa", "--build", &v2, "--json"]).success().json();
+    assert_eq!(released["sync"]["updated"][0]["name"], json!(qa_name), "{released}");
+    let run_qa_v2 = trigger(&client, qa_name).await;
     expect_marker(&client, &run_qa_v2, "v2", &qa_worker).await;
-    assert_eq!(deployment(&client, "cp-report").await.version.as_deref(), Some(v1.as_str()), "prod untouched");
+    assert_eq!(deployment(&client, prod_name).await.version.as_deref(), Some(v1.as_str()), "prod untouched");
 
     // A run created at v2 but held (no worker polls qa) until after the rollback runs v1.
     drop(qa_worker);
-    let held = trigger(&client, "cq-report").await;
-    let rolled = run(&p, &["rollback", "report", "--env", "qa", "--json"]).success().json();
+    let held = trigger(&client, qa_name).await;
+    let rolled = mode.run(p, &["rollback", "report", "--env", "qa", "--json"]).success().json();
     assert_eq!(rolled["moves"][0]["build"], json!(v1), "{rolled}");
-    assert_eq!(deployment(&client, "cq-report").await.version.as_deref(), Some(v1.as_str()));
+    assert_eq!(deployment(&client, qa_name).await.version.as_deref(), Some(v1.as_str()));
     qa_worker = worker(qa_pool);
     expect_marker(&client, &held, "v1", &qa_worker).await;
-    let run_qa_back = trigger(&client, "cq-report").await;
+    let run_qa_back = trigger(&client, qa_name).await;
     expect_marker(&client, &run_qa_back, "v1", &qa_worker).await;
     assert_eq!(
         client.read_flow_run(&held).await.expect("read held run").deployment_version.as_deref(),
@@ -183,7 +267,7 @@ async fn release_promote_release_rollback_each_run_executes_the_moved_build() {
         (&held, "qa", &v1),
         (&run_qa_back, "qa", &v1),
     ] {
-        assert_eq!(which_build(&p, run_id, env), json!(expected), "run `{run_id}` in `{env}`");
+        assert_eq!(mode.which_build(p, run_id, env), json!(expected), "run `{run_id}` in `{env}`");
     }
     drop((qa_worker, prod_worker));
 }

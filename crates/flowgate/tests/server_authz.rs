@@ -1,16 +1,42 @@
 //! Who may call what on `flowgate serve`: every route of the OpenAPI document
-//! × every role, on a SQLite and on a PostgreSQL ledger. What a role may not
-//! do is 403 naming the missing right, and the ledger's dump is unchanged;
-//! what it may do succeeds and records the verified caller as the actor.
+//! × every role, on a SQLite and on a PostgreSQL ledger, with a protected env
+//! on a real Prefect server. What a role may not do is 403 naming the missing
+//! right, and the ledger's dump, the server's store and the Prefect server's
+//! deployments and work pools are unchanged; what it may do succeeds and
+//! records the verified caller as the actor.
 //! Bodies are bounded (413) and a wrong field is named (400), changing nothing.
 
 mod common;
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use common::server::{create_token, ledger_dump_at, listing, local_bundle, released_project, Server};
+use flowgate_testkit::http::{port_of, request};
 use flowgate_testkit::postgres::Database;
+use flowgate_testkit::prefect::PrefectServer;
 use serde_json::{json, Value};
+
+fn prefect() -> &'static PrefectServer {
+    static SERVER: OnceLock<PrefectServer> = OnceLock::new();
+    SERVER.get_or_init(PrefectServer::start)
+}
+
+/// What the Prefect server holds of one test: its deployments (every field,
+/// `updated` among them, so a write that changes nothing still shows) and its
+/// work pools, by the test's name prefix (the other ledger's test shares the server).
+fn prefect_state(prefix: &str) -> String {
+    let port = port_of(&prefect().api_url());
+    let filter = json!({"deployments": {"name": {"like_": prefix}}, "sort": "NAME_ASC"}).to_string();
+    let (status, deployments) = request(port, "POST", "/api/deployments/filter", &[], &filter);
+    assert_eq!(status, 200, "{deployments}");
+    let (status, pools) = request(port, "POST", "/api/work_pools/filter", &[], "{}");
+    assert_eq!(status, 200, "{pools}");
+    let pools: Vec<Value> = serde_json::from_str::<Vec<Value>>(&pools).expect("work pools");
+    let ours: Vec<&Value> =
+        pools.iter().filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(prefix))).collect();
+    format!("{deployments}\n{}", serde_json::to_string(&ours).expect("json"))
+}
 
 /// Each token's name and its `--role` flags.
 const TOKENS: [(&str, &[&str]); 6] = [
@@ -107,7 +133,9 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             method: "POST",
             route: "/api/v1/projects/{project}/envs/{env}/releases",
             path: "/api/v1/projects/alpha/envs/prod/releases".into(),
-            body: Body::Json(format!(r#"{{"build": "{build}", "all": true, "reason": "ship"}}"#)),
+            body: Body::Json(format!(
+                r#"{{"build": "{build}", "all": true, "reason": "ship", "create_work_pools": true}}"#
+            )),
             allowed: &["releaser", "admin"],
         },
         Call {
@@ -124,6 +152,21 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             body: Body::Json(r#"{"flows": ["ingest"], "reason": "incident"}"#.into()),
             allowed: &["releaser", "releaser-qa", "admin"],
         },
+        // prod is on the Prefect server: what it plans and syncs is read there.
+        Call {
+            method: "GET",
+            route: "/api/v1/projects/{project}/envs/{env}/plan",
+            path: "/api/v1/projects/alpha/envs/prod/plan".into(),
+            body: Body::none(),
+            allowed: EVERYONE,
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/envs/{env}/sync",
+            path: "/api/v1/projects/alpha/envs/prod/sync".into(),
+            body: Body::Json(r#"{"prune": true}"#.into()),
+            allowed: &["releaser", "admin"],
+        },
         // A dry run: a recorded rollout would be driven by the server meanwhile.
         Call {
             method: "POST",
@@ -131,6 +174,21 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
             path: "/api/v1/projects/alpha/envs/qa/rollouts".into(),
             body: Body::Json(format!(r#"{{"build": "{build}", "reason": "weekly", "dry_run": true}}"#)),
             allowed: &["releaser", "releaser-qa", "admin"],
+        },
+        // Maintenance: an admin's (a dry run: nothing is deleted).
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/gc",
+            path: "/api/v1/projects/alpha/gc".into(),
+            body: Body::Json(r#"{"keep_last": 1, "keep_days": 0, "dry_run": true}"#.into()),
+            allowed: &["admin"],
+        },
+        Call {
+            method: "POST",
+            route: "/api/v1/projects/{project}/fsck",
+            path: "/api/v1/projects/alpha/fsck".into(),
+            body: Body::Json(r#"{"grace": "1h"}"#.into()),
+            allowed: &["admin"],
         },
         // After the upload above: the server's store holds the bundle.
         Call {
@@ -157,21 +215,21 @@ fn table(build: &str, record: &Value, bundle: &[u8], digest: &str) -> Vec<Call> 
     ]
 }
 
-/// The calls that cannot succeed here, each with what its `400` names: on a
-/// protected env's Prefect server, which qa's ledger-only placement has none
-/// of, and on the active rollout qa does not have. A caller with the right
-/// gets past the check of rights to that `400`.
+/// The calls that cannot succeed here, each with what its `400` names: a
+/// flow run the Prefect server does not have, a sync of qa's ledger-only
+/// placement, and the active rollout qa does not have. A caller with the
+/// right gets past the check of rights to that `400`.
 fn refused_calls() -> Vec<(Call, &'static str)> {
     vec![
         (
             Call {
                 method: "GET",
-                route: "/api/v1/projects/{project}/envs/{env}/plan",
-                path: "/api/v1/projects/alpha/envs/qa/plan".into(),
+                route: "/api/v1/projects/{project}/envs/{env}/flow-runs/{flow_run}",
+                path: "/api/v1/projects/alpha/envs/prod/flow-runs/00000000-0000-4000-8000-000000000000".into(),
                 body: Body::none(),
                 allowed: EVERYONE,
             },
-            "ledger-only",
+            "No flow run `00000000-0000-4000-8000-000000000000`",
         ),
         (
             Call {
@@ -196,29 +254,34 @@ fn refused_calls() -> Vec<(Call, &'static str)> {
     ]
 }
 
-/// The server's config: qa and prod of `alpha` protected, ledger-only.
-fn protecting_qa_and_prod(dir: &Path) -> String {
+/// The server's config: qa and prod of `alpha` protected, qa ledger-only,
+/// prod on the test's Prefect server under `prefix` (names and work pool).
+fn protecting_qa_and_prod(dir: &Path, prefix: &str) -> String {
     let path = dir.join("server.toml");
     std::fs::write(
         &path,
-        "[projects.alpha.envs.qa]
-
-[projects.alpha.envs.prod]
-",
+        format!(
+            "[projects.alpha.envs.qa]\n\n[projects.alpha.envs.prod]\nprefect_api_url = \"{}\"\n\
+             name_prefix = \"{prefix}\"\nwork_pool = \"{prefix}pool\"\n",
+            prefect().api_url()
+        ),
     )
     .unwrap();
     path.display().to_string()
 }
 
-fn every_route_and_role(ledger: &str, dir: &Path) {
+fn every_route_and_role(ledger: &str, dir: &Path, prefix: &str) {
     let alpha = released_project(ledger);
-    // A second build in qa: a rollback there has a revision to return to.
+    // A second build, carrying settings for prod (its config gives prod a Prefect
+    // server; the flowgate server uses its own), rolled out to qa: a rollback
+    // there has a revision to return to, and the rollout routes one to read.
     alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    print(2)\n");
+    let config = std::fs::read_to_string(alpha.path().join("flowgate.toml")).unwrap();
+    let config = config.replace("[envs.prod]\n", "[envs.prod]\nprefect_api_url = \"http://127.0.0.1:9/api\"\n");
+    alpha.write("flowgate.toml", &config);
     alpha.commit("second");
     common::run(&alpha, &["build"]).success();
-    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
-    // A finished rollout in qa (back to the first build), for the rollout routes to read.
-    common::run(&alpha, &["rollout", "start", "--to", "qa", "--build", "HEAD~1", "--reason", "back"]).success();
+    common::run(&alpha, &["rollout", "start", "--to", "qa", "--build", "HEAD", "--reason", "weekly"]).success();
     let secrets: Vec<(&str, String)> = TOKENS
         .iter()
         .map(|(name, roles)| {
@@ -229,15 +292,15 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
     let store = dir.join("server-artifacts");
     std::fs::create_dir_all(&store).unwrap();
     let artifacts = format!("file://{}", store.display());
-    let server =
-        Server::start(&["--config", &protecting_qa_and_prod(dir), "--ledger", ledger, "--artifacts", &artifacts]);
+    let config = protecting_qa_and_prod(dir, prefix);
+    let server = Server::start(&["--config", &config, "--ledger", ledger, "--artifacts", &artifacts]);
     let record = server.get("/api/v1/projects/alpha/builds", Some(&secrets[0].1)).1[0].clone();
     let build = record["id"].as_str().expect("a build id").to_string();
     let (bundle, digest) = local_bundle(&alpha, &record);
     let calls = table(&build, &record, &bundle, &digest);
     let refused_calls = refused_calls();
-    // What a refused call must leave as it was: the ledger and the server's store.
-    let state = || (ledger_dump_at(ledger, alpha.path()), listing(&store));
+    // What a refused call must leave as it was: the ledger, the server's store and the Prefect server.
+    let state = || (ledger_dump_at(ledger, alpha.path()), listing(&store), prefect_state(prefix));
 
     // The table covers the document: every route and method it serves.
     let document = server.get("/api/v1/openapi.json", None).1;
@@ -264,13 +327,14 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
         let before = state();
         let (status, body) = send(call, None);
         assert_eq!(status, 401, "{what} without a token: {body}");
-        assert_eq!(state(), before, "{what} without a token changed the ledger or the store");
+        assert_eq!(state(), before, "{what} without a token changed the ledger, the store or Prefect");
 
         for (name, secret) in &secrets {
             let before = state();
             let (status, body) = send(call, Some(secret));
             if call.allowed.contains(name) {
                 assert_eq!(status, 200, "{what} as {name}: {body}");
+                assert!(body.get("sync_error").is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)), "{body}");
                 // A write that recorded something records the verified caller
                 // (an approval or pin already made keeps its first actor).
                 let wrote = body["recorded"] == Value::Bool(true) || body["changed"] == Value::Bool(true);
@@ -282,7 +346,7 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
             assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{what} as {name}: {body}");
             let message = body["error"]["message"].as_str().unwrap_or_default();
             assert!(message.contains(&format!("`{name}`")), "{what} as {name}: the refusal names no caller: {body}");
-            assert_eq!(state(), before, "{what} as {name} was refused and changed the ledger or the store");
+            assert_eq!(state(), before, "{what} as {name} was refused and changed the ledger, the store or Prefect");
         }
     }
 
@@ -303,8 +367,16 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
                 );
             }
         }
-        assert_eq!(state(), before, "{what} changed the ledger or the store");
+        assert_eq!(state(), before, "{what} changed the ledger, the store or the Prefect server");
     }
+
+    // The allowed release reached the Prefect server, placed as the server says.
+    let deployments: Vec<Value> = serde_json::from_str(prefect_state(prefix).lines().next().unwrap()).unwrap();
+    let names: Vec<(&str, &str, &str)> = deployments
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["version"].as_str().unwrap(), d["work_pool_name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [(format!("{prefix}ingest").as_str(), build.as_str(), format!("{prefix}pool").as_str())]);
 
     // The allowed writes are in the ledger, under the verified names.
     let dump = ledger_dump_at(ledger, alpha.path());
@@ -331,14 +403,14 @@ fn every_route_and_role(ledger: &str, dir: &Path) {
 fn every_route_refuses_every_role_without_the_right_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
-    every_route_and_role(&ledger, dir.path());
+    every_route_and_role(&ledger, dir.path(), "authz-sqlite-");
 }
 
 #[test]
 fn every_route_refuses_every_role_without_the_right_on_postgres() {
     let Some(database) = Database::create("flowgate_authz") else { return };
     let dir = tempfile::tempdir().unwrap();
-    every_route_and_role(&database.url(), dir.path());
+    every_route_and_role(&database.url(), dir.path(), "authz-pg-");
 }
 
 #[test]

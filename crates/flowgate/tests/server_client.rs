@@ -207,13 +207,8 @@ fn diff_and_show_through_the_server_print_what_direct_mode_prints() {
     let alpha = released_project(&ledger);
     let ci = create_token(dir.path(), &ledger, "ci", &["--role", "releaser"]);
     let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
-    let store = dir.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let server = Server::start(&["--ledger", &ledger, "--artifacts", &format!("file://{}", store.display())]);
-    let url = format!("http://127.0.0.1:{}", server.port);
-    let through = |token: &str, args: &[&str]| {
-        alpha.run_with_env(bin(), args, &[("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", token)])
-    };
+    let (server, _store) = with_store(dir.path(), &ledger);
+    let through = |token: &str, args: &[&str]| as_holder(&server, &alpha, token, args);
     // Two builds, each in the project's own store (for direct mode) and registered
     // through the server (into its store), one in each env (moved in direct mode).
     through(&ci, &["build"]).success(); // the first, made by `released_project`
@@ -246,13 +241,63 @@ fn diff_and_show_through_the_server_print_what_direct_mode_prints() {
     let storeless = Server::start(&["--ledger", &ledger]);
     let (status, answer) = storeless.get("/api/v1/projects/alpha/diff?from=prod&to=qa", Some(&viewer));
     assert_eq!((status, &answer["flows"][0]["files"]), (200, &serde_json::Value::Null), "{answer}");
-    let shown = through_storeless(&storeless, &alpha, &viewer, &["show", "HEAD"]).expect_code(2);
+    let shown = as_holder(&storeless, &alpha, &viewer, &["show", "HEAD"]).expect_code(2);
     assert!(shown.stderr.contains("was not registered through this server"), "{}", shown.stderr);
     let (status, answer) = server.get("/api/v1/projects/alpha/diff?from=prod&to=../qa", Some(&viewer));
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_request")), "{answer}");
 }
 
-fn through_storeless(server: &Server, project: &flowgate_testkit::GitProject, token: &str, args: &[&str]) -> Run {
+/// `flowgate ARGS` in `project` through `server` as the holder of `token`.
+fn as_holder(server: &Server, project: &flowgate_testkit::GitProject, token: &str, args: &[&str]) -> Run {
     let url = format!("http://127.0.0.1:{}", server.port);
     project.run_with_env(bin(), args, &[("FLOWGATE_SERVER", url.as_str()), ("FLOWGATE_TOKEN", token)])
+}
+
+/// A server over `ledger` with a store of its own in `dir`.
+fn with_store(dir: &Path, ledger: &str) -> (Server, std::path::PathBuf) {
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    (Server::start(&["--ledger", ledger, "--artifacts", &format!("file://{}", store.display())]), store)
+}
+
+/// `gc` and `fsck` through the server work on its ledger and its store, as an
+/// admin: builds no pointer or recent revision keeps go, with their bundles.
+#[test]
+fn gc_and_fsck_through_the_server_maintain_its_store_as_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let alpha = released_project(&ledger);
+    let admin = create_token(dir.path(), &ledger, "ops", &["--role", "admin"]);
+    let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
+    let (server, store) = with_store(dir.path(), &ledger);
+    let through = |token: &str, args: &[&str]| as_holder(&server, &alpha, token, args);
+    // Both builds registered through the server (the first again, into its store); qa moves to the second.
+    let first = through(&admin, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string();
+    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main():\n    print(2)\n");
+    alpha.commit("second");
+    through(&admin, &["build"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+    let bundles = || common::server::listing(&store).into_iter().filter(|(k, _)| k.contains("bundles/")).count();
+    assert_eq!(bundles(), 2);
+
+    let gc = ["gc", "--keep-last", "1", "--keep-days", "0", "--grace", "0s"];
+    let refused = through(&viewer, &gc).expect_code(3);
+    assert!(refused.stderr.contains("`viewer` lacks the `admin` role"), "{}", refused.stderr);
+    let dry = through(&admin, &[&gc[..], &["--dry-run", "--json"]].concat()).success().json();
+    assert_eq!(dry["deleted_builds"][0]["id"], first.as_str(), "{dry}");
+    assert_eq!(bundles(), 2, "a dry run deleted");
+    let text = through(&admin, &gc).success().stdout;
+    assert!(text.starts_with("Deleted 1 build(s); kept 1 (1 pointer, 1 recent)"), "{text}");
+    assert!(text.contains(&first), "{text}");
+    assert_eq!(bundles(), 1);
+    let builds = through(&viewer, &["builds", "--json"]).success().json();
+    assert_eq!(builds.as_array().map(Vec::len), Some(1), "{builds}");
+
+    // The server's store and ledger agree; the lock was held as the verified caller.
+    let checked = through(&admin, &["fsck", "--json"]).success().json();
+    assert_eq!(checked["consistent"], true, "{checked}");
+    assert!(server.log().contains("path=/api/v1/projects/alpha/fsck"));
+    through(&viewer, &["fsck"]).expect_code(3);
+    let bad = through(&admin, &["fsck", "--grace", "soon"]).expect_code(2);
+    assert!(bad.stderr.contains("`--grace soon`"), "{}", bad.stderr);
 }

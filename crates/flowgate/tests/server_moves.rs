@@ -178,6 +178,30 @@ async fn deployment(client: &PrefectClient, name: &str) -> ServerDeployment {
 /// only `main`; registered again by a job on main, it can.
 #[test]
 fn a_protected_env_believes_only_verified_branches() {
+    feature_job_refused_main_job_moves(
+        "{ branches = [\"main\"] }",
+        "registered by CI jobs on `feature` (verified)",
+        "on branch `main` (verified)",
+    );
+}
+
+/// The issue's test of done, through the server: a CI job on a feature branch
+/// cannot release to a protected env whose policy requires `refs/heads/main`
+/// provenance, even with a build whose record says `main`, and even though
+/// the job holds `releaser` there; a job on main can.
+#[test]
+fn a_feature_branch_job_cannot_release_to_an_env_requiring_main_provenance() {
+    feature_job_refused_main_job_moves(
+        "{ provenance = { ref = \"refs/heads/main\", repository = \"acme/flows\" } }",
+        "only on `refs/heads/feature` of `acme/flows`",
+        "on `refs/heads/main` at sha",
+    );
+}
+
+/// CI jobs of `acme/flows` hold `releaser:prod`; prod's `policy`. A build
+/// registered by a job on `feature` is refused (`refusal` in the message,
+/// nothing changed); registered by a job on main it moves (`passed` among the gates).
+fn feature_job_refused_main_job_moves(policy: &str, refusal: &str, passed: &str) {
     let issuer = Issuer::start();
     let dir = tempfile::tempdir().unwrap();
     let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
@@ -190,7 +214,7 @@ fn a_protected_env_believes_only_verified_branches() {
         format!(
             "ledger = \"{ledger}\"\nartifacts = \"file://{}\"\n\n[[oidc]]\nissuer = \"{issuer_url}\"\naudience = \"{AUDIENCE}\"\n\n\
              [[access]]\nissuer = \"{issuer_url}\"\nclaims = {{ repository = \"acme/flows\" }}\nroles = [\"releaser:prod\"]\n\n\
-             [projects.alpha.envs.prod]\npolicy = {{ branches = [\"main\"] }}\n",
+             [projects.alpha.envs.prod]\npolicy = {policy}\n",
             store.display()
         ),
     )
@@ -210,11 +234,11 @@ fn a_protected_env_believes_only_verified_branches() {
     assert_eq!(built["build"]["branch"], "main", "the record says main: {built}");
     let before = ledger_dump_at(&ledger, p.path());
     let refused = job("refs/heads/feature", &release).expect_code(3);
-    assert!(refused.stderr.contains("registered by CI jobs on `feature` (verified)"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(refusal), "{}", refused.stderr);
     assert_eq!(ledger_dump_at(&ledger, p.path()), before, "a refused release changed the ledger");
 
     job("refs/heads/main", &["build"]).success();
     let moved = job("refs/heads/main", &[&release[..], &["--json"]].concat()).success().json();
     let gates = moved["gates"][0]["gates"].to_string();
-    assert!(gates.contains("on branch `main` (verified)"), "{moved}");
+    assert!(gates.contains(passed), "{moved}");
 }

@@ -133,6 +133,8 @@ impl ServerClient {
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::PAYLOAD_TOO_LARGE => {
                 usage(format!("The flowgate server says: {message}"))
             }
+            // An answer that cannot be told (exit 1, as in direct mode), not a failure of the server.
+            StatusCode::UNPROCESSABLE_ENTITY => anyhow::anyhow!("The flowgate server says: {message}"),
             _ => anyhow::anyhow!("The flowgate server failed ({status}): {message} (request id {request})"),
         })
     }

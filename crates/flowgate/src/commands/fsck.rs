@@ -18,16 +18,20 @@ use flowgate_bundle::{read_manifest, Limits};
 use flowgate_core::{Build, Digest, Manifest};
 use flowgate_ledger::{Ledger, LedgerProblem};
 use flowgate_store::{ArtifactStore, ObjectKind, StoreError, StoredObject};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use super::gc::{self, Object};
 use crate::cli::FsckArgs;
+use crate::client::ServerClient;
 use crate::exit::Status;
 use crate::printer::Printer;
 use crate::project::Project;
 
-#[derive(Serialize)]
-struct FsckReport {
+/// What `fsck --json` prints, and a server answers for its store.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FsckReport {
     /// True when no problem is left (orphans and leftovers are not problems).
     consistent: bool,
     checked: Checked,
@@ -40,7 +44,7 @@ struct FsckReport {
     repaired: Vec<Object>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct Checked {
     builds: usize,
     bundles: usize,
@@ -49,7 +53,7 @@ struct Checked {
     objects: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct Problem {
     kind: String,
     message: String,
@@ -64,7 +68,7 @@ fn problem(kind: &str, key: Option<String>, message: String) -> Problem {
     Problem { kind: kind.to_string(), message, key, repaired: false }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct Aged {
     key: String,
     size: u64,
@@ -75,16 +79,25 @@ struct Aged {
 
 pub async fn run(project: &Project, args: FsckArgs, printer: Printer) -> Result<()> {
     let grace = gc::grace(&args.grace)?;
-    let ledger = project.ledger().await?;
-    let store = project.store()?;
-    let holder = gc::holder(project, "fsck");
-    let report = gc::locked(ledger.as_ref(), &holder, check(ledger.as_ref(), &store, grace, args.repair)).await?;
+    let (report, store_url): (FsckReport, String) = match ServerClient::from_env().await? {
+        Some(server) => {
+            let body = json!({"repair": args.repair, "grace": args.grace});
+            let path = format!("/projects/{}/fsck", project.config.project_name());
+            (server.post(&path, &body).await?, format!("of the flowgate server at {}", server.server))
+        }
+        None => {
+            let ledger = project.ledger().await?;
+            let store = project.store()?;
+            let holder = gc::holder(project, "fsck");
+            (checked(ledger.as_ref(), &store, &holder, grace, args.repair).await?, format!("`{}`", store.url()))
+        }
+    };
     printer.result(&report, |out| render(out, &report, args.repair))?;
     if report.consistent {
         return Ok(());
     }
     let left = report.problems.iter().filter(|p| !p.repaired).count();
-    let message = format!("fsck found {left} problem(s) in the ledger and the artifact store `{}`", store.url());
+    let message = format!("fsck found {left} problem(s) in the ledger and the artifact store {store_url}");
     if printer.json {
         // stdout already holds the one JSON document (the report); returning
         // the error would make `main` print a second one.
@@ -92,6 +105,17 @@ pub async fn run(project: &Project, args: FsckArgs, printer: Printer) -> Result<
         std::process::exit(Status::Failure as i32);
     }
     Err(anyhow!(message))
+}
+
+/// [`check`] holding the maintenance lock as `holder`.
+pub async fn checked(
+    ledger: &dyn Ledger,
+    store: &ArtifactStore,
+    holder: &flowgate_ledger::LockHolder,
+    grace: Duration,
+    repair: bool,
+) -> Result<FsckReport> {
+    gc::locked(ledger, holder, check(ledger, store, grace, repair)).await
 }
 
 async fn check(ledger: &dyn Ledger, store: &ArtifactStore, grace: Duration, repair: bool) -> Result<FsckReport> {

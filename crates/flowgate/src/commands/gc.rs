@@ -18,16 +18,21 @@ use chrono::{DateTime, Utc};
 use flowgate_core::retention::{self, KeepReason};
 use flowgate_core::{parse_duration, Build, BuildId, Digest};
 use flowgate_ledger::{Ledger, LockHolder};
+use flowgate_store::ArtifactStore;
 use flowgate_store::{ObjectKind, StoredObject};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::cli::GcArgs;
+use crate::client::ServerClient;
 use crate::exit::usage;
 use crate::printer::Printer;
 use crate::project::{actor, Project};
 
-#[derive(Serialize)]
-struct GcReport {
+/// What `gc --json` prints, and a server answers for its store.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct GcReport {
     dry_run: bool,
     /// Every kept build with why.
     kept: Vec<Kept>,
@@ -40,13 +45,14 @@ struct GcReport {
     freed_bytes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct Kept {
+    #[schema(value_type = String)]
     build: BuildId,
     reasons: Vec<KeepReason>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, ToSchema)]
 pub(super) struct Object {
     pub key: String,
     pub size: u64,
@@ -58,24 +64,59 @@ impl From<&StoredObject> for Object {
     }
 }
 
+/// What gc keeps: the last N revisions of every (flow, env), builds of the
+/// last D days, and anything younger than the grace period.
+pub struct Retain {
+    pub keep_last: u32,
+    pub keep_days: u32,
+    pub grace: Duration,
+    pub dry_run: bool,
+}
+
 pub async fn run(project: &Project, args: GcArgs, printer: Printer) -> Result<()> {
-    let grace = grace(&args.grace)?;
-    let ledger = project.ledger().await?;
-    let store = project.store()?;
-    let holder = holder(project, "gc");
-    let report = locked(ledger.as_ref(), &holder, async {
+    let retain = Retain {
+        keep_last: args.keep_last,
+        keep_days: args.keep_days,
+        grace: grace(&args.grace)?,
+        dry_run: args.dry_run,
+    };
+    let report: GcReport = match ServerClient::from_env().await? {
+        Some(server) => {
+            let body = json!({
+                "keep_last": args.keep_last, "keep_days": args.keep_days, "grace": args.grace, "dry_run": args.dry_run,
+            });
+            server.post(&format!("/projects/{}/gc", project.config.project_name()), &body).await?
+        }
+        None => {
+            let ledger = project.ledger().await?;
+            collect(ledger.as_ref(), &project.store()?, &holder(project, "gc"), &retain).await?
+        }
+    };
+    printer.result(&report, |out| render(out, &report, &args.grace))
+}
+
+/// Deletes from `ledger` the builds `retain` does not keep, then the objects
+/// of `store` no remaining build references, holding the maintenance lock.
+pub async fn collect(
+    ledger: &dyn Ledger,
+    store: &ArtifactStore,
+    holder: &LockHolder,
+    retain: &Retain,
+) -> Result<GcReport> {
+    let grace = retain.grace;
+    locked(ledger, holder, async {
         let now = Utc::now();
         let inventory = ledger.inventory().await?;
-        let keep_for = Duration::from_secs(u64::from(args.keep_days) * 86_400).max(grace);
+        let keep_for = Duration::from_secs(u64::from(retain.keep_days) * 86_400).max(grace);
         // A build younger than the grace period is kept like its objects: its
         // `flowgate build` may not have written its build record yet.
         let keep_since = chrono::Duration::from_std(keep_for)
             .ok()
             .and_then(|d| now.checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let plan = retention::plan(&inventory, args.keep_last, keep_since);
+        let plan = retention::plan(&inventory, retain.keep_last, keep_since);
         let ids: Vec<BuildId> = plan.delete.iter().map(|b| b.id.clone()).collect();
-        let (deleted_builds, remaining) = if args.dry_run {
+        let (deleted_builds, remaining) = if retain.dry_run {
             let gone: HashSet<&BuildId> = ids.iter().collect();
             (plan.delete.clone(), inventory.builds.into_iter().filter(|b| !gone.contains(&b.id)).collect())
         } else {
@@ -87,13 +128,13 @@ pub async fn run(project: &Project, args: GcArgs, printer: Printer) -> Result<()
         let (old, young) = split_by_age(unreferenced(&objects, &remaining), grace, SystemTime::now());
         let mut deleted_objects = Vec::new();
         for object in deletion_order(old) {
-            if !args.dry_run {
+            if !retain.dry_run {
                 store.delete(&object.key).await?;
             }
             deleted_objects.push(Object::from(object));
         }
         Ok(GcReport {
-            dry_run: args.dry_run,
+            dry_run: retain.dry_run,
             kept: plan.keep.into_iter().map(|(build, reasons)| Kept { build, reasons }).collect(),
             freed_bytes: deleted_objects.iter().map(|o| o.size).sum(),
             deleted_builds,
@@ -101,8 +142,7 @@ pub async fn run(project: &Project, args: GcArgs, printer: Printer) -> Result<()
             young_objects: young.into_iter().map(Object::from).collect(),
         })
     })
-    .await?;
-    printer.result(&report, |out| render(out, &report, &args.grace))
+    .await
 }
 
 fn render(out: &mut String, r: &GcReport, grace: &str) {
@@ -157,16 +197,21 @@ fn class(reason: &KeepReason) -> &'static str {
 }
 
 /// `--grace`: a duration such as `90s`, `30m`, `1h`, `1d`.
-pub(super) fn grace(text: &str) -> Result<Duration> {
+pub fn grace(text: &str) -> Result<Duration> {
     parse_duration(text)
         .ok_or_else(|| usage(format!("`--grace {text}` is not a duration; write it as 90s, 30m, 1h or 1d")))
 }
 
 /// Who takes the maintenance lock: this command, actor, host and process.
 pub(super) fn holder(project: &Project, command: &str) -> LockHolder {
+    holder_as(command, actor(&project.root))
+}
+
+/// Who takes the maintenance lock: `command` as `actor`, on this host and process.
+pub fn holder_as(command: &str, actor: String) -> LockHolder {
     LockHolder {
         command: command.to_string(),
-        actor: actor(&project.root),
+        actor,
         host: host_name(),
         pid: std::process::id(),
         started_at: Utc::now(),

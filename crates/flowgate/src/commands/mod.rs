@@ -8,9 +8,9 @@ mod client;
 mod completions;
 pub mod deploy;
 pub mod diff;
-mod fsck;
+pub mod fsck;
 mod gates;
-mod gc;
+pub mod gc;
 mod history;
 mod init;
 mod local_bundle;
@@ -29,7 +29,7 @@ mod settings;
 pub mod status;
 pub(crate) mod status_all;
 pub mod sync;
-mod which;
+pub mod which;
 
 use anyhow::Result;
 

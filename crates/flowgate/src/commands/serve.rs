@@ -60,6 +60,7 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
     }
     let protected = protected_envs(&config, artifacts.as_deref())?;
     let database = open(&ledger, cwd).await?;
+    register_protected_projects(&ledger, cwd, &protected).await?;
     let state = AppState {
         database: Arc::new(database),
         oidc: Arc::new(oidc),
@@ -101,6 +102,23 @@ fn protected_envs(config: &ServerConfig, artifacts: Option<&str>) -> Result<BTre
         out.insert(project.name.to_string(), project.envs.clone());
     }
     Ok(out)
+}
+
+/// Puts each project the config protects envs of in the ledger (by name, with
+/// no repository: the first checkout to claim it fills that in), so CI can
+/// register its first build through the server without anyone opening the
+/// ledger directly.
+async fn register_protected_projects(
+    ledger: &str,
+    cwd: &Path,
+    protected: &BTreeMap<String, Vec<EnvConfig>>,
+) -> Result<()> {
+    let url: LedgerUrl = ledger.parse()?;
+    for project in protected.keys() {
+        let claim = flowgate_ledger::ProjectClaim { name: project.parse()?, root_commit: None, remote: None };
+        flowgate_ledger::open(&url, cwd, &claim).await?;
+    }
+    Ok(())
 }
 
 pub async fn token(cwd: &Path, command: TokenCommand, printer: Printer) -> Result<()> {

@@ -4,37 +4,44 @@
 //! is the record `flowgate pull` left on the run, else the run's `flow_version`
 //! (the MD5 of the entrypoint file at execution) matched against build manifests.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use flowgate_config::{SelectedEnv, TemplateVars};
 use flowgate_core::{Build, BuildId, Digest, FlowKey, Manifest};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::{PrefectClient, PrefectError, PullRecord, RunDetail, ServerDeployment};
 use flowgate_store::ArtifactStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::deploy::Target;
 use super::local_bundle;
+use super::moves::pointers_by_flow;
 use crate::cli::WhichArgs;
+use crate::client::ServerClient;
 use crate::exit::usage;
 use crate::printer::Printer;
 use crate::project::Project;
 
-#[derive(Debug, Serialize)]
-struct Which {
+/// What `which --json` prints, and a server answers for a run in a protected env.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Which {
     flow_run: String,
     flow_run_name: String,
     state: String,
     env: String,
+    #[schema(value_type = Option<String>)]
     flow: Option<FlowKey>,
     deployment: Option<String>,
     deployment_version: Option<String>,
     flow_version: Option<String>,
     /// `pull-record`, `flow-version` or `ambiguous`.
-    determined_by: &'static str,
+    determined_by: String,
+    #[schema(value_type = Option<String>)]
     build: Option<BuildId>,
     commit: Option<String>,
     branch: Option<String>,
     image: Option<String>,
+    #[schema(value_type = Option<String>)]
     bundle: Option<Digest>,
     /// False when the run's `deployment_version` names another build than the one it ran.
     deployment_version_agrees: Option<bool>,
@@ -44,15 +51,38 @@ struct Which {
     candidates: Vec<Candidate>,
 }
 
-#[derive(Debug, Serialize)]
+/// The run was found, but nothing tells which build it executed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Undetermined(pub String);
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 struct Candidate {
+    #[schema(value_type = String)]
     build: BuildId,
     commit: String,
 }
 
 pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result<()> {
     let env = project.select_env(args.env.env.as_deref())?;
-    let client = Target::of(&env)?
+    let id = args.flow_run_id.trim();
+    let which: Which = match ServerClient::from_env().await? {
+        Some(server) => {
+            let project = project.config.project_name();
+            server.get(&format!("/projects/{project}/envs/{}/flow-runs/{id}", env.ledger_name)).await?
+        }
+        None => {
+            let ledger = project.ledger().await?;
+            which(project, ledger.as_ref(), &env, id).await?
+        }
+    };
+    printer.result(&which, |out| render(&which, out))
+}
+
+/// The build flow run `id` of `env` executed, read from the env's Prefect
+/// server, `ledger` and the project's store.
+pub async fn which(project: &Project, ledger: &dyn Ledger, env: &SelectedEnv, id: &str) -> Result<Which> {
+    let client = Target::of(env)?
         .ok_or_else(|| {
             usage(format!(
                 "Env `{}` has no `prefect_api_url`: it is ledger-only, no flow runs to look up",
@@ -60,7 +90,6 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
             ))
         })?
         .client;
-    let id = args.flow_run_id.trim();
     let run = client
         .read_run_detail(id)
         .await?
@@ -73,9 +102,11 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
         },
         None => None,
     };
-    let flow = deployment.as_ref().and_then(|d| flow_of(project, &env, d));
+    let flow = match &deployment {
+        Some(deployment) => flow_of(project, ledger, env, deployment).await?,
+        None => None,
+    };
     let entry_path = entrypoint_file(project, flow.as_ref(), deployment.as_ref());
-    let ledger = project.ledger().await?;
     let store = project.store()?;
 
     let mut which = Which {
@@ -87,7 +118,7 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
         deployment: deployment.as_ref().map(|d| d.name.clone()),
         deployment_version: run.deployment_version.clone(),
         flow_version: run.flow_version.clone(),
-        determined_by: "flow-version",
+        determined_by: "flow-version".to_string(),
         build: None,
         commit: None,
         branch: None,
@@ -99,8 +130,8 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
     };
     let executed = match pull_record(&client, &run).await {
         Some(record) => {
-            which.determined_by = "pull-record";
-            let build = find_build(ledger.as_ref(), &store, &record).await?;
+            which.determined_by = "pull-record".to_string();
+            let build = find_build(ledger, &store, &record).await?;
             if let (Some(version), Some(path)) = (&run.flow_version, &entry_path) {
                 let md5 = match store.manifest(&record.bundle).await {
                     Ok(manifest) => build_md5(&store, &record.bundle, &manifest, path).await.ok(),
@@ -112,19 +143,19 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
         }
         None => {
             let version = run.flow_version.as_deref().ok_or_else(|| {
-                anyhow::anyhow!(
+                Undetermined(format!(
                     "Cannot tell which build flow run `{id}` executed: it has no pull record and no `flow_version` \
                      (state `{}`; has it started?)",
                     which.state
-                )
+                ))
             })?;
-            let path = entry_path.as_deref().with_context(|| {
-                format!(
+            let path = entry_path.as_deref().ok_or_else(|| {
+                Undetermined(format!(
                     "Cannot tell which build flow run `{id}` executed: its deployment is not a flow of this project"
-                )
+                ))
             })?;
             let mut matches = Vec::new();
-            for build in candidate_builds(ledger.as_ref(), &env, flow.as_ref(), project).await? {
+            for build in candidate_builds(ledger, env, flow.as_ref(), project).await? {
                 let manifest = store.manifest(&build.bundle).await?;
                 if build_md5(&store, &build.bundle, &manifest, path).await?.as_deref() == Some(version) {
                     matches.push(build);
@@ -133,14 +164,17 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
             which.candidates =
                 matches.iter().map(|b| Candidate { build: b.id.clone(), commit: b.commit.clone() }).collect();
             match matches.len() {
-                0 => anyhow::bail!(
-                    "Cannot tell which build flow run `{id}` executed: no build released to `{}` has `{path}` with \
-                     MD5 `{version}`, and the run has no pull record",
-                    env.ledger_name
-                ),
+                0 => {
+                    return Err(Undetermined(format!(
+                        "Cannot tell which build flow run `{id}` executed: no build released to `{}` has `{path}` \
+                         with MD5 `{version}`, and the run has no pull record",
+                        env.ledger_name
+                    ))
+                    .into())
+                }
                 1 => Ok(matches.remove(0)),
                 _ => {
-                    which.determined_by = "ambiguous";
+                    which.determined_by = "ambiguous".to_string();
                     Err(PullRecord { build: matches[0].id.clone(), bundle: matches[0].bundle })
                 }
             }
@@ -164,7 +198,7 @@ pub async fn run(project: &Project, args: WhichArgs, printer: Printer) -> Result
     if let (Some(build), Some(version)) = (&which.build, &which.deployment_version) {
         which.deployment_version_agrees = Some(build.to_string() == *version);
     }
-    printer.result(&which, |out| render(&which, out))
+    Ok(which)
 }
 
 fn render(w: &Which, out: &mut String) {
@@ -185,7 +219,7 @@ fn render(w: &Which, out: &mut String) {
         }
         return;
     }
-    let how = match w.determined_by {
+    let how = match w.determined_by.as_str() {
         "pull-record" => "recorded by flowgate pull",
         _ => "matched by flow_version",
     };
@@ -227,14 +261,32 @@ async fn find_build(ledger: &dyn Ledger, store: &ArtifactStore, record: &PullRec
     Ok(store.build(&record.build).await.ok().flatten())
 }
 
-/// The project flow whose deployment in `env` has this deployment's name.
-fn flow_of(project: &Project, env: &SelectedEnv, deployment: &ServerDeployment) -> Option<FlowKey> {
-    project.all_flows().into_iter().find(|flow| {
+/// The project flow whose deployment in `env` has this deployment's name: by
+/// the config, else by the settings the builds the env runs carry (a server
+/// has no config of the flows, and a flow may have left the config).
+async fn flow_of(
+    project: &Project,
+    ledger: &dyn Ledger,
+    env: &SelectedEnv,
+    deployment: &ServerDeployment,
+) -> Result<Option<FlowKey>> {
+    let configured = project.all_flows().into_iter().find(|flow| {
         project
             .config
             .deployment(flow, env, &TemplateVars::default())
             .is_ok_and(|d| d.deployment_name == deployment.name)
-    })
+    });
+    if configured.is_some() {
+        return Ok(configured);
+    }
+    for (flow, pointer) in pointers_by_flow(ledger, &env.ledger_name).await? {
+        let Some(build) = ledger.build(&pointer.build).await? else { continue };
+        let carried = build.settings.as_ref().and_then(|s| s.get(&env.config_name, &flow));
+        if carried.is_some_and(|s| format!("{}{}", env.name_prefix, s.deployment_name) == deployment.name) {
+            return Ok(Some(flow));
+        }
+    }
+    Ok(None)
 }
 
 /// The entrypoint's file (the part before `:`), from the deployment, else the config.
@@ -256,7 +308,12 @@ async fn candidate_builds(
 ) -> Result<Vec<Build>> {
     let flows = match flow {
         Some(flow) => vec![flow.clone()],
-        None => project.all_flows(),
+        None => {
+            let mut flows = project.all_flows();
+            let released = pointers_by_flow(ledger, &env.ledger_name).await?.into_keys();
+            flows.extend(released.filter(|f| !flows.contains(f)).collect::<Vec<_>>());
+            flows
+        }
     };
     let mut ids: Vec<BuildId> = Vec::new();
     for flow in &flows {

@@ -257,6 +257,15 @@ fn project_store(caller: &Caller, state: &AppState, project: &str) -> Result<Art
     ArtifactStore::open(&project_store_url(base, project), &state.base_dir).map_err(|e| failed(e.into()))
 }
 
+/// The project's part of the server's store for reading (nothing is made):
+/// `None` when the server has no store.
+pub fn readable_store(caller: &Caller, state: &AppState, project: &str) -> Result<Option<ArtifactStore>, ApiError> {
+    let Some(base) = &state.artifacts else { return Ok(None) };
+    let store = ArtifactStore::open(&project_store_url(base, project), &state.base_dir)
+        .map_err(|e| ApiError::internal(caller.request_id.clone(), &e.into()))?;
+    Ok(Some(store))
+}
+
 /// `BASE/PROJECT`, keeping a query string (`s3://b/p?endpoint=...`) at the end.
 pub fn project_store_url(base: &str, project: &str) -> String {
     let (path, query) = base.split_once('?').map_or((base, None), |(p, q)| (p, Some(q)));

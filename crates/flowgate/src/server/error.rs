@@ -27,7 +27,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for clients to match on: `bad_request`, `unauthenticated`, `forbidden`, `refused`,
-    /// `not_found`, `conflict`, `payload_too_large`, `bad_gateway`, `internal`.
+    /// `not_found`, `conflict`, `payload_too_large`, `undetermined`, `bad_gateway`, `internal`.
     code: &'static str,
     /// For people: names the value that was refused.
     message: String,
@@ -80,6 +80,12 @@ impl ApiError {
     /// A Prefect server the request needed failed; its message is the caller's to see.
     pub fn bad_gateway(request_id: RequestId, message: String) -> Self {
         Self { status: StatusCode::BAD_GATEWAY, code: "bad_gateway", message, request_id }
+    }
+
+    /// What was asked exists, but the answer cannot be told (`which` of a run
+    /// with no pull record and no matching build).
+    pub fn unprocessable(request_id: RequestId, message: String) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: "undetermined", message, request_id }
     }
 
     pub fn not_found(request_id: RequestId, message: String) -> Self {

@@ -8,12 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use flowgate_core::{Build, EnvName, FlowKey, ProjectName, Release, Role};
 use flowgate_ledger::Ledger;
-use flowgate_store::ArtifactStore;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::Caller;
-use super::build_routes::project_store_url;
+use super::build_routes::readable_store;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::commands::builds::{self, Shown};
@@ -111,13 +110,7 @@ pub async fn diff(
     let id = &caller.request_id;
     let from: EnvName = q.from.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("from: {e}")))?;
     let to: EnvName = q.to.parse().map_err(|e| ApiError::bad_request(id.clone(), format!("to: {e}")))?;
-    let store = match &state.artifacts {
-        Some(base) => Some(
-            ArtifactStore::open(&project_store_url(base, &project), &state.base_dir)
-                .map_err(|e| ApiError::internal(id.clone(), &e.into()))?,
-        ),
-        None => None,
-    };
+    let store = readable_store(&caller, &state, &project)?;
     let diff = env_diff(ledger.as_ref(), store.as_ref(), &from, &to, true)
         .await
         .map_err(|e| ApiError::internal(id.clone(), &e))?;
@@ -214,9 +207,7 @@ pub async fn shown(
             ),
         )
     };
-    let Some(base) = &state.artifacts else { return Err(unstored()) };
-    let store = ArtifactStore::open(&project_store_url(base, &project), &state.base_dir)
-        .map_err(|e| ApiError::internal(id.clone(), &e.into()))?;
+    let Some(store) = readable_store(&caller, &state, &project)? else { return Err(unstored()) };
     if !store.has_bundle(&build.bundle).await.map_err(|e| ApiError::internal(id.clone(), &e.into()))? {
         return Err(unstored());
     }

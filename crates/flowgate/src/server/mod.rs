@@ -12,6 +12,7 @@ mod build_routes;
 pub mod config;
 mod error;
 mod ledger_routes;
+mod maintenance_routes;
 mod move_routes;
 mod oidc;
 mod openapi;
@@ -108,9 +109,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync_routes::plan))
         .routes(routes!(sync_routes::sync))
         .routes(routes!(sync_routes::matrix))
+        .routes(routes!(sync_routes::which))
         .routes(routes!(rollout_routes::start))
         .routes(routes!(rollout_routes::current))
         .routes(routes!(rollout_routes::abort))
+        .routes(routes!(maintenance_routes::gc))
+        .routes(routes!(maintenance_routes::fsck))
 }
 
 pub fn router(state: AppState) -> Router {

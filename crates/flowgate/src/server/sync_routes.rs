@@ -1,6 +1,6 @@
 //! The Prefect server of an env the flowgate server protects, seen and synced
 //! with the credentials only the flowgate server holds: what `flowgate plan`,
-//! `flowgate sync` and `flowgate status` print.
+//! `flowgate sync`, `flowgate status` and `flowgate which` print.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -20,6 +20,7 @@ use crate::commands::deploy;
 use crate::commands::plan::{self, server_target, PlanView};
 use crate::commands::status::{self, Status};
 use crate::commands::sync::{self, SyncView};
+use crate::commands::which::{self, Which};
 
 /// `flowgate sync --env ENV [--prune] [--create-work-pools]`, as a body.
 #[derive(Deserialize, ToSchema)]
@@ -130,4 +131,38 @@ pub async fn matrix(
         |env: &EnvName| Ok(seen.config.env(env.as_str()).and_then(|_| seen.select_env(Some(env.as_str())).ok()));
     let status = status::matrix(&seen, ledger.as_ref(), &[], &envs, placed).await.map_err(|e| answer(&caller, e))?;
     Ok(Json(status))
+}
+
+/// The build a flow run of a protected env executed, read from the env's
+/// Prefect server with the server's credentials: `flowgate which RUN --env ENV --json`.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{project}/envs/{env}/flow-runs/{flow_run}", security(("api_token" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("env" = String, Path, description = "A protected env of the project, with a Prefect server"),
+        ("flow_run" = String, Path, description = "The flow run's id on the env's Prefect server"),
+    ),
+    responses(
+        (status = OK, body = Which),
+        (status = BAD_REQUEST, body = ErrorBody, description = "An env this server does not protect, a ledger-only one, or no such flow run"),
+        (status = UNAUTHORIZED, body = ErrorBody, description = "No valid API token"),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such project"),
+        (status = BAD_GATEWAY, body = ErrorBody, description = "The env's Prefect server failed"),
+        (status = UNPROCESSABLE_ENTITY, body = ErrorBody, description = "`undetermined`: the run's build cannot be told (no pull record, no matching build)"),
+    ),
+)]
+pub async fn which(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, env, flow_run)): Path<(String, String, String)>,
+) -> Result<Json<Which>, ApiError> {
+    let (server_project, env, ledger) = protected(&caller, &state, &project, &env, Role::Viewer).await?;
+    let found =
+        which::which(&server_project, ledger.as_ref(), &env, &flow_run).await.map_err(|e| match e
+            .downcast_ref::<which::Undetermined>()
+        {
+            Some(undetermined) => ApiError::unprocessable(caller.request_id.clone(), undetermined.0.clone()),
+            None => answer(&caller, e),
+        })?;
+    Ok(Json(found))
 }
