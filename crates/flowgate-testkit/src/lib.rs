@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod prefect;
 pub mod secrets;
 pub mod skip;
+pub mod webdriver;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

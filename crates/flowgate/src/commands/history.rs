@@ -31,15 +31,10 @@ pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Resu
         let rows: Vec<Vec<String>> = history
             .iter()
             .map(|r| {
-                let what = match &r.kind {
-                    MoveKind::Release => "release".to_string(),
-                    MoveKind::Promote { from } => format!("promote from {from}"),
-                    MoveKind::Rollback { to_revision } => format!("rollback to r{to_revision}"),
-                };
                 vec![
                     format!("r{}", r.revision),
                     r.build.to_string(),
-                    what,
+                    move_label(&r.kind),
                     // As a server verified the caller (`ci (token)`), else the name given.
                     r.audit.verified.as_ref().map_or_else(|| r.actor.clone(), Verified::label),
                     age(r.created_at, now),
@@ -62,8 +57,17 @@ pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Resu
     })
 }
 
+/// `release`, `promote from qa` or `rollback to r3`.
+pub(crate) fn move_label(kind: &MoveKind) -> String {
+    match kind {
+        MoveKind::Release => "release".to_string(),
+        MoveKind::Promote { from } => format!("promote from {from}"),
+        MoveKind::Rollback { to_revision } => format!("rollback to r{to_revision}"),
+    }
+}
+
 /// `-` (no policy), `4 passed`, or `OVERRIDDEN (2 of 4 failed)`.
-fn gates_summary(r: &Release) -> String {
+pub(crate) fn gates_summary(r: &Release) -> String {
     let total = r.audit.gates.len();
     if total == 0 {
         return "-".into();

@@ -68,6 +68,7 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         artifacts,
         base_dir: cwd.to_path_buf(),
         bundle_limit: config.bundle_limit.unwrap_or(DEFAULT_BUNDLE_LIMIT),
+        secure_cookies: !listen.ip().is_loopback(),
         protected: Arc::new(protected),
         replica: args.replica.unwrap_or_else(server::default_replica_name).into(),
         rollouts_changed: Arc::new(tokio::sync::Notify::new()),

@@ -40,16 +40,16 @@ pub struct FlowStatus {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Cell {
     #[schema(value_type = String)]
-    build: BuildId,
-    revision: i64,
-    commit: Option<String>,
-    updated_at: chrono::DateTime<Utc>,
+    pub build: BuildId,
+    pub revision: i64,
+    pub commit: Option<String>,
+    pub updated_at: chrono::DateTime<Utc>,
     /// Envs with a Prefect server only: `pending sync` when the pointer's
     /// revision is newer than the one last synced (`flowgate sync` converges);
     /// else what the server has: `synced`, `drift` (it differs from what the
     /// ledger wants, see `drift`), or `unknown` (the server could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    sync: Option<String>,
+    pub sync: Option<String>,
     /// The fields that differ, when `sync` is `drift`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     drift: Vec<Drift>,

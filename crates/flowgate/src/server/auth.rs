@@ -93,14 +93,24 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let request_id = parts.extensions.get::<RequestId>().cloned().unwrap_or_default();
+        match bearer(parts) {
+            Some(credential) => Caller::verify(state, credential, request_id).await,
+            None => Err(ApiError::unauthenticated(request_id)),
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer` header, if the request has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
+}
+
+impl Caller {
+    /// The caller a credential proves: an API token, or an ID token of a
+    /// trusted issuer; 401 (the same for every reason) otherwise.
+    pub async fn verify(state: &AppState, bearer: &str, request_id: RequestId) -> Result<Self, ApiError> {
         let unauthenticated = || ApiError::unauthenticated(request_id.clone());
-        let bearer = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(unauthenticated)?;
         if bearer.starts_with(SECRET_PREFIX) {
             let token = state
                 .database

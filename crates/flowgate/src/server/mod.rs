@@ -16,6 +16,7 @@ mod maintenance_routes;
 mod move_routes;
 mod oidc;
 mod openapi;
+mod pages;
 mod rollout_driver;
 mod rollout_routes;
 mod routes;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub base_dir: std::path::PathBuf,
     /// The largest bundle upload taken, in bytes.
     pub bundle_limit: u64,
+    /// Whether the dashboard's session cookie is marked `Secure` (not when
+    /// the server listens on loopback, where a browser reaches it over plain HTTP).
+    pub secure_cookies: bool,
     /// Each project's protected envs: the only envs this server moves.
     pub protected: Arc<BTreeMap<String, Vec<EnvConfig>>>,
     /// This replica's name in rollout leases.
@@ -120,6 +124,7 @@ fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, _document) = api_router().split_for_parts();
     routes
+        .merge(pages::router())
         .fallback(routes::no_such_route)
         .layer(axum::extract::DefaultBodyLimit::max(body::BODY_LIMIT))
         .layer(axum::middleware::from_fn(with_request_id))

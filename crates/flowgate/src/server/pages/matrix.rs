@@ -1,0 +1,143 @@
+//! What runs where: the ledger's projects, and one project's flows × envs
+//! matrix (build, commit, age, sync state), filterable by flow name.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use flowgate_core::{EnvName, Role};
+use serde::Deserialize;
+
+use super::html::{self, escape};
+use super::{problem, PageCaller};
+use crate::commands::status::{self, Status};
+use crate::printer::age;
+use crate::server::error::ApiError;
+use crate::server::ledger_routes::readable_project;
+use crate::server::move_routes::{answer, server_project};
+use crate::server::AppState;
+
+/// An API refusal as a page: the same status, the same message.
+pub(super) fn refused(error: ApiError) -> Response {
+    let title = match error.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Forbidden",
+        StatusCode::BAD_REQUEST => "Bad request",
+        _ => "Failed",
+    };
+    problem(error.status, title, &error.message)
+}
+
+/// The projects of the ledger, each a link to its matrix.
+pub async fn projects(PageCaller(caller): PageCaller, State(state): State<AppState>) -> Response {
+    if let Err(error) = caller.require(Role::Viewer, None) {
+        return refused(error);
+    }
+    let records = match state.database.projects().await {
+        Ok(records) => records,
+        Err(e) => return refused(ApiError::internal(caller.request_id.clone(), &e.into())),
+    };
+    let mut body = String::from("<h1>Projects</h1>\n<ul class=\"projects\">\n");
+    for record in &records {
+        let name = escape(record.name.as_str());
+        body.push_str(&format!("<li><a href=\"/projects/{name}\">{name}</a></li>\n"));
+    }
+    body.push_str("</ul>\n");
+    if records.is_empty() {
+        body.push_str("<p class=\"muted\">The ledger holds no project yet.</p>\n");
+    }
+    html::page("Projects", Some(&caller.subject), &body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Filter {
+    /// Only the flows whose name contains this.
+    #[serde(default)]
+    q: String,
+}
+
+/// One project's matrix: a row per flow, a column per env (the envs this
+/// server protects first, in its config's order, then the others by name).
+pub async fn matrix(
+    PageCaller(caller): PageCaller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let ledger = match readable_project(&caller, &state, &project).await {
+        Ok(ledger) => ledger,
+        Err(error) => return refused(error),
+    };
+    let seen = match server_project(&state, &project) {
+        Ok(seen) => seen,
+        Err(message) => return refused(ApiError::bad_request(caller.request_id.clone(), message)),
+    };
+    let pointers = match ledger.pointers(None).await {
+        Ok(pointers) => pointers,
+        Err(e) => return refused(answer(&caller, e.into())),
+    };
+    let protected: Vec<EnvName> = seen.config.envs().map(|e| e.name.clone()).collect();
+    let others: BTreeSet<EnvName> = pointers.iter().map(|p| p.env.clone()).filter(|e| !protected.contains(e)).collect();
+    let envs: Vec<EnvName> = protected.into_iter().chain(others).collect();
+    // Only a protected env's Prefect server is known here.
+    let placed =
+        |env: &EnvName| Ok(seen.config.env(env.as_str()).and_then(|_| seen.select_env(Some(env.as_str())).ok()));
+    let status = match status::matrix(&seen, ledger.as_ref(), &[], &envs, placed).await {
+        Ok(status) => status,
+        Err(e) => return refused(answer(&caller, e)),
+    };
+    let body = render(&project, &status, filter.q.trim());
+    html::page(&project, Some(&caller.subject), &body).into_response()
+}
+
+fn render(project: &str, status: &Status, filter: &str) -> String {
+    let now = Utc::now();
+    let mut out = format!(
+        "<h1>{}</h1>\n<form method=\"get\"><input name=\"q\" value=\"{}\" placeholder=\"flow name\"> \
+         <button>Filter</button></form>\n",
+        escape(project),
+        escape(filter)
+    );
+    let flows: Vec<_> = status.flows.iter().filter(|f| f.flow.contains(filter)).collect();
+    if flows.is_empty() {
+        let why = if filter.is_empty() { String::new() } else { format!(" matching “{}”", escape(filter)) };
+        out.push_str(&format!("<p class=\"muted\">No flow released{why}.</p>\n"));
+        return out;
+    }
+    out.push_str("<table class=\"matrix\">\n<thead><tr><th>flow</th>");
+    for env in &status.envs {
+        out.push_str(&format!("<th>{}</th>", escape(env.as_str())));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for flow in flows {
+        out.push_str(&format!("<tr><th class=\"flow\">{}</th>", escape(&flow.flow)));
+        for (env, cell) in status.envs.iter().zip(&flow.cells) {
+            let Some(cell) = cell else {
+                out.push_str("<td class=\"cell muted\">–</td>");
+                continue;
+            };
+            let build = cell.build.as_str();
+            let commit = cell.commit.as_deref().map(|c| &c[..c.len().min(7)]).unwrap_or("-");
+            let sync = cell.sync.as_deref().map_or(String::new(), |s| {
+                let class = s.split_whitespace().next().unwrap_or(s);
+                format!(" <span class=\"sync-{}\">{}</span>", escape(class), escape(s))
+            });
+            let history =
+                format!("/projects/{}/flows/{}/envs/{}", escape(project), escape(&flow.flow), escape(env.as_str()));
+            out.push_str(&format!(
+                "<td class=\"cell\"><a href=\"{history}\"><code title=\"{}\">{}</code> r{}</a> \
+                 <span class=\"muted\">{} · {}</span>{sync}</td>",
+                escape(build),
+                escape(&build[..build.len().min(8)]),
+                cell.revision,
+                escape(commit),
+                age(cell.updated_at, now)
+            ));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
