@@ -45,6 +45,19 @@ impl Served {
         Ok(Self { url: address.to_string(), token, child })
     }
 
+    /// `curl PATH` of this server with its token, failing on an error status.
+    pub fn curl(&self, path: &str) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--fail",
+            "-H",
+            &format!("Authorization: Bearer {}", self.token),
+            &format!("{}{path}", self.url),
+        ]);
+        cmd
+    }
+
     /// `flowgate ARGS` in `dir`, through this server.
     pub fn flowgate_in(&self, ctx: &Ctx, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = ctx.flowgate_in(dir, args);

@@ -2,7 +2,8 @@
 //! million releases, on SQLite (populated once and reused) and on PostgreSQL (a
 //! fresh database per run, dropped afterwards); `flowgate status --json` is timed
 //! against process start (`flowgate --version`), and through a `flowgate serve`
-//! over the same ledger against itself in direct mode.
+//! over the same ledger against itself in direct mode; the dashboard's matrix
+//! page of the project is fetched with curl beside curl of the health check.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -116,18 +117,42 @@ fn measure(ctx: &Ctx, dir: &Path, spec: LedgerSpec, ledger: &str, name: &str) ->
     let status = ["status", "--json"];
     verify(ctx.flowgate_in(dir, &status), spec)?;
     verify(served.flowgate_in(ctx, dir, &status), spec)?;
+    let matrix_page = format!("/projects/{PROJECT}");
+    verify_page(&timing::capture("curl the matrix page", served.curl(&matrix_page))?, spec)?;
     let t = timing::measure_interleaved(
         Plan { warmup: 2, runs: ctx.runs(15) },
         vec![
             Case::plain("flowgate status --json", || ctx.flowgate_in(dir, &status)),
             Case::plain("flowgate --version", || ctx.flowgate_in(dir, &["--version"])),
             Case::plain("flowgate status --json (server)", || served.flowgate_in(ctx, dir, &status)),
+            Case::plain("curl the matrix page", || served.curl(&matrix_page)),
+            Case::plain("curl /api/v1/health", || served.curl("/api/v1/health")),
         ],
     )?;
     Ok(vec![
         Row::new(name, &t[0], &t[1], Target::Absolute(Duration::from_millis(100))),
         Row::new(&format!("{name} through the server"), &t[2], &t[0], Target::Ratio(1.5)),
+        Row::new(
+            &format!("dashboard matrix page ({name})"),
+            &t[3],
+            &t[4],
+            Target::Absolute(Duration::from_millis(150)),
+        ),
     ])
+}
+
+/// A fast wrong page is no result either: every flow a row, every env a column.
+fn verify_page(page: &str, spec: LedgerSpec) -> Result<()> {
+    let rows = page.matches("<th class=\"flow\">").count();
+    let cells = page.matches("<td class=\"cell\">").count();
+    if rows != spec.flows || cells != spec.flows * spec.envs {
+        bail!(
+            "the matrix page showed {rows} flows and {cells} released cells, expected {} and {}",
+            spec.flows,
+            spec.flows * spec.envs
+        );
+    }
+    Ok(())
 }
 
 /// A fast wrong answer is no result: check once that status shows every flow

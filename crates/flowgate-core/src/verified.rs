@@ -17,6 +17,9 @@ pub enum AuthMethod {
     Token,
     /// An OpenID Connect ID token of a trusted issuer (a CI job's).
     Oidc,
+    /// A person the single sign-on proxy in front of the server signed in
+    /// (its user header, believed only from a configured proxy address).
+    Sso,
 }
 
 /// The verified caller of the request that made a change.
@@ -43,6 +46,7 @@ impl Verified {
         let method = match self.method {
             AuthMethod::Token => "token",
             AuthMethod::Oidc => "oidc",
+            AuthMethod::Sso => "sso",
         };
         format!("{} ({method})", self.subject)
     }

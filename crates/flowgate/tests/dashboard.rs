@@ -132,3 +132,258 @@ fn in_chromium_a_viewer_signs_in_and_reads_the_matrix() {
     let shot = browser.screenshot("dashboard-viewer-matrix");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
 }
+
+/// A project whose store is the server's `STORE/alpha`, so the server reads
+/// the bundles direct mode wrote: two builds, the second with a changed file,
+/// made on a branch whose name holds markup; qa runs the second.
+fn two_builds(dir: &std::path::Path, ledger: &str) -> (flowgate_testkit::GitProject, String, String) {
+    std::fs::create_dir_all(dir.join("store/alpha")).unwrap();
+    let alpha = flowgate_testkit::GitProject::new();
+    alpha.write(".gitignore", ".flowgate/\n");
+    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main(day: str = \"today\"):\n    pass\n");
+    alpha.write(
+        "flowgate.toml",
+        &format!(
+            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\nartifacts = \"file://{}/store/alpha\"\n\n\
+             [envs.qa]\n\n[envs.prod]\n\n[flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n",
+            dir.display()
+        ),
+    );
+    alpha.commit("first");
+    common::run(&alpha, &["build"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
+    common::run(&alpha, &["release", "--all", "--env", "prod", "--build", "HEAD"]).success();
+    let first = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
+    alpha.git(&["checkout", "-q", "-b", "feat-<b>x</b>"]);
+    alpha.write("flows/helpers.py", "DAY = 'today'\n");
+    alpha.commit("second");
+    common::run(&alpha, &["build"]).success();
+    let reason = "<script>alert('x')</script>";
+    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD", "--reason", reason]).success();
+    let second = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
+    (alpha, first, second)
+}
+
+fn session_of(server: &Server, token: &str) -> String {
+    let origin = format!("http://127.0.0.1:{}", server.port);
+    let signed_in = post_form(server, "/login", &[("Origin", origin.as_str())], &format!("token={token}"));
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// The value of the first `name="form_token"` field of a page.
+fn form_token(page: &str) -> String {
+    let at = page.find("name=\"form_token\" value=\"").expect("a form token field") + 25;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn a_build_page_shows_what_it_carries_and_only_an_approver_gets_the_form_that_approves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let (_alpha, first, second) = two_builds(dir.path(), &ledger);
+    let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
+    let lead = create_token(dir.path(), &ledger, "lead", &["--role", "approver:prod"]);
+    let artifacts = format!("file://{}/store", dir.path().display());
+    let server = Server::start(&["--ledger", &ledger, "--artifacts", &artifacts]);
+    let as_viewer = format!("Bearer {viewer}");
+    let page = |path: &str, auth: (&str, &str)| get(&server, path, &[auth]);
+
+    let shown = page(&format!("/projects/alpha/builds/{}", &second[..10]), ("Authorization", &as_viewer));
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let build_line = format!("build    {second}");
+    for needle in [
+        build_line.as_str(),
+        "branch   feat-&lt;b&gt;x&lt;/b&gt;",
+        "<td>qa</td><td>ingest</td>",
+        "+ flows/helpers.py",
+        "None: the build carries no deployment",
+        "No approval recorded.",
+    ] {
+        assert!(shown.body.contains(needle), "missing {needle}: {}", shown.body);
+    }
+    assert!(shown.body.contains(&format!("href=\"/projects/alpha/builds/{first}\"")), "{}", shown.body);
+    assert!(!shown.body.contains("<b>x</b>"), "{}", shown.body);
+    assert!(!shown.body.contains("class=\"approve\""), "a viewer is offered the approve form: {}", shown.body);
+    let missing = page("/projects/alpha/builds/deadbeef", ("Authorization", &as_viewer));
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert!(missing.body.contains("no build `deadbeef` in project `alpha`"), "{}", missing.body);
+
+    // The approver on prod gets one form: for prod.
+    let session = session_of(&server, &lead);
+    let shown = page(&format!("/projects/alpha/builds/{second}"), ("Cookie", &session));
+    assert!(shown.body.contains("<button>Approve for prod</button>"), "{}", shown.body);
+    assert!(!shown.body.contains("Approve for qa"), "{}", shown.body);
+    let token = form_token(&shown.body);
+
+    // Forged approvals change nothing: a viewer's, one without the session's
+    // form token, one posted from another site.
+    let before = common::server::ledger_dump_at(&ledger, dir.path());
+    let action = format!("/projects/alpha/builds/{second}/approve");
+    let form = format!("env=prod&reason=ship&form_token={token}");
+    // (A bearer header needs no form token: no other site can make a browser send one.)
+    let viewers = post_form(&server, &action, &[("Authorization", &as_viewer)], "env=prod&reason=ship");
+    assert_eq!(viewers.status, 403, "{}", viewers.body);
+    assert!(viewers.body.contains("`viewer` lacks the `approver` role on env `prod`"), "{}", viewers.body);
+    let tokenless = post_form(&server, &action, &[("Cookie", &session)], "env=prod&reason=ship");
+    assert_eq!(tokenless.status, 403, "{}", tokenless.body);
+    let foreign = post_form(&server, &action, &[("Cookie", &session), ("Origin", "https://evil.example")], &form);
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    let qa = post_form(&server, &action, &[("Cookie", &session)], &format!("env=qa&reason=ship&form_token={token}"));
+    assert_eq!(qa.status, 403, "{}", qa.body);
+    assert_eq!(common::server::ledger_dump_at(&ledger, dir.path()), before, "a refused approval changed the ledger");
+
+    let approved = post_form(&server, &action, &[("Cookie", &session)], &form);
+    assert_eq!(
+        (approved.status, approved.header("location")),
+        (303, Some(format!("/projects/alpha/builds/{second}").as_str())),
+        "{approved:?}"
+    );
+    let shown = page(&format!("/projects/alpha/builds/{second}"), ("Cookie", &session));
+    assert!(
+        shown.body.contains("<td>prod</td><td>every flow</td><td class=\"actor\">lead (token)</td>"),
+        "{}",
+        shown.body
+    );
+
+    // The env diff, as `flowgate diff` prints it; `which` needs a protected env.
+    let diff = page("/projects/alpha/diff?from=prod&to=qa", ("Authorization", &as_viewer));
+    assert!(diff.body.contains(&format!("~ ingest: prod {} -&gt; qa {}", &first[..8], &second[..8])), "{}", diff.body);
+    assert!(diff.body.contains("    + flows/helpers.py"), "{}", diff.body);
+    let bad = page("/projects/alpha/diff?from=prod&to=Not%20An%20Env", ("Authorization", &as_viewer));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let which = page("/projects/alpha/which?run=abc", ("Authorization", &as_viewer));
+    assert!(which.body.contains("protects no env of `alpha`"), "{}", which.body);
+}
+
+/// Signs the browser in with `token` at `base` (signing out first if needed).
+fn sign_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/login"));
+    let field = browser.wait_for("input[name=token]").remove(0);
+    browser.type_into(&field, token);
+    browser.click(&browser.wait_for("form[action='/login'] button").remove(0));
+    browser.wait_for("ul.projects");
+}
+
+#[test]
+fn in_chromium_a_viewer_cannot_approve_an_approver_can_and_a_cross_site_post_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let (_alpha, _first, second) = two_builds(dir.path(), &ledger);
+    let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
+    let lead = create_token(dir.path(), &ledger, "lead", &["--role", "approver:prod"]);
+    let artifacts = format!("file://{}/store", dir.path().display());
+    let server = Server::start(&["--ledger", &ledger, "--artifacts", &artifacts]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let build_page = format!("{base}/projects/alpha/builds/{second}");
+    let action = format!("/projects/alpha/builds/{second}/approve");
+
+    // A viewer reads the build and is offered no approve button; a request
+    // forged with its session is refused and changes nothing.
+    let browser = Browser::start();
+    sign_in(&browser, &base, &viewer);
+    browser.goto(&build_page);
+    browser.wait_for("pre.shown");
+    assert!(browser.find_all("form.approve").is_empty(), "{}", browser.source());
+    browser.screenshot("dashboard-viewer-build");
+    let cookie = browser.cookies().into_iter().find(|c| c["name"] == "flowgate_session").expect("the session cookie");
+    let session = format!("flowgate_session={}", cookie["value"].as_str().unwrap());
+    let before = common::server::ledger_dump_at(&ledger, dir.path());
+    let forged = post_form(&server, &action, &[("Cookie", &session)], "env=prod&reason=forged");
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // Another site's page that posts the approve form at once is refused.
+    let evil = format!(
+        "data:text/html,<form method=post action='{base}{action}'><input name=env value=prod>\
+         <input name=reason value=forged></form><script>document.forms[0].submit()</script>"
+    );
+    browser.goto(&evil);
+    browser.wait_for("p.problem");
+    assert!(browser.source().contains("posted from another site"), "{}", browser.source());
+    browser.screenshot("dashboard-cross-site-refused");
+    assert_eq!(common::server::ledger_dump_at(&ledger, dir.path()), before, "a refused approval changed the ledger");
+
+    // The approver signs in, approves with a reason, and the ledger records it as theirs.
+    browser.goto(&base);
+    browser.click(&browser.wait_for("header form button").remove(0));
+    browser.wait_for("input[name=token]");
+    sign_in(&browser, &base, &lead);
+    browser.goto(&build_page);
+    let reason = browser.wait_for("form.approve input[name=reason]").remove(0);
+    browser.type_into(&reason, "checked the qa runs");
+    browser.click(&browser.wait_for("form.approve button").remove(0));
+    let rows: Vec<String> = browser.wait_for("table.approvals tbody tr").iter().map(|r| browser.text(r)).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0].contains("prod") && rows[0].contains("lead (token)") && rows[0].contains("checked the qa runs"),
+        "{rows:?}"
+    );
+    browser.screenshot("dashboard-approver-approved");
+    let after = common::server::ledger_dump_at(&ledger, dir.path());
+    let approval = after.lines().find(|l| l.starts_with("[alpha] approvals")).expect("an approval row");
+    for needle in ["checked the qa runs", "lead", "subject", "token"] {
+        assert!(approval.contains(needle), "missing {needle}: {approval}");
+    }
+}
+
+/// A server config giving single sign-on to the proxy at `proxy`: everyone at
+/// acme.example may view, the release-leads group may approve prod.
+fn sso_config(dir: &std::path::Path, proxy: &str) -> String {
+    let path = dir.join(format!("sso-{proxy}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[sso]\ntrusted_proxies = [\"{proxy}\"]\ngroups_header = \"X-Forwarded-Groups\"\n\n\
+             [[access]]\nissuer = \"sso\"\nclaims = {{ email = \"*@acme.example\" }}\nroles = [\"viewer\"]\n\n\
+             [[access]]\nissuer = \"sso\"\nclaims = {{ groups = \"*,release-leads,*\" }}\nroles = [\"approver:prod\"]\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn behind_a_trusted_single_sign_on_proxy_its_user_header_signs_people_in_with_their_groups_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("server.db").display());
+    let (_alpha, _first, second) = two_builds(dir.path(), &ledger);
+    let artifacts = format!("file://{}/store", dir.path().display());
+    let config = sso_config(dir.path(), "127.0.0.1");
+    let server = Server::start(&["--config", &config, "--ledger", &ledger, "--artifacts", &artifacts]);
+    let build_page = format!("/projects/alpha/builds/{second}");
+    let ann = [("X-Forwarded-Email", "ann@acme.example"), ("X-Forwarded-Groups", "data")];
+    let lead = [("X-Forwarded-Email", "lee@acme.example"), ("X-Forwarded-Groups", "data, release-leads")];
+
+    let page = get(&server, &build_page, &ann);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<span>ann@acme.example</span>"), "{}", page.body);
+    assert!(!page.body.contains("class=\"approve\""), "{}", page.body);
+    let eve = get(&server, &build_page, &[("X-Forwarded-Email", "eve@elsewhere.example")]);
+    assert_eq!(eve.status, 403, "{}", eve.body);
+    assert!(eve.body.contains("`eve@elsewhere.example` lacks the `viewer` role"), "{}", eve.body);
+
+    // The proxy's session is a cookie the browser sends by itself, so a form
+    // carries a token that must match the form cookie set with the page.
+    let page = get(&server, &build_page, &lead);
+    assert!(page.body.contains("<button>Approve for prod</button>"), "{}", page.body);
+    let set = page.header("set-cookie").expect("a form cookie").to_string();
+    assert!(set.starts_with("flowgate_form=") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let form_cookie = set.split(';').next().unwrap().to_string();
+    let token = form_token(&page.body);
+    assert_eq!(form_cookie, format!("flowgate_form={token}"));
+    let action = format!("{build_page}/approve");
+    let form = format!("env=prod&reason=read+the+qa+runs&form_token={token}");
+    let cookieless = post_form(&server, &action, &lead, &form);
+    assert_eq!(cookieless.status, 403, "{}", cookieless.body);
+    let with_cookie: Vec<(&str, &str)> = lead.iter().copied().chain([("Cookie", form_cookie.as_str())]).collect();
+    let approved = post_form(&server, &action, &with_cookie, &form);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let page = get(&server, &build_page, &ann);
+    assert!(page.body.contains("<td class=\"actor\">lee@acme.example (sso)</td>"), "{}", page.body);
+
+    // From anywhere but the configured proxy the header signs no one in.
+    let config = sso_config(dir.path(), "10.1.2.3");
+    let elsewhere = Server::start(&["--config", &config, "--ledger", &ledger, "--artifacts", &artifacts]);
+    let page = get(&elsewhere, &build_page, &lead);
+    assert_eq!((page.status, page.header("location")), (303, Some("/login")), "{page:?}");
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::server::{create_token, Server};
 use common::{bin, run};
 use flowgate_prefect::{PrefectClient, ServerDeployment, Subject};
+use flowgate_testkit::http::exchange;
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
 use flowgate_testkit::{GitProject, Run};
 use serde_json::{json, Value};
@@ -189,9 +190,28 @@ async fn the_cycle_through_a_server_runs_the_moved_builds_and_which_names_them()
     let p = project(envs, "laptop-pool", false);
     let (qa, prod) = (("sq-", "served-qa-pool"), ("sp-", "served-prod-pool"));
     let mode = Mode::served(qa, prod);
-    cycle(&mode, &p, qa, prod).await;
+    let (v1, run_prod_v1) = cycle(&mode, &p, qa, prod).await;
     assert!(!p.path().join(".flowgate/ledger.db").exists(), "a command opened the project's own ledger");
-    let Mode::Served { server, .. } = &mode else { unreachable!() };
+    let Mode::Served { server, token, .. } = &mode else { unreachable!() };
+
+    // The dashboard shows the same: the matrix with the protected envs' sync
+    // state, the build with the parameter schema it carries, `which` of a run.
+    let bearer = format!("Bearer {token}");
+    let page = |path: &str| {
+        let answer = exchange(server.port, "GET", path, &[("Authorization", bearer.as_str())], b"");
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        answer.body
+    };
+    let matrix = page("/projects/cycle");
+    assert!(matrix.contains("<th>qa</th><th>prod</th>") && matrix.contains("class=\"sync-synced\""), "{matrix}");
+    let shown = page(&format!("/projects/cycle/builds/{v1}"));
+    for needle in ["<summary>report</summary>", "&quot;type&quot;: &quot;object&quot;", "<td>prod</td><td>report</td>"]
+    {
+        assert!(shown.contains(needle), "missing {needle}: {shown}");
+    }
+    let which = page(&format!("/projects/cycle/which?env=prod&run={run_prod_v1}"));
+    assert!(which.contains(&v1), "{which}");
+
     let log = server.log();
     for path in ["/builds", "/envs/qa/releases", "/envs/prod/promotions", "/envs/qa/rollbacks", "/envs/qa/flow-runs/"] {
         assert!(log.contains(&format!("path=/api/v1/projects/cycle{path}")), "no request to {path}:\n{log}");
@@ -205,7 +225,7 @@ async fn cycle(
     p: &GitProject,
     (qa_prefix, qa_pool): (&str, &str),
     (prod_prefix, prod_pool): (&str, &str),
-) {
+) -> (String, String) {
     let (qa_name, prod_name) = (format!("{qa_prefix}report"), format!("{prod_prefix}report"));
     let (qa_name, prod_name) = (qa_name.as_str(), prod_name.as_str());
     let client = client();
@@ -270,6 +290,7 @@ async fn cycle(
         assert_eq!(mode.which_build(p, run_id, env), json!(expected), "run `{run_id}` in `{env}`");
     }
     drop((qa_worker, prod_worker));
+    (v1, run_prod_v1)
 }
 
 /// SCHEDULED runs of a deployment, by id.

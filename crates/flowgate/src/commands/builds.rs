@@ -78,27 +78,40 @@ pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result
             shown(ledger.as_ref(), &project.store()?, build).await?
         }
     };
-    printer.result(&shown, |out| {
-        let b = &shown.build;
-        out.push_str(&format!("build    {}\n", b.id));
-        out.push_str(&format!("commit   {}{}\n", b.commit, if b.dirty { " (dirty)" } else { "" }));
-        out.push_str(&format!("branch   {}\n", b.branch.as_deref().unwrap_or("-")));
-        out.push_str(&format!("author   {}\n", b.author));
-        out.push_str(&format!("created  {}\n", b.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
-        out.push_str(&format!("bundle   {} ({} bytes compressed)\n", b.bundle, b.bundle_size));
-        out.push_str(&format!("files    {} ({} bytes)\n", b.file_count, shown.total_size));
-        for (dir, n) in &shown.top_level {
-            out.push_str(&format!("         {dir}/ {n} file{}\n", if *n == 1 { "" } else { "s" }));
+    printer.result(&shown, |out| render_shown(out, &shown))
+}
+
+/// What `flowgate show` prints (the dashboard's build page shows the same).
+pub fn render_shown(out: &mut String, shown: &Shown) {
+    render_build(out, &shown.build, Some((shown.total_size, &shown.top_level)), &shown.provenance);
+}
+
+/// A build as `flowgate show` prints it; `contents` (the files' total size and
+/// the top-level directories) when its manifest could be read.
+pub fn render_build(out: &mut String, b: &Build, contents: Option<(u64, &[(String, u64)])>, provenance: &[Provenance]) {
+    out.push_str(&format!("build    {}\n", b.id));
+    out.push_str(&format!("commit   {}{}\n", b.commit, if b.dirty { " (dirty)" } else { "" }));
+    out.push_str(&format!("branch   {}\n", b.branch.as_deref().unwrap_or("-")));
+    out.push_str(&format!("author   {}\n", b.author));
+    out.push_str(&format!("created  {}\n", b.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    out.push_str(&format!("bundle   {} ({} bytes compressed)\n", b.bundle, b.bundle_size));
+    match contents {
+        Some((total_size, top_level)) => {
+            out.push_str(&format!("files    {} ({} bytes)\n", b.file_count, total_size));
+            for (dir, n) in top_level {
+                out.push_str(&format!("         {dir}/ {n} file{}\n", if *n == 1 { "" } else { "s" }));
+            }
         }
-        if b.images.is_empty() {
-            out.push_str("images   none\n");
-        }
-        for (flow, image) in &b.images {
-            out.push_str(&format!("image    {flow}: {image}\n"));
-        }
-        settings_lines(out, b);
-        provenance_lines(out, &shown.provenance);
-    })
+        None => out.push_str(&format!("files    {} (the manifest is not in this store)\n", b.file_count)),
+    }
+    if b.images.is_empty() {
+        out.push_str("images   none\n");
+    }
+    for (flow, image) in &b.images {
+        out.push_str(&format!("image    {flow}: {image}\n"));
+    }
+    settings_lines(out, b);
+    provenance_lines(out, provenance);
 }
 
 /// Who registered the build through a server: a CI job's repository, ref, sha
@@ -121,6 +134,7 @@ fn provenance_lines(out: &mut String, provenance: &[Provenance]) {
                 claim("workflow")
             ),
             AuthMethod::Token => format!("by token `{}`", r.subject),
+            AuthMethod::Sso => format!("by `{}`, signed in through single sign-on", r.subject),
         };
         out.push_str(&format!("registered  {at} {detail}, request {}\n", r.request_id));
     }

@@ -123,7 +123,7 @@ pub async fn env_diff(
     Ok(EnvDiff { from: from.to_string(), to: to.to_string(), flows: diffs })
 }
 
-fn render(out: &mut String, result: &EnvDiff) {
+pub fn render(out: &mut String, result: &EnvDiff) {
     let short = |b: &Option<BuildId>| b.as_ref().map_or("-".to_string(), |b| b.as_str()[..8].to_string());
     for d in &result.flows {
         if d.same {

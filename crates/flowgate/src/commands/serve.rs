@@ -65,6 +65,7 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         database: Arc::new(database),
         oidc: Arc::new(oidc),
         access: Arc::new(access),
+        sso: config.sso.clone().map(Arc::new),
         artifacts,
         base_dir: cwd.to_path_buf(),
         bundle_limit: config.bundle_limit.unwrap_or(DEFAULT_BUNDLE_LIMIT),

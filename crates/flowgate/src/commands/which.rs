@@ -201,7 +201,7 @@ pub async fn which(project: &Project, ledger: &dyn Ledger, env: &SelectedEnv, id
     Ok(which)
 }
 
-fn render(w: &Which, out: &mut String) {
+pub fn render(w: &Which, out: &mut String) {
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     out.push_str(&format!("flow run    {} ({}, {})\n", w.flow_run, w.flow_run_name, w.state));
     if let Some(deployment) = &w.deployment {

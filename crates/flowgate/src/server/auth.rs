@@ -39,6 +39,9 @@ pub enum Identity {
     Token,
     /// An OpenID Connect ID token, verified.
     Oidc(OidcIdentity),
+    /// The single sign-on proxy's user header (a page's caller only), with
+    /// the claims access rules for the `sso` issuer match (`email`, `groups`).
+    Sso(std::collections::BTreeMap<String, String>),
 }
 
 /// A request's verified caller: who (the token's name, or the ID token's
@@ -57,6 +60,7 @@ impl Caller {
         let (method, issuer, claims) = match &self.identity {
             Identity::Token => (AuthMethod::Token, None, Default::default()),
             Identity::Oidc(id) => (AuthMethod::Oidc, Some(id.issuer.clone()), id.claims.clone()),
+            Identity::Sso(claims) => (AuthMethod::Sso, None, claims.clone()),
         };
         Verified { subject: self.subject.clone(), method, issuer, claims, request_id: self.request_id.0.clone() }
     }

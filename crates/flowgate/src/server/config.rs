@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub bundle_limit: Option<u64>,
     #[serde(default)]
     pub oidc: Vec<OidcIssuer>,
+    /// Single sign-on for the dashboard through a reverse proxy.
+    pub sso: Option<SsoConfig>,
     #[serde(default)]
     access: Vec<AccessEntry>,
     /// Checked here only for its shape; read by [`flowgate_config::parse_protected_envs`].
@@ -78,6 +80,32 @@ pub struct OidcIssuer {
     pub issuer: String,
     /// The `aud` its tokens must carry for this server.
     pub audience: String,
+}
+
+/// The issuer name `[[access]]` rules use for people the single sign-on proxy signed in.
+pub const SSO_ISSUER: &str = "sso";
+
+/// Single sign-on through a reverse proxy (oauth2-proxy and the like) that
+/// signs people in and passes who they are in a header. The header is believed
+/// only on connections from `trusted_proxies`: anyone else could send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The proxies' addresses, as the server sees the connection's peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header naming the person (oauth2-proxy: `X-Forwarded-Email`, with
+    /// `--pass-user-headers`); it becomes the subject and the `email` claim.
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// A header listing their groups, comma separated (oauth2-proxy:
+    /// `X-Forwarded-Groups`); it becomes the `groups` claim, `,a,b,` so a
+    /// rule can match one group with `*,a,*`.
+    #[serde(default)]
+    pub groups_header: Option<String>,
+}
+
+fn default_user_header() -> String {
+    "X-Forwarded-Email".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,9 +136,22 @@ impl ServerConfig {
                 return Err(format!("[[oidc]] `{}` has an empty audience", issuer.issuer));
             }
         }
+        if let Some(sso) = &self.sso {
+            if sso.trusted_proxies.is_empty() {
+                return Err("[sso] names no `trusted_proxies`: the user header would be believed from no one".into());
+            }
+            for header in std::iter::once(&sso.user_header).chain(&sso.groups_header) {
+                axum::http::HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| format!("[sso] `{header}` is not a header name"))?;
+            }
+        }
         for entry in &self.access {
-            if !self.oidc.iter().any(|i| i.issuer == entry.issuer) {
-                return Err(format!("[[access]] names issuer `{}`, which no [[oidc]] entry declares", entry.issuer));
+            let sso = entry.issuer == SSO_ISSUER && self.sso.is_some();
+            if !sso && !self.oidc.iter().any(|i| i.issuer == entry.issuer) {
+                return Err(format!(
+                    "[[access]] names issuer `{}`, which no [[oidc]] entry declares (`{SSO_ISSUER}` needs [sso])",
+                    entry.issuer
+                ));
             }
             if entry.claims.is_empty() {
                 return Err(format!(
@@ -180,6 +221,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_single_sign_on_example_is_a_good_config() {
+        let readme = include_str!("../../../../README.md");
+        let section =
+            &readme[readme.find("**Single sign-on through a reverse proxy**").expect("the README's SSO part")..];
+        let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+        let block: String = block.lines().map(str::trim_start).collect::<Vec<_>>().join("\n");
+        let config = parse(&block).unwrap_or_else(|e| panic!("the README's SSO config: {e}"));
+        let sso = config.sso.as_ref().expect("[sso]");
+        assert_eq!((sso.user_header.as_str(), sso.trusted_proxies.len()), ("X-Forwarded-Email", 1));
+        assert_eq!(config.access_rules().unwrap().len(), 2);
+    }
+
+    #[test]
     fn every_mistake_is_named() {
         let gh = "https://token.actions.githubusercontent.com";
         let cases = [
@@ -190,6 +244,10 @@ mod tests {
             (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nroles = [\"viewer\"]\n"), "names no claim"),
             (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nclaims = {{ ref = \"[x\" }}\nroles = [\"viewer\"]\n"), "`[x`"),
             (format!("{ISSUER}[[access]]\nissuer = \"{gh}\"\nclaims = {{ ref = \"x\" }}\nroles = [\"owner\"]\n"), "`owner`"),
+            ("[[access]]\nissuer = \"sso\"\nclaims = { email = \"*\" }\nroles = [\"viewer\"]\n".into(), "needs [sso]"),
+            ("[sso]\ntrusted_proxies = []\n".into(), "no `trusted_proxies`"),
+            ("[sso]\ntrusted_proxies = [\"proxy.internal\"]\n".into(), "proxy.internal"),
+            ("[sso]\ntrusted_proxies = [\"10.0.0.5\"]\nuser_header = \"X Email\"\n".into(), "`X Email`"),
         ];
         for (text, needle) in cases {
             let err = parse(&text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));

@@ -54,6 +54,8 @@ pub struct AppState {
     pub oidc: Arc<Vec<OidcVerifier>>,
     /// The roles those identities get.
     pub access: Arc<Vec<AccessRule>>,
+    /// Single sign-on for the dashboard through a trusted reverse proxy.
+    pub sso: Option<Arc<config::SsoConfig>>,
     /// The artifact store builds are registered into (each project under
     /// `ARTIFACTS/PROJECT`); None: builds are registered in direct mode only.
     pub artifacts: Option<String>,
@@ -124,7 +126,7 @@ fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, _document) = api_router().split_for_parts();
     routes
-        .merge(pages::router())
+        .merge(pages::router(&state))
         .fallback(routes::no_such_route)
         .layer(axum::extract::DefaultBodyLimit::max(body::BODY_LIMIT))
         .layer(axum::middleware::from_fn(with_request_id))
@@ -160,7 +162,9 @@ pub async fn serve(listen: SocketAddr, state: AppState) -> Result<()> {
     if !state.protected.is_empty() {
         tokio::spawn(rollout_driver::drive_forever(state.clone()));
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await.context("The server failed")?;
+    // The peer's address tells a trusted single sign-on proxy from anyone else.
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.context("The server failed")?;
     Ok(())
 }
 

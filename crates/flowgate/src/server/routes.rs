@@ -62,6 +62,8 @@ pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     let (kind, issuer, claims) = match caller.identity {
         Identity::Token => ("token", None, None),
         Identity::Oidc(id) => ("oidc", Some(id.issuer), Some(id.claims)),
+        // Never for the API: single sign-on signs in pages only.
+        Identity::Sso(claims) => ("sso", None, Some(claims)),
     };
     Json(WhoAmI { subject: caller.subject, kind, issuer, claims, grants: caller.grants })
 }

@@ -18,7 +18,7 @@ use crate::server::ledger_routes::readable_project;
 use crate::server::AppState;
 
 pub async fn history(
-    PageCaller(caller): PageCaller,
+    PageCaller(caller, _): PageCaller,
     State(state): State<AppState>,
     Path((project, flow, env)): Path<(String, String, String)>,
 ) -> Response {
@@ -59,7 +59,7 @@ pub async fn history(
         let what = move_label(&r.kind);
         let by = r.audit.verified.as_ref().map_or_else(|| r.actor.clone(), Verified::label);
         out.push_str(&format!(
-            "<tr><td>r{}</td><td><code title=\"{b}\">{}</code></td><td>{}</td><td class=\"actor\">{}</td><td>{}</td>\
+            "<tr><td>r{}</td><td><a href=\"/projects/{p}/builds/{b}\"><code>{}</code></a></td><td>{}</td><td class=\"actor\">{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>\n",
             r.revision,
             escape(&r.build.as_str()[..r.build.as_str().len().min(8)]),
@@ -70,6 +70,7 @@ pub async fn history(
             escape(r.audit.rollout.as_deref().unwrap_or("-")),
             escape(r.reason.as_deref().unwrap_or("")),
             b = escape(r.build.as_str()),
+            p = escape(&project),
         ));
     }
     out.push_str("</tbody></table>\n");

@@ -31,7 +31,7 @@ pub(super) fn refused(error: ApiError) -> Response {
 }
 
 /// The projects of the ledger, each a link to its matrix.
-pub async fn projects(PageCaller(caller): PageCaller, State(state): State<AppState>) -> Response {
+pub async fn projects(PageCaller(caller, _): PageCaller, State(state): State<AppState>) -> Response {
     if let Err(error) = caller.require(Role::Viewer, None) {
         return refused(error);
     }
@@ -61,7 +61,7 @@ pub struct Filter {
 /// One project's matrix: a row per flow, a column per env (the envs this
 /// server protects first, in its config's order, then the others by name).
 pub async fn matrix(
-    PageCaller(caller): PageCaller,
+    PageCaller(caller, _): PageCaller,
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(filter): Query<Filter>,
@@ -95,10 +95,12 @@ pub async fn matrix(
 fn render(project: &str, status: &Status, filter: &str) -> String {
     let now = Utc::now();
     let mut out = format!(
-        "<h1>{}</h1>\n<form method=\"get\"><input name=\"q\" value=\"{}\" placeholder=\"flow name\"> \
+        "<h1>{p}</h1>\n<nav><a href=\"/projects/{p}/diff\">Compare envs</a> · \
+         <a href=\"/projects/{p}/which\">Which build ran a flow run?</a></nav>\n\
+         <form method=\"get\"><input name=\"q\" value=\"{}\" placeholder=\"flow name\"> \
          <button>Filter</button></form>\n",
-        escape(project),
-        escape(filter)
+        escape(filter),
+        p = escape(project),
     );
     let flows: Vec<_> = status.flows.iter().filter(|f| f.flow.contains(filter)).collect();
     if flows.is_empty() {

@@ -3,7 +3,8 @@
 //! the server listens on loopback, no expiry: it ends with the browser), so
 //! every page is verified as an API call is, a revoked token signs out at
 //! once, and replicas share sessions without sharing state. A form post from
-//! another site is refused by its `Origin` (and `Sec-Fetch-Site`) headers.
+//! another site is refused by its `Origin` (and `Sec-Fetch-Site`) headers, and
+//! a form must carry the session's form token besides.
 
 use axum::extract::State;
 use axum::http::header::{HOST, ORIGIN, SET_COOKIE};
@@ -20,16 +21,32 @@ use crate::server::{AppState, RequestId};
 /// The session cookie's name.
 const COOKIE: &str = "flowgate_session";
 
+/// The form token of the session whose cookie holds `secret`: derived from
+/// the secret, so every replica computes it without shared state, while a
+/// site that cannot read the cookie cannot compute it.
+pub fn form_token(secret: &str) -> String {
+    hex::encode(blake3::derive_key("flowgate 2026-12 dashboard form token", secret.as_bytes()))
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The session cookie's token, if the request carries one.
 pub fn cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+    named_cookie(&parts.headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request carries one that is not empty.
+pub fn named_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .filter(|token| !token.is_empty())
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .filter(|value| !value.is_empty())
 }
 
 const LOGIN_FORM: &str = "<h1>Sign in</h1>\n<form method=\"post\" action=\"/login\">\
@@ -48,10 +65,7 @@ pub struct Login {
 
 /// Checks the token as the API would and keeps it in the session cookie;
 /// a refused one gets the form again (401), the same for every reason.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login): Form<Login>) -> Response {
-    if let Some(refused) = cross_site(&headers) {
-        return refused;
-    }
+pub async fn login(State(state): State<AppState>, Form(login): Form<Login>) -> Response {
     let token = login.token.trim();
     let verified =
         token.starts_with(SECRET_PREFIX) && Caller::verify(&state, token, RequestId::default()).await.is_ok();
@@ -64,10 +78,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(login
     ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = cross_site(&headers) {
-        return refused;
-    }
+pub async fn logout(State(state): State<AppState>) -> Response {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     ([(SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
