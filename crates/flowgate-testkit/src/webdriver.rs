@@ -97,7 +97,12 @@ impl Browser {
 
     /// The elements matching a CSS selector, waiting (bounded) for at least one.
     pub fn wait_for(&self, css: &str) -> Vec<Element> {
-        let deadline = Instant::now() + TIMEOUT;
+        self.wait_for_within(css, TIMEOUT)
+    }
+
+    /// As [`Browser::wait_for`], for up to `limit` (what a real flow run takes).
+    pub fn wait_for_within(&self, css: &str, limit: Duration) -> Vec<Element> {
+        let deadline = Instant::now() + limit;
         loop {
             let found = self.find_all(css);
             if !found.is_empty() {
@@ -113,6 +118,11 @@ impl Browser {
         let found = self.session_call("POST", "/elements", &json!({"using": "css selector", "value": css}));
         let ids = found.as_array().cloned().unwrap_or_default();
         ids.iter().filter_map(|e| e.as_object()?.values().next()?.as_str().map(|id| Element(id.to_string()))).collect()
+    }
+
+    /// Runs `script` in the page (a function body) and returns what it returns.
+    pub fn execute(&self, script: &str) -> Value {
+        self.session_call("POST", "/execute/sync", &json!({ "script": script, "args": [] }))
     }
 
     /// The rendered text of an element (what a user reads).

@@ -238,7 +238,7 @@ pub async fn abort(
     view(&caller, ledger.as_ref(), next).await.map(Json)
 }
 
-async fn find(
+pub(super) async fn find(
     caller: &Caller,
     ledger: &dyn Ledger,
     env: &EnvName,
@@ -257,7 +257,7 @@ async fn find(
     latest.ok_or_else(|| not_found(format!("`{env}` has no rollouts")))
 }
 
-async fn view(caller: &Caller, ledger: &dyn Ledger, record: RolloutRecord) -> Result<RolloutView, ApiError> {
+pub(super) async fn view(caller: &Caller, ledger: &dyn Ledger, record: RolloutRecord) -> Result<RolloutView, ApiError> {
     let body = body_of(&record).map_err(|e| answer(caller, e))?;
     let driver = ledger.rollout_lease(&record.id).await.map_err(|e| answer(caller, e.into()))?;
     Ok(RolloutView { rollout: record, body, driver })

@@ -88,7 +88,28 @@ pub async fn matrix(
         Ok(status) => status,
         Err(e) => return refused(answer(&caller, e)),
     };
-    let body = render(&project, &status, filter.q.trim());
+    let active = match ledger.active_rollouts().await {
+        Ok(active) => active.into_iter().map(|r| r.env).collect::<BTreeSet<_>>(),
+        Err(e) => return refused(answer(&caller, e.into())),
+    };
+    let mut body = render(&project, &status, filter.q.trim());
+    // The rollouts of the envs this server drives them in, an active one marked.
+    let rollouts: Vec<String> = seen
+        .config
+        .envs()
+        .map(|e| {
+            let live =
+                if active.contains(&e.name) { " <strong class=\"rollout-active\">in progress</strong>" } else { "" };
+            format!(
+                "<a href=\"/projects/{}/envs/{e}/rollout\">{e}</a>{live}",
+                escape(&project),
+                e = escape(e.name.as_str())
+            )
+        })
+        .collect();
+    if !rollouts.is_empty() {
+        body.push_str(&format!("<p class=\"rollouts\">Rollouts: {}</p>\n", rollouts.join(" · ")));
+    }
     html::page(&project, Some(&caller.subject), &body).into_response()
 }
 

@@ -1,5 +1,6 @@
-//! The dashboard: HTML pages rendered on the server, with no script, for the
-//! people who watch releases without a terminal. A page's caller signs in as
+//! The dashboard: HTML pages rendered on the server, for the people who watch
+//! releases without a terminal; the only script is the few lines that keep a
+//! rollout page live. A page's caller signs in as
 //! for the API (`Authorization: Bearer`), through a trusted single sign-on
 //! proxy's user header, or with the session cookie the sign-in page sets;
 //! without any a page sends the browser to the sign-in page.
@@ -10,6 +11,7 @@ mod diff;
 mod history;
 mod html;
 mod matrix;
+mod rollout;
 mod session;
 mod sso;
 mod which;
@@ -36,6 +38,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/projects/{project}/builds/{build}/approve", post(build::approve))
         .route("/projects/{project}/diff", get(diff::diff))
         .route("/projects/{project}/which", get(which::which))
+        .route("/projects/{project}/envs/{env}/rollout", get(rollout::rollout))
+        .route("/projects/{project}/envs/{env}/rollout/events", get(rollout::events))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), sso::with_form_cookie))
