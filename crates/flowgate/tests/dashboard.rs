@@ -57,6 +57,12 @@ fn sign_in_sets_a_strict_cookie_and_the_matrix_escapes_what_users_typed() {
 
     let projects = get(&server, "/", &[("Cookie", session.as_str())]);
     assert!(projects.body.contains("<a href=\"/projects/alpha\">alpha</a>"), "{}", projects.body);
+    // Across projects: every project's rows whose flow matches.
+    let across = get(&server, "/?q=inge", &[("Cookie", session.as_str())]);
+    assert!(across.body.contains("<h2><a href=\"/projects/alpha\">alpha</a></h2>"), "{}", across.body);
+    assert!(across.body.contains("<th class=\"flow\">ingest</th>"), "{}", across.body);
+    let none = get(&server, "/?q=%3Ci%3Ezzz", &[("Cookie", session.as_str())]);
+    assert!(none.body.contains("No project has a flow matching “&lt;i&gt;zzz”"), "{}", none.body);
     let matrix = get(&server, "/projects/alpha", &[("Cookie", session.as_str())]);
     assert_eq!(matrix.status, 200, "{}", matrix.body);
     for needle in ["<th>qa</th>", "<th class=\"flow\">ingest</th>", &build[..8], "viewer"] {
