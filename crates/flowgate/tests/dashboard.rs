@@ -1,24 +1,15 @@
-//! The dashboard's first pages: signing in with an API token (a session
-//! cookie, HttpOnly and SameSite=Strict, not Secure on loopback), the projects,
-//! one project's matrix and a flow's history in an env, every user-controlled
-//! string escaped, refusals as pages. Over HTTP, and in headless Chromium
-//! through WebDriver.
+//! The dashboard's reading pages and sign-in: an API token's session cookie
+//! (HttpOnly and SameSite=Strict, not Secure on loopback) or a trusted single
+//! sign-on proxy's header; the projects, the matrix, a flow's history, a
+//! build (approved from its page by an approver only), the env diff; every
+//! user-controlled string escaped, refusals as pages, forged forms refused.
+//! Over HTTP, and in headless Chromium through WebDriver.
 
 mod common;
 
+use common::pages::{form_token, get, post_form, session_of, two_builds};
 use common::server::{create_token, released_project, Server};
-use flowgate_testkit::http::{exchange, Answer};
 use flowgate_testkit::webdriver::Browser;
-
-fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Answer {
-    exchange(server.port, "GET", path, headers, b"")
-}
-
-fn post_form(server: &Server, path: &str, headers: &[(&str, &str)], form: &str) -> Answer {
-    let mut all = headers.to_vec();
-    all.push(("Content-Type", "application/x-www-form-urlencoded"));
-    exchange(server.port, "POST", path, &all, form.as_bytes())
-}
 
 #[test]
 fn sign_in_sets_a_strict_cookie_and_the_matrix_escapes_what_users_typed() {
@@ -137,50 +128,6 @@ fn in_chromium_a_viewer_signs_in_and_reads_the_matrix() {
     assert!(cells.iter().all(|c| c.starts_with(&build[..8])), "{cells:?}");
     let shot = browser.screenshot("dashboard-viewer-matrix");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
-}
-
-/// A project whose store is the server's `STORE/alpha`, so the server reads
-/// the bundles direct mode wrote: two builds, the second with a changed file,
-/// made on a branch whose name holds markup; qa runs the second.
-fn two_builds(dir: &std::path::Path, ledger: &str) -> (flowgate_testkit::GitProject, String, String) {
-    std::fs::create_dir_all(dir.join("store/alpha")).unwrap();
-    let alpha = flowgate_testkit::GitProject::new();
-    alpha.write(".gitignore", ".flowgate/\n");
-    alpha.write("flows/ingest.py", "from prefect import flow\n\n\n@flow\ndef main(day: str = \"today\"):\n    pass\n");
-    alpha.write(
-        "flowgate.toml",
-        &format!(
-            "[project]\nname = \"alpha\"\nledger = \"{ledger}\"\nartifacts = \"file://{}/store/alpha\"\n\n\
-             [envs.qa]\n\n[envs.prod]\n\n[flows.ingest]\nentrypoint = \"flows/ingest.py:main\"\n",
-            dir.display()
-        ),
-    );
-    alpha.commit("first");
-    common::run(&alpha, &["build"]).success();
-    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD"]).success();
-    common::run(&alpha, &["release", "--all", "--env", "prod", "--build", "HEAD"]).success();
-    let first = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
-    alpha.git(&["checkout", "-q", "-b", "feat-<b>x</b>"]);
-    alpha.write("flows/helpers.py", "DAY = 'today'\n");
-    alpha.commit("second");
-    common::run(&alpha, &["build"]).success();
-    let reason = "<script>alert('x')</script>";
-    common::run(&alpha, &["release", "--all", "--env", "qa", "--build", "HEAD", "--reason", reason]).success();
-    let second = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
-    (alpha, first, second)
-}
-
-fn session_of(server: &Server, token: &str) -> String {
-    let origin = format!("http://127.0.0.1:{}", server.port);
-    let signed_in = post_form(server, "/login", &[("Origin", origin.as_str())], &format!("token={token}"));
-    let cookie = signed_in.header("set-cookie").expect("a session cookie");
-    cookie.split(';').next().unwrap().to_string()
-}
-
-/// The value of the first `name="form_token"` field of a page.
-fn form_token(page: &str) -> String {
-    let at = page.find("name=\"form_token\" value=\"").expect("a form token field") + 25;
-    page[at..].split('"').next().unwrap().to_string()
 }
 
 #[test]

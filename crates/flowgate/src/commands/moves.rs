@@ -273,7 +273,8 @@ fn print_moves(result: &Moved, printer: Printer) -> Result<()> {
     })
 }
 
-fn render_moves(out: &mut String, result: &Moved) {
+/// The moves' text, as `release`, `promote` and `rollback` print it (the dashboard shows the same).
+pub fn render_moves(out: &mut String, result: &Moved) {
     if result.dry_run && !result.gates.is_empty() {
         gates::render(out, &result.gates);
     }

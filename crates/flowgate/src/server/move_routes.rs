@@ -30,45 +30,45 @@ use crate::project::Project;
 
 /// A release, promotion or rollback, as a body. Fields that belong to one kind
 /// only are refused on the others.
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     /// Releases: a build id or commit, or a unique prefix of either.
     #[serde(default)]
-    build: Option<String>,
+    pub(super) build: Option<String>,
     /// Releases: every flow the build carries.
     #[serde(default)]
-    all: bool,
+    pub(super) all: bool,
     /// Promotions: the env whose builds are promoted (its ledger name).
     #[serde(default)]
-    from: Option<String>,
+    pub(super) from: Option<String>,
     /// Rollbacks: the revision to return to (default: the one before the current).
     #[serde(default)]
-    to: Option<i64>,
+    pub(super) to: Option<i64>,
     /// The flows moved. Releases: these or `all`; promotions: empty is every
     /// flow of `from`; rollbacks: at least one.
     #[serde(default)]
-    flows: Vec<String>,
+    pub(super) flows: Vec<String>,
     /// Why: recorded with each move (and the reason of an override).
     #[serde(default)]
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
     /// Evaluate and plan only; nothing changes.
     #[serde(default)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     /// Record the moves without syncing the env's Prefect server.
     #[serde(default)]
-    no_sync: bool,
+    pub(super) no_sync: bool,
     /// Create missing work pools while syncing.
     #[serde(default)]
-    create_work_pools: bool,
+    pub(super) create_work_pools: bool,
     /// Move despite failed gates, where the env's policy allows it; needs `reason`.
     #[serde(default)]
-    override_gates: bool,
+    pub(super) override_gates: bool,
 }
 
 /// Which of the three moves a route makes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Release,
     Promote,
     Rollback,
@@ -98,7 +98,7 @@ pub async fn release(
     Path((project, env)): Path<(String, String)>,
     ApiJson(asked): ApiJson<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    move_in(caller, state, &project, &env, Kind::Release, asked).await
+    move_in(caller, state, &project, &env, Kind::Release, asked).await.map(Json)
 }
 
 /// Points flows of a protected env at the builds another env runs: `flowgate promote`.
@@ -125,7 +125,7 @@ pub async fn promote(
     Path((project, env)): Path<(String, String)>,
     ApiJson(asked): ApiJson<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    move_in(caller, state, &project, &env, Kind::Promote, asked).await
+    move_in(caller, state, &project, &env, Kind::Promote, asked).await.map(Json)
 }
 
 /// Returns flows of a protected env to a build it ran before: `flowgate rollback`.
@@ -152,17 +152,19 @@ pub async fn rollback(
     Path((project, env)): Path<(String, String)>,
     ApiJson(asked): ApiJson<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    move_in(caller, state, &project, &env, Kind::Rollback, asked).await
+    move_in(caller, state, &project, &env, Kind::Rollback, asked).await.map(Json)
 }
 
-async fn move_in(
+/// A move into a protected env as `caller`: what the three routes, and the
+/// dashboard's forms, do.
+pub(super) async fn move_in(
     caller: Caller,
     state: AppState,
     project: &str,
     env: &str,
     kind: Kind,
     asked: MoveRequest,
-) -> Result<Json<Moved>, ApiError> {
+) -> Result<Moved, ApiError> {
     let id = caller.request_id.clone();
     let bad = |message: String| ApiError::bad_request(id.clone(), message);
     check_fields(&asked, kind).map_err(bad)?;
@@ -205,7 +207,7 @@ async fn move_in(
         tracing::warn!(request_id = %id.0, "moves recorded, sync failed: {failure:#}");
         moved.sync_error = failure.chain().map(ToString::to_string).collect();
     }
-    Ok(Json(moved))
+    Ok(moved)
 }
 
 /// The fields of another kind of move, and an override without a reason, are named.

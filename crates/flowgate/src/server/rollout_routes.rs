@@ -28,27 +28,27 @@ use crate::commands::rollout_start::{plan_start, Planned, StartAsk};
 use crate::commands::rollout_view::RolloutView;
 
 /// `flowgate rollout start`, as a body: `build` or `from`, not both.
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutRequest {
     /// Roll out this build: a build id or commit, or a unique prefix of either.
     #[serde(default)]
-    build: Option<String>,
+    pub(super) build: Option<String>,
     /// Roll out the builds current in this env (its ledger name).
     #[serde(default)]
-    from: Option<String>,
+    pub(super) from: Option<String>,
     /// The flows rolled out (empty: every flow of the build or of `from`).
     #[serde(default)]
-    flows: Vec<String>,
+    pub(super) flows: Vec<String>,
     /// Why: recorded on every move of the rollout (and the reason of an override).
     #[serde(default)]
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
     /// Start despite failed gates, where the env's policy allows it; needs `reason`.
     #[serde(default)]
-    override_gates: bool,
+    pub(super) override_gates: bool,
     /// Plan and evaluate the gates only; nothing is recorded.
     #[serde(default)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
 }
 
 /// `flowgate rollout abort --reason`, as a body.
@@ -56,7 +56,7 @@ pub struct RolloutRequest {
 #[serde(deny_unknown_fields)]
 pub struct AbortRequest {
     #[serde(default)]
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -100,6 +100,18 @@ pub async fn start(
     Path((project, env)): Path<(String, String)>,
     ApiJson(asked): ApiJson<RolloutRequest>,
 ) -> Result<Json<Planned>, ApiError> {
+    started(&caller, &state, &project, &env, asked).await.map(Json)
+}
+
+/// A rollout started as `caller`: what the route, and the dashboard's form, do.
+pub(super) async fn started(
+    caller: &Caller,
+    state: &AppState,
+    project: &str,
+    env: &str,
+    asked: RolloutRequest,
+) -> Result<Planned, ApiError> {
+    let (caller, project) = (caller.clone(), project.to_string());
     let bad = |message: String| ApiError::bad_request(caller.request_id.clone(), message);
     if asked.build.is_some() == asked.from.is_some() {
         return Err(bad("build: name the build to roll out, or `from` the env whose builds go (one of them)".into()));
@@ -107,7 +119,7 @@ pub async fn start(
     if asked.override_gates && asked.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(bad("reason: an override of the gates needs one".into()));
     }
-    let (server_project, env, ledger) = protected(&caller, &state, &project, &env, Role::Releaser).await?;
+    let (server_project, env, ledger) = protected(&caller, state, &project, env, Role::Releaser).await?;
     let flows = asked.flows.iter().map(|f| f.parse::<FlowKey>()).collect::<Result<Vec<_>, _>>();
     let flows = flows.map_err(|e| bad(format!("flows: {e}")))?;
     let (source, targets) = match (&asked.build, &asked.from) {
@@ -136,7 +148,7 @@ pub async fn start(
         tracing::info!(request_id = %caller.request_id.0, rollout = %record.id, "rollout started; the server drives it");
         state.rollouts_changed.notify_waiters();
     }
-    Ok(Json(planned))
+    Ok(planned)
 }
 
 /// The builds `from` runs, for the flows named (every flow when none are).
@@ -219,7 +231,19 @@ pub async fn abort(
     Path((project, env)): Path<(String, String)>,
     ApiJson(asked): ApiJson<AbortRequest>,
 ) -> Result<Json<RolloutView>, ApiError> {
-    let (_, env, ledger) = protected(&caller, &state, &project, &env, Role::Releaser).await?;
+    aborted(&caller, &state, &project, &env, asked).await.map(Json)
+}
+
+/// The env's active rollout stopped by `caller`: what the route, and the dashboard's form, do.
+pub(super) async fn aborted(
+    caller: &Caller,
+    state: &AppState,
+    project: &str,
+    env: &str,
+    asked: AbortRequest,
+) -> Result<RolloutView, ApiError> {
+    let caller = caller.clone();
+    let (_, env, ledger) = protected(&caller, state, project, env, Role::Releaser).await?;
     let active = ledger.active_rollout(&env.ledger_name).await.map_err(|e| answer(&caller, e.into()))?;
     let record = active.ok_or_else(|| {
         ApiError::bad_request(caller.request_id.clone(), format!("`{}` has no active rollout", env.ledger_name))
@@ -235,7 +259,7 @@ pub async fn abort(
     };
     // A stale version (the driver stepped meanwhile) is a conflict: 409.
     ledger.transition_rollout(&next, &[]).await.map_err(|e| answer(&caller, e.into()))?;
-    view(&caller, ledger.as_ref(), next).await.map(Json)
+    view(&caller, ledger.as_ref(), next).await
 }
 
 pub(super) async fn find(

@@ -5,6 +5,7 @@
 // Each test file compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
 
+pub mod pages;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use flowgate_core::EnvName;
 use serde::Deserialize;
 
+use super::actions::{may_move, promote_form};
 use super::html::{self, escape};
 use super::matrix::refused;
 use super::PageCaller;
@@ -26,7 +27,7 @@ pub struct Envs {
 }
 
 pub async fn diff(
-    PageCaller(caller, _): PageCaller,
+    PageCaller(caller, form): PageCaller,
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(envs): Query<Envs>,
@@ -61,6 +62,9 @@ pub async fn diff(
         let mut text = String::new();
         render(&mut text, &diff);
         out.push_str(&format!("<pre class=\"diff\">{}</pre>\n", escape(&text)));
+        if may_move(&caller, &state, &project, to.as_str()) {
+            out.push_str(&promote_form(&form, &project, from.as_str(), to.as_str()));
+        }
         Ok::<_, ApiError>(out)
     }
     .await;

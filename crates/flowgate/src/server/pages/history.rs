@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use flowgate_core::{EnvName, FlowKey, Verified};
 
+use super::actions::{may_move, REASON_FIELD};
 use super::html::{self, escape};
 use super::matrix::refused;
 use super::PageCaller;
@@ -18,7 +19,7 @@ use crate::server::ledger_routes::readable_project;
 use crate::server::AppState;
 
 pub async fn history(
-    PageCaller(caller, _): PageCaller,
+    PageCaller(caller, form): PageCaller,
     State(state): State<AppState>,
     Path((project, flow, env)): Path<(String, String, String)>,
 ) -> Response {
@@ -42,6 +43,18 @@ pub async fn history(
     let title = format!("{flow} in {env}");
     let mut out =
         format!("<p><a href=\"/projects/{p}\">{p}</a></p>\n<h1>{}</h1>\n", escape(&title), p = escape(&project));
+    if history.len() > 1 && may_move(&caller, &state, &project, env.as_str()) {
+        out.push_str(&format!(
+            "<form class=\"rollback\" method=\"post\" action=\"/projects/{}/flows/{}/envs/{}/rollback\">{}{REASON_FIELD} \
+             <button>Roll {} back in {}</button></form>\n",
+            escape(&project),
+            escape(flow.as_str()),
+            escape(env.as_str()),
+            form.field(),
+            escape(flow.as_str()),
+            escape(env.as_str()),
+        ));
+    }
     if history.is_empty() {
         out.push_str(&format!(
             "<p class=\"muted\">`{}` has never been released in `{}`.</p>\n",

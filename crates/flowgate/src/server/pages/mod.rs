@@ -6,6 +6,7 @@
 //! without any a page sends the browser to the sign-in page.
 //! Every string a user controls is escaped where it is written into HTML.
 
+mod actions;
 mod build;
 mod diff;
 mod history;
@@ -40,6 +41,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/projects/{project}/which", get(which::which))
         .route("/projects/{project}/envs/{env}/rollout", get(rollout::rollout))
         .route("/projects/{project}/envs/{env}/rollout/events", get(rollout::events))
+        .route("/projects/{project}/flows/{flow}/envs/{env}/rollback", post(actions::rollback))
+        .route("/projects/{project}/envs/{env}/promote", post(actions::promote))
+        .route("/projects/{project}/envs/{env}/rollout/start", post(actions::start_rollout))
+        .route("/projects/{project}/envs/{env}/rollout/abort", post(actions::abort_rollout))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), sso::with_form_cookie))

@@ -4,6 +4,7 @@
 //! sends the rollout again, rendered the same way, whenever it changes (or a
 //! new one starts). Without script the page is still whole, as of its loading.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use flowgate_core::rollout::{Phase, WaveOutcome};
 use flowgate_core::Role;
 use flowgate_ledger::Ledger;
 
+use super::actions::{may_move, rollout_forms};
 use super::html::{self, escape};
 use super::matrix::refused;
 use super::PageCaller;
@@ -34,7 +36,7 @@ const LIVE: &str = "<script>new EventSource(location.pathname + \"/events\").add
 (e) => { document.getElementById(\"rollout\").outerHTML = e.data; });</script>\n";
 
 pub async fn rollout(
-    PageCaller(caller, _): PageCaller,
+    PageCaller(caller, form): PageCaller,
     State(state): State<AppState>,
     Path((project, env)): Path<(String, String)>,
 ) -> Response {
@@ -44,8 +46,13 @@ pub async fn rollout(
     };
     let (_, fragment) = watched.render(&caller).await;
     let p = escape(&project);
-    let body =
+    let mut body =
         format!("<p><a href=\"/projects/{p}\">{p}</a></p>\n<h1>Rollout into {}</h1>\n{fragment}\n{LIVE}", escape(&env));
+    if may_move(&caller, &state, &project, &env) {
+        let pointers = watched.ledger.pointers(None).await.unwrap_or_default();
+        let sources: BTreeSet<String> = pointers.into_iter().map(|p| p.env.to_string()).filter(|e| e != &env).collect();
+        body.push_str(&rollout_forms(&form, &project, &env, &sources.into_iter().collect::<Vec<_>>()));
+    }
     html::page(&format!("{project}: rollout into {env}"), Some(&caller.subject), &body).into_response()
 }
 
