@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::pages::{form_token, get, post_form, session_of, two_builds};
+use common::pages::{form_token, get, post_form, session_of, sign_in, two_builds};
 use common::server::{create_token, released_project, Server};
 use flowgate_testkit::webdriver::Browser;
 
@@ -207,15 +207,6 @@ fn a_build_page_shows_what_it_carries_and_only_an_approver_gets_the_form_that_ap
     assert_eq!(bad.status, 400, "{}", bad.body);
     let which = page("/projects/alpha/which?run=abc", ("Authorization", &as_viewer));
     assert!(which.body.contains("protects no env of `alpha`"), "{}", which.body);
-}
-
-/// Signs the browser in with `token` at `base` (signing out first if needed).
-fn sign_in(browser: &Browser, base: &str, token: &str) {
-    browser.goto(&format!("{base}/login"));
-    let field = browser.wait_for("input[name=token]").remove(0);
-    browser.type_into(&field, token);
-    browser.click(&browser.wait_for("form[action='/login'] button").remove(0));
-    browser.wait_for("ul.projects");
 }
 
 #[test]

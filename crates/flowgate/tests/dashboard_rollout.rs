@@ -10,6 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::pages::sign_in;
 use common::server::{create_token, Server};
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
 use flowgate_testkit::webdriver::Browser;
@@ -73,10 +74,7 @@ fn in_chromium_a_rollout_started_from_the_cli_is_watched_live_to_its_automatic_r
     // The viewer opens the page before anything happens, and marks it: a reload would lose the mark.
     let base = format!("http://127.0.0.1:{port}");
     let browser = Browser::start();
-    browser.goto(&format!("{base}/login"));
-    browser.type_into(&browser.wait_for("input[name=token]").remove(0), &viewer);
-    browser.click(&browser.wait_for("form[action='/login'] button").remove(0));
-    browser.wait_for("ul.projects");
+    sign_in(&browser, &base, &viewer);
     browser.goto(&format!("{base}/projects/watched"));
     browser.click(&browser.wait_for("p.rollouts a[href='/projects/watched/envs/prod/rollout']").remove(0));
     browser.wait_for("#rollout[data-status='none']");

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use flowgate_testkit::http::{exchange, Answer};
+use flowgate_testkit::webdriver::Browser;
 use flowgate_testkit::GitProject;
 
 use super::server::Server;
@@ -61,4 +62,13 @@ pub fn session_of(server: &Server, token: &str) -> String {
 pub fn form_token(page: &str) -> String {
     let at = page.find("name=\"form_token\" value=\"").expect("a form token field") + 25;
     page[at..].split('"').next().unwrap().to_string()
+}
+
+/// Signs the browser in with `token` at `base` (signing out first if needed).
+pub fn sign_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/login"));
+    let field = browser.wait_for("input[name=token]").remove(0);
+    browser.type_into(&field, token);
+    browser.click(&browser.wait_for("form[action='/login'] button").remove(0));
+    browser.wait_for("ul.projects");
 }
