@@ -86,7 +86,8 @@ fn sign_in_sets_a_strict_cookie_and_the_matrix_escapes_what_users_typed() {
     assert!(!history.body.contains("<script>") && !history.body.contains("<b>bold"), "{}", history.body);
     assert!(history.body.contains("tester@example.com"), "the mover is not shown: {}", history.body);
     let never = get(&server, "/projects/alpha/flows/ingest/envs/staging", &[("Cookie", &session)]);
-    assert!(never.body.contains("has never been released"), "{}", never.body);
+    assert_eq!(never.status, 404, "{}", never.body);
+    assert!(never.body.contains("`ingest` has never been released in `staging`"), "{}", never.body);
     let bad = get(&server, "/projects/alpha/flows/no%20such/envs/qa", &[("Cookie", &session)]);
     assert_eq!(bad.status, 400, "{}", bad.body);
 

@@ -56,12 +56,8 @@ pub async fn history(
         ));
     }
     if history.is_empty() {
-        out.push_str(&format!(
-            "<p class=\"muted\">`{}` has never been released in `{}`.</p>\n",
-            escape(flow.as_str()),
-            escape(env.as_str())
-        ));
-        return html::page(&title, Some(&caller.subject), &out).into_response();
+        let message = format!("`{flow}` has never been released in `{env}` of project `{project}`");
+        return refused(ApiError::not_found(caller.request_id.clone(), message));
     }
     let now = Utc::now();
     out.push_str(
