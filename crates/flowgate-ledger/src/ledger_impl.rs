@@ -5,7 +5,8 @@
 //! `ledger_gc`.
 
 use flowgate_core::{
-    Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision, Verified,
+    Approval, Build, BuildId, EnvName, Event, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision,
+    Verified,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
@@ -157,7 +158,7 @@ where
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
         let tx = B::begin_write(&self.pool).await?;
-        self.finish_moves(tx, moves, now_ms).await
+        self.finish_moves(tx, moves, &[], now_ms).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(flow = %flow, env = %env))]
@@ -317,7 +318,28 @@ where
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rollout = %next.id, version = next.version))]
-    async fn transition_rollout(&self, next: &RolloutRecord, moves: &[Move]) -> Result<Vec<Release>, LedgerError> {
-        self.advance_rollout(next, moves).await
+    async fn transition_rollout(
+        &self,
+        next: &RolloutRecord,
+        moves: &[Move],
+        events: &[Event],
+    ) -> Result<Vec<Release>, LedgerError> {
+        self.advance_rollout(next, moves, events).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(events = events.len()))]
+    async fn record_events(&self, events: &[Event]) -> Result<(), LedgerError> {
+        if let Some(stranger) = events.iter().find(|e| e.project != self.project) {
+            return Err(LedgerError::corrupt(format!(
+                "event {} is of project `{}`, not `{}`",
+                stranger.id, stranger.project, self.project
+            )));
+        }
+        let mut tx = B::begin_write(&self.pool).await?;
+        if let Err(err) = crate::outbox::write(&mut tx, events, chrono::Utc::now().timestamp_millis()).await {
+            tx.rollback().await.map_err(LedgerError::backend("roll back events"))?;
+            return Err(err);
+        }
+        tx.commit().await.map_err(LedgerError::backend("commit events"))
     }
 }

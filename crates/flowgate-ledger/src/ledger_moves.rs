@@ -2,12 +2,12 @@
 //! drivers: `apply` and `transition_rollout` both end in `finish_moves`, so a
 //! rollout's moves get exactly the compare-and-swap and errors of `apply`.
 
-use flowgate_core::{Move, Release};
+use flowgate_core::{Event, Move, Release};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Transaction, Type};
 
 use crate::backend::Backend;
 use crate::ledger_impl::SqlLedger;
-use crate::{codec, sql, Ledger, LedgerError};
+use crate::{codec, outbox, sql, Ledger, LedgerError};
 
 impl<B: Backend> SqlLedger<B>
 where
@@ -21,13 +21,14 @@ where
     usize: ColumnIndex<B::Row>,
     for<'n> &'n str: ColumnIndex<B::Row>,
 {
-    /// Applies `moves` inside `tx` and commits; on any failure rolls
-    /// back and returns the caller's error. `apply` and
-    /// `transition_rollout` both end with it.
+    /// Applies `moves` inside `tx`, writes their events and `events` to the
+    /// outbox, and commits; on any failure rolls back and returns the
+    /// caller's error. `apply` and `transition_rollout` both end with it.
     pub(crate) async fn finish_moves(
         &self,
         mut tx: Transaction<'static, B>,
         moves: &[Move],
+        events: &[Event],
         now_ms: i64,
     ) -> Result<Vec<Release>, LedgerError> {
         let mut releases = Vec::with_capacity(moves.len());
@@ -39,6 +40,12 @@ where
                     return Err(self.explain(mv, err).await);
                 }
             }
+        }
+        let mut all = flowgate_core::events::for_releases(&self.project, &releases);
+        all.extend_from_slice(events);
+        if let Err(err) = outbox::write(&mut tx, &all, now_ms).await {
+            tx.rollback().await.map_err(LedgerError::backend("roll back moves"))?;
+            return Err(err);
         }
         match (tx.commit().await, moves.first()) {
             (Ok(()), _) => Ok(releases),

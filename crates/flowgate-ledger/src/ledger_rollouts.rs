@@ -2,12 +2,12 @@
 //! (whose `Ledger` implementation delegates the trait methods here, so
 //! neither file grows past reading size).
 
-use flowgate_core::{Approval, BuildId, EnvName, Move, Release};
+use flowgate_core::{Approval, BuildId, EnvName, Event, Move, Release};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
 use crate::ledger_impl::SqlLedger;
-use crate::{codec, codec_gates, sql, LedgerError, RolloutRecord, RolloutStatus};
+use crate::{codec, codec_gates, outbox, sql, LedgerError, RolloutRecord, RolloutStatus};
 
 /// The approval and rollout methods behind `Ledger`'s.
 impl<B: Backend> SqlLedger<B>
@@ -46,8 +46,16 @@ where
             .execute(&mut *tx)
             .await
             .map_err(LedgerError::backend("record approval"))?;
+        let created = B::rows_affected(&inserted) == 1;
+        if created {
+            let event = flowgate_core::events::approval_given(&self.project, a);
+            if let Err(err) = outbox::write(&mut tx, &[event], chrono::Utc::now().timestamp_millis()).await {
+                tx.rollback().await.map_err(LedgerError::backend("roll back approval"))?;
+                return Err(err);
+            }
+        }
         tx.commit().await.map_err(LedgerError::backend("commit approval"))?;
-        Ok(B::rows_affected(&inserted) == 1)
+        Ok(created)
     }
 
     pub(crate) async fn read_approvals(&self, env: &EnvName, build: &BuildId) -> Result<Vec<Approval>, LedgerError> {
@@ -200,6 +208,7 @@ where
         &self,
         next: &RolloutRecord,
         moves: &[Move],
+        events: &[Event],
     ) -> Result<Vec<Release>, LedgerError> {
         let body = codec_gates::rollout_body(next)?;
         let expected = next.version.saturating_sub(1);
@@ -216,7 +225,7 @@ where
             .execute(&mut *tx)
             .await;
         let refused = match swapped {
-            Ok(done) if B::rows_affected(&done) == 1 => return self.finish_moves(tx, moves, now_ms).await,
+            Ok(done) if B::rows_affected(&done) == 1 => return self.finish_moves(tx, moves, events, now_ms).await,
             Ok(_) => None,
             // Becoming `running` again while another rollout runs in the env.
             Err(e) if B::is_contention(&e) => Some(e),

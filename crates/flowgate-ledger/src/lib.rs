@@ -15,6 +15,7 @@ mod ledger_moves;
 mod ledger_provenance;
 mod ledger_rollouts;
 mod lock;
+mod outbox;
 mod postgres;
 mod projects;
 mod rollout;
@@ -30,7 +31,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use flowgate_core::{
-    Approval, Build, BuildId, EnvName, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision, Verified,
+    Approval, Build, BuildId, EnvName, Event, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision,
+    Verified,
 };
 use sqlx::migrate::Migrator;
 use sqlx::{PgPool, SqlitePool};
@@ -39,6 +41,7 @@ use crate::ledger_impl::SqlLedger;
 
 pub use crate::error::{BoxError, LedgerError};
 pub use crate::lock::{LockHolder, MaintenanceLock};
+pub use crate::outbox::{DeliveryRecord, OutboxRecord, PendingEvent};
 pub use crate::projects::{ProjectClaim, ProjectRecord};
 pub use crate::rollout::{RolloutLease, RolloutRecord, RolloutStatus, UnknownRolloutStatus};
 pub use crate::tokens::TokenRecord;
@@ -103,7 +106,9 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// All or nothing: a pointer not at its expected revision gives
     /// [`LedgerError::Conflict`] (with the revision found now), an unrecorded
     /// build [`LedgerError::UnknownBuild`], and nothing changes. Returns the
-    /// appended releases in the order given.
+    /// appended releases in the order given. The moves' events (see
+    /// [`flowgate_core::events::for_releases`]) are written to the outbox in
+    /// the same transaction.
     async fn apply(&self, moves: &[Move]) -> Result<Vec<Release>, LedgerError>;
 
     /// Releases of one pointer, newest first; `limit` None = all.
@@ -120,7 +125,8 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Records an approval if absent, keyed by (env, build, flow, actor) where
     /// flow `None` means every flow: approving again keeps the first record
     /// (its reason and time) and returns false; true when this call inserted
-    /// it. An unrecorded build gives [`LedgerError::UnknownBuild`] and nothing
+    /// it, and then its `approval.given` event is written to the outbox in
+    /// the same transaction. An unrecorded build gives [`LedgerError::UnknownBuild`] and nothing
     /// changes.
     async fn record_approval(&self, a: &Approval) -> Result<bool, LedgerError>;
 
@@ -178,8 +184,22 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// [`LedgerError::RolloutMoved`] (with the version found now, None when
     /// there is no such rollout); making it running while another rollout runs
     /// in its env gives [`LedgerError::RolloutActive`]; a move fails as in
-    /// `apply`. Returns the appended releases in the order given.
-    async fn transition_rollout(&self, next: &RolloutRecord, moves: &[Move]) -> Result<Vec<Release>, LedgerError>;
+    /// `apply`. Returns the appended releases in the order given. The moves'
+    /// events and `events` (the step's own, see
+    /// [`flowgate_core::events::for_rollout_step`]) are written to the outbox
+    /// in the same transaction.
+    async fn transition_rollout(
+        &self,
+        next: &RolloutRecord,
+        moves: &[Move],
+        events: &[Event],
+    ) -> Result<Vec<Release>, LedgerError>;
+
+    /// Writes events that no change of the ledger carries (a refusal by the
+    /// gates, drift found) to the outbox, in one transaction; an event whose
+    /// id is stored already is skipped. An event of another project is
+    /// refused and nothing is written.
+    async fn record_events(&self, events: &[Event]) -> Result<(), LedgerError>;
 
     /// Pins `pin.build` so gc keeps it. Insert if absent: pinning again keeps
     /// the first pin (its actor, reason and time) and returns false. An
@@ -303,6 +323,55 @@ impl LedgerDatabase {
         match &self.database {
             Database::Sqlite(pool) => tokens::Tokens(pool).by_hash(secret_hash).await,
             Database::Postgres(pool) => tokens::Tokens(pool).by_hash(secret_hash).await,
+        }
+    }
+
+    /// Claims up to `limit` unsettled events due at `now` for the deliverer
+    /// `holder` until `until` (see the outbox's rules in the migration
+    /// `0012_outbox.sql`): those nobody holds, whose claim ran out, or that
+    /// `holder` holds already; oldest due first, with each webhook's attempts.
+    pub async fn claim_events(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => outbox::Outbox(pool).claim(holder, now, until, limit).await,
+            Database::Postgres(pool) => outbox::Outbox(pool).claim(holder, now, until, limit).await,
+        }
+    }
+
+    /// Records one webhook's attempts at `event_id` so far.
+    pub async fn record_delivery(&self, event_id: &str, delivery: &DeliveryRecord) -> Result<(), LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => outbox::Outbox(pool).record_attempt(event_id, delivery).await,
+            Database::Postgres(pool) => outbox::Outbox(pool).record_attempt(event_id, delivery).await,
+        }
+    }
+
+    /// Gives `holder`'s claim on `event_id` back: settled at `settled` when
+    /// every webhook is done with it, else due again at `due`. Nothing when
+    /// `holder` no longer holds it.
+    pub async fn release_event(
+        &self,
+        event_id: &str,
+        holder: &str,
+        due: DateTime<Utc>,
+        settled: Option<DateTime<Utc>>,
+    ) -> Result<(), LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => outbox::Outbox(pool).release(event_id, holder, due, settled).await,
+            Database::Postgres(pool) => outbox::Outbox(pool).release(event_id, holder, due, settled).await,
+        }
+    }
+
+    /// The newest `limit` events of every project, settled or not, with their deliveries.
+    pub async fn outbox_events(&self, limit: u32) -> Result<Vec<OutboxRecord>, LedgerError> {
+        match &self.database {
+            Database::Sqlite(pool) => outbox::Outbox(pool).list(limit).await,
+            Database::Postgres(pool) => outbox::Outbox(pool).list(limit).await,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod moto;
 pub mod oidc;
 pub mod postgres;
 pub mod prefect;
+pub mod receiver;
 pub mod secrets;
 pub mod skip;
 pub mod webdriver;

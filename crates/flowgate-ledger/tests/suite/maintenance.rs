@@ -74,7 +74,7 @@ pub async fn inventory_reads_everything_gc_and_fsck_need(t: &Target) {
     let finished = ledger.start_rollout(&rollout("qa-1", "qa", B1)).await.unwrap();
     let mut done = finished.clone();
     (done.status, done.version) = (RolloutStatus::Succeeded, 2);
-    ledger.transition_rollout(&done, &[]).await.unwrap();
+    ledger.transition_rollout(&done, &[], &[]).await.unwrap();
 
     let inv = ledger.inventory().await.unwrap();
     assert_eq!(ids(&inv.builds), vec![B1, B2, B3]);

@@ -14,6 +14,7 @@ mod gates;
 mod leases;
 mod maintenance;
 mod migration;
+mod outbox;
 mod projects;
 mod rollouts;
 mod tokens;
@@ -22,6 +23,7 @@ pub use gates::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use migration::*;
+pub use outbox::*;
 pub use projects::*;
 pub use rollouts::*;
 pub use tokens::*;
@@ -63,6 +65,8 @@ macro_rules! stories {
         $story!(migrating_a_single_project_ledger_gives_every_row_to_its_project);
         $story!(tokens_are_created_once_found_by_hash_and_revoked_once);
         $story!(a_server_looks_projects_up_without_registering_them);
+        $story!(changes_write_their_events_in_their_own_transaction);
+        $story!(a_deliverer_claims_an_event_alone_until_it_settles_or_the_claim_runs_out);
     };
 }
 pub(crate) use stories;

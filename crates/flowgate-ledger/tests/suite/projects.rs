@@ -109,7 +109,7 @@ pub async fn projects_in_one_database_never_see_each_other(t: &Target) {
     assert_eq!(beta.active_rollout(&env("prod")).await.unwrap().unwrap().actor, "bob");
     let mut done = alpha_run.clone();
     (done.status, done.version) = (RolloutStatus::Succeeded, 2);
-    alpha.transition_rollout(&done, &[]).await.unwrap();
+    alpha.transition_rollout(&done, &[], &[]).await.unwrap();
     assert_eq!(alpha.rollout("prod-1").await.unwrap().unwrap().status, RolloutStatus::Succeeded);
     assert_eq!(beta.rollout("prod-1").await.unwrap(), Some(beta_run.clone()));
     assert_eq!(beta.rollouts(None, 10).await.unwrap(), [beta_run]);

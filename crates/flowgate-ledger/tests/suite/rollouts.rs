@@ -87,7 +87,7 @@ pub async fn one_active_rollout_per_env(t: &Target) {
     // Other envs are free; a finished rollout frees its env.
     ledger.start_rollout(&request("q1", "qa")).await.unwrap();
     let done = next(&started, RolloutStatus::Succeeded, 2);
-    assert!(ledger.transition_rollout(&done, &[]).await.unwrap().is_empty());
+    assert!(ledger.transition_rollout(&done, &[], &[]).await.unwrap().is_empty());
     assert_eq!(ledger.active_rollout(&env("prod")).await.unwrap(), None);
     let stored = ledger.rollout("r1").await.unwrap().unwrap();
     assert_eq!(
@@ -99,7 +99,7 @@ pub async fn one_active_rollout_per_env(t: &Target) {
 
     // The finished one cannot come back to life while another runs in its env.
     let before = ledger.dump().await.unwrap();
-    let err = ledger.transition_rollout(&next(&stored, RolloutStatus::Running, 0), &[]).await.unwrap_err();
+    let err = ledger.transition_rollout(&next(&stored, RolloutStatus::Running, 0), &[], &[]).await.unwrap_err();
     assert_active(err, "prod", "r2");
     assert_eq!(ledger.dump().await.unwrap(), before);
 }
@@ -142,7 +142,7 @@ pub async fn transitions_are_compare_and_swap_with_their_moves(t: &Target) {
     let v2 = next(&v1, RolloutStatus::Running, 1);
     let mut wave = [mv("etl", "prod", Some(1), B2), mv("report", "prod", None, B2)];
     wave.iter_mut().for_each(|m| m.audit.rollout = Some("r1".into()));
-    let released = ledger.transition_rollout(&v2, &wave).await.unwrap();
+    let released = ledger.transition_rollout(&v2, &wave, &[]).await.unwrap();
     let got: Vec<_> = released.iter().map(|r| (r.flow.as_str(), r.revision, r.audit.rollout.as_deref())).collect();
     assert_eq!(got, vec![("etl", 2, Some("r1")), ("report", 1, Some("r1"))]);
     assert_eq!(ledger.rollout("r1").await.unwrap(), Some(v2.clone()));
@@ -151,26 +151,27 @@ pub async fn transitions_are_compare_and_swap_with_their_moves(t: &Target) {
     let before = ledger.dump().await.unwrap();
     // A stale driver (read version 1) loses and changes nothing, moves included.
     let stale = next(&v1, RolloutStatus::Aborted, 9);
-    let err = ledger.transition_rollout(&stale, &[mv("etl", "prod", Some(2), B3)]).await.unwrap_err();
+    let err = ledger.transition_rollout(&stale, &[mv("etl", "prod", Some(2), B3)], &[]).await.unwrap_err();
     assert_moved(err, "r1", 1, Some(2));
     let ghost = RolloutRecord { id: "r9".into(), ..next(&v2, RolloutStatus::Running, 2) };
-    assert_moved(ledger.transition_rollout(&ghost, &[]).await.unwrap_err(), "r9", 2, None);
+    assert_moved(ledger.transition_rollout(&ghost, &[], &[]).await.unwrap_err(), "r9", 2, None);
     assert_eq!(ledger.dump().await.unwrap(), before);
 
     // A move that conflicts (or names no build) changes neither row nor pointers.
     let v3 = next(&v2, RolloutStatus::Running, 2);
-    let err = ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), B3), mv("report", "prod", None, B3)]).await;
+    let err =
+        ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), B3), mv("report", "prod", None, B3)], &[]).await;
     assert_conflict(err.unwrap_err(), "report", "prod", None, Some(1));
-    let err = ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), "cccc0000000000000009")]).await;
+    let err = ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), "cccc0000000000000009")], &[]).await;
     assert!(matches!(err, Err(LedgerError::UnknownBuild { .. })), "{err:?}");
     assert_eq!(ledger.dump().await.unwrap(), before);
     assert_eq!(pointer_revision(&ledger, "etl", "prod").await, Some(2));
 
     // The same transition with good moves lands, then the rollout finishes.
-    ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), B3)]).await.unwrap();
+    ledger.transition_rollout(&v3, &[mv("etl", "prod", Some(2), B3)], &[]).await.unwrap();
     assert_eq!(ledger.pointer(&flow("etl"), &env("prod")).await.unwrap().unwrap().build, bid(B3));
     let v4 = next(&v3, RolloutStatus::Failed, 2);
-    ledger.transition_rollout(&v4, &[mv("etl", "prod", Some(3), B2)]).await.unwrap();
+    ledger.transition_rollout(&v4, &[mv("etl", "prod", Some(3), B2)], &[]).await.unwrap();
     assert_eq!(ledger.rollout("r1").await.unwrap().map(|r| (r.status, r.version)), Some((RolloutStatus::Failed, 4)));
     assert_eq!(pointer_revision(&ledger, "etl", "prod").await, Some(4));
     assert_eq!(ledger.active_rollout(&env("prod")).await.unwrap(), None);
@@ -182,7 +183,7 @@ pub async fn rollouts_are_listed_newest_first(t: &Target) {
     let mut started = Vec::new();
     for (id, e) in [("rz", "prod"), ("ra", "qa"), ("rm", "prod")] {
         if let Some(active) = ledger.active_rollout(&env(e)).await.unwrap() {
-            ledger.transition_rollout(&next(&active, RolloutStatus::Aborted, 0), &[]).await.unwrap();
+            ledger.transition_rollout(&next(&active, RolloutStatus::Aborted, 0), &[], &[]).await.unwrap();
         }
         started.push(ledger.start_rollout(&request(id, e)).await.unwrap());
         // Creation times are milliseconds: make each start's distinct.

@@ -142,6 +142,35 @@ pub fn enforce(
     Err(RefusedError(message.trim_end().to_string()).into())
 }
 
+/// [`enforce`], and when the gates refuse, the refusal's events (`gate.refused`,
+/// and `approval.requested` when the approval gate holds a flow back) written to
+/// the ledger's outbox for the env's webhooks. Writing them is best effort: a
+/// ledger that fails to take them is logged and the refusal stands as it is.
+pub async fn enforce_and_notify(
+    ledger: &dyn Ledger,
+    env: &SelectedEnv,
+    policy: &Policy,
+    verdicts: &[FlowVerdict],
+    override_reason: Option<&str>,
+    moves: &mut [Move],
+) -> Result<()> {
+    let refused = enforce(env, policy, verdicts, override_reason, moves);
+    if refused.as_ref().is_err_and(|e| e.is::<RefusedError>()) {
+        let actor = moves.first().map(|m| m.actor.as_str()).unwrap_or_default();
+        let failing: Vec<flowgate_core::events::Refused<'_>> = verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| flowgate_core::events::Refused { flow: &v.flow, build: &v.build, gates: &v.gates })
+            .collect();
+        let events =
+            flowgate_core::events::gate_refused(ledger.project(), &env.ledger_name, actor, Utc::now(), &failing);
+        if let Err(err) = ledger.record_events(&events).await {
+            tracing::warn!(error = %err, env = %env.ledger_name, "the refusal's notification was not recorded");
+        }
+    }
+    refused
+}
+
 /// `passed`, `refused`, or `waiting until ...`.
 pub fn status_word(status: &GateStatus) -> String {
     match status {

@@ -225,7 +225,8 @@ pub async fn apply_moves(
     let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, now, apply.verified.is_some()).await?;
     if !apply.dry_run {
         let policy = gates::policy_of(project, env);
-        gates::enforce(env, &policy, &verdicts, apply.override_reason.as_deref(), &mut moves)?;
+        gates::enforce_and_notify(ledger, env, &policy, &verdicts, apply.override_reason.as_deref(), &mut moves)
+            .await?;
     }
     for mv in &mut moves {
         mv.audit.verified = apply.verified.clone();

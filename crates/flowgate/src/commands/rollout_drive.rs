@@ -189,6 +189,15 @@ impl<'a> Driver<'a> {
         body: &RolloutBody,
         moves: &[Move],
     ) -> Result<RolloutRecord> {
+        let events = flowgate_core::events::for_rollout_step(
+            self.ledger.project(),
+            &record.env,
+            &record.id,
+            &record.actor,
+            Utc::now(),
+            &body_of(&record)?,
+            body,
+        );
         let next = RolloutRecord {
             status,
             version: record.version + 1,
@@ -196,7 +205,7 @@ impl<'a> Driver<'a> {
             updated_at: Utc::now(),
             ..record
         };
-        self.ledger.transition_rollout(&next, moves).await?;
+        self.ledger.transition_rollout(&next, moves, &events).await?;
         Ok(next)
     }
 }

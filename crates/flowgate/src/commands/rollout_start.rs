@@ -95,7 +95,7 @@ pub async fn plan_start(project: &Project, ledger: &dyn Ledger, env: &SelectedEn
     let override_reason = ask.override_gates.then(|| ask.reason.clone()).flatten();
     if !ask.dry_run {
         let policy = gates::policy_of(project, env);
-        gates::enforce(env, &policy, &verdicts, override_reason.as_deref(), &mut moves)?;
+        gates::enforce_and_notify(ledger, env, &policy, &verdicts, override_reason.as_deref(), &mut moves).await?;
     }
     let gates_of = |flow: &FlowKey| moves.iter().find(|m| &m.flow == flow).map(|m| m.audit.gates.clone());
     let body = RolloutBody {

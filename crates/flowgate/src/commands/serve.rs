@@ -59,10 +59,21 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         flowgate_store::ArtifactStore::open(url, cwd).map_err(|e| usage(format!("--artifacts: {e}")))?;
     }
     let protected = protected_envs(&config, artifacts.as_deref())?;
+    // Read now: a webhook whose URL or key is missing is a usage error before anything is served.
+    let hooks = server::notify::config::resolve(&config.webhooks, |name| std::env::var(name).ok()).map_err(usage)?;
+    let delivery = server::notify::config::delivery(&config.notify).map_err(usage)?;
     let database = open(&ledger, cwd).await?;
     register_protected_projects(&ledger, cwd, &protected).await?;
+    let database = Arc::new(database);
+    let replica: Arc<str> = args.replica.unwrap_or_else(server::default_replica_name).into();
+    let notifier = (!hooks.is_empty()).then(|| server::notify::Notifier {
+        database: database.clone(),
+        hooks: Arc::new(hooks),
+        delivery,
+        replica: replica.clone(),
+    });
     let state = AppState {
-        database: Arc::new(database),
+        database,
         oidc: Arc::new(oidc),
         access: Arc::new(access),
         sso: config.sso.clone().map(Arc::new),
@@ -71,10 +82,10 @@ pub async fn serve(cwd: &Path, args: ServeArgs) -> Result<()> {
         bundle_limit: config.bundle_limit.unwrap_or(DEFAULT_BUNDLE_LIMIT),
         secure_cookies: !listen.ip().is_loopback(),
         protected: Arc::new(protected),
-        replica: args.replica.unwrap_or_else(server::default_replica_name).into(),
+        replica,
         rollouts_changed: Arc::new(tokio::sync::Notify::new()),
     };
-    server::serve(listen, state).await
+    server::serve(listen, state, notifier).await
 }
 
 /// Each project's protected envs, checked before the server starts: their

@@ -156,6 +156,7 @@ pub async fn matrix(
     }
     let mut notes = Vec::new();
     let views = server_views(project, ledger, &pointers, &synced, &placements, &mut notes).await;
+    notify_drift(ledger, &pointers, &synced, &views).await;
     // Gathered before the reads: a server's handler must not hold the borrowing iterator across them.
     let ids: Vec<BuildId> =
         matrix.rows.iter().flat_map(|r| r.cells.iter().flatten()).map(|p| p.build.clone()).collect();
@@ -278,6 +279,39 @@ async fn server_views(
         );
     }
     views
+}
+
+/// Writes a `drift.found` event per env where a synced cell drifted. Its id
+/// is derived from the drift itself, so reading the same drift again writes
+/// nothing and the env's webhooks hear of it once. Best effort: a status is a
+/// read, and never fails for its notification.
+async fn notify_drift(
+    ledger: &dyn Ledger,
+    pointers: &[flowgate_core::Pointer],
+    synced: &BTreeMap<EnvName, Vec<(FlowKey, Revision)>>,
+    views: &ServerViews,
+) {
+    let mut events = Vec::new();
+    for (env, view) in views {
+        let Some(drifts) = view else { continue };
+        let drifted: Vec<_> = pointers
+            .iter()
+            .filter(|p| &p.env == env && synced.get(env).is_some_and(|done| is_synced(done, &p.flow, p.revision)))
+            .filter_map(|p| {
+                let fields = drifts.get(&p.flow).filter(|f| !f.is_empty())?;
+                let fields = fields.iter().map(|d| d.field.clone()).collect();
+                Some((p.flow.clone(), Some(p.build.clone()), p.revision, fields))
+            })
+            .collect();
+        if !drifted.is_empty() {
+            events.push(flowgate_core::events::drift_found(ledger.project(), env, chrono::Utc::now(), &drifted));
+        }
+    }
+    if !events.is_empty() {
+        if let Err(err) = ledger.record_events(&events).await {
+            tracing::warn!(error = %err, "the drift's notification was not recorded");
+        }
+    }
 }
 
 /// What sync would change on each flow's deployment, as drift. Whether a cell

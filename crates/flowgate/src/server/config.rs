@@ -59,6 +59,12 @@ pub struct ServerConfig {
     /// Checked here only for its shape; read by [`flowgate_config::parse_protected_envs`].
     #[serde(default, rename = "projects")]
     _projects: BTreeMap<String, ProjectSection>,
+    /// Where notifications go (see `notify::config`).
+    #[serde(default)]
+    pub webhooks: Vec<super::notify::config::WebhookEntry>,
+    /// How hard the server tries to deliver them.
+    #[serde(default)]
+    pub notify: super::notify::config::NotifyEntry,
     /// Each project's protected envs.
     #[serde(skip)]
     pub protected: Vec<ProtectedProject>,
@@ -161,6 +167,7 @@ impl ServerConfig {
                 ));
             }
         }
+        super::notify::config::check(&self.webhooks, &self.notify)?;
         self.access_rules().map(|_| ())
     }
 

@@ -14,6 +14,7 @@ mod error;
 mod ledger_routes;
 mod maintenance_routes;
 mod move_routes;
+pub mod notify;
 mod oidc;
 mod openapi;
 mod pages;
@@ -149,7 +150,7 @@ async fn with_request_id(mut request: Request, next: Next) -> Response {
 
 /// Serves `state` on `listen` until SIGINT or SIGTERM; prints the bound
 /// address first (`listening on http://ADDR`), so port 0 can be used.
-pub async fn serve(listen: SocketAddr, state: AppState) -> Result<()> {
+pub async fn serve(listen: SocketAddr, state: AppState, notifier: Option<notify::Notifier>) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on `{listen}`"))?;
     let bound = listener.local_addr().context("Failed to read the bound address")?;
@@ -161,6 +162,9 @@ pub async fn serve(listen: SocketAddr, state: AppState) -> Result<()> {
     }
     if !state.protected.is_empty() {
         tokio::spawn(rollout_driver::drive_forever(state.clone()));
+    }
+    if let Some(notifier) = notifier {
+        tokio::spawn(notify::deliver_forever(notifier));
     }
     // The peer's address tells a trusted single sign-on proxy from anyone else.
     let service = router(state).into_make_service_with_connect_info::<SocketAddr>();

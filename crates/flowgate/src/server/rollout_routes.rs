@@ -258,7 +258,8 @@ pub(super) async fn aborted(
         ..record
     };
     // A stale version (the driver stepped meanwhile) is a conflict: 409.
-    ledger.transition_rollout(&next, &[]).await.map_err(|e| answer(&caller, e.into()))?;
+    // An abort settles no wave: it tells no event beyond what `rollout status` shows.
+    ledger.transition_rollout(&next, &[], &[]).await.map_err(|e| answer(&caller, e.into()))?;
     view(&caller, ledger.as_ref(), next).await
 }
 
