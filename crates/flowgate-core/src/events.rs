@@ -298,11 +298,11 @@ pub fn for_rollout_step(
                 EventKind::AutomaticRollback => {
                     format!("wave {wave_number} was rolled back to the builds it replaced")
                 }
-                _ => format!(
-                    "wave {wave_number} of {} failed its verification: {}",
-                    after.waves.len(),
-                    after.failure.as_deref().unwrap_or("no reason recorded")
-                ),
+                // The failure names the wave and every failing run already.
+                _ => after
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| format!("wave {wave_number} of {} failed its verification", after.waves.len())),
             };
             events.push(Event {
                 id: derive_id(kind, project, &[env.as_str(), id, &wave_number]),

@@ -233,7 +233,7 @@ async fn a_worker_runs_a_verification_run_through_the_pull_step() {
     let labels = json!({"flowgate.build": run_build.to_string(), "flowgate.bundle": bundle.to_hex()});
     let text = format!(
         "#!/bin/sh\n[ \"$1\" = pull ] && [ \"$2\" = {run_build} ] && [ \"$3\" = --store ] || exit 3\n\
-         curl -sSf -X PATCH -H 'Content-Type: application/json' -d '{labels}' \
+         curl -sSf --retry 5 --retry-all-errors -X PATCH -H 'Content-Type: application/json' -d '{labels}' \
          \"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/labels\" >&2 || exit 4\necho {}\n",
         code.display()
     );

@@ -5,6 +5,8 @@
 //! its verification runs, and the other takes it over within 30 s and finishes
 //! it without triggering a verification run twice. Against a real Prefect
 //! server and a process worker that runs the flows from the server's store.
+//! The replicas deliver the rollouts' notifications to a local receiver: each
+//! wave passed, failed and rolled back, and each release, under one key each.
 
 mod common;
 
@@ -15,6 +17,7 @@ use common::server::{create_token, Server};
 use flowgate_prefect::{PrefectClient, ServerDeployment};
 use flowgate_testkit::postgres::Database;
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
+use flowgate_testkit::receiver::Receiver;
 use flowgate_testkit::{GitProject, Run};
 use serde_json::Value;
 
@@ -95,7 +98,9 @@ async fn the_server_drives_rollouts_and_a_second_replica_takes_over_from_a_kille
         format!(
             "ledger = \"{ledger}\"\nartifacts = \"file://{}\"\n\n[projects.rollouts.envs.prod]\n\
              prefect_api_url = \"{}\"\nname_prefix = \"sr-\"\nwork_pool = \"{POOL}\"\n\
-             rollout = {{ waves = [[\"*\"]], verify = {{ runs = 1, timeout = \"300s\" }} }}\n",
+             rollout = {{ waves = [[\"*\"]], verify = {{ runs = 1, timeout = \"300s\" }} }}\n\n\
+             [notify]\npoll = \"200ms\"\n\n\
+             [[webhooks]]\nname = \"releases\"\nurl = {{ env = \"HOOK_URL\" }}\nsecret = {{ env = \"HOOK_KEY\" }}\n",
             store.display(),
             prefect.api_url()
         ),
@@ -106,9 +111,12 @@ async fn the_server_drives_rollouts_and_a_second_replica_takes_over_from_a_kille
     common::run(&p, &["builds"]).success(); // registers the project in the ledger
     let ci = create_token(dir.path(), &ledger, "ci", &["--role", "releaser:prod"]);
     let viewer = create_token(dir.path(), &ledger, "viewer", &["--role", "viewer"]);
+    let receiver = Receiver::start();
+    let hook = receiver.url("/releases");
+    let hook_env = [("HOOK_URL", hook.as_str()), ("HOOK_KEY", "key")];
     let mut replicas = [
-        Server::start(&["--config", &config, "--replica", "replica-a"]),
-        Server::start(&["--config", &config, "--replica", "replica-b"]),
+        Server::start_with_env(&["--config", &config, "--replica", "replica-a"], &hook_env),
+        Server::start_with_env(&["--config", &config, "--replica", "replica-b"], &hook_env),
     ];
     let port = replicas[0].port;
     let client = PrefectClient::new(&prefect.api_url(), None).expect("client");
@@ -192,4 +200,39 @@ async fn the_server_drives_rollouts_and_a_second_replica_takes_over_from_a_kille
         assert_eq!(deployment(&client, name).await.version.as_deref(), Some(v2.as_str()), "{name} is back on v2");
     }
     drop(worker);
+
+    // The notifications: the CLI's release, each rollout's releases and
+    // waves, and the automatic rollback. A replica killed while posting may
+    // have sent one twice, always under the same key: count keys, not posts.
+    let second = view["rollout"]["id"].as_str().unwrap().to_string();
+    let wanted = [
+        ("release", None),
+        ("release", Some(id.as_str())),
+        ("rollout.wave_passed", Some(id.as_str())),
+        ("release", Some(second.as_str())),
+        ("rollout.wave_failed", Some(second.as_str())),
+        ("rollout.rolled_back", Some(second.as_str())),
+        ("rollback", Some(second.as_str())),
+    ];
+    let events = |got: &[flowgate_testkit::receiver::Received]| {
+        let mut seen: Vec<(String, Option<String>, String)> = got
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                let rollout = body["rollout"].as_str().map(String::from);
+                (body["type"].as_str().unwrap_or_default().to_string(), rollout, body["id"].to_string())
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let got = receiver.wait_for("every rollout notification", Duration::from_secs(30), |got| {
+        let seen = events(got);
+        wanted.iter().all(|(kind, rollout)| seen.iter().any(|(k, r, _)| k == kind && r.as_deref() == *rollout))
+    });
+    let seen = events(&got);
+    assert_eq!(seen.len(), wanted.len(), "one key per event: {seen:#?}");
+    let rolled_back = got.iter().map(|r| r.json()).find(|b| b["type"] == "rollout.rolled_back").unwrap();
+    assert_eq!(rolled_back["flows"][0]["previous_build"], v2.as_str(), "{rolled_back}");
 }

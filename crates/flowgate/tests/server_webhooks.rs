@@ -2,7 +2,8 @@
 //! event a CLI release committed to the ledger reaches every webhook that
 //! wants it, signed, in its format; a receiver that fails five times gets it
 //! once more with the same idempotency key; a server killed while it posts
-//! leaves the event in the outbox, and after a restart it arrives.
+//! leaves the event in the outbox, and after a restart it arrives. A refusal
+//! by the approval gate asks for an approval, and the approval is notified.
 
 mod common;
 
@@ -59,7 +60,7 @@ fn a_release_reaches_each_webhook_signed_and_a_failing_receiver_gets_it_once_mor
     let (ops, chat) = (Receiver::start(), Receiver::start());
     ops.fail(5);
     // The CLI's release, in direct mode, writes its event in the release's own transaction.
-    let _alpha = released_project(&ledger);
+    let alpha = released_project(&ledger);
     let config = server_config(
         dir.path(),
         &ledger,
@@ -101,6 +102,24 @@ fn a_release_reaches_each_webhook_signed_and_a_failing_receiver_gets_it_once_mor
         release.deliveries.iter().map(|d| (d.hook.as_str(), d.attempts, d.delivered_at.is_some())).collect();
     assert_eq!(attempts, [("chat", 1, true), ("ops", 6, true)]);
     assert_eq!(release.deliveries[1].last_error, None);
+
+    // A promotion the approval gate refuses notifies the refusal and asks for
+    // an approval; the approval is notified too. Each once, with its own key.
+    let toml = std::fs::read_to_string(alpha.path().join("flowgate.toml")).unwrap();
+    alpha.write("flowgate.toml", &toml.replace("[envs.prod]\n", "[envs.prod]\npolicy = { approval = true }\n"));
+    alpha.commit("prod needs an approval");
+    common::run(&alpha, &["promote", "--from", "qa", "--to", "prod"]).expect_code(3);
+    let build = common::run(&alpha, &["builds", "--json"]).success().json()[0]["id"].as_str().unwrap().to_string();
+    common::run(&alpha, &["approve", &build, "--env", "prod", "--reason", "<b>fine</b>"]).success();
+    let kinds =
+        |got: &[Received]| got.iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let got = ops.wait_for("the refusal and the approval", Duration::from_secs(30), |got| got.len() == 9);
+    assert_eq!(kinds(&got[6..]).iter().filter(|k| k.as_str() != "approval.given").count(), 2, "{:?}", kinds(&got));
+    for kind in ["gate.refused", "approval.requested", "approval.given"] {
+        assert!(kinds(&got).iter().any(|k| k == kind), "no {kind}: {:?}", kinds(&got));
+    }
+    let approved = got.iter().map(Received::json).find(|b| b["type"] == "approval.given").unwrap();
+    assert_eq!((approved["env"].as_str(), approved["reason"].as_str()), (Some("prod"), Some("<b>fine</b>")));
 
     // The URLs are secrets: the server's log (at -vvv) never shows them.
     let log = server.log();

@@ -238,3 +238,26 @@ mod tests {
         assert!(check(&twice, &NotifyEntry::default()).unwrap_err().contains("given twice"));
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Section {
+        webhooks: Vec<WebhookEntry>,
+        notify: NotifyEntry,
+    }
+
+    #[test]
+    fn the_readme_example_is_a_good_config_with_the_defaults_it_shows() {
+        let readme = include_str!("../../../../../README.md");
+        let section = &readme[readme.find("### Notifications").expect("the README's notifications section")..];
+        let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+        let parsed: Section = toml::from_str(block).unwrap_or_else(|e| panic!("the README's webhooks: {e}"));
+        check(&parsed.webhooks, &parsed.notify).unwrap();
+        let shown = delivery(&parsed.notify).unwrap();
+        let defaults = delivery(&NotifyEntry::default()).unwrap();
+        assert_eq!(format!("{shown:?}"), format!("{defaults:?}"), "the README shows the defaults");
+    }
+}
