@@ -35,6 +35,12 @@ pub(crate) trait Backend: Database {
     /// names) take turns; None when `begin_write` already holds writers off.
     const LOCK_FOR_CLAIM: Option<&'static str>;
 
+    /// A query reading a project's pointers (`$1`; `$2` an env, or NULL for
+    /// all) as one row: a JSON array of `[flow, env, revision, build_id,
+    /// updated_at_ms]`, in no order. For a driver whose cost per row rules a
+    /// large read; None reads rows.
+    const POINTERS_AS_JSON: Option<&'static str>;
+
     /// A write transaction. Its reads see one state together with its writes
     /// where the database can promise it (SQLite); otherwise the writes are
     /// compare-and-swaps that `is_contention` errors or row counts report.

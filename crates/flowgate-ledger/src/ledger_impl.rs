@@ -125,6 +125,18 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(env = ?env.map(|e| e.as_str())))]
     async fn pointers(&self, env: Option<&EnvName>) -> Result<Vec<Pointer>, LedgerError> {
+        if let Some(query) = B::POINTERS_AS_JSON {
+            let json: String = sqlx::query_scalar(query)
+                .bind(self.p())
+                .bind(env.map(|e| e.as_str().to_string()))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(LedgerError::backend("list pointers"))?;
+            let mut rows: Vec<codec::PointerRow> =
+                serde_json::from_str(&json).map_err(|e| LedgerError::corrupt(format!("pointers as JSON: {e}")))?;
+            rows.sort_unstable_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+            return rows.into_iter().map(codec::pointer).collect();
+        }
         let rows: Vec<codec::PointerRow> = match env {
             Some(env) => {
                 sqlx::query_as(&sql::select_pointers_env())

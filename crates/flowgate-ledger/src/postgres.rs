@@ -46,6 +46,8 @@ impl Backend for Postgres {
     /// readers): the first project of a database claims the rows from before
     /// projects, and a second first opener must see that it is not the first.
     const LOCK_FOR_CLAIM: Option<&'static str> = Some("LOCK TABLE projects IN SHARE ROW EXCLUSIVE MODE");
+    /// Rows come over the wire in batches: reading them is as cheap as JSON.
+    const POINTERS_AS_JSON: Option<&'static str> = None;
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, LedgerError> {
         pool.begin().await.map_err(LedgerError::backend("begin write transaction"))
