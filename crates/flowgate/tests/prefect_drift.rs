@@ -1,6 +1,7 @@
 //! Drift in `flowgate status` against a real Prefect 3.9.1 server: a deployment
 //! edited by hand shows as `drift` with the differing fields, `sync` repairs it,
 //! and an unreachable server makes its env `unknown` without failing the status.
+//! Drift read again and again is one notification.
 
 mod common;
 
@@ -40,6 +41,14 @@ fn cell(p: &GitProject, env: &str, only: bool) -> Value {
 }
 
 /// A URL where no server listens: a port the OS just handed out and took back.
+/// The ledger's `drift.found` events, as (id, env, type).
+async fn drift_events(p: &GitProject) -> Vec<(String, String, String)> {
+    let url: flowgate_ledger::LedgerUrl = common::LEDGER_URL.parse().unwrap();
+    let claim = common::project_claim(p.path()).unwrap();
+    let ledger = flowgate_ledger::testing::open(&url, p.path(), &claim).await.unwrap();
+    ledger.events().await.unwrap().into_iter().filter(|(_, _, kind)| kind == "drift.found").collect()
+}
+
 fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -87,6 +96,9 @@ async fn a_hand_edit_is_drift_until_sync_and_a_dead_server_is_unknown() {
     assert_eq!(cell(&p, "prod", false)["sync"], "synced", "prod's deployment was not edited");
     let text = run(&p, &["status"]).success().stdout;
     assert!(text.contains("(drift: version, pull_steps)"), "{text}");
+    // Read by every status above, the same drift is one `drift.found` event for the env's webhooks.
+    let events = drift_events(&p).await;
+    assert_eq!(events.iter().map(|(_, env, _)| env.as_str()).collect::<Vec<_>>(), ["qa"], "{events:?}");
 
     // sync repairs it, and the status is clean again.
     run(&p, &["sync", "--env", "qa"]).success();
