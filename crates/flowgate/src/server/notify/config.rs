@@ -33,8 +33,8 @@ pub enum Format {
     /// The event as JSON, with a one-line `text` summary.
     #[default]
     Json,
-    /// Slack's incoming-webhook body (`text` and `blocks`), which Mattermost and
-    /// Microsoft Teams' Slack-compatible endpoints take too.
+    /// Slack's incoming-webhook body (`text` and `blocks`); Mattermost's
+    /// incoming webhooks take its `text` too.
     Slack,
 }
 
