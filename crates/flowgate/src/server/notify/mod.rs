@@ -33,7 +33,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// How long a claim lasts: time to post a whole batch to every webhook, and a poll more.
-    fn claim(&self) -> Duration {
+    fn claim_ttl(&self) -> Duration {
         let posts = BATCH * u32::try_from(self.hooks.len()).unwrap_or(u32::MAX);
         self.delivery.timeout.saturating_mul(posts) + self.delivery.poll
     }
@@ -63,7 +63,7 @@ pub async fn deliver_forever(notifier: Notifier) {
 /// One pass: claims a batch of due events and delivers each. Returns how many it claimed.
 async fn deliver_once(notifier: &Notifier, client: &reqwest::Client) -> anyhow::Result<usize> {
     let now = Utc::now();
-    let until = now + chrono::Duration::from_std(notifier.claim())?;
+    let until = now + chrono::Duration::from_std(notifier.claim_ttl())?;
     let pending = notifier.database.claim_events(&notifier.replica, now, until, BATCH).await?;
     let claimed = pending.len();
     for event in pending {
