@@ -11,8 +11,9 @@ use crate::schema::{Config, FlowConfig, ProjectConfig, Settings, DEFAULT_ARTIFAC
 use crate::settings::{Level, SETTING_KEYS};
 
 const TOP_KEYS: &[&str] = &["project", "flows", "envs"];
-const PROJECT_KEYS: &[&str] = &["name", "ledger", "artifacts", "include", "exclude"];
-const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name", "parameter_schema"];
+const PROJECT_KEYS: &[&str] =
+    &["name", "ledger", "artifacts", "include", "exclude", "pin_images", "python_path", "python"];
+const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name", "parameter_schema", "python_path"];
 
 /// The expected keys of a table: its own, then every deployment setting.
 pub(crate) fn expected(own: &[&'static str]) -> Vec<&'static str> {
@@ -54,6 +55,9 @@ fn decode_project(cx: Ctx<'_>, entry: &Entry) -> Result<(ProjectConfig, Option<G
     let mut artifacts = DEFAULT_ARTIFACTS.to_string();
     let mut include = (Vec::new(), None);
     let mut exclude = (Vec::new(), GlobSet::empty());
+    let mut pin_images = false;
+    let mut python_path = Vec::new();
+    let mut python = None;
     let mut settings = Settings::default();
     for e in cx.table(&entry.node, "`project`")? {
         let what = key_in(&e.key, T);
@@ -71,6 +75,9 @@ fn decode_project(cx: Ctx<'_>, entry: &Entry) -> Result<(ProjectConfig, Option<G
                 include = (patterns, Some(set));
             }
             "exclude" => exclude = globs(cx, &e.node, &what)?,
+            "pin_images" => pin_images = cx.bool(&e.node, &what)?,
+            "python_path" => python_path = python_path_of(cx, &e.node, &what)?,
+            "python" => python = Some(cx.non_empty(&e.node, &what)?),
             _ => {
                 if !crate::settings::decode_setting(cx, &mut settings, e, T, Level::Project)? {
                     return Err(cx.unknown_key(e, T, &expected(PROJECT_KEYS)));
@@ -83,7 +90,17 @@ fn decode_project(cx: Ctx<'_>, entry: &Entry) -> Result<(ProjectConfig, Option<G
     };
     // An empty include list would select nothing; treat it as "everything", like no list.
     let include_set = include.1.filter(|_| !include.0.is_empty());
-    let project = ProjectConfig { name, ledger, artifacts, include: include.0, exclude: exclude.0, settings };
+    let project = ProjectConfig {
+        name,
+        ledger,
+        artifacts,
+        include: include.0,
+        exclude: exclude.0,
+        pin_images,
+        python_path,
+        python,
+        settings,
+    };
     Ok((project, include_set, exclude.1))
 }
 
@@ -118,6 +135,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
         let mut entrypoint = None;
         let mut flow_name = None;
         let mut parameter_schema = None;
+        let mut python_path = None;
         let mut settings = Settings::default();
         for f in cx.table(&e.node, &format!("`{table}`"))? {
             let what = key_in(&f.key, &table);
@@ -125,6 +143,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
                 "entrypoint" => entrypoint = Some(check_entrypoint(cx, &f.node, &what)?),
                 "flow_name" => flow_name = Some(cx.non_empty(&f.node, &what)?),
                 "parameter_schema" => parameter_schema = Some(cx.object(&f.node, &what)?),
+                "python_path" => python_path = Some(python_path_of(cx, &f.node, &what)?),
                 _ => {
                     if !crate::settings::decode_setting(cx, &mut settings, f, &table, Level::Flow)? {
                         return Err(cx.unknown_key(f, &table, &expected(FLOW_KEYS)));
@@ -138,7 +157,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
                 format!("`{table}` needs `entrypoint`, the flow function as `path/file.py:function`"),
             ));
         };
-        flows.push((key, FlowConfig { entrypoint, flow_name, parameter_schema, settings }));
+        flows.push((key, FlowConfig { entrypoint, flow_name, parameter_schema, python_path, settings }));
     }
     Ok(flows)
 }
@@ -146,6 +165,28 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
 /// The key of a `[flows.F]` or `[envs.E.flows.F]` table as a [`FlowKey`].
 pub(crate) fn flow_key(cx: Ctx<'_>, e: &Entry) -> Result<FlowKey, ConfigError> {
     e.key.parse().map_err(|err| cx.error(&e.key_span, format!("{err}")))
+}
+
+/// `python_path`: bundle directories, relative to the project root, that the
+/// flow run puts on `sys.path`.
+fn python_path_of(cx: Ctx<'_>, node: &Node, what: &str) -> Result<Vec<String>, ConfigError> {
+    let mut dirs = Vec::new();
+    for (dir, span) in cx.strings(node, what)? {
+        let trimmed = dir.trim_end_matches('/');
+        let inside = !trimmed.is_empty()
+            && !trimmed.starts_with('/')
+            && !trimmed.contains('\\')
+            && !trimmed.contains("{{")
+            && trimmed.split('/').all(|c| !c.is_empty() && c != "..");
+        if !inside {
+            return Err(cx.error(
+                span,
+                format!("{what} holds `{dir}`, which is not a directory inside the project (relative, `/` separators, no `..`)"),
+            ));
+        }
+        dirs.push(trimmed.to_string());
+    }
+    Ok(dirs)
 }
 
 fn check_entrypoint(cx: Ctx<'_>, node: &Node, what: &str) -> Result<String, ConfigError> {
@@ -159,16 +200,26 @@ fn check_entrypoint(cx: Ctx<'_>, node: &Node, what: &str) -> Result<String, Conf
 /// What is wrong with an entrypoint, if anything.
 pub(crate) fn entrypoint_problem(s: &str) -> Option<&'static str> {
     let Some((path, function)) = s.rsplit_once(':') else {
-        return Some("has no `:` between the file and the flow function");
+        return Some("has no `:` between the file (or module) and the flow function");
     };
+    if !is_identifier(function) {
+        return Some("does not end in a Python function name");
+    }
+    // `package.module:function`: Prefect imports the module (through `sys.path`,
+    // which `python_path` extends) instead of loading a file.
+    if !path.ends_with(".py") && path.split('.').all(is_identifier) {
+        return None;
+    }
     if !path.ends_with(".py") || path.len() <= 3 {
-        return Some("does not name a `.py` file");
+        return Some("names neither a `.py` file nor a dotted module");
     }
     if path.starts_with('/') || path.contains('\\') || path.split('/').any(|c| c == ".." || c.is_empty()) {
         return Some("must be a relative path inside the project, with `/` separators");
     }
-    let mut chars = function.chars();
-    let identifier =
-        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_');
-    (!identifier).then_some("does not end in a Python function name")
+    None
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
 }

@@ -11,8 +11,9 @@ pub fn starter_toml(project_name: &str, flows: &[(FlowKey, String)]) -> String {
     let mut out = String::from(
         "# flowgate.toml: how flowgate builds, releases and syncs this project's Prefect flows.\n\
          # Settings (work_pool, work_queue, image, parameters, job_variables, tags, schedules,\n\
-         # description, deployment_name, pull, paused) can be set on [project], [flows.F],\n\
-         # [envs.E] and [envs.E.flows.F]; later layers win, tables merge key by key.\n\n",
+         # description, deployment_name, pull, paused, work_pool_type, concurrency_limit,\n\
+         # enforce_parameter_schema) can be set on [project], [flows.F], [envs.E] and\n\
+         # [envs.E.flows.F]; later layers win, parameters and job_variables merge key by key.\n\n",
     );
     out.push_str("[project]\n");
     out.push_str(&format!("name = {}\n", string(project_name)));

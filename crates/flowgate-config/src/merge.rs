@@ -1,7 +1,7 @@
 //! The layered merge (project → flow → env → env.flow) and the rendering of the
 //! template fields: what a deployment of one flow in one env looks like.
 
-use flowgate_core::FlowKey;
+use flowgate_core::{ConcurrencyLimit, FlowKey};
 use serde_json::Value as Json;
 
 use crate::error::ConfigError;
@@ -34,6 +34,10 @@ pub struct ResolvedDeployment {
     pub work_pool_type: Option<String>,
     /// The configured `parameter_schema` of the flow; `None`: derive it from the entrypoint.
     pub parameter_schema: Option<JsonMap>,
+    /// `None`: no limit.
+    pub concurrency_limit: Option<ConcurrencyLimit>,
+    /// `None`: Prefect's default (`true`).
+    pub enforce_parameter_schema: Option<bool>,
 }
 
 /// Merges `over` onto `base`: maps key by key (recursively), tags as an ordered
@@ -77,6 +81,8 @@ pub fn merge_settings(base: &Settings, over: &Settings) -> Settings {
         pull: pick(&base.pull, &over.pull),
         paused: pick(&base.paused, &over.paused),
         work_pool_type: pick(&base.work_pool_type, &over.work_pool_type),
+        concurrency_limit: pick(&base.concurrency_limit, &over.concurrency_limit),
+        enforce_parameter_schema: pick(&base.enforce_parameter_schema, &over.enforce_parameter_schema),
     }
 }
 
@@ -139,6 +145,8 @@ impl Config {
             paused: s.paused,
             work_pool_type: s.work_pool_type,
             parameter_schema: flow_config.parameter_schema.clone(),
+            concurrency_limit: s.concurrency_limit,
+            enforce_parameter_schema: s.enforce_parameter_schema,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use flowgate_core::{EnvName, FlowKey, ProjectName};
+use flowgate_core::{ConcurrencyLimit, EnvName, FlowKey, ProjectName};
 use globset::GlobSet;
 use serde_json::{Map, Value as Json};
 
@@ -42,6 +42,10 @@ pub struct Settings {
     /// when flowgate creates a missing pool (`--create-work-pools`); an existing
     /// pool's type is read from the server. Default `process`.
     pub work_pool_type: Option<String>,
+    /// `concurrency_limit = N` or `{ limit = N, collision_strategy = "ENQUEUE" |
+    /// "CANCEL_NEW", grace_period_seconds = S }`; replaced whole by a later layer.
+    pub concurrency_limit: Option<ConcurrencyLimit>,
+    pub enforce_parameter_schema: Option<bool>,
 }
 
 /// `[project]`.
@@ -53,6 +57,15 @@ pub struct ProjectConfig {
     pub artifacts: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// `pin_images`: `flowgate build` resolves each flow's image tag to its
+    /// manifest digest in the registry and records `name@sha256:…`. Default false.
+    pub pin_images: bool,
+    /// `python_path`: bundle directories the flow run imports from (`["src"]`).
+    pub python_path: Vec<String>,
+    /// `python`: the project's Python (a path, or a command found on PATH) that
+    /// `build` runs Prefect's own schema function with, for a flow whose
+    /// parameter schema cannot be read statically.
+    pub python: Option<String>,
     pub settings: Settings,
 }
 
@@ -64,6 +77,9 @@ impl fmt::Debug for ProjectConfig {
             .field("artifacts", &redact_url(&self.artifacts))
             .field("include", &self.include)
             .field("exclude", &self.exclude)
+            .field("pin_images", &self.pin_images)
+            .field("python_path", &self.python_path)
+            .field("python", &self.python)
             .field("settings", &self.settings)
             .finish()
     }
@@ -83,13 +99,16 @@ pub fn redact_url(url: &str) -> String {
 /// `[flows.F]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowConfig {
-    /// `path/file.py:function`, relative to the project root.
+    /// `path/file.py:function`, relative to the project root, or
+    /// `package.module:function`, imported through `python_path`.
     pub entrypoint: String,
     /// The Prefect flow name, when it differs from what the entrypoint declares.
     pub flow_name: Option<String>,
     /// `parameter_schema`: the deployment's `parameter_openapi_schema`, replacing
     /// the one derived from the entrypoint's signature.
     pub parameter_schema: Option<JsonMap>,
+    /// `python_path` of this flow, replacing the project's.
+    pub python_path: Option<Vec<String>>,
     pub settings: Settings,
 }
 
@@ -97,6 +116,29 @@ impl FlowConfig {
     /// The file part of the entrypoint.
     pub fn entrypoint_path(&self) -> &str {
         self.entrypoint.rsplit_once(':').map_or(&self.entrypoint, |(p, _)| p)
+    }
+
+    /// Whether the entrypoint names a module (`package.module:function`), not a file.
+    pub fn entrypoint_is_module(&self) -> bool {
+        !self.entrypoint_path().ends_with(".py")
+    }
+
+    /// The bundle files the entrypoint may be, in the order Python would look:
+    /// the file itself; for a module `a.b`, `a/b.py` or `a/b/__init__.py` at the
+    /// project root, then under each of `python_path`.
+    pub fn entrypoint_candidates(&self, python_path: &[String]) -> Vec<String> {
+        let path = self.entrypoint_path();
+        if !self.entrypoint_is_module() {
+            return vec![path.trim_start_matches("./").to_string()];
+        }
+        let relative = path.replace('.', "/");
+        let roots = std::iter::once("").chain(python_path.iter().map(String::as_str).filter(|r| *r != "."));
+        roots
+            .flat_map(|root| {
+                let prefix = if root.is_empty() { String::new() } else { format!("{root}/") };
+                [format!("{prefix}{relative}.py"), format!("{prefix}{relative}/__init__.py")]
+            })
+            .collect()
     }
 
     /// The function part of the entrypoint.
@@ -194,6 +236,9 @@ impl Config {
             artifacts,
             include: Vec::new(),
             exclude: Vec::new(),
+            pin_images: false,
+            python_path: Vec::new(),
+            python: None,
             settings: Settings::default(),
         };
         Self { project, flows: Vec::new(), envs, include: None, exclude: GlobSet::empty() }
@@ -210,6 +255,11 @@ impl Config {
 
     pub fn flow(&self, key: &FlowKey) -> Option<&FlowConfig> {
         self.flows.iter().find(|(k, _)| k == key).map(|(_, f)| f)
+    }
+
+    /// The bundle directories `flow` imports from: its own `python_path`, else the project's.
+    pub fn python_path<'a>(&'a self, flow: &'a FlowConfig) -> &'a [String] {
+        flow.python_path.as_deref().unwrap_or(&self.project.python_path)
     }
 
     /// Configured envs in the order the file lists them.

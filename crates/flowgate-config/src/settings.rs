@@ -1,6 +1,8 @@
 //! The deployment settings allowed on every layer (project, flow, env, env.flow):
 //! reading and checking them, including the per-field template rules.
 
+use flowgate_core::{CollisionStrategy, ConcurrencyLimit};
+
 use crate::check::{key_in, Ctx};
 use crate::error::ConfigError;
 use crate::node::{Entry, Node, Val};
@@ -20,7 +22,11 @@ pub(crate) const SETTING_KEYS: &[&str] = &[
     "pull",
     "paused",
     "work_pool_type",
+    "concurrency_limit",
+    "enforce_parameter_schema",
 ];
+
+pub(crate) const CONCURRENCY_KEYS: &[&str] = &["limit", "collision_strategy", "grace_period_seconds"];
 
 pub(crate) const SCHEDULE_KEYS: &[&str] = &[
     "cron",
@@ -98,6 +104,8 @@ pub(crate) fn decode_setting(
         }
         "paused" => settings.paused = Some(cx.bool(node, &what)?),
         "work_pool_type" => settings.work_pool_type = Some(cx.non_empty(node, &what)?),
+        "concurrency_limit" => settings.concurrency_limit = Some(concurrency_limit(cx, node, &what)?),
+        "enforce_parameter_schema" => settings.enforce_parameter_schema = Some(cx.bool(node, &what)?),
         _ => return Ok(false),
     }
     Ok(true)
@@ -195,6 +203,74 @@ fn schedule(cx: Ctx<'_>, node: &Node, what: &str) -> Result<JsonMap, ConfigError
         ));
     }
     cx.object(node, &item)
+}
+
+/// `concurrency_limit = 2` or `{ limit = 2, collision_strategy = "CANCEL_NEW",
+/// grace_period_seconds = 300 }`, as a prefect.yaml deployment writes it.
+fn concurrency_limit(cx: Ctx<'_>, node: &Node, what: &str) -> Result<ConcurrencyLimit, ConfigError> {
+    let shape = "a whole number from 1 up, or a table like `{ limit = 2, collision_strategy = \"CANCEL_NEW\" }`";
+    let entries = match &node.val {
+        Val::Int(_) => {
+            return Ok(ConcurrencyLimit {
+                limit: limit(cx, node, what)?,
+                collision_strategy: None,
+                grace_period_seconds: None,
+            })
+        }
+        Val::Table(entries) => entries,
+        _ => return Err(cx.wrong_type(node, what, shape)),
+    };
+    let mut found = ConcurrencyLimit { limit: 0, collision_strategy: None, grace_period_seconds: None };
+    let mut has_limit = false;
+    for e in entries {
+        let w = format!("`{}` of {what}", e.key);
+        match e.key.as_str() {
+            "limit" => {
+                found.limit = limit(cx, &e.node, &w)?;
+                has_limit = true;
+            }
+            "collision_strategy" => {
+                found.collision_strategy = Some(match cx.string(&e.node, &w)?.as_str() {
+                    "ENQUEUE" => CollisionStrategy::Enqueue,
+                    "CANCEL_NEW" => CollisionStrategy::CancelNew,
+                    other => {
+                        return Err(
+                            cx.error(&e.node.span, format!("{w} is `{other}`; expected `ENQUEUE` or `CANCEL_NEW`"))
+                        )
+                    }
+                });
+            }
+            "grace_period_seconds" => {
+                let seconds = match e.node.val {
+                    Val::Int(i) => i,
+                    _ => return Err(cx.wrong_type(&e.node, &w, "a whole number of seconds")),
+                };
+                found.grace_period_seconds =
+                    Some(u32::try_from(seconds).ok().filter(|s| (60..=86_400).contains(s)).ok_or_else(|| {
+                        cx.error(&e.node.span, format!("{w} must be from 60 to 86400 seconds, found `{seconds}`"))
+                    })?);
+            }
+            _ => {
+                return Err(cx.error(
+                    &e.key_span,
+                    format!("unknown key `{}` in {what}; expected one of: {}", e.key, CONCURRENCY_KEYS.join(", ")),
+                ))
+            }
+        }
+    }
+    if !has_limit {
+        return Err(cx.error(&node.span, format!("{what} needs `limit`, like `{{ limit = 2 }}`")));
+    }
+    Ok(found)
+}
+
+/// A number of concurrent runs: a whole number from 1 up.
+fn limit(cx: Ctx<'_>, node: &Node, what: &str) -> Result<u32, ConfigError> {
+    let Val::Int(i) = node.val else { return Err(cx.wrong_type(node, what, "a whole number from 1 up")) };
+    u32::try_from(i)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| cx.error(&node.span, format!("{what} must be a whole number from 1 up, found `{i}`")))
 }
 
 fn pull_step(cx: Ctx<'_>, node: &Node, what: &str) -> Result<JsonMap, ConfigError> {

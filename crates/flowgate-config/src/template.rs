@@ -54,16 +54,25 @@ pub enum TemplateError {
     Unbalanced { template: String, brace: char, position: usize },
     #[error("`{{{}}}` in `{template}` has no value here", placeholder.name())]
     Missing { template: String, placeholder: Placeholder },
+    #[error("`{{${name}}}` in `{template}` reads the environment variable `{name}`, which is not set{}",
+        if *read_here { "" } else { " (environment variables are read only when a build is made)" })]
+    MissingVariable { template: String, name: String, read_here: bool },
+    #[error("`{{${name}}}` in `{template}` is not an environment variable name (letters, digits and `_`)")]
+    BadVariable { template: String, name: String },
 }
 
 fn known() -> String {
-    Placeholder::ALL.iter().map(|p| format!("`{{{}}}`", p.name())).collect::<Vec<_>>().join(", ")
+    let names: Vec<String> = Placeholder::ALL.iter().map(|p| format!("`{{{}}}`", p.name())).collect();
+    format!("{}, and `{{$NAME}}` for an environment variable at build time", names.join(", "))
 }
 
 #[derive(Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
     Var(Placeholder),
+    /// `{$NAME}`: the environment variable NAME of the process making the build,
+    /// as `{{ $NAME }}` in a prefect.yaml reads it when `prefect deploy` runs.
+    Variable(String),
 }
 
 /// A parsed template: literal text and placeholders; `{{` and `}}` are literal braces.
@@ -97,6 +106,20 @@ impl Template {
                         return Err(unbalanced('{', i + 1));
                     };
                     let name: String = chars[i + 1..close].iter().collect();
+                    if let Some(variable) = name.strip_prefix('$') {
+                        if !is_variable_name(variable) {
+                            return Err(TemplateError::BadVariable {
+                                template: source.to_string(),
+                                name: variable.to_string(),
+                            });
+                        }
+                        if !literal.is_empty() {
+                            parts.push(Part::Literal(std::mem::take(&mut literal)));
+                        }
+                        parts.push(Part::Variable(variable.to_string()));
+                        i = close + 1;
+                        continue;
+                    }
                     let placeholder =
                         Placeholder::from_name(&name).ok_or_else(|| TemplateError::UnknownPlaceholder {
                             template: source.to_string(),
@@ -130,7 +153,15 @@ impl Template {
     pub fn placeholders(&self) -> impl Iterator<Item = Placeholder> + '_ {
         self.parts.iter().filter_map(|p| match p {
             Part::Var(v) => Some(*v),
-            Part::Literal(_) => None,
+            Part::Literal(_) | Part::Variable(_) => None,
+        })
+    }
+
+    /// The environment variables read (`{$NAME}`), in order of appearance.
+    pub fn variables(&self) -> impl Iterator<Item = &str> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Variable(name) => Some(name.as_str()),
+            Part::Literal(_) | Part::Var(_) => None,
         })
     }
 
@@ -143,6 +174,16 @@ impl Template {
                     vars.get(*p)
                         .ok_or_else(|| TemplateError::Missing { template: self.source.clone(), placeholder: *p })?,
                 ),
+                Part::Variable(name) => {
+                    let value = vars.environment.then(|| std::env::var(name).ok()).flatten().ok_or_else(|| {
+                        TemplateError::MissingVariable {
+                            template: self.source.clone(),
+                            name: name.clone(),
+                            read_here: vars.environment,
+                        }
+                    })?;
+                    out.push_str(&value);
+                }
             }
         }
         Ok(out)
@@ -164,6 +205,12 @@ impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The known placeholder nearest to a misspelt one, if it is close enough.
@@ -200,6 +247,10 @@ pub struct TemplateVars {
     pub flow: Option<String>,
     pub env: Option<String>,
     pub user: Option<String>,
+    /// Whether `{$NAME}` reads the process environment: only when a build is
+    /// made, so a build records the values and later moves never depend on a
+    /// shell's environment.
+    pub environment: bool,
 }
 
 impl TemplateVars {
@@ -210,6 +261,7 @@ impl TemplateVars {
             short: Some(commit.chars().take(12).collect()),
             branch: branch.map(str::to_string),
             flow: Some(flow.to_string()),
+            environment: true,
             ..Self::default()
         }
     }

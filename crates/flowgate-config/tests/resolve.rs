@@ -162,8 +162,15 @@ fn templates_parse_render_and_escape() {
         flow: Some("f".into()),
         env: Some("e".into()),
         user: Some("u".into()),
+        environment: true,
     };
     assert_eq!(t.render(&vars).unwrap(), "{literal} f-e/u:c@s#b");
+    // `{$NAME}` reads the environment of the process making the build.
+    let from_env = Template::parse("{$CARGO_PKG_NAME}-{flow}").unwrap();
+    assert_eq!(from_env.render(&vars).unwrap(), "flowgate-config-f");
+    assert_eq!(from_env.variables().collect::<Vec<_>>(), ["CARGO_PKG_NAME"]);
+    let err = Template::parse("{$1BAD}").unwrap_err().to_string();
+    assert!(err.contains("`{$1BAD}`") && err.contains("not an environment variable name"), "{err}");
     assert_eq!(Template::parse("plain").unwrap().render(&TemplateVars::default()).unwrap(), "plain");
     let raw = "{{ $ENV }} {x}";
     assert_eq!(Template::parse(&Template::escape(raw)).unwrap().render(&TemplateVars::default()).unwrap(), raw);
@@ -317,4 +324,53 @@ work_pool_type = "kubernetes"
     let bad = text.replace("parameter_schema = {", "parameter_schema = \"x\"\nignored = {");
     let err = parse("flowgate.toml", &bad).unwrap_err().to_string();
     assert!(err.contains("parameter_schema"), "{err}");
+}
+
+/// Issue 15: the concurrency limit is one value a later layer replaces whole;
+/// `enforce_parameter_schema` is a scalar like `paused`.
+#[test]
+fn issue_15_concurrency_limit_and_enforce_parameter_schema_layer() {
+    use flowgate_core::{CollisionStrategy, ConcurrencyLimit};
+    let text = r#"
+[project]
+name = "acme"
+concurrency_limit = { limit = 4, collision_strategy = "CANCEL_NEW", grace_period_seconds = 120 }
+
+[flows.etl]
+entrypoint = "flows/etl.py:etl"
+enforce_parameter_schema = false
+
+[flows.report]
+entrypoint = "flows/report.py:report"
+concurrency_limit = 1
+
+[envs.qa]
+prefect_api_url = "https://prefect.example/api"
+
+[envs.prod]
+prefect_api_url = "https://prefect.example/api"
+enforce_parameter_schema = true
+
+[envs.prod.flows.etl]
+concurrency_limit = { limit = 2 }
+"#;
+    let config = parse("flowgate.toml", text).unwrap();
+    let qa = select_env(Some("qa"), None, &config, "alice").unwrap();
+    let prod = select_env(Some("prod"), None, &config, "alice").unwrap();
+    let at = |flow: &str, env| config.deployment(&key(flow), env, &vars()).unwrap();
+    let project = ConcurrencyLimit {
+        limit: 4,
+        collision_strategy: Some(CollisionStrategy::CancelNew),
+        grace_period_seconds: Some(120),
+    };
+    let plain = |limit| ConcurrencyLimit { limit, collision_strategy: None, grace_period_seconds: None };
+    assert_eq!(at("etl", &qa).concurrency_limit, Some(project));
+    assert_eq!(at("etl", &qa).enforce_parameter_schema, Some(false));
+    assert_eq!(at("etl", &prod).concurrency_limit, Some(plain(2)), "replaced whole, not merged key by key");
+    assert_eq!(at("etl", &prod).enforce_parameter_schema, Some(true));
+    assert_eq!(at("report", &qa).concurrency_limit, Some(plain(1)));
+    assert_eq!(at("report", &qa).enforce_parameter_schema, None, "unset: Prefect's default");
+    let none = parse("flowgate.toml", LAYERED).unwrap();
+    let d = none.deployment(&key("etl"), &select_env(Some("qa"), None, &none, "alice").unwrap(), &vars()).unwrap();
+    assert_eq!((d.concurrency_limit, d.enforce_parameter_schema), (None, None));
 }

@@ -22,7 +22,7 @@ fn each_bad_value_is_reported_at_its_line_and_column() {
             "unknown flow key",
             "wrok_pool = \"x\"\n",
             "6:1",
-            "unknown key `wrok_pool` in `[flows.etl]`; expected one of: entrypoint, flow_name, parameter_schema, work_pool",
+            "unknown key `wrok_pool` in `[flows.etl]`; expected one of: entrypoint, flow_name, parameter_schema, python_path, work_pool",
         ),
         (
             "unknown env key",
@@ -200,7 +200,7 @@ fn each_bad_value_is_reported_at_its_line_and_column() {
             "7:14",
             "`entrypoint` in `[flows.b]` `flows/b.py` has no `:`",
         ),
-        ("entrypoint not python", "[flows.b]\nentrypoint = \"flows/b:main\"\n", "7:14", "does not name a `.py` file"),
+        ("entrypoint not python", "[flows.b]\nentrypoint = \"flows/b:main\"\n", "7:14", "names neither a `.py` file nor a dotted module"),
         (
             "entrypoint leaving the project",
             "[flows.b]\nentrypoint = \"../b.py:main\"\n",
@@ -236,7 +236,9 @@ fn each_bad_value_is_reported_at_its_line_and_column() {
 #[test]
 fn project_level_errors() {
     let cases: &[(&str, &str, &str)] = &[
-        ("[project]\nname = \"a\"\nwrok_pool = \"x\"\n", "3:1", "unknown key `wrok_pool` in `[project]`; expected one of: name, ledger, artifacts, include, exclude, work_pool"),
+        ("[project]\nname = \"a\"\nwrok_pool = \"x\"\n", "3:1", "unknown key `wrok_pool` in `[project]`; expected one of: name, ledger, artifacts, include, exclude, pin_images"),
+        ("[project]\nname = \"a\"\npin_images = \"yes\"\n", "3:14", "`pin_images` in `[project]` must be a boolean, found a string `\"yes\"`"),
+        ("[project]\nname = \"a\"\n[flows.f]\nentrypoint = \"f.py:f\"\npin_images = true\n", "5:1", "unknown key `pin_images` in `[flows.f]`"),
         ("[project]\nname = \"a\"\ninclude = [\"flows/**\", \"lib/[\"]\n", "3:24", "pattern `lib/[` of `include` in `[project]` is not a valid glob"),
         ("[project]\nname = \"a\"\nexclude = \"tests\"\n", "3:11", "`exclude` in `[project]` must be an array"),
         ("[project]\nname = \"a\"\nledger = \"ledger.db\"\n", "3:10", "must be a URL like `scheme://…`, found `ledger.db`"),
@@ -249,6 +251,16 @@ fn project_level_errors() {
         let shown = error_of(text).to_string();
         assert!(shown.starts_with(&format!("flowgate.toml:{at}: ")) && shown.contains(fragment), "{text}\n→ {shown}");
     }
+}
+
+/// `pin_images` is a `[project]` boolean, false unless set.
+#[test]
+fn pin_images_is_a_project_boolean_off_by_default() {
+    let off = parse("flowgate.toml", HEAD).unwrap();
+    assert!(!off.project.pin_images);
+    let on =
+        parse("flowgate.toml", &HEAD.replace("name = \"acme\"\n", "name = \"acme\"\npin_images = true\n")).unwrap();
+    assert!(on.project.pin_images);
 }
 
 #[test]
@@ -279,6 +291,7 @@ ledger = "sqlite://.flowgate/ledger.db"
 artifacts = "file://.flowgate/artifacts"
 image = "ghcr.io/acme/flows:{commit}"
 include = ["flows/**", "lib/**", "pyproject.toml", "uv.lock"]
+pin_images = true
 exclude = ["**/tests/**"]
 
 [flows.etl-daily]
@@ -307,6 +320,7 @@ name_prefix = "dev-{user}-"
 "#;
     let config = parse("flowgate.toml", text).unwrap();
     assert_eq!(config.project_name().as_str(), "acme-flows");
+    assert!(config.project.pin_images);
     let names: Vec<String> = config.env_names().iter().map(ToString::to_string).collect();
     assert_eq!(names, ["qa", "prod", "dev"]);
     let shared: Vec<String> = config.shared_env_names().iter().map(ToString::to_string).collect();
@@ -345,4 +359,49 @@ fn policy_freeze_windows_and_approval_counts() {
     assert!(shown.starts_with("flowgate.toml:7:31: ") && shown.contains("must be a datetime with offset"), "{shown}");
     let bad = format!("{HEAD}[envs.qa]\npolicy = {{ approval = \"yes\" }}\n");
     assert!(error_of(&bad).to_string().contains("must be `true`, `false` or a number of approvals"));
+}
+
+/// Issue 15: `concurrency_limit` and `enforce_parameter_schema`, on any layer,
+/// each bad value reported at its line and column.
+#[test]
+fn issue_15_concurrency_limit_and_enforce_parameter_schema_are_checked() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("concurrency_limit = 0\n", "6:21", "`concurrency_limit` in `[flows.etl]` must be a whole number from 1 up, found `0`"),
+        ("concurrency_limit = -2\n", "6:21", "must be a whole number from 1 up, found `-2`"),
+        ("concurrency_limit = \"2\"\n", "6:21", "`concurrency_limit` in `[flows.etl]` must be a whole number from 1 up, or a table like `{ limit = 2, collision_strategy = \"CANCEL_NEW\" }`, found a string"),
+        ("concurrency_limit = 1.5\n", "6:21", "must be a whole number from 1 up, or a table"),
+        ("concurrency_limit = { limit = 0 }\n", "6:31", "`limit` of `concurrency_limit` in `[flows.etl]` must be a whole number from 1 up, found `0`"),
+        ("concurrency_limit = { limit = \"2\" }\n", "6:31", "`limit` of `concurrency_limit` in `[flows.etl]` must be a whole number from 1 up, found a string"),
+        ("concurrency_limit = { collision_strategy = \"ENQUEUE\" }\n", "6:21", "`concurrency_limit` in `[flows.etl]` needs `limit`"),
+        (
+            "concurrency_limit = { limit = 2, collision_strategy = \"cancel\" }\n",
+            "6:55",
+            "`collision_strategy` of `concurrency_limit` in `[flows.etl]` is `cancel`; expected `ENQUEUE` or `CANCEL_NEW`",
+        ),
+        ("concurrency_limit = { limit = 2, collision_strategy = 1 }\n", "6:55", "must be a string, found an integer `1`"),
+        ("concurrency_limit = { limit = 2, grace_period_seconds = 30 }\n", "6:57", "`grace_period_seconds` of `concurrency_limit` in `[flows.etl]` must be from 60 to 86400 seconds, found `30`"),
+        ("concurrency_limit = { limit = 2, grace_period_seconds = \"1m\" }\n", "6:57", "must be a whole number of seconds"),
+        (
+            "concurrency_limit = { limit = 2, strategy = \"ENQUEUE\" }\n",
+            "6:34",
+            "unknown key `strategy` in `concurrency_limit` in `[flows.etl]`; expected one of: limit, collision_strategy, grace_period_seconds",
+        ),
+        ("[envs.qa]\nconcurrency_limit = 0\n", "7:21", "`concurrency_limit` in `[envs.qa]` must be a whole number from 1 up"),
+        ("[envs.qa.flows.etl]\nconcurrency_limit = { limit = -1 }\n", "7:31", "`limit` of `concurrency_limit` in `[envs.qa.flows.etl]`"),
+        ("enforce_parameter_schema = \"yes\"\n", "6:28", "`enforce_parameter_schema` in `[flows.etl]` must be a boolean, found a string"),
+        ("[envs.qa]\nenforce_parameter_schema = 1\n", "7:28", "`enforce_parameter_schema` in `[envs.qa]` must be a boolean"),
+    ];
+    let mut failures = Vec::new();
+    for (tail, at, fragment) in cases {
+        let err = error_of(&format!("{HEAD}{tail}"));
+        let shown = err.to_string();
+        let expected_prefix = format!("flowgate.toml:{at}: ");
+        if !shown.starts_with(&expected_prefix) || !shown.contains(fragment) {
+            failures.push(format!("{tail}  expected `{expected_prefix}…{fragment}…`\n  got      `{shown}`"));
+        }
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{tail}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let project = "[project]\nname = \"a\"\nconcurrency_limit = 0\n";
+    assert!(error_of(project).to_string().starts_with("flowgate.toml:3:21: "), "{}", error_of(project));
 }

@@ -123,8 +123,21 @@ mod tests {
             schedules: vec![],
             pull: vec![],
             paused: None,
+            concurrency_limit: None,
+            enforce_parameter_schema: None,
         };
         settings.insert("qa", "etl".parse().unwrap(), deployment);
         assert_ne!(id(&d, &images(&[])), Build::derive_id(&d, &images(&[]), &settings));
+    }
+
+    /// Settings that leave the fields added later unset (here the concurrency
+    /// limit and `enforce_parameter_schema`) give the id they always gave.
+    #[test]
+    fn settings_recorded_before_new_fields_keep_their_id() {
+        let recorded = r#"{"qa":{"etl":{"flow_name":"etl","deployment_name":"etl","entrypoint":"etl.py:etl","parameter_schema":{"type":"object"},"work_pool":"pool","parameters":{"day":1},"job_variables":{},"tags":["t"],"schedules":[{"cron":"0 3 * * *"}],"pull":[],"paused":false}}}"#;
+        let settings: BuildSettings = serde_json::from_str(recorded).unwrap();
+        assert_eq!(serde_json::to_string(&settings).unwrap(), recorded);
+        let id = Build::derive_id(&Digest::of(b"bundle"), &images(&[("etl", "img:1")]), &settings);
+        assert_eq!(id.to_string(), "9008fd7ce02ba8465b3e");
     }
 }

@@ -50,6 +50,60 @@ pub struct DeploymentSettings {
     /// `None`: the config does not manage the paused state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// `None`: no limit (a limit set on the server by hand is removed by sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<ConcurrencyLimit>,
+    /// Whether Prefect rejects flow runs whose parameters break the schema;
+    /// `None`: Prefect's default, `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce_parameter_schema: Option<bool>,
+}
+
+/// At most `limit` runs of a deployment at once (Prefect's `concurrency_limit`
+/// and `concurrency_options`); what happens to one more is `collision_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConcurrencyLimit {
+    /// At least 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub limit: u32,
+    /// `None`: Prefect's default, `ENQUEUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_strategy: Option<CollisionStrategy>,
+    /// How long a run's infrastructure may take to start before its slot is
+    /// revoked, 60 to 86400; `None`: the server's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 86400))]
+    pub grace_period_seconds: Option<u32>,
+}
+
+impl ConcurrencyLimit {
+    /// The strategy in force: the configured one, else Prefect's default.
+    pub fn strategy(&self) -> CollisionStrategy {
+        self.collision_strategy.unwrap_or_default()
+    }
+}
+
+/// What Prefect does with a run that would exceed a deployment's limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum CollisionStrategy {
+    /// The run waits for a free slot.
+    #[default]
+    Enqueue,
+    /// The run is cancelled.
+    CancelNew,
+}
+
+impl CollisionStrategy {
+    /// The name Prefect and `flowgate.toml` use: `ENQUEUE` or `CANCEL_NEW`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enqueue => "ENQUEUE",
+            Self::CancelNew => "CANCEL_NEW",
+        }
+    }
 }
 
 /// Every configured env's deployments of every configured flow, by env name (as
@@ -109,6 +163,8 @@ mod tests {
             schedules: vec![],
             pull: vec![],
             paused: None,
+            concurrency_limit: None,
+            enforce_parameter_schema: None,
         }
     }
 
@@ -134,5 +190,53 @@ mod tests {
         let back: BuildSettings = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.digest(), a.digest());
         assert_eq!(back, a);
+    }
+
+    /// Builds recorded before `concurrency_limit` and `enforce_parameter_schema`
+    /// existed keep their ids: settings without them encode byte for byte as
+    /// before, and that encoding decodes to them unset.
+    #[test]
+    fn settings_without_the_new_fields_encode_as_before() {
+        let etl: FlowKey = "etl".parse().unwrap();
+        let mut all = BuildSettings::default();
+        all.insert("qa", etl.clone(), settings("etl", json!({"day": 1})));
+        let before = concat!(
+            r#"{"qa":{"etl":{"flow_name":"etl","deployment_name":"etl","entrypoint":"flows/etl.py:etl","#,
+            r#""parameter_schema":{"type":"object","properties":{}},"work_pool":"pool","parameters":{"day":1},"#,
+            r#""job_variables":{},"tags":[],"schedules":[],"pull":[]}}}"#
+        );
+        assert_eq!(serde_json::to_string(&all).unwrap(), before);
+        assert_eq!(all.digest(), Digest::of(before.as_bytes()));
+        let back: BuildSettings = serde_json::from_str(before).unwrap();
+        assert_eq!(back.get("qa", &etl).unwrap().concurrency_limit, None);
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn the_new_fields_are_recorded_and_change_the_digest() {
+        let etl: FlowKey = "etl".parse().unwrap();
+        let mut plain = BuildSettings::default();
+        plain.insert("qa", etl.clone(), settings("etl", json!({})));
+        let limited = DeploymentSettings {
+            concurrency_limit: Some(ConcurrencyLimit {
+                limit: 2,
+                collision_strategy: Some(CollisionStrategy::CancelNew),
+                grace_period_seconds: None,
+            }),
+            enforce_parameter_schema: Some(true),
+            ..settings("etl", json!({}))
+        };
+        let mut with = BuildSettings::default();
+        with.insert("qa", etl.clone(), limited);
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(
+            text.contains(
+                r#""concurrency_limit":{"limit":2,"collision_strategy":"CANCEL_NEW"},"enforce_parameter_schema":true"#
+            ),
+            "{text}"
+        );
+        assert_ne!(with.digest(), plain.digest());
+        let back: BuildSettings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, with);
     }
 }

@@ -7,6 +7,9 @@ pub enum EntrypointError {
     /// The file is not valid Python.
     #[error("Failed to parse `{file}`: syntax error at line {line}, column {column}: {message}")]
     Syntax { file: String, line: usize, column: usize, message: String },
+    /// The entrypoint file is not in the bundle.
+    #[error("The entrypoint file `{file}` is not in the bundle")]
+    FileNotFound { file: String },
     /// No top-level `def` (or `async def`) of that name.
     #[error("Function `{function}` is not defined at the top level of `{file}`")]
     FunctionNotFound { file: String, function: String },

@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 
 use crate::docstring;
 use crate::error::EntrypointError;
-use crate::module::{Binding, FnDef, Module};
+use crate::fields::{FieldDefault, FieldInfo};
+use crate::imports::{self, Project, Scope};
+use crate::module::{Binding, FnDef};
 use crate::schema::SchemaBuilder;
 use crate::value::{json_value, Problem};
 
@@ -33,10 +35,38 @@ pub struct FlowSignature {
 const BANNED_CHARACTERS: &[char] = &['/', '%', '&', '>', '<'];
 
 /// Reads the flow that `function` defines in `source`; `file_label` names the
-/// file in errors (for example `flows/etl.py`).
+/// file in errors (for example `flows/etl.py`). Imports of other files are not
+/// followed: use [`read_flow_in`] for a project.
 pub fn read_flow(file_label: &str, source: &str, function: &str) -> Result<FlowSignature, EntrypointError> {
-    let suite = ast::Suite::parse(source, file_label).map_err(|error| {
-        let location = RandomLocator::new(source).locate(error.offset);
+    read_entry(&|_| None, file_label, file_label, source.to_string(), function, &[])
+}
+
+/// Reads the flow `function` of the entrypoint file `entrypoint_path` of a
+/// bundle, following imports of the project's own modules: `read` gives the
+/// text of a bundle-relative path (`None` if there is no such file), and
+/// `python_path` names the bundle directories importable besides the root and
+/// the entrypoint's own directory (`[project] python_path`).
+pub fn read_flow_in(
+    read: &dyn Fn(&str) -> Option<String>,
+    entrypoint_path: &str,
+    function: &str,
+    python_path: &[String],
+) -> Result<FlowSignature, EntrypointError> {
+    let source =
+        read(entrypoint_path).ok_or_else(|| EntrypointError::FileNotFound { file: entrypoint_path.to_string() })?;
+    read_entry(read, entrypoint_path, entrypoint_path, source, function, python_path)
+}
+
+fn read_entry(
+    read: &dyn Fn(&str) -> Option<String>,
+    path: &str,
+    file_label: &str,
+    source: String,
+    function: &str,
+    python_path: &[String],
+) -> Result<FlowSignature, EntrypointError> {
+    let suite = ast::Suite::parse(&source, file_label).map_err(|error| {
+        let location = RandomLocator::new(&source).locate(error.offset);
         EntrypointError::Syntax {
             file: file_label.to_string(),
             line: location.row.get() as usize,
@@ -44,8 +74,10 @@ pub fn read_flow(file_label: &str, source: &str, function: &str) -> Result<FlowS
             message: error.error.to_string(),
         }
     })?;
-    let module = Module::new(&suite);
-    let def = match module.lookup(function) {
+    let files = imports::load(read, path, source, suite, python_path);
+    let project = Project::new(&files);
+    let scope = project.entry();
+    let def = match scope.module().lookup(function) {
         Some(Binding::Function(def)) => def,
         _ => {
             return Err(EntrypointError::FunctionNotFound {
@@ -54,16 +86,15 @@ pub fn read_flow(file_label: &str, source: &str, function: &str) -> Result<FlowS
             })
         }
     };
-    let reader = Reader { file: file_label, source, module: &module, def };
+    let reader = Reader { file: file_label, scope, def };
     reader.read()
 }
 
 #[derive(Debug)]
-struct Reader<'r, 'a> {
+struct Reader<'r, 'p, 'a> {
     file: &'r str,
-    source: &'r str,
-    module: &'r Module<'a>,
-    def: FnDef<'r>,
+    scope: Scope<'p, 'a>,
+    def: FnDef<'a>,
 }
 
 /// The arguments given to `@flow(...)`, when written as literals.
@@ -73,9 +104,9 @@ struct FlowArgs {
     description: Option<String>,
 }
 
-impl Reader<'_, '_> {
+impl Reader<'_, '_, '_> {
     fn line(&self, at: TextSize) -> usize {
-        RandomLocator::new(self.source).locate(at).row.get() as usize
+        self.scope.line(at)
     }
 
     fn read(&self) -> Result<FlowSignature, EntrypointError> {
@@ -106,9 +137,8 @@ impl Reader<'_, '_> {
 
     /// Finds Prefect's `flow` among the decorators and reads its literal arguments.
     fn flow_args(&self) -> Result<FlowArgs, EntrypointError> {
-        let is_flow = |expr: &Expr| {
-            matches!(self.module.qualified_name(expr).as_deref(), Some("prefect.flow" | "prefect.flows.flow"))
-        };
+        let is_flow =
+            |expr: &Expr| matches!(self.scope.external(expr).as_deref(), Some("prefect.flow" | "prefect.flows.flow"));
         for decorator in self.def.decorators {
             match decorator {
                 Expr::Call(call) if is_flow(&call.func) => {
@@ -143,7 +173,7 @@ impl Reader<'_, '_> {
     }
 
     fn literal_str(&self, expr: &Expr) -> Result<Option<String>, EntrypointError> {
-        match json_value(self.module, expr) {
+        match json_value(&self.scope, expr) {
             Ok(Value::String(s)) => Ok(Some(s)),
             Ok(Value::Null) => Ok(None),
             _ => Err(self.decorator_error(
@@ -161,6 +191,21 @@ impl Reader<'_, '_> {
             line: self.line(problem.at),
             reason: problem.reason,
         }
+    }
+
+    /// A parameter's schema. `Annotated[T, Field(...)]` keeps its constraints,
+    /// but Prefect's own `Field(title=..., description=...)` replaces the rest.
+    fn hint(&self, builder: &mut SchemaBuilder, hint: Option<&Expr>) -> Result<(Value, Option<String>), Problem> {
+        let Some(expr) = hint else { return builder.hint(&self.scope, hint).map(|s| (s, None)) };
+        let (core, info) = crate::pydantic::unwrap_annotated(&self.scope, expr)?;
+        if std::ptr::eq(core, expr) {
+            return builder.hint(&self.scope, hint).map(|s| (s, None));
+        }
+        if info.default.is_some() || !info.extra.is_empty() {
+            return Err(Problem::new(expr, "has a default or extra schema inside `Annotated`"));
+        }
+        let schema = builder.schema(&self.scope, core)?;
+        Ok((info.constrain(expr, schema)?, None))
     }
 
     /// `generate_parameter_schema` over `inspect.signature` order: positional-only,
@@ -186,7 +231,7 @@ impl Reader<'_, '_> {
             params.push((kwarg, Kind::VarKeyword));
         }
 
-        let mut builder = SchemaBuilder::new(self.module);
+        let mut builder = SchemaBuilder::default();
         let mut properties = Map::new();
         let mut required = Vec::new();
         for (position, (arg, kind)) in params.into_iter().enumerate() {
@@ -201,10 +246,31 @@ impl Reader<'_, '_> {
                     at: arg.start(),
                 }));
             }
-            let hint = builder.hint(arg.annotation.as_deref()).map_err(fail)?;
+            let (hint, mut description) = self.hint(&mut builder, arg.annotation.as_deref()).map_err(fail)?;
+            let mut extra = Map::new();
             let (schema, default) = match kind {
                 Kind::Plain(None) => (hint, None),
-                Kind::Plain(Some(default)) => (hint, Some(json_value(self.module, default).map_err(fail)?)),
+                Kind::Plain(Some(default)) => match FieldInfo::from_value(&self.scope, default).map_err(fail)? {
+                    // `param: int = Field(3, description=...)`, as Prefect reads it.
+                    Some(info) => {
+                        let value = match info.default {
+                            Some(FieldDefault::Value(value)) => Some(json_value(&self.scope, value).map_err(fail)?),
+                            None | Some(FieldDefault::Required) => None,
+                            Some(FieldDefault::Factory(at)) => {
+                                return Err(fail(Problem::new(at, "has a `default_factory`, which Prefect drops")))
+                            }
+                        };
+                        if info.title.is_some() || info.alias.is_some() {
+                            return Err(fail(Problem::new(default, "gives `Field` a title or alias")));
+                        }
+                        description = info.description.clone();
+                        extra = info.extra.clone();
+                        // Prefect keeps only the default, description and extra schema
+                        // of such a `Field`; its constraints do not reach the schema.
+                        (hint, value)
+                    }
+                    None => (hint, Some(json_value(&self.scope, default).map_err(fail)?)),
+                },
                 Kind::VarPositional => (json!({"items": hint, "type": "array"}), Some(json!([]))),
                 Kind::VarKeyword => {
                     let additional = if hint == json!({}) { Value::Bool(true) } else { hint };
@@ -218,9 +284,10 @@ impl Reader<'_, '_> {
                 }
                 None => required.push(Value::String(name.to_string())),
             }
-            if let Some(description) = docs.get(name) {
-                property.insert("description".into(), Value::String(description.clone()));
+            if let Some(description) = description.or_else(|| docs.get(name).cloned()) {
+                property.insert("description".into(), Value::String(description));
             }
+            property.extend(extra);
             property.insert("position".into(), json!(position));
             property.insert("title".into(), Value::String(name.to_string()));
             property.sort_keys();

@@ -27,22 +27,64 @@ pub(crate) enum Binding<'a> {
     Opaque,
 }
 
+/// Where a module sits, which decides what its relative imports mean.
+#[derive(Debug, Clone)]
+pub(crate) enum Package {
+    /// The entrypoint: Prefect loads it as a package whose path is its own
+    /// directory (then the working directory), so `.x` means the top-level `x`.
+    Entry,
+    /// A module imported by its dotted name, inside this package (`""` for a
+    /// top-level module, which has no parent for `.x` to mean).
+    Named(String),
+}
+
+impl Package {
+    /// The absolute module name of `from <dots><module> import ...`, or the text
+    /// itself (dots kept, which no project module matches) when Python would
+    /// refuse the relative import.
+    fn absolute(&self, level: usize, module: Option<&str>) -> String {
+        let relative = || format!("{}{}", ".".repeat(level), module.unwrap_or(""));
+        if level == 0 {
+            return module.unwrap_or("").to_string();
+        }
+        let base = match self {
+            Package::Entry if level == 1 => String::new(),
+            Package::Named(package) if !package.is_empty() => {
+                let parts: Vec<&str> = package.split('.').collect();
+                if level > parts.len() {
+                    return relative();
+                }
+                parts[..parts.len() + 1 - level].join(".")
+            }
+            _ => return relative(),
+        };
+        match (base.is_empty(), module) {
+            (true, Some(module)) => module.to_string(),
+            (true, None) => String::new(),
+            (false, Some(module)) => format!("{base}.{module}"),
+            (false, None) => base,
+        }
+    }
+}
+
 /// Top-level bindings of one parsed file.
 #[derive(Debug)]
 pub(crate) struct Module<'a> {
     /// `from __future__ import annotations`: annotations are strings evaluated once.
     pub future_annotations: bool,
+    package: Package,
     bindings: HashMap<String, Binding<'a>>,
     qualified: HashMap<String, String>,
 }
 
-/// Names Python provides without an import, as far as annotations and defaults go.
-const BUILTINS: &[&str] =
-    &["int", "float", "str", "bool", "bytes", "list", "dict", "tuple", "set", "frozenset", "object", "type"];
-
 impl<'a> Module<'a> {
-    pub(crate) fn new(suite: &'a [Stmt]) -> Self {
-        let mut module = Module { future_annotations: false, bindings: HashMap::new(), qualified: HashMap::new() };
+    pub(crate) fn new(suite: &'a [Stmt], package: &Package) -> Self {
+        let mut module = Module {
+            future_annotations: false,
+            package: package.clone(),
+            bindings: HashMap::new(),
+            qualified: HashMap::new(),
+        };
         for stmt in suite {
             module.bind(stmt);
         }
@@ -67,15 +109,17 @@ impl<'a> Module<'a> {
                 if import.module.as_ref().is_some_and(|m| m.as_str() == "__future__") {
                     self.future_annotations |= import.names.iter().any(|a| a.name.as_str() == "annotations");
                 }
-                let level = import.level.map_or(0, |level| level.to_u32());
-                let base =
-                    format!("{}{}", ".".repeat(level as usize), import.module.as_ref().map_or("", |m| m.as_str()));
+                let base = self.import_base(import);
                 for alias in &import.names {
                     let local = alias.asname.as_ref().unwrap_or(&alias.name).as_str();
                     if local == "*" {
                         continue;
                     }
-                    self.import(local, format!("{base}.{}", alias.name.as_str()));
+                    let qualified = match base.as_str() {
+                        "" => alias.name.to_string(),
+                        base => format!("{base}.{}", alias.name.as_str()),
+                    };
+                    self.import(local, qualified);
                 }
             }
             Stmt::ClassDef(class) => self.set(class.name.as_str(), Binding::Class(class)),
@@ -113,8 +157,17 @@ impl<'a> Module<'a> {
                 _ => {}
             },
             Stmt::AugAssign(assign) => self.opaque_targets(&assign.target),
+            // `type X = ...` makes a `TypeAliasType`, which pydantic turns into a
+            // definition of its own; not followed, so a hint naming it is refused.
+            Stmt::TypeAlias(alias) => self.opaque_targets(&alias.name),
             _ => {}
         }
+    }
+
+    /// The absolute module a `from ... import` statement reads from.
+    pub(crate) fn import_base(&self, import: &ast::StmtImportFrom) -> String {
+        let level = import.level.map_or(0, |level| level.to_u32()) as usize;
+        self.package.absolute(level, import.module.as_ref().map(|m| m.as_str()))
     }
 
     fn opaque_targets(&mut self, target: &Expr) {
@@ -143,33 +196,5 @@ impl<'a> Module<'a> {
             return Some(Binding::Import(qualified.as_str()));
         }
         self.bindings.get(name).copied()
-    }
-
-    /// The fully qualified name an expression such as `t.Optional` or `date`
-    /// refers to, when it refers to something imported or built in.
-    pub(crate) fn qualified_name(&self, expr: &Expr) -> Option<String> {
-        match expr {
-            Expr::Name(name) => match self.lookup(name.id.as_str()) {
-                Some(Binding::Import(qualified)) => Some(qualified.to_string()),
-                Some(_) => None,
-                None if BUILTINS.contains(&name.id.as_str()) => Some(format!("builtins.{}", name.id.as_str())),
-                None => None,
-            },
-            Expr::Attribute(attr) => {
-                self.qualified_name(&attr.value).map(|base| format!("{base}.{}", attr.attr.as_str()))
-            }
-            _ => None,
-        }
-    }
-
-    /// The class defined in this file that an expression names, if it names one.
-    pub(crate) fn local_class(&self, expr: &Expr) -> Option<&'a ast::StmtClassDef> {
-        match expr {
-            Expr::Name(name) => match self.bindings.get(name.id.as_str()) {
-                Some(Binding::Class(class)) if !self.qualified.contains_key(name.id.as_str()) => Some(class),
-                _ => None,
-            },
-            _ => None,
-        }
     }
 }

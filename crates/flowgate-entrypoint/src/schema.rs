@@ -8,74 +8,103 @@ use rustpython_parser::ast::{self, Constant, Expr, Operator};
 use rustpython_parser::Mode;
 use serde_json::{json, Map, Value};
 
-use crate::module::Module;
+use crate::imports::{Project, Resolved, Scope, Target};
+use crate::module::Package;
 use crate::value::{enum_def, json_value, Problem};
 
-/// Builds property schemas for one function, collecting the enum definitions
-/// they refer to.
-#[derive(Debug)]
-pub(crate) struct SchemaBuilder<'m, 'a> {
-    module: &'m Module<'a>,
+/// Builds property schemas for one function, collecting the definitions (enums,
+/// models) they refer to.
+#[derive(Debug, Default)]
+pub(crate) struct SchemaBuilder {
     pub definitions: BTreeMap<String, Value>,
+    /// Which class (file, class name) each definition was made from: pydantic
+    /// renames same-named classes of different modules, which is not mirrored.
+    owners: BTreeMap<String, (String, String)>,
 }
 
-impl<'m, 'a> SchemaBuilder<'m, 'a> {
-    pub(crate) fn new(module: &'m Module<'a>) -> Self {
-        SchemaBuilder { module, definitions: BTreeMap::new() }
-    }
-
+impl SchemaBuilder {
     /// The JSON Schema of a type hint (`None` hint means no annotation: `Any`).
-    pub(crate) fn hint(&mut self, hint: Option<&Expr>) -> Result<Value, Problem> {
+    pub(crate) fn hint(&mut self, scope: &Scope<'_, '_>, hint: Option<&Expr>) -> Result<Value, Problem> {
         match hint {
             None => Ok(json!({})),
             Some(Expr::Constant(ast::ExprConstant { value: Constant::Str(text), .. }))
-                if self.module.future_annotations =>
+                if scope.module().future_annotations =>
             {
                 Ok(foreign_forward_ref(text))
             }
-            Some(expr) => self.schema(expr),
+            Some(expr) => self.schema(scope, expr),
         }
     }
 
-    fn schema(&mut self, expr: &Expr) -> Result<Value, Problem> {
+    pub(crate) fn schema(&mut self, scope: &Scope<'_, '_>, expr: &Expr) -> Result<Value, Problem> {
         match expr {
             Expr::Constant(constant) => match &constant.value {
                 Constant::None => Ok(json!({"type": "null"})),
-                Constant::Str(text) => self.forward_ref(expr, text),
+                Constant::Str(text) => self.forward_ref(scope, expr, text),
                 _ => Err(Problem::new(expr, "has a type hint that is not a type")),
             },
             Expr::BinOp(binop) if binop.op == Operator::BitOr => {
                 let mut members = Vec::new();
                 flatten_or(expr, &mut members);
-                self.union(&members)
+                self.union(scope, &members)
             }
             Expr::Subscript(subscript) => {
                 let args: Vec<&Expr> = match &*subscript.slice {
                     Expr::Tuple(tuple) => tuple.elts.iter().collect(),
                     single => vec![single],
                 };
-                self.generic(expr, &subscript.value, &args)
+                self.generic(scope, expr, &subscript.value, &args)
             }
-            Expr::Name(_) | Expr::Attribute(_) => self.named(expr),
+            Expr::Name(_) | Expr::Attribute(_) => self.named(scope, expr),
             _ => Err(Problem::new(expr, "has a type hint this reader does not understand")),
         }
     }
 
     /// A string annotation (`"Optional[int]"`), evaluated like `eval_str=True`.
-    fn forward_ref(&mut self, expr: &Expr, text: &str) -> Result<Value, Problem> {
+    fn forward_ref(&mut self, scope: &Scope<'_, '_>, expr: &Expr, text: &str) -> Result<Value, Problem> {
         let parsed = rustpython_parser::parse(text, Mode::Expression, "<annotation>").map_err(|_| {
             Problem::new(expr, format!("has the string annotation `{text}`, which is not valid Python"))
         })?;
         let ast::Mod::Expression(inner) = parsed else {
             return Err(Problem::new(expr, "has a string annotation that is not an expression"));
         };
-        self.schema(&inner.body).map_err(|problem| Problem { at: Problem::new(expr, "").at, ..problem })
+        self.schema(scope, &inner.body).map_err(|problem| Problem { at: Problem::new(expr, "").at, ..problem })
     }
 
-    fn named(&mut self, expr: &Expr) -> Result<Value, Problem> {
-        if let Some(class) = self.module.local_class(expr) {
-            if let Some(def) = enum_def(self.module, class, expr)? {
-                let reference = json!({"$ref": format!("#/definitions/{}", def.name)});
+    /// Records a definition under the class name, refusing two classes of one name.
+    pub(crate) fn define(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        class: &ast::StmtClassDef,
+        at: &Expr,
+        make: impl FnOnce(&mut Self) -> Result<Value, Problem>,
+    ) -> Result<Value, Problem> {
+        let name = class.name.to_string();
+        let owner = (scope.path().to_string(), name.clone());
+        let reference = json!({"$ref": format!("#/definitions/{name}")});
+        match self.owners.get(&name) {
+            Some(existing) if *existing == owner => return Ok(reference),
+            Some((path, _)) => {
+                return Err(Problem::new(
+                    at,
+                    format!("has type `{name}`, and another class of that name (in `{path}`) is used too, which pydantic renames"),
+                ))
+            }
+            None => {}
+        }
+        // Registered before it is built, so a model that refers to itself ends.
+        self.owners.insert(name.clone(), owner);
+        let definition = make(self)?;
+        self.definitions.insert(name, definition);
+        Ok(reference)
+    }
+
+    fn class(&mut self, scope: &Scope<'_, '_>, class: &ast::StmtClassDef, expr: &Expr) -> Result<Value, Problem> {
+        if crate::pydantic::is_model(scope, class) {
+            return self.define(scope, class, expr, |this| crate::pydantic::definition(this, scope, class, expr));
+        }
+        if let Some(def) = enum_def(scope, class, expr)? {
+            return self.define(scope, class, expr, |_| {
                 let values: Vec<Value> = def.members.into_iter().map(|(_, v)| v).collect();
                 let mut schema = Map::new();
                 if let Some(description) = def.description {
@@ -86,24 +115,35 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
                 if let Some(kind) = common_type(&values, false) {
                     schema.insert("type".into(), Value::String(kind.into()));
                 }
-                self.definitions.insert(def.name, Value::Object(schema));
-                return Ok(reference);
-            }
-            if class.bases.is_empty() && class.keywords.is_empty() && class.decorator_list.is_empty() {
-                // A plain class: pydantic checks `isinstance`, which Prefect's
-                // generator renders as an empty schema.
-                return Ok(json!({}));
-            }
-            return Err(Problem::new(
-                expr,
-                format!(
-                    "has type `{}`, a class with bases or decorators whose schema is not knowable here",
-                    class.name
-                ),
-            ));
+                Ok(Value::Object(schema))
+            });
         }
-        let Some(qualified) = self.module.qualified_name(expr) else {
-            return Err(Problem::new(expr, "has a type hint that is neither imported nor defined in this file"));
+        if class.bases.is_empty() && class.keywords.is_empty() && class.decorator_list.is_empty() {
+            // A plain class: pydantic checks `isinstance`, which Prefect's
+            // generator renders as an empty schema.
+            return Ok(json!({}));
+        }
+        Err(Problem::new(
+            expr,
+            format!("has type `{}`, a class with bases or decorators whose schema is not knowable here", class.name),
+        ))
+    }
+
+    fn named(&mut self, scope: &Scope<'_, '_>, expr: &Expr) -> Result<Value, Problem> {
+        let qualified = match scope.resolve(expr) {
+            None => {
+                return Err(Problem::new(expr, "has a type hint that is neither imported nor defined in the project"))
+            }
+            Some(Target::Resolved(Resolved::Class(inner, class))) => {
+                return self.class(&inner, class, expr).map_err(|p| p.moved(&inner, scope, expr))
+            }
+            Some(Target::Resolved(Resolved::Value(inner, value))) => {
+                return self.alias(&inner, value).map_err(|p| p.moved(&inner, scope, expr))
+            }
+            Some(Target::Resolved(Resolved::Module(_))) => {
+                return Err(Problem::new(expr, "has a module as its type hint"))
+            }
+            Some(Target::External(name)) => name,
         };
         let name = qualified.replace("typing_extensions.", "typing.");
         Ok(match name.as_str() {
@@ -120,8 +160,11 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
             "uuid.UUID" => json!({"format": "uuid", "type": "string"}),
             "pathlib.Path" => json!({"format": "path", "type": "string"}),
             "decimal.Decimal" => json!({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+            "pydantic.SecretStr" | "pydantic.types.SecretStr" => {
+                json!({"format": "password", "type": "string", "writeOnly": true})
+            }
             _ => match container(&name) {
-                Some(kind) => self.container(expr, kind, &[])?,
+                Some(kind) => self.container(scope, expr, kind, &[])?,
                 None => {
                     return Err(Problem::new(
                         expr,
@@ -132,39 +175,66 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
         })
     }
 
-    fn generic(&mut self, expr: &Expr, origin: &Expr, args: &[&Expr]) -> Result<Value, Problem> {
-        let Some(qualified) = self.module.qualified_name(origin) else {
+    /// A module-level type alias (`Choice = Literal["a", "b"]`, `X: TypeAlias =
+    /// Optional[int]`, `UserId = NewType("UserId", int)`): the type it stands for.
+    fn alias(&mut self, scope: &Scope<'_, '_>, value: &Expr) -> Result<Value, Problem> {
+        if let Expr::Call(call) = value {
+            if scope.external(&call.func).as_deref() == Some("typing.NewType") && call.args.len() == 2 {
+                return self.schema(scope, &call.args[1]);
+            }
+            return Err(Problem::new(value, "has a type hint naming a value computed by a call"));
+        }
+        self.schema(scope, value)
+    }
+
+    fn generic(&mut self, scope: &Scope<'_, '_>, expr: &Expr, origin: &Expr, args: &[&Expr]) -> Result<Value, Problem> {
+        let Some(name) = scope.external(origin) else {
             return Err(Problem::new(expr, "has a generic type hint that is neither imported nor built in"));
         };
-        let name = qualified.replace("typing_extensions.", "typing.");
         match name.as_str() {
             "typing.Optional" if args.len() == 1 => {
                 let none =
                     Expr::Constant(ast::ExprConstant { range: Default::default(), value: Constant::None, kind: None });
                 let members = [args[0], &none];
-                self.union(&members)
+                self.union(scope, &members)
             }
-            "typing.Union" => self.union(args),
+            "typing.Union" => self.union(scope, args),
             "typing.Literal" => {
                 let mut values = Vec::new();
                 for arg in args {
-                    values.push(json_value(self.module, arg)?);
+                    values.push(json_value(scope, arg)?);
                 }
                 Ok(literal(values))
             }
+            "typing.Annotated" if args.len() >= 2 => {
+                let inner = self.schema(scope, args[0])?;
+                let info = crate::fields::FieldInfo::from_metadata(scope, &args[1..])?;
+                if info.description.is_some() || info.title.is_some() || info.default.is_some() {
+                    return Err(Problem::new(
+                        expr,
+                        "has `Annotated` metadata with a description, title or default inside another type",
+                    ));
+                }
+                info.constrain(expr, inner)
+            }
             _ => match container(&name) {
-                Some(kind) => self.container(expr, kind, args),
-                None => Err(Problem::new(
-                    expr,
-                    format!("has the generic type `{qualified}`, whose schema is not knowable here"),
-                )),
+                Some(kind) => self.container(scope, expr, kind, args),
+                None => {
+                    Err(Problem::new(expr, format!("has the generic type `{name}`, whose schema is not knowable here")))
+                }
             },
         }
     }
 
-    fn container(&mut self, expr: &Expr, kind: Container, args: &[&Expr]) -> Result<Value, Problem> {
+    fn container(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        expr: &Expr,
+        kind: Container,
+        args: &[&Expr],
+    ) -> Result<Value, Problem> {
         let item = |this: &mut Self, i: usize| match args.get(i) {
-            Some(arg) => this.schema(arg),
+            Some(arg) => this.schema(scope, arg),
             None => Ok(json!({})),
         };
         Ok(match (kind, args.len()) {
@@ -177,16 +247,16 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
                 json!({"items": item(self, 0)?, "type": "array"})
             }
             (Container::Tuple, n) => {
-                let items = args.iter().map(|a| self.schema(a)).collect::<Result<Vec<_>, _>>()?;
+                let items = args.iter().map(|a| self.schema(scope, a)).collect::<Result<Vec<_>, _>>()?;
                 json!({"maxItems": n, "minItems": n, "prefixItems": items, "type": "array"})
             }
             (Container::Dict, 0) => json!({"additionalProperties": true, "type": "object"}),
             (Container::Dict, 2) => {
-                let key = self.schema(args[0])?;
+                let key = self.schema(scope, args[0])?;
                 if key != json!({}) && key != json!({"type": "string"}) && key != json!({"type": "integer"}) {
                     return Err(Problem::new(expr, "has a mapping whose key type is not `str` or `int`"));
                 }
-                let value = self.schema(args[1])?;
+                let value = self.schema(scope, args[1])?;
                 let additional = if value == json!({}) { Value::Bool(true) } else { value };
                 json!({"additionalProperties": additional, "type": "object"})
             }
@@ -196,16 +266,16 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
 
     /// pydantic's union: `None` members make it nullable (null last), nested
     /// `anyOf`s are flattened and duplicates dropped.
-    fn union(&mut self, members: &[&Expr]) -> Result<Value, Problem> {
+    fn union(&mut self, scope: &Scope<'_, '_>, members: &[&Expr]) -> Result<Value, Problem> {
         let mut expanded = Vec::new();
         for member in members {
-            self.expand_union(member, &mut expanded);
+            expand_union(scope, member, &mut expanded);
         }
         let null = json!({"type": "null"});
         let mut nullable = false;
         let mut schemas = Vec::new();
         for member in expanded {
-            let schema = self.schema(member)?;
+            let schema = self.schema(scope, member)?;
             if schema == null {
                 nullable = true;
             } else {
@@ -219,21 +289,21 @@ impl<'m, 'a> SchemaBuilder<'m, 'a> {
         };
         Ok(if nullable { flattened_any_of(vec![inner, null]) } else { inner })
     }
+}
 
-    /// Nested `Union[...]`, `Optional[...]` and `|` flatten into their parent, as
-    /// `typing` does before pydantic sees them.
-    fn expand_union<'e>(&self, expr: &'e Expr, out: &mut Vec<&'e Expr>) {
-        match expr {
-            Expr::BinOp(binop) if binop.op == Operator::BitOr => flatten_or(expr, out),
-            Expr::Subscript(subscript) => match self.module.qualified_name(&subscript.value).as_deref() {
-                Some("typing.Union" | "typing_extensions.Union") => match &*subscript.slice {
-                    Expr::Tuple(tuple) => tuple.elts.iter().for_each(|e| self.expand_union(e, out)),
-                    single => self.expand_union(single, out),
-                },
-                _ => out.push(expr),
+/// Nested `Union[...]`, `Optional[...]` and `|` flatten into their parent, as
+/// `typing` does before pydantic sees them.
+fn expand_union<'e>(scope: &Scope<'_, '_>, expr: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match expr {
+        Expr::BinOp(binop) if binop.op == Operator::BitOr => flatten_or(expr, out),
+        Expr::Subscript(subscript) => match scope.external(&subscript.value).as_deref() {
+            Some("typing.Union") => match &*subscript.slice {
+                Expr::Tuple(tuple) => tuple.elts.iter().for_each(|e| expand_union(scope, e, out)),
+                single => expand_union(scope, single, out),
             },
             _ => out.push(expr),
-        }
+        },
+        _ => out.push(expr),
     }
 }
 
@@ -245,11 +315,18 @@ fn foreign_forward_ref(text: &str) -> Value {
     let Ok(suite) = <ast::Suite as rustpython_parser::Parse>::parse(PREFECT_NAMESPACE, "<prefect>") else {
         return json!({});
     };
-    let module = Module::new(&suite);
+    let files = [crate::imports::SourceFile {
+        path: "<prefect>".into(),
+        source: PREFECT_NAMESPACE.into(),
+        suite,
+        package: Package::Named(String::new()),
+        name: None,
+    }];
+    let project = Project::new(&files);
     let Ok(ast::Mod::Expression(inner)) = rustpython_parser::parse(text, Mode::Expression, "<annotation>") else {
         return json!({});
     };
-    SchemaBuilder::new(&module).schema(&inner.body).unwrap_or_else(|_| json!({}))
+    SchemaBuilder::default().schema(&project.entry(), &inner.body).unwrap_or_else(|_| json!({}))
 }
 
 fn flatten_or<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
@@ -300,7 +377,7 @@ fn container(name: &str) -> Option<Container> {
 }
 
 /// The JSON type shared by every value, as pydantic names it for enums and literals.
-fn common_type(values: &[Value], allow_null: bool) -> Option<&'static str> {
+pub(crate) fn common_type(values: &[Value], allow_null: bool) -> Option<&'static str> {
     let kind = |v: &Value| match v {
         Value::String(_) => "string",
         Value::Bool(_) => "boolean",

@@ -6,7 +6,7 @@ use rustpython_parser::text_size::TextSize;
 use serde_json::{Map, Number, Value};
 
 use crate::docstring;
-use crate::module::{Binding, Module};
+use crate::imports::{Resolved, Scope, Target};
 
 /// Why an expression has no statically known value, and where it is.
 #[derive(Debug)]
@@ -19,18 +19,28 @@ impl Problem {
     pub(crate) fn new(expr: &Expr, reason: impl Into<String>) -> Self {
         Problem { reason: reason.into(), at: expr.start() }
     }
+
+    /// A problem met in `inner` (another module) while following `expr` of
+    /// `outer`: placed at `expr`, with the other file and line in the reason.
+    pub(crate) fn moved(self, inner: &Scope<'_, '_>, outer: &Scope<'_, '_>, expr: &Expr) -> Self {
+        if inner.same(outer) {
+            return self;
+        }
+        let reason = format!("{} (in `{}`, line {})", self.reason, inner.path(), inner.line(self.at));
+        Problem { reason, at: expr.start() }
+    }
 }
 
 /// How deep module-level names may refer to other names before we give up.
 const MAX_NAME_DEPTH: usize = 16;
 
 /// The JSON form (`pydantic_core.to_jsonable_python`) of a literal expression, a
-/// top-level constant of the file, or a member of an enum defined in the file.
-pub(crate) fn json_value(module: &Module<'_>, expr: &Expr) -> Result<Value, Problem> {
+/// module-level constant of the project, or a member of an enum of the project.
+pub(crate) fn json_value(module: &Scope<'_, '_>, expr: &Expr) -> Result<Value, Problem> {
     evaluate(module, expr, 0)
 }
 
-fn evaluate(module: &Module<'_>, expr: &Expr, depth: usize) -> Result<Value, Problem> {
+fn evaluate(module: &Scope<'_, '_>, expr: &Expr, depth: usize) -> Result<Value, Problem> {
     match expr {
         Expr::Constant(constant) => constant_value(expr, &constant.value),
         Expr::UnaryOp(op) => {
@@ -60,17 +70,19 @@ fn evaluate(module: &Module<'_>, expr: &Expr, depth: usize) -> Result<Value, Pro
             }
             Ok(Value::Object(map))
         }
-        Expr::Name(name) if depth < MAX_NAME_DEPTH => match module.lookup(name.id.as_str()) {
-            Some(Binding::Value(value)) => evaluate(module, value, depth + 1),
-            _ => Err(Problem::new(
-                expr,
-                format!("refers to `{}`, which is not a literal constant of this file", name.id),
-            )),
-        },
-        Expr::Attribute(attr) => match module.local_class(&attr.value) {
-            Some(class) => enum_member(module, class, attr.attr.as_str(), expr),
-            None => Err(Problem::new(expr, "refers to an attribute of something not defined in this file")),
-        },
+        Expr::Name(_) | Expr::Attribute(_) if depth < MAX_NAME_DEPTH => {
+            if let Some(Target::Resolved(Resolved::Value(scope, value))) = module.resolve(expr) {
+                return evaluate(&scope, value, depth + 1).map_err(|p| p.moved(&scope, module, expr));
+            }
+            if let Expr::Attribute(attr) = expr {
+                if let Some((scope, class)) = module.class(&attr.value) {
+                    return enum_member(&scope, class, attr.attr.as_str(), expr)
+                        .map_err(|p| p.moved(&scope, module, expr));
+                }
+            }
+            Err(Problem::new(expr, "refers to something that is not a literal constant of the project"))
+        }
+        Expr::Call(call) => crate::pydantic::instance(module, call, expr),
         _ => Err(Problem::new(expr, "has a value that is not a literal")),
     }
 }
@@ -130,11 +142,11 @@ pub(crate) struct EnumDef {
 }
 
 /// Which builtin type an enum mixes in (`class Color(str, Enum)`, `IntEnum`).
-fn mixin(module: &Module<'_>, class: &ast::StmtClassDef) -> Result<Option<Option<&'static str>>, ()> {
+fn mixin(module: &Scope<'_, '_>, class: &ast::StmtClassDef) -> Result<Option<Option<&'static str>>, ()> {
     let mut is_enum = false;
     let mut mixin = None;
     for base in &class.bases {
-        match module.qualified_name(base).as_deref() {
+        match module.external(base).as_deref() {
             Some("enum.Enum") => is_enum = true,
             Some("enum.IntEnum") => (is_enum, mixin) = (true, Some("int")),
             Some("enum.StrEnum") => (is_enum, mixin) = (true, Some("str")),
@@ -147,7 +159,11 @@ fn mixin(module: &Module<'_>, class: &ast::StmtClassDef) -> Result<Option<Option
 }
 
 /// The enum a class of this file defines; `Ok(None)` if the class is not an enum.
-pub(crate) fn enum_def(module: &Module<'_>, class: &ast::StmtClassDef, at: &Expr) -> Result<Option<EnumDef>, Problem> {
+pub(crate) fn enum_def(
+    module: &Scope<'_, '_>,
+    class: &ast::StmtClassDef,
+    at: &Expr,
+) -> Result<Option<EnumDef>, Problem> {
     let name = class.name.as_str();
     let mixin = match mixin(module, class) {
         Ok(Some(mixin)) => mixin,
@@ -212,7 +228,7 @@ fn python_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn enum_member(module: &Module<'_>, class: &ast::StmtClassDef, member: &str, expr: &Expr) -> Result<Value, Problem> {
+fn enum_member(module: &Scope<'_, '_>, class: &ast::StmtClassDef, member: &str, expr: &Expr) -> Result<Value, Problem> {
     let Some(def) = enum_def(module, class, expr)? else {
         return Err(Problem::new(expr, format!("refers to `{}.{member}`, which is not an enum member", class.name)));
     };

@@ -1,11 +1,16 @@
 //! The schema flowgate derives must equal what Prefect 3.9.1 itself derives by
-//! importing the same file: every fixture, every top-level function.
+//! importing the same entrypoint, for every top-level function of the corpus:
+//! the single files of `tests/fixtures/*.py` and the multi-file projects of
+//! `tests/fixtures/projects/<name>/` (each with a `fixture.json` naming its
+//! entrypoints and python path). Where flowgate cannot be exact it must refuse
+//! naming the parameter and line, never derive a different schema; and at least
+//! 95% of the flows must be derived exactly.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flowgate_entrypoint::{read_flow, EntrypointError};
-use serde_json::Value;
+use flowgate_entrypoint::{read_flow_in, EntrypointError};
+use serde_json::{json, Value};
 
 fn prefect_python() -> PathBuf {
     let venv = std::env::var_os("FLOWGATE_PREFECT_VENV").map(PathBuf::from).unwrap_or_else(|| {
@@ -23,73 +28,120 @@ fn prefect_python() -> PathBuf {
     python
 }
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures directory exists")
-        .map(|entry| entry.expect("readable entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
-        .collect();
-    files.sort();
-    files
+/// One project of the corpus: its root, python path and entrypoints.
+struct Project {
+    root: PathBuf,
+    python_path: Vec<String>,
+    entrypoints: Vec<String>,
 }
 
-#[test]
-fn every_fixture_matches_what_prefect_derives() {
-    let python = prefect_python();
-    let files = fixtures();
-    assert!(files.len() >= 6, "expected the fixture set, found {files:?}");
-    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prefect_oracle.py");
-    let output = Command::new(&python)
-        .arg(&oracle)
-        .args(&files)
+fn corpus() -> Vec<Project> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut singles: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures directory exists")
+        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with(".py"))
+        .collect();
+    singles.sort();
+    let mut projects = vec![Project { root: dir.clone(), python_path: vec![], entrypoints: singles }];
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(dir.join("projects"))
+        .expect("projects directory exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .collect();
+    roots.sort();
+    for root in roots {
+        let spec: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("fixture.json")).expect("fixture.json"))
+                .expect("fixture.json is JSON");
+        let strings = |key: &str| -> Vec<String> {
+            spec[key].as_array().into_iter().flatten().map(|v| v.as_str().expect("string").to_string()).collect()
+        };
+        projects.push(Project { python_path: strings("python_path"), entrypoints: strings("entrypoints"), root });
+    }
+    projects
+}
+
+fn oracle(projects: &[Project]) -> Value {
+    let spec: Vec<Value> = projects
+        .iter()
+        .map(|p| json!({"root": p.root, "python_path": p.python_path, "entrypoints": p.entrypoints}))
+        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prefect_oracle.py");
+    let output = Command::new(prefect_python())
+        .arg(&script)
+        .arg(Value::Array(spec).to_string())
         .env("PREFECT_HOME", tempfile::tempdir().expect("temp dir").path())
         .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         .env("DO_NOT_TRACK", "1")
         .output()
         .expect("run Prefect's python");
     assert!(output.status.success(), "the Prefect oracle failed: {}", String::from_utf8_lossy(&output.stderr));
-    let expected: Value = serde_json::from_slice(&output.stdout).expect("oracle prints JSON");
+    serde_json::from_slice(&output.stdout).expect("oracle prints JSON")
+}
 
-    let mut compared = 0;
+#[test]
+fn every_fixture_matches_what_prefect_derives() {
+    let projects = corpus();
+    let expected = oracle(&projects);
+
+    let (mut flows, mut exact, mut compared) = (0, 0, 0);
+    let mut refused = Vec::new();
     let mut mismatches = Vec::new();
-    for file in &files {
-        let source = std::fs::read_to_string(file).expect("read fixture");
-        let label = file.file_name().unwrap().to_string_lossy().to_string();
-        let functions = expected[file.to_string_lossy().as_ref()]
-            .as_object()
-            .unwrap_or_else(|| panic!("oracle has no entry for `{}`", file.display()));
-        for (function, want) in functions {
-            let got = read_flow(&label, &source, function);
-            compared += 1;
-            match (want, got) {
-                (Value::Null, Err(EntrypointError::NotAFlow { .. })) => {}
-                (Value::Null, other) => {
-                    mismatches.push(format!("{label}:{function}: Prefect says not a flow, flowgate says {other:?}"))
+    for project in &projects {
+        let root = &project.root;
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+        for entry in &project.entrypoints {
+            let key = format!("{}::{entry}", root.display());
+            let functions =
+                expected[key.as_str()].as_object().unwrap_or_else(|| panic!("oracle has no entry for `{key}`"));
+            for (function, want) in functions {
+                let got = read_flow_in(&read, entry, function, &project.python_path);
+                let label = format!("{entry}:{function}");
+                compared += 1;
+                if !want.is_null() {
+                    flows += 1;
                 }
-                (want, Ok(got)) => {
-                    if want["flow_name"] != Value::String(got.flow_name.clone()) {
-                        mismatches.push(format!(
-                            "{label}:{function}: flow name {} != {:?}",
-                            want["flow_name"], got.flow_name
-                        ));
+                match (want, got) {
+                    (Value::Null, Err(EntrypointError::NotAFlow { .. })) => {}
+                    (Value::Null, other) => {
+                        mismatches.push(format!("{label}: Prefect says not a flow, flowgate says {other:?}"))
                     }
-                    let description = got.description.clone().map_or(Value::Null, Value::String);
-                    if want["description"] != description {
-                        mismatches
-                            .push(format!("{label}:{function}: description {} != {description}", want["description"]));
+                    (want, Ok(got)) => {
+                        let mut wrong = Vec::new();
+                        if want["flow_name"] != Value::String(got.flow_name.clone()) {
+                            wrong.push(format!("flow name {} != {:?}", want["flow_name"], got.flow_name));
+                        }
+                        let description = got.description.clone().map_or(Value::Null, Value::String);
+                        if want["description"] != description {
+                            wrong.push(format!("description {} != {description}", want["description"]));
+                        }
+                        if want["schema"] != got.parameter_schema {
+                            wrong.push(format!(
+                                "schema differs\n prefect:  {}\n flowgate: {}",
+                                want["schema"], got.parameter_schema
+                            ));
+                        }
+                        if wrong.is_empty() {
+                            exact += 1;
+                        } else {
+                            mismatches.push(format!("{label}: {}", wrong.join("; ")));
+                        }
                     }
-                    if want["schema"] != got.parameter_schema {
-                        mismatches.push(format!(
-                            "{label}:{function}: schema differs\n prefect:  {}\n flowgate: {}",
-                            want["schema"], got.parameter_schema
-                        ));
-                    }
+                    (_, Err(error @ EntrypointError::Unsupported { .. })) => refused.push(format!("{label}: {error}")),
+                    (_, Err(error)) => mismatches.push(format!("{label}: flowgate failed: {error}")),
                 }
-                (_, Err(error)) => mismatches.push(format!("{label}:{function}: flowgate failed: {error}")),
             }
         }
     }
-    assert!(compared >= 15, "only {compared} functions compared");
+    let rate = 100.0 * f64::from(exact) / f64::from(flows.max(1));
+    eprintln!(
+        "static schema equals Prefect 3.9.1's for {exact} of {flows} flows ({rate:.1}%) across {} entrypoints; \
+         {} refused:\n{}",
+        projects.iter().map(|p| p.entrypoints.len()).sum::<usize>(),
+        refused.len(),
+        refused.join("\n")
+    );
+    assert!(compared >= 50, "only {compared} functions compared");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(rate >= 95.0, "only {rate:.1}% of flows derived exactly");
 }

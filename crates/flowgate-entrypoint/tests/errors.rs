@@ -72,3 +72,25 @@ fn last_definition_of_a_name_wins() {
     let error = read_flow("flows/etl.py", source, "etl").unwrap_err();
     assert!(matches!(error, EntrypointError::NotAFlow { .. }), "{error:?}");
 }
+
+#[test]
+fn a_field_of_an_imported_model_names_its_file_and_line() {
+    let files = [
+        ("flows/etl.py", "from prefect import flow\nfrom app.models import Config\n\n@flow\ndef etl(\n    cfg: Config,\n):\n    pass\n"),
+        ("app/__init__.py", ""),
+        ("app/models.py", "import httpx\nfrom pydantic import BaseModel\n\nclass Config(BaseModel):\n    days: int = 1\n    url: httpx.URL\n"),
+    ];
+    let read = |path: &str| files.iter().find(|(p, _)| *p == path).map(|(_, s)| s.to_string());
+    let error = flowgate_entrypoint::read_flow_in(&read, "flows/etl.py", "etl", &[]).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, EntrypointError::Unsupported { line: 6, .. }), "{error:?}");
+    assert!(message.contains("parameter `cfg`"), "{message}");
+    assert!(message.contains("httpx.URL"), "{message}");
+    assert!(message.contains("`app/models.py`, line 6"), "{message}");
+}
+
+#[test]
+fn a_missing_entrypoint_file_is_named() {
+    let error = flowgate_entrypoint::read_flow_in(&|_| None, "flows/etl.py", "etl", &[]).unwrap_err();
+    assert_eq!(error.to_string(), "The entrypoint file `flows/etl.py` is not in the bundle");
+}

@@ -1,7 +1,7 @@
 //! The Prefect REST calls flowgate makes, typed by what flowgate reads back.
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::client::PrefectClient;
@@ -54,12 +54,49 @@ pub struct ServerDeployment {
     #[serde(default)]
     pub pull_steps: Option<Vec<Value>>,
     pub entrypoint: Option<String>,
+    /// Deprecated by Prefect and `null` from a 3.x server, which answers the
+    /// limit in `global_concurrency_limit`; read in case a server fills it.
+    #[serde(default)]
+    pub concurrency_limit: Option<u64>,
+    /// The limit the server made for the deployment's `concurrency_limit`.
+    #[serde(default)]
+    pub global_concurrency_limit: Option<GlobalConcurrencyLimit>,
+    #[serde(default)]
+    pub concurrency_options: Option<ConcurrencyOptions>,
+    /// Absent from older servers: Prefect's default, `true`.
+    #[serde(default)]
+    pub enforce_parameter_schema: Option<bool>,
+}
+
+/// The part of a `GlobalConcurrencyLimitResponse` flowgate reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GlobalConcurrencyLimit {
+    pub limit: u64,
+}
+
+/// A deployment's `concurrency_options`, as the server answers them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyOptions {
+    /// `ENQUEUE` or `CANCEL_NEW`.
+    pub collision_strategy: String,
+    #[serde(default)]
+    pub grace_period_seconds: Option<u64>,
 }
 
 impl ServerDeployment {
     /// flowgate manages exactly the deployments carrying its tag.
     pub fn is_managed(&self) -> bool {
         self.tags.iter().any(|t| t == crate::spec::MANAGED_TAG)
+    }
+
+    /// The deployment's concurrency limit, wherever the server answers it.
+    pub fn limit(&self) -> Option<u64> {
+        self.global_concurrency_limit.as_ref().map(|g| g.limit).or(self.concurrency_limit)
+    }
+
+    /// Whether the server rejects runs whose parameters break the schema.
+    pub fn enforces_parameter_schema(&self) -> bool {
+        self.enforce_parameter_schema.unwrap_or(true)
     }
 }
 

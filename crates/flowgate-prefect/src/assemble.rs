@@ -88,6 +88,8 @@ pub fn assemble(
         description: settings.description.clone(),
         extra_pull_steps: settings.pull.iter().cloned().map(Value::Object).collect(),
         paused: settings.paused,
+        concurrency_limit: settings.concurrency_limit,
+        enforce_parameter_schema: settings.enforce_parameter_schema,
         pull_command: None,
     }))
 }

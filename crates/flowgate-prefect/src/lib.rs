@@ -15,7 +15,9 @@ pub mod spec;
 pub mod sync;
 pub mod verify;
 
-pub use api::{Flow, FlowRun, FlowRunState, LogLine, ServerDeployment, WorkPool};
+pub use api::{
+    ConcurrencyOptions, Flow, FlowRun, FlowRunState, GlobalConcurrencyLimit, LogLine, ServerDeployment, WorkPool,
+};
 pub use assemble::{assemble, schedule_of, work_pool_of, AssembleError, Placement};
 pub use auth::PrefectAuth;
 pub use client::PrefectClient;
@@ -24,6 +26,6 @@ pub use owner::{project_tag, Conflict, Owner, PROJECT_TAG_PREFIX};
 pub use plan::{diff, plan, update_body, Action, FieldChange, Plan, PlannedDeployment, PruneCandidate, PruneScope};
 pub use runs::{PullRecord, RunContext, RunDetail, BUILD_LABEL, BUNDLE_LABEL};
 pub use schedule::{schedules_match, Schedule, ScheduleKind};
-pub use spec::{DeploymentInput, DesiredDeployment, MANAGED_TAG};
+pub use spec::{DeploymentInput, DesiredDeployment, MANAGED_TAG, PULL_STEP_ID};
 pub use sync::{ensure_work_pool, sync, SyncOptions, SyncReport};
 pub use verify::{scoped_key, BuildRun, MAX_BUILD_RUNS, VERIFY_TAG};

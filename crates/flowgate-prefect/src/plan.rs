@@ -202,7 +202,30 @@ pub fn diff(want: &DesiredDeployment, have: &ServerDeployment) -> Vec<FieldChang
     if let Some(paused) = want.paused {
         check("paused", json!(have.paused), json!(paused), have.paused == paused);
     }
+    let limit = want.concurrency_limit.map(|c| u64::from(c.limit));
+    check("concurrency_limit", json!(have.limit()), json!(limit), have.limit() == limit);
+    let options = want.concurrency_options();
+    check(
+        "concurrency_options",
+        json!(have.concurrency_options),
+        options.clone(),
+        effective_options(&json!(have.concurrency_options)) == effective_options(&options),
+    );
+    check(
+        "enforce_parameter_schema",
+        json!(have.enforces_parameter_schema()),
+        json!(want.enforces_parameter_schema()),
+        have.enforces_parameter_schema() == want.enforces_parameter_schema(),
+    );
     changes
+}
+
+/// What concurrency options do: `null` and a missing strategy mean `ENQUEUE`,
+/// a missing grace period the server's setting.
+fn effective_options(options: &Value) -> (Value, Value) {
+    let strategy = options.get("collision_strategy").filter(|s| !s.is_null()).cloned();
+    let grace = options.get("grace_period_seconds").cloned().unwrap_or(Value::Null);
+    (strategy.unwrap_or_else(|| json!("ENQUEUE")), grace)
 }
 
 /// An absent schema and an empty object mean the same to the server.

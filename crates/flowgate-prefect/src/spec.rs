@@ -1,7 +1,7 @@
 //! The deployment flowgate wants for one (flow, env): built from plain inputs,
 //! with flowgate's pull steps, tags and pinned image, ready to send or compare.
 
-use flowgate_core::{BuildId, Digest, EnvName, ProjectName};
+use flowgate_core::{BuildId, ConcurrencyLimit, Digest, EnvName, ProjectName};
 use serde_json::{json, Map, Value};
 
 use crate::owner::project_tag;
@@ -51,6 +51,10 @@ pub struct DeploymentInput {
     pub extra_pull_steps: Vec<Value>,
     /// `Some` only when config manages the paused state; otherwise the UI's choice stands.
     pub paused: Option<bool>,
+    /// `None`: no limit (sync removes one set by hand).
+    pub concurrency_limit: Option<ConcurrencyLimit>,
+    /// `None`: Prefect's default, `true`.
+    pub enforce_parameter_schema: Option<bool>,
     /// Replaces `flowgate pull ...` in the pull step (tests, custom wrappers).
     pub pull_command: Option<String>,
 }
@@ -75,6 +79,9 @@ pub struct DesiredDeployment {
     pub tags: Vec<String>,
     pub pull_steps: Vec<Value>,
     pub paused: Option<bool>,
+    pub concurrency_limit: Option<ConcurrencyLimit>,
+    /// `None`: Prefect's default, `true`.
+    pub enforce_parameter_schema: Option<bool>,
 }
 
 impl DesiredDeployment {
@@ -112,6 +119,28 @@ impl DesiredDeployment {
             tags,
             pull_steps,
             paused: input.paused,
+            concurrency_limit: input.concurrency_limit,
+            enforce_parameter_schema: input.enforce_parameter_schema,
+        }
+    }
+
+    /// Whether Prefect is to reject runs whose parameters break the schema.
+    pub fn enforces_parameter_schema(&self) -> bool {
+        self.enforce_parameter_schema.unwrap_or(true)
+    }
+
+    /// `concurrency_options` as sent: `null` unless a strategy or grace
+    /// period is configured (Prefect then enqueues, with the server's grace).
+    pub fn concurrency_options(&self) -> Value {
+        match self.concurrency_limit {
+            Some(limit) if limit.collision_strategy.is_some() || limit.grace_period_seconds.is_some() => {
+                let mut options = json!({"collision_strategy": limit.strategy().as_str()});
+                if let Some(seconds) = limit.grace_period_seconds {
+                    options["grace_period_seconds"] = json!(seconds);
+                }
+                options
+            }
+            _ => Value::Null,
         }
     }
 
@@ -136,6 +165,16 @@ impl DesiredDeployment {
         }
         if let Some(paused) = self.paused {
             body["paused"] = json!(paused);
+        }
+        if let Some(limit) = self.concurrency_limit {
+            body["concurrency_limit"] = json!(limit.limit);
+            let options = self.concurrency_options();
+            if !options.is_null() {
+                body["concurrency_options"] = options;
+            }
+        }
+        if let Some(enforce) = self.enforce_parameter_schema {
+            body["enforce_parameter_schema"] = json!(enforce);
         }
         body
     }

@@ -2,8 +2,10 @@
 //! the field-by-field plan against what a server would answer.
 
 use flowgate_core::{BuildId, Digest};
+use flowgate_core::{CollisionStrategy, ConcurrencyLimit};
 use flowgate_prefect::{
-    plan, update_body, Action, DeploymentInput, DesiredDeployment, Owner, PruneScope, Schedule, ServerDeployment,
+    plan, update_body, Action, ConcurrencyOptions, DeploymentInput, DesiredDeployment, GlobalConcurrencyLimit, Owner,
+    PruneScope, Schedule, ServerDeployment,
 };
 use serde_json::{json, Map, Value};
 
@@ -33,6 +35,8 @@ fn input(flow: &str, seed: &str) -> DeploymentInput {
         description: None,
         extra_pull_steps: vec![],
         paused: None,
+        concurrency_limit: None,
+        enforce_parameter_schema: None,
         pull_command: None,
     }
 }
@@ -67,6 +71,15 @@ fn as_server(want: &DesiredDeployment, id: &str) -> ServerDeployment {
         work_pool_name: Some(want.work_pool.clone()),
         pull_steps: Some(want.pull_steps.clone()),
         entrypoint: Some(want.entrypoint.clone()),
+        // A 3.9.1 server answers the limit as a global concurrency limit, the
+        // deprecated field always null, and the options with every key.
+        concurrency_limit: None,
+        global_concurrency_limit: want.concurrency_limit.map(|c| GlobalConcurrencyLimit { limit: c.limit.into() }),
+        concurrency_options: want.create_body("flow-id").get("concurrency_options").map(|o| ConcurrencyOptions {
+            collision_strategy: o["collision_strategy"].as_str().unwrap().into(),
+            grace_period_seconds: o.get("grace_period_seconds").and_then(Value::as_u64),
+        }),
+        enforce_parameter_schema: Some(want.enforce_parameter_schema.unwrap_or(true)),
     }
 }
 
@@ -157,6 +170,77 @@ fn paused_counts_only_when_managed_and_hand_edits_show_as_drift() {
     let p = plan(&[etl], &[have], &scope());
     let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
     assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["job_variables", "schedules"]);
+}
+
+/// Issue 15: the limit, its options and `enforce_parameter_schema` are sent
+/// on create, compared with what the server answers (the limit as a global
+/// concurrency limit, the options with defaults filled in), and patched field
+/// by field: unchanged settings plan no write, whatever the server's spelling.
+#[test]
+fn issue_15_concurrency_limit_and_enforce_parameter_schema_plan_field_by_field() {
+    let limited = |limit, strategy, grace, enforce| {
+        let mut i = input("etl", "v1");
+        i.concurrency_limit =
+            Some(ConcurrencyLimit { limit, collision_strategy: strategy, grace_period_seconds: grace });
+        i.enforce_parameter_schema = enforce;
+        DesiredDeployment::new(i)
+    };
+    let want = limited(2, Some(CollisionStrategy::CancelNew), None, Some(true));
+    let body = want.create_body("fid");
+    assert_eq!(body["concurrency_limit"], 2);
+    assert_eq!(body["concurrency_options"], json!({"collision_strategy": "CANCEL_NEW"}));
+    assert_eq!(body["enforce_parameter_schema"], true);
+    let plain = DesiredDeployment::new(input("etl", "v1")).create_body("fid");
+    for key in ["concurrency_limit", "concurrency_options", "enforce_parameter_schema"] {
+        assert!(plain.get(key).is_none(), "unset settings are left to Prefect's defaults: {plain}");
+    }
+    let bare = limited(3, None, None, None).create_body("fid");
+    assert_eq!((bare["concurrency_limit"].clone(), bare.get("concurrency_options")), (json!(3), None));
+
+    // What the server answers for each is unchanged, however it spells it.
+    let mut have = as_server(&want, "e1");
+    have.concurrency_options.as_mut().unwrap().grace_period_seconds = None;
+    assert!(plan(std::slice::from_ref(&want), std::slice::from_ref(&have), &scope()).is_noop());
+    let mut old_server = have.clone();
+    (old_server.global_concurrency_limit, old_server.concurrency_limit) = (None, Some(2));
+    old_server.enforce_parameter_schema = None;
+    assert!(plan(std::slice::from_ref(&want), &[old_server], &scope()).is_noop());
+    let enqueue = limited(2, Some(CollisionStrategy::Enqueue), None, None);
+    let mut no_options = as_server(&enqueue, "e1");
+    no_options.concurrency_options = None;
+    assert!(plan(&[enqueue], &[no_options], &scope()).is_noop(), "no options means ENQUEUE");
+    let nothing = DesiredDeployment::new(input("etl", "v1"));
+    assert!(plan(std::slice::from_ref(&nothing), &[as_server(&nothing, "e1")], &scope()).is_noop());
+
+    // A new limit is one field; a new strategy, a grace period, enforcement, each theirs.
+    let changed = |want: &DesiredDeployment| {
+        let p = plan(std::slice::from_ref(want), std::slice::from_ref(&have), &scope());
+        let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
+        update_body(changes)
+    };
+    assert_eq!(
+        changed(&limited(5, Some(CollisionStrategy::CancelNew), None, Some(true))),
+        json!({"concurrency_limit": 5})
+    );
+    assert_eq!(
+        changed(&limited(2, None, Some(120), Some(false))),
+        json!({"concurrency_options": {"collision_strategy": "ENQUEUE", "grace_period_seconds": 120},
+               "enforce_parameter_schema": false})
+    );
+    // Removed from the config: the limit and its options go (null), enforcement stays Prefect's default.
+    let p = plan(std::slice::from_ref(&nothing), std::slice::from_ref(&have), &scope());
+    let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
+    assert_eq!(update_body(changes), json!({"concurrency_limit": null, "concurrency_options": null}));
+    assert_eq!(changes[0].old, json!(2), "plan shows the limit the server enforces");
+    let mut hand_off = as_server(&nothing, "e1");
+    hand_off.enforce_parameter_schema = Some(false);
+    assert_eq!(changed_from(&nothing, hand_off), json!({"enforce_parameter_schema": true}));
+}
+
+fn changed_from(want: &DesiredDeployment, have: ServerDeployment) -> Value {
+    let p = plan(std::slice::from_ref(want), &[have], &scope());
+    let Action::Update { changes, .. } = &p.deployments[0].action else { panic!("{p:#?}") };
+    update_body(changes)
 }
 
 /// `have` with its project tag replaced (None: removed, as synced before projects).

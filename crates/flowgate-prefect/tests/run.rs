@@ -55,6 +55,8 @@ async fn a_worker_runs_the_synced_deployment_through_its_pull_steps() {
         description: None,
         extra_pull_steps: vec![],
         paused: None,
+        concurrency_limit: None,
+        enforce_parameter_schema: None,
     };
     let desired = vec![DesiredDeployment::new(input)];
     let scope = PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "qa-".into() };

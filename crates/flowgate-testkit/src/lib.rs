@@ -2,7 +2,7 @@
 //! holding a project, a way to run the real binary in it with a controlled
 //! environment, and the filters that make its output stable for snapshots. The
 //! modules hold the servers and walks some tests need: a fault-injecting proxy,
-//! Prefect, moto's S3, PostgreSQL databases, the CLI's help, a raw HTTP client,
+//! Prefect, moto's S3, a container registry, PostgreSQL databases, the CLI's help, a raw HTTP client,
 //! secrets audits, and the one rule by which a test may skip.
 
 pub mod cli_help;
@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod postgres;
 pub mod prefect;
 pub mod receiver;
+pub mod registry;
 pub mod secrets;
 pub mod skip;
 pub mod webdriver;

@@ -9,6 +9,8 @@
 pub const POSTGRES: &str = "FLOWGATE_SKIP_POSTGRES";
 /// Skip the S3 store suite when `moto_server` is not on PATH.
 pub const S3: &str = "FLOWGATE_SKIP_S3";
+/// Skip the image-pinning tests when `docker-registry` (or `htpasswd`) is not on PATH.
+pub const REGISTRY: &str = "FLOWGATE_SKIP_REGISTRY";
 /// The variable CI systems (GitHub Actions, GitLab CI) set to `true`.
 pub const CI: &str = "CI";
 

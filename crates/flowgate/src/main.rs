@@ -9,6 +9,7 @@ mod git;
 mod printer;
 mod project;
 mod refs;
+mod registry;
 mod server;
 
 use std::process::ExitCode;

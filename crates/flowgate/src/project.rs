@@ -34,6 +34,10 @@ pub mod vars {
     pub const ID_TOKEN: &str = "FLOWGATE_ID_TOKEN";
     /// The audience a GitHub Actions job asks its ID token for (default `flowgate`).
     pub const OIDC_AUDIENCE: &str = "FLOWGATE_OIDC_AUDIENCE";
+    /// Registries `flowgate build` reaches over plain http when it pins images
+    /// (`[project] pin_images`): comma-separated, `host` or `host:port`.
+    /// Loopback registries (`127.0.0.1`, `localhost`) always are.
+    pub const INSECURE_REGISTRIES: &str = "FLOWGATE_INSECURE_REGISTRIES";
 }
 
 pub const CONFIG_FILE: &str = "flowgate.toml";

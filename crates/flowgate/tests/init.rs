@@ -106,7 +106,7 @@ fn init_imports_a_realistic_prefect_yaml() {
     let p = GitProject::new();
     p.write("prefect.yaml", PREFECT_YAML);
     let init = run(&p, &["init", "--from-prefect-yaml", "prefect.yaml"]).success();
-    assert!(init.stdout.contains("note: "), "notes on what was not carried over: {}", init.stdout);
+    assert!(init.stdout.contains("dropped: "), "notes on what was not carried over: {}", init.stdout);
 
     let status = run(&p, &["status", "--json"]).success().json();
     let flows: Vec<&str> = status["flows"].as_array().unwrap().iter().map(|f| f["flow"].as_str().unwrap()).collect();
@@ -119,12 +119,45 @@ fn init_imports_a_realistic_prefect_yaml() {
     insta::with_settings!({ filters => pairs(&filters) }, {
         insta::assert_snapshot!(init.stdout, @"
         Wrote [PROJECT]/flowgate.toml
-        note: The top-level `build` steps are not carried over: `flowgate build` packs the code and pins the image (set `image` in `[project]`).
-        note: The `git_clone` step of the top-level `pull` is not carried over: flowgate's pull step downloads the build's code.
-        note: In the top-level `pull`, `{{ clone-step.directory }}` now reads `{{ pull-code.stdout }}`, the directory of flowgate's download.
-        note: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-daily` is not carried over: each build pins the image (set `image`).
-        note: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-backfill` is not carried over: each build pins the image (set `image`).
-        note: The `git_clone` step of the `pull` of deployment `etl-backfill` is not carried over: flowgate's pull step downloads the build's code.
+        Imported 3 of 3 deployments from prefect.yaml as flows: 19 values carried, 1 translated, 10 dropped.
+        translated: In the top-level `pull`, `{{ clone-step.directory }}` now reads `{{ pull-code.stdout }}`, the directory of flowgate's download.
+        dropped: The top-level `prefect-version` is not carried over: flowgate deploys through the Prefect server's API; pin `prefect` in the project's requirements.
+        dropped: The top-level `build` is not carried over: `flowgate build` packs the code and pins the image (set `image` in `[project]`).
+        dropped: The `git_clone` step of the top-level `pull` is not carried over: flowgate's pull step downloads the build's code.
+        dropped: The tag `{{ $TEAM }}` of deployment `etl-daily` holds `{{ $TEAM }}`, which Prefect resolves when it deploys; flowgate sends tags as written, so it is not carried over: add the tag per env (`[envs.E.flows.F] tags`).
+        dropped: The parameter `window` of deployment `etl-daily` is null, which TOML cannot hold: not carried over, so the flow's default applies where Prefect passed None.
+        dropped: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-daily` is not carried over: each build pins the image (set `image`).
+        dropped: The tag `{{ $TEAM }}` of deployment `etl-backfill` holds `{{ $TEAM }}`, which Prefect resolves when it deploys; flowgate sends tags as written, so it is not carried over: add the tag per env (`[envs.E.flows.F] tags`).
+        dropped: The parameter `api_token` of deployment `etl-backfill` holds `{{ prefect.blocks.secret.api-token }}`, which Prefect resolves when it deploys; flowgate sends parameters as written, so it is not carried over: load it in the flow (`Secret.load(...)`, `Variable.get(...)`) or set the value per env in `[envs.E.flows.F] parameters`.
+        dropped: The `job_variables.image` `{{ build-image.image }}` of deployment `etl-backfill` is not carried over: each build pins the image (set `image`).
+        dropped: The `git_clone` step of the `pull` of deployment `etl-backfill` is not carried over: flowgate's pull step downloads the build's code.
         ");
     });
+}
+
+#[test]
+fn init_json_gives_the_summary_and_every_item() {
+    let p = GitProject::new();
+    p.write("prefect.yaml", PREFECT_YAML);
+    let init = run(&p, &["init", "--from-prefect-yaml", "prefect.yaml", "--json"]).success().json();
+    assert_eq!(init["summary"]["deployments"], 3, "{init}");
+    assert_eq!(init["summary"]["flows"], 3, "{init}");
+    let items = init["items"].as_array().unwrap();
+    let dropped = items.iter().filter(|i| i["outcome"] == "dropped").count() as u64;
+    assert_eq!(init["summary"]["dropped"].as_u64(), Some(dropped), "{init}");
+    let token = items.iter().find(|i| i["path"] == "parameters.api_token").expect("the secret parameter has an item");
+    assert_eq!(token["outcome"], "dropped");
+    assert!(token["note"].as_str().unwrap().contains("Secret.load"), "{token}");
+    // Named after the prefect.yaml's `name` when `--name` is not given.
+    assert!(p.read("flowgate.toml").contains("name = \"acme-flows\""));
+}
+
+#[test]
+fn init_refuses_a_prefect_yaml_with_nothing_importable() {
+    let p = GitProject::new();
+    p.write("prefect.yaml", "deployments:\n  - name: a\n  - name: b\n    entrypoint: flows/b\n");
+    let refused = run(&p, &["init", "--from-prefect-yaml", "prefect.yaml"]).expect_code(2);
+    assert!(refused.stderr.contains("none of its 2 deployment(s) can become a flow"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("Deployment `a` has no `entrypoint`"), "{}", refused.stderr);
+    assert!(!p.path().join("flowgate.toml").exists(), "nothing written");
 }

@@ -180,3 +180,95 @@ fn a_build_is_not_released_into_an_env_its_commit_gave_no_server() {
     }
     assert_eq!(common::ledger_dump(&p).expect("ledger"), before, "a refused release changed the ledger");
 }
+
+/// Issue 15: a flow's concurrency limit (with its collision strategy) and
+/// `enforce_parameter_schema` come with the build, reach the server, compare
+/// equal to what the server answers (a second sync writes nothing), and a new
+/// build's values are patched field by field, down to no limit at all.
+#[test]
+fn issue_15_concurrency_limit_and_enforce_parameter_schema_reach_the_server() {
+    let server = PrefectServer::start();
+    let url = server.api_url();
+    let p = GitProject::new();
+    p.write(".gitignore", ".flowgate/\n");
+    p.write("flows/greet.py", GREET_FLOW);
+    let with = |settings: &str| {
+        format!(
+            "[project]\nname = \"limits\"\n\n[flows.greet]\nentrypoint = \"flows/greet.py:greet\"\n\
+             work_pool = \"{POOL}\"\n{settings}\n[envs.qa]\nprefect_api_url = \"{url}\"\nname_prefix = \"lq-\"\n"
+        )
+    };
+    p.write(
+        "flowgate.toml",
+        &with(
+            "concurrency_limit = { limit = 2, collision_strategy = \"CANCEL_NEW\" }\nenforce_parameter_schema = true\n",
+        ),
+    );
+    p.commit("limit 2");
+    let built = run(&p, &["build", "--json"]).success().json();
+    let carried = &built["build"]["settings"]["qa"]["greet"];
+    assert_eq!(carried["concurrency_limit"], json!({"limit": 2, "collision_strategy": "CANCEL_NEW"}), "{carried}");
+    assert_eq!(carried["enforce_parameter_schema"], true, "{carried}");
+    let v1 = built["build"]["id"].as_str().expect("build id").to_string();
+    run(&p, &["release", "greet", "--env", "qa", "--build", &v1, "--create-work-pools"]).success();
+    let d = deployment(&server, "lq-greet");
+    assert_eq!(d["global_concurrency_limit"]["limit"], 2, "{d}");
+    assert_eq!(d["concurrency_options"]["collision_strategy"], "CANCEL_NEW", "{d}");
+    assert_eq!(d["enforce_parameter_schema"], true, "{d}");
+
+    // What the server answers is what the build says: nothing to plan, nothing written.
+    let plan = run(&p, &["plan", "--env", "qa", "--json"]).success().json();
+    assert_eq!(plan["deployments"][0]["action"], "unchanged", "{plan}");
+    let synced = run(&p, &["sync", "--env", "qa", "--json"]).success().json();
+    assert_eq!(synced["writes"], 0, "{synced}");
+    let written = |d: &Value| (d["updated"].clone(), d["global_concurrency_limit"]["limit"].clone());
+    assert_eq!(written(&deployment(&server, "lq-greet")), written(&d), "a second sync wrote");
+
+    // A new build with another limit, no strategy and no enforcement: plan shows each field.
+    p.write("flowgate.toml", &with("concurrency_limit = 3\nenforce_parameter_schema = false\n"));
+    p.commit("limit 3");
+    let v2 = run(&p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string();
+    run(&p, &["release", "greet", "--env", "qa", "--build", &v2, "--no-sync"]).success();
+    let plan = run(&p, &["plan", "--env", "qa", "--json"]).success().json();
+    let changes: Vec<(Value, Value, Value)> = plan["deployments"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| !["version", "tags", "pull_steps"].contains(&c["field"].as_str().unwrap()))
+        .map(|c| (c["field"].clone(), c["old"].clone(), c["new"].clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (json!("concurrency_limit"), json!(2), json!(3)),
+            (
+                json!("concurrency_options"),
+                json!({"collision_strategy": "CANCEL_NEW", "grace_period_seconds": null}),
+                Value::Null
+            ),
+            (json!("enforce_parameter_schema"), json!(true), json!(false)),
+        ],
+        "{plan}"
+    );
+    let shown = run(&p, &["plan", "--env", "qa"]).success().stdout;
+    assert!(shown.contains("    concurrency_limit: 2 → 3\n"), "{shown}");
+    run(&p, &["sync", "--env", "qa"]).success();
+    let d = deployment(&server, "lq-greet");
+    assert_eq!(d["global_concurrency_limit"]["limit"], 3, "{d}");
+    assert_eq!(d["concurrency_options"], Value::Null, "{d}");
+    assert_eq!(d["enforce_parameter_schema"], false, "{d}");
+    assert_eq!(run(&p, &["sync", "--env", "qa", "--json"]).success().json()["writes"], 0);
+
+    // A build without either: the limit is removed, enforcement is Prefect's default again.
+    p.write("flowgate.toml", &with(""));
+    p.commit("no limit");
+    let v3 = run(&p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string();
+    run(&p, &["release", "greet", "--env", "qa", "--build", &v3]).success();
+    let d = deployment(&server, "lq-greet");
+    assert_eq!(
+        (d["global_concurrency_limit"].clone(), d["enforce_parameter_schema"].clone()),
+        (Value::Null, json!(true)),
+        "{d}"
+    );
+    assert_eq!(run(&p, &["sync", "--env", "qa", "--json"]).success().json()["writes"], 0);
+}

@@ -1,7 +1,8 @@
 //! `flowgate which` against a real Prefect server and process worker: the pull
 //! step runs the real `flowgate` binary, which records the build on the run, and
 //! `which` names the build each run executed, including a run created while the
-//! deployment was at v2 and executed after it was switched back to v1.
+//! deployment was at v2 and executed after it was switched back to v1, and the
+//! image its build pinned by digest.
 
 mod common;
 
@@ -13,6 +14,7 @@ use flowgate_core::{BuildId, Digest, EnvName, Move, MoveKind};
 use flowgate_ledger::LedgerUrl;
 use flowgate_prefect::{plan, sync, DeploymentInput, DesiredDeployment, PrefectClient, PruneScope, SyncOptions};
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
+use flowgate_testkit::registry::Registry;
 use flowgate_testkit::GitProject;
 use serde_json::{json, Map, Value};
 
@@ -23,14 +25,15 @@ fn flow_file(marker: &str) -> String {
     format!("from prefect import flow\n\n@flow(name=\"hello\", log_prints=True)\ndef hello():\n    print(\"marker-{marker}\")\n")
 }
 
-fn project(api_url: &str) -> GitProject {
+/// `image` is pinned by digest (`pin_images`): `which` names the pinned image.
+fn project(api_url: &str, image: &str) -> GitProject {
     let p = GitProject::new();
     p.write(".gitignore", ".flowgate/\n");
     p.write(
         "flowgate.toml",
         &format!(
             "[project]\nname = \"which-test\"\nledger = \"sqlite://.flowgate/ledger.db\"\n\
-             artifacts = \"file://.flowgate/artifacts\"\n\n\
+             artifacts = \"file://.flowgate/artifacts\"\nimage = \"{image}\"\npin_images = true\n\n\
              [flows.hello]\nentrypoint = \"flows/hello.py:hello\"\nwork_pool = \"{POOL}\"\n\n\
              [envs.qa]\nprefect_api_url = \"{api_url}\"\nname_prefix = \"qa-\"\n"
         ),
@@ -89,6 +92,8 @@ async fn deploy(client: &PrefectClient, store_url: &str, build: &BuildId, digest
         description: None,
         extra_pull_steps: vec![],
         paused: None,
+        concurrency_limit: None,
+        enforce_parameter_schema: None,
         pull_command: pull,
     };
     let scope = PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "qa-".into() };
@@ -124,7 +129,10 @@ fn which(p: &GitProject, run_id: &str) -> (Value, String) {
 async fn which_names_the_build_each_run_executed_even_after_a_switch() {
     let server = PrefectServer::start();
     let client = PrefectClient::new(&server.api_url(), None).unwrap();
-    let p = project(&server.api_url());
+    let registry = Registry::start();
+    let digest = registry.push_image("acme/hello", "v1", "which");
+    let pinned = format!("{}/acme/hello@{digest}", registry.host());
+    let p = project(&server.api_url(), &format!("{}/acme/hello:v1", registry.host()));
     let (v1, d1) = build(&p, "v1");
     let (v2, d2) = build(&p, "v2");
     assert_ne!(v1, v2);
@@ -152,6 +160,8 @@ async fn which_names_the_build_each_run_executed_even_after_a_switch() {
     assert_eq!(held_which["flow"], json!("hello"), "{held_which:#}");
     assert!(text.contains(&format!("build       {v1}")), "{text}");
     assert!(text.contains(&format!("deployment_version `{v2}`")), "{text}");
+    assert_eq!(held_which["image"], json!(pinned), "{held_which:#}");
+    assert!(text.contains(&format!("image       {pinned}\n")), "{text}");
 
     // Runs created and executed at one version agree with it.
     deploy(&client, &store_url, &v2, &d2, None).await;

@@ -49,6 +49,8 @@ pub fn input(env: &str, prefix: &str, flow: &str, build_seed: &str, pool: &str) 
         description: Some(format!("{flow} released by flowgate")),
         extra_pull_steps: vec![],
         paused: None,
+        concurrency_limit: None,
+        enforce_parameter_schema: None,
         pull_command: None,
     }
 }

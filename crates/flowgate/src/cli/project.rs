@@ -10,7 +10,7 @@ pub struct InitArgs {
     /// Import the deployments of an existing prefect.yaml as flows.
     #[arg(long, value_name = "FILE")]
     pub from_prefect_yaml: Option<PathBuf>,
-    /// Project name (default: the directory's name).
+    /// Project name (default: the prefect.yaml's `name` when importing one, else the directory's name).
     #[arg(long)]
     pub name: Option<String>,
     /// Overwrite an existing flowgate.toml.

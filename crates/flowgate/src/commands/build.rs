@@ -5,6 +5,8 @@
 //! manifest is stored before the bundle and both before the ledger, so a recorded
 //! build always has them. With a server (`FLOWGATE_SERVER`), the bundle and the
 //! record go to the server instead, which checks both before it records them.
+//! With `[project] pin_images`, image tags are resolved to digests here, on the
+//! client, before either path stores anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ use serde_json::json;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
 
-use super::settings;
+use super::{build_check, settings};
 use crate::cli::BuildArgs;
 use crate::client::ServerClient;
 use crate::exit::usage;
@@ -60,6 +62,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let cancel = CancelOnDrop::default();
     let options = PackOptions { cancel: Some(cancel.0.clone()), ..pack_options(project, printer) };
     let files = select_files(project, &repo, tracked.await??);
+    let bundle_files: BTreeSet<String> = files.iter().cloned().collect();
     let planned = blocking({
         let (root, options) = (project.root.clone(), options.clone());
         move || flowgate_bundle::plan(&root, &files, &options)
@@ -97,10 +100,17 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let images = pinned_images(project, &args.image, &status.commit, status.branch.as_deref())?;
     // Resolved before anything is stored: a config the build cannot deploy
     // leaves the store and the ledger as they were.
-    let settings = settings::resolve_all(&project.config, &status.commit, status.branch.as_deref(), |path| {
-        std::fs::read_to_string(project.root.join(path))
-            .with_context(|| format!("Failed to read entrypoint file `{path}`"))
+    build_check::check_entrypoints(&project.config, &bundle_files, |path| {
+        std::fs::read_to_string(project.root.join(path)).ok()
     })?;
+    let settings =
+        settings::resolve_all(&project.config, &status.commit, status.branch.as_deref(), &project.root, |path| {
+            std::fs::read_to_string(project.root.join(path))
+                .with_context(|| format!("Failed to read entrypoint file `{path}`"))
+        })?;
+    // With `pin_images`, each tag becomes the digest it names now, still before
+    // anything is stored: a tag the registry lacks records nothing.
+    let images = if project.config.project.pin_images { crate::registry::pin_images(images).await? } else { images };
     let origin =
         Origin { commit: status.commit, branch: status.branch, dirty: !dirty.is_empty(), author: author.await?? };
     if let Some(server) = &server {

@@ -151,7 +151,7 @@ async fn settings_of(
             .with_context(|| format!("Failed to read `{path}` of flow `{flow}` from build `{}`", build.id))
     };
     let settings = settings::resolve(&project.config, flow, env, &build.commit, build.branch.as_deref(), || {
-        settings::read_signature(&project.config, flow, &origin, read)
+        settings::read_signature(&project.config, flow, &origin, &dir, read)
     })?;
     Ok(Some(settings))
 }

@@ -3,6 +3,7 @@
 
 pub mod approve;
 mod build;
+mod build_check;
 pub mod builds;
 mod client;
 mod completions;
@@ -24,6 +25,7 @@ pub mod rollout_drive;
 pub mod rollout_start;
 mod rollout_verify;
 pub mod rollout_view;
+mod schema_fallback;
 mod serve;
 mod settings;
 pub mod status;

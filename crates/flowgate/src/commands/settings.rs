@@ -2,10 +2,12 @@
 //! build time from the commit's `flowgate.toml` (and recorded with the build),
 //! and for builds made before builds carried settings, from the working tree.
 
+use std::path::Path;
+
 use anyhow::{Context as _, Result};
 use flowgate_config::{Config, SelectedEnv, TemplateVars};
 use flowgate_core::{BuildSettings, DeploymentSettings, FlowKey};
-use flowgate_entrypoint::FlowSignature;
+use flowgate_entrypoint::{EntrypointError, FlowSignature};
 use serde_json::Value;
 
 use crate::project::user_name;
@@ -18,6 +20,7 @@ pub fn resolve_all(
     config: &Config,
     commit: &str,
     branch: Option<&str>,
+    root: &Path,
     read_source: impl Fn(&str) -> Result<String>,
 ) -> Result<BuildSettings> {
     let user = user_name();
@@ -31,7 +34,7 @@ pub fn resolve_all(
                 if let Some((_, sig)) = signatures.iter().find(|(k, _)| k == flow) {
                     return Ok(sig.clone());
                 }
-                let sig = read_signature(config, flow, &short, &read_source)?;
+                let sig = read_signature(config, flow, &short, root, &read_source)?;
                 signatures.push((flow.clone(), sig.clone()));
                 Ok(sig)
             })?;
@@ -93,9 +96,33 @@ pub fn resolve(
         job_variables: resolved.job_variables,
         tags: resolved.tags,
         schedules: resolved.schedules,
-        pull: resolved.pull,
+        pull: python_path_steps(config, flow).into_iter().chain(resolved.pull).collect(),
         paused: resolved.paused,
+        concurrency_limit: resolved.concurrency_limit,
+        enforce_parameter_schema: resolved.enforce_parameter_schema,
     })
+}
+
+/// Pull steps that put the flow's `python_path` directories on `sys.path` in
+/// the flow run, after flowgate's download and before the user's own steps.
+/// Prefect runs pull steps in the process that then imports the flow, so
+/// `site.addsitedir` (called with keyword arguments, as Prefect calls steps)
+/// makes `src/` importable; a module entrypoint also needs the bundle root,
+/// which `python -m` does not put on the path once the step changed directory.
+fn python_path_steps(config: &Config, flow: &FlowKey) -> Vec<serde_json::Map<String, Value>> {
+    let Some(flow_config) = config.flow(flow) else { return Vec::new() };
+    let mut roots: Vec<&str> = config.python_path(flow_config).iter().map(String::as_str).collect();
+    if flow_config.entrypoint_is_module() && !roots.contains(&".") {
+        roots.insert(0, ".");
+    }
+    let download = format!("{{{{ {}.stdout }}}}", flowgate_prefect::PULL_STEP_ID);
+    roots
+        .into_iter()
+        .map(|root| {
+            let dir = if root == "." { download.clone() } else { format!("{download}/{root}") };
+            serde_json::Map::from_iter([("site.addsitedir".to_string(), serde_json::json!({ "sitedir": dir }))])
+        })
+        .collect()
 }
 
 /// Reads the flow signature of `flow`'s entrypoint through `read_source`;
@@ -104,11 +131,27 @@ pub fn read_signature(
     config: &Config,
     flow: &FlowKey,
     origin: &str,
+    root: &Path,
     read_source: impl Fn(&str) -> Result<String>,
 ) -> Result<FlowSignature> {
     let flow_config = config.flow(flow).with_context(|| format!("Flow `{flow}` is not configured"))?;
-    let path = flow_config.entrypoint_path();
-    let source = read_source(path)?;
-    let label = format!("{path} ({origin})");
-    Ok(flowgate_entrypoint::read_flow(&label, &source, flow_config.entrypoint_function())?)
+    let read = |file: &str| read_source(file).ok();
+    // The entrypoint must be there; other files are optional (imports of modules
+    // outside the bundle are third-party code, which the reader refuses by name).
+    let path = match super::build_check::entrypoint_file(config, flow_config, |file| read(file).is_some()) {
+        Some(path) => path,
+        None => {
+            read_source(flow_config.entrypoint_path())?;
+            flow_config.entrypoint_path().to_string()
+        }
+    };
+    let python_path = config.python_path(flow_config);
+    let derived = flowgate_entrypoint::read_flow_in(&read, &path, flow_config.entrypoint_function(), python_path);
+    match (derived, &config.project.python) {
+        (Err(EntrypointError::Unsupported { .. }), Some(python)) => {
+            super::schema_fallback::derive(python, root, &flow_config.entrypoint, python_path)
+                .with_context(|| format!("Failed to derive the flow of `{path}` ({origin}) with the project's Python"))
+        }
+        (derived, _) => derived.with_context(|| format!("Failed to read the flow of `{path}` ({origin})")),
+    }
 }
