@@ -161,3 +161,25 @@ fn init_refuses_a_prefect_yaml_with_nothing_importable() {
     assert!(refused.stderr.contains("Deployment `a` has no `entrypoint`"), "{}", refused.stderr);
     assert!(!p.path().join("flowgate.toml").exists(), "nothing written");
 }
+
+/// Bad prefect.yaml files keep clear exit-2 errors, and nothing is written.
+#[test]
+fn init_refuses_broken_prefect_yaml_with_exit_2() {
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\ndeployments: *g\n";
+    let cases = [
+        ("not YAML", "deployments: [\n", "Failed to import prefect.yaml"),
+        ("alias bomb", bomb, "repetition limit"),
+        ("recursive merge", "base: &base\n  <<: *base\ndeployments: []\n", "Failed to import prefect.yaml"),
+        ("tabs", "deployments:\n\t- name: a\n", "Failed to import prefect.yaml"),
+        ("duplicate keys", "deployments: []\ndeployments: []\n", "duplicate"),
+        ("a list document", "- name: a\n", "not a mapping"),
+        ("two documents", "name: a\n---\nname: b\n", "more than one document"),
+    ];
+    for (what, yaml, says) in cases {
+        let p = GitProject::new();
+        p.write("prefect.yaml", yaml);
+        let refused = run(&p, &["init", "--from-prefect-yaml", "prefect.yaml"]).expect_code(2);
+        assert!(refused.stderr.contains(says), "{what}: {}", refused.stderr);
+        assert!(!p.path().join("flowgate.toml").exists(), "{what}: nothing written");
+    }
+}
