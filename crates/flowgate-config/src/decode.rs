@@ -13,7 +13,7 @@ use crate::settings::{Level, SETTING_KEYS};
 const TOP_KEYS: &[&str] = &["project", "flows", "envs"];
 const PROJECT_KEYS: &[&str] =
     &["name", "ledger", "artifacts", "include", "exclude", "pin_images", "python_path", "python"];
-const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name", "parameter_schema", "python_path"];
+const FLOW_KEYS: &[&str] = &["entrypoint", "flow_name", "parameter_schema", "python_path", "depends"];
 
 /// The expected keys of a table: its own, then every deployment setting.
 pub(crate) fn expected(own: &[&'static str]) -> Vec<&'static str> {
@@ -136,6 +136,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
         let mut flow_name = None;
         let mut parameter_schema = None;
         let mut python_path = None;
+        let mut depends = None;
         let mut settings = Settings::default();
         for f in cx.table(&e.node, &format!("`{table}`"))? {
             let what = key_in(&f.key, &table);
@@ -144,6 +145,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
                 "flow_name" => flow_name = Some(cx.non_empty(&f.node, &what)?),
                 "parameter_schema" => parameter_schema = Some(cx.object(&f.node, &what)?),
                 "python_path" => python_path = Some(python_path_of(cx, &f.node, &what)?),
+                "depends" => depends = Some(globs(cx, &f.node, &what)?.0),
                 _ => {
                     if !crate::settings::decode_setting(cx, &mut settings, f, &table, Level::Flow)? {
                         return Err(cx.unknown_key(f, &table, &expected(FLOW_KEYS)));
@@ -157,7 +159,7 @@ fn decode_flows(cx: Ctx<'_>, entry: &Entry) -> Result<Vec<(FlowKey, FlowConfig)>
                 format!("`{table}` needs `entrypoint`, the flow function as `path/file.py:function`"),
             ));
         };
-        flows.push((key, FlowConfig { entrypoint, flow_name, parameter_schema, python_path, settings }));
+        flows.push((key, FlowConfig { entrypoint, flow_name, parameter_schema, python_path, depends, settings }));
     }
     Ok(flows)
 }

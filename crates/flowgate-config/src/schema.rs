@@ -109,6 +109,10 @@ pub struct FlowConfig {
     pub parameter_schema: Option<JsonMap>,
     /// `python_path` of this flow, replacing the project's.
     pub python_path: Option<Vec<String>>,
+    /// `depends`: globs of bundle files the flow reads (SQL, YAML, data) or
+    /// loads in ways static reading cannot follow; part of its code closure.
+    /// When set, a dynamic import no longer makes it depend on the whole bundle.
+    pub depends: Option<Vec<String>>,
     pub settings: Settings,
 }
 

@@ -22,7 +22,7 @@ fn each_bad_value_is_reported_at_its_line_and_column() {
             "unknown flow key",
             "wrok_pool = \"x\"\n",
             "6:1",
-            "unknown key `wrok_pool` in `[flows.etl]`; expected one of: entrypoint, flow_name, parameter_schema, python_path, work_pool",
+            "unknown key `wrok_pool` in `[flows.etl]`; expected one of: entrypoint, flow_name, parameter_schema, python_path, depends, work_pool",
         ),
         (
             "unknown env key",

@@ -125,6 +125,7 @@ mod tests {
             paused: None,
             concurrency_limit: None,
             enforce_parameter_schema: None,
+            code: None,
         };
         settings.insert("qa", "etl".parse().unwrap(), deployment);
         assert_ne!(id(&d, &images(&[])), Build::derive_id(&d, &images(&[]), &settings));

@@ -32,6 +32,6 @@ pub use manifest::{Manifest, ManifestDiff, ManifestEntry};
 pub use moves::{plan_promote, plan_release, plan_rollback, Intent, MoveError};
 pub use policy::{parse_duration, FreezeWindow, Policy, ProvenanceRule};
 pub use release::{Audit, Move, MoveKind, Pointer, Release};
-pub use settings::{BuildSettings, CollisionStrategy, ConcurrencyLimit, DeploymentSettings};
+pub use settings::{BuildSettings, CollisionStrategy, ConcurrencyLimit, DeploymentSettings, FlowCode};
 pub use status::{StatusMatrix, StatusRow};
 pub use verified::{AuthMethod, Provenance, Verified};

@@ -57,6 +57,29 @@ pub struct DeploymentSettings {
     /// `None`: Prefect's default, `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforce_parameter_schema: Option<bool>,
+    /// The code this flow can load, as the build read it; `None` for builds
+    /// made before flowgate recorded it (they count as changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<FlowCode>,
+}
+
+/// The bundle files one flow can load (its entrypoint, the project modules it
+/// imports transitively, the project's dependency files and the globs it
+/// declares in `depends`), summed up as one digest: two builds whose digests
+/// are equal give the flow the same code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowCode {
+    /// BLAKE3 over the closure's paths and file digests (the bundle's whole
+    /// manifest when `whole_bundle` says why).
+    pub digest: String,
+    /// How many bundle files the flow can load.
+    pub files: u64,
+    /// Why static reading could not bound the flow's code (`flows/x.py:12:
+    /// importlib.import_module(name)`): it then depends on the whole bundle,
+    /// unless the flow declares `depends`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_bundle: Option<String>,
 }
 
 /// At most `limit` runs of a deployment at once (Prefect's `concurrency_limit`
@@ -123,6 +146,15 @@ impl BuildSettings {
         self.0.get(env).and_then(|flows| flows.get(flow))
     }
 
+    /// Records `flow`'s code closure in every env's deployment of it.
+    pub fn set_code(&mut self, flow: &FlowKey, code: &FlowCode) {
+        for flows in self.0.values_mut() {
+            if let Some(settings) = flows.get_mut(flow) {
+                settings.code = Some(code.clone());
+            }
+        }
+    }
+
     /// The envs the build's config defined, sorted.
     pub fn envs(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
@@ -165,6 +197,7 @@ mod tests {
             paused: None,
             concurrency_limit: None,
             enforce_parameter_schema: None,
+            code: None,
         }
     }
 

@@ -9,7 +9,12 @@
 //! [`EntrypointError::Unsupported`], naming the parameter and line; the user then
 //! sets `parameter_schema` for the flow in `flowgate.toml`, which overrides the
 //! derived schema.
+//!
+//! [`ClosureIndex`] answers, for each flow, the bundle files its run can load
+//! (its code closure), so a build can record a per-flow code digest.
 
+mod closure;
+mod closure_scan;
 mod docstring;
 mod error;
 mod fields;
@@ -20,5 +25,8 @@ mod pydantic;
 mod schema;
 mod value;
 
+pub use closure::{
+    closure, closure_digest, declared_files, shared_files, Closure, ClosureIndex, DependsError, DynamicUse,
+};
 pub use error::EntrypointError;
 pub use flow::{read_flow, read_flow_in, FlowSignature};

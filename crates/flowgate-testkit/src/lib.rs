@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod prefect;
 pub mod receiver;
 pub mod registry;
+pub mod registry_token;
 pub mod secrets;
 pub mod skip;
 pub mod webdriver;

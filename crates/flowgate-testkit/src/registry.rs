@@ -1,7 +1,8 @@
 //! A real container registry: Debian's `docker-registry` (the OCI distribution
 //! server) on a free port of 127.0.0.1 with its storage in a temp dir, started
 //! per test and killed however the test ends; optionally behind HTTP Basic auth
-//! (an htpasswd file of bcrypt hashes made by `htpasswd -B`). Images are pushed
+//! (an htpasswd file of bcrypt hashes made by `htpasswd -B`) or bearer tokens
+//! from a token server of the test kit ([`crate::registry_token`]). Images are pushed
 //! over its HTTP API: a config blob, a layer blob, then the manifest.
 
 use std::net::TcpStream;
@@ -13,6 +14,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::http::{exchange, Answer};
+use crate::registry_token::TokenServer;
 
 /// The registry binary Debian's `docker-registry` package installs.
 pub const BINARY: &str = "docker-registry";
@@ -27,32 +29,40 @@ pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-    /// `user:password` when it requires HTTP Basic auth.
+    /// `user:password` when it requires HTTP Basic auth, or its token server does.
     basic: Option<(String, String)>,
+    /// The token server, when it requires bearer tokens.
+    token: Option<TokenServer>,
 }
 
 impl Registry {
     /// Starts an anonymous registry; panics saying how to install it when missing.
     pub fn start() -> Self {
-        Self::spawn(None).unwrap_or_else(|e| panic!("{}", missing(&e)))
+        Self::spawn(None, false).unwrap_or_else(|e| panic!("{}", missing(&e)))
     }
 
     /// Like [`Registry::start`], but the test may skip when `docker-registry`
     /// is missing: `None` when [`crate::skip::REGISTRY`] is `1` outside CI, a
     /// panic otherwise (see [`crate::skip`]).
     pub fn start_or_skip() -> Option<Self> {
-        Self::start_or_skip_with(None)
+        Self::start_or_skip_with(None, false)
     }
 
     /// A registry that answers only requests with HTTP Basic auth as
     /// `user`/`password`; skips as [`Registry::start_or_skip`] does.
     pub fn start_with_basic_auth_or_skip(user: &str, password: &str) -> Option<Self> {
-        Self::start_or_skip_with(Some((user.to_string(), password.to_string())))
+        Self::start_or_skip_with(Some((user.to_string(), password.to_string())), false)
     }
 
-    fn start_or_skip_with(basic: Option<(String, String)>) -> Option<Self> {
+    /// A registry that answers only requests with a bearer token from the
+    /// test kit's token server, which gives tokens to `user`/`password`.
+    pub fn start_with_token_auth_or_skip(user: &str, password: &str) -> Option<Self> {
+        Self::start_or_skip_with(Some((user.to_string(), password.to_string())), true)
+    }
+
+    fn start_or_skip_with(basic: Option<(String, String)>, token: bool) -> Option<Self> {
         crate::skip::check_value(crate::skip::REGISTRY);
-        match Self::spawn(basic) {
+        match Self::spawn(basic, token) {
             Ok(registry) => Some(registry),
             Err(e) => {
                 let hint = "Run `source scripts/lib.sh && \
@@ -63,7 +73,7 @@ impl Registry {
         }
     }
 
-    fn spawn(basic: Option<(String, String)>) -> std::io::Result<Self> {
+    fn spawn(basic: Option<(String, String)>, token: bool) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("flowgate-registry-").tempdir()?;
         let port = crate::free_port();
         let mut config = format!(
@@ -72,7 +82,19 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = &basic {
+        let token = match (&basic, token) {
+            (Some((user, password)), true) => Some(TokenServer::start(dir.path(), user, password)),
+            _ => None,
+        };
+        if let Some(server) = &token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                server.realm(),
+                crate::registry_token::SERVICE,
+                crate::registry_token::ISSUER,
+                server.cert_path().display()
+            ));
+        } else if let Some((user, password)) = &basic {
             let htpasswd = dir.path().join("htpasswd");
             write_htpasswd(&htpasswd, user, password)?;
             config
@@ -82,7 +104,7 @@ impl Registry {
         std::fs::write(&config_path, config)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
         let child = Command::new(BINARY).arg("serve").arg(&config_path).stdout(Stdio::null()).stderr(log).spawn()?;
-        let mut registry = Self { child, port, dir, basic };
+        let mut registry = Self { child, port, dir, basic, token };
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = registry.child.try_wait() {
@@ -106,6 +128,11 @@ impl Registry {
     /// `127.0.0.1:PORT`, the registry part of an image reference.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The token server, for a registry behind bearer-token auth.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token.as_ref()
     }
 
     /// What the registry wrote on stderr so far.
@@ -182,9 +209,20 @@ impl Registry {
 
     /// One request, with this registry's Basic credentials when it has them.
     fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-        let auth = self.basic.as_ref().map(|(user, password)| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-        });
+        let auth = match (&self.token, &self.basic) {
+            // A token for the repository the path names (`/v2/<name>/blobs/…`), as a client would ask.
+            (Some(server), _) => {
+                let name = path.strip_prefix("/v2/").and_then(|rest| {
+                    ["/blobs/", "/manifests/", "/tags/"].iter().find_map(|kind| rest.split_once(kind)).map(|(n, _)| n)
+                });
+                Some(format!("Bearer {}", server.mint(name, &["pull", "push"])))
+            }
+            (None, Some((user, password))) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            (None, None) => None,
+        };
         let mut all = headers.to_vec();
         if let Some(auth) = &auth {
             all.push(("Authorization", auth));

@@ -99,7 +99,9 @@ async fn release_of_50_flows_through_20_percent_faults_converges_and_never_half_
             p.commit("v2");
             run(&p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string()
         };
-        let released = run(&p, &["release", "--all", "--env", "qa", "--build", &build, "--create-work-pools"]);
+        // `--force`: v2 changes a file no flow imports, and every flow must move.
+        let released =
+            run(&p, &["release", "--all", "--force", "--env", "qa", "--build", &build, "--create-work-pools"]);
         match released.code {
             0 => {}
             1 => assert!(

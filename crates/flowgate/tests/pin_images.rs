@@ -166,6 +166,32 @@ fn basic_auth_credentials_come_from_the_docker_config() {
     }
 }
 
+/// A registry behind bearer-token auth, as hosted registries are: its 401 names
+/// a token realm, which gives a token for the Docker config's credentials.
+#[test]
+fn a_token_registry_is_answered_with_a_token_from_its_realm() {
+    let Some(registry) = Registry::start_with_token_auth_or_skip("ci", "t0ken-pass") else { return };
+    let host = registry.host();
+    let digest = registry.push_image("acme/flows", "v1", "one");
+    let p = project(&host, &format!("{host}/acme/flows:v1"));
+    p.record_runs();
+    let tokens = registry.token_server().expect("a token server");
+
+    // Without credentials the token server refuses: the error names it and the registry.
+    let none = no_docker_config();
+    let before = tokens.requests();
+    let stderr = fails_changing_nothing(&p, none.path(), 1, &[&format!("`{host}`")]);
+    assert!(stderr.contains(&tokens.realm()), "{stderr}");
+    assert!(tokens.requests() > before, "the realm was asked");
+
+    let docker = registry.docker_config();
+    let built = build(&p, docker.path(), &["--json"]).success().json();
+    assert_eq!(built["build"]["images"]["etl"], Value::from(format!("{host}/acme/flows@{digest}")), "{built}");
+    for recorded in p.recorded_runs() {
+        assert!(!recorded.stderr.contains("t0ken-pass") && !recorded.stdout.contains("t0ken-pass"), "{recorded:?}");
+    }
+}
+
 #[test]
 fn a_build_through_a_server_is_pinned_on_the_client() {
     let Some(registry) = Registry::start_or_skip() else { return };

@@ -43,6 +43,9 @@ pub struct ReleaseArgs {
     /// The build: id or prefix, commit or prefix, or git ref.
     #[arg(long)]
     pub build: String,
+    /// With --all, also move flows the build leaves unchanged (same code, settings and image).
+    #[arg(long, requires = "all")]
+    pub force: bool,
     #[command(flatten)]
     pub moves: MoveArgs,
 }
@@ -53,8 +56,11 @@ pub struct PromoteArgs {
     pub from: String,
     #[arg(long, value_name = "ENV")]
     pub to: String,
-    /// Flows to promote (default: every flow released in --from).
+    /// Flows to promote (default: every flow released in --from, except those whose code, settings and image --to already runs).
     pub flows: Vec<String>,
+    /// Without flows named, also move flows whose code, settings and image --to already runs.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub moves: MoveArgs,
 }

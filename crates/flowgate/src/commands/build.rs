@@ -23,7 +23,7 @@ use serde_json::json;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
 
-use super::{build_check, settings};
+use super::{build_check, build_code, settings};
 use crate::cli::BuildArgs;
 use crate::client::ServerClient;
 use crate::exit::usage;
@@ -103,11 +103,14 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     build_check::check_entrypoints(&project.config, &bundle_files, |path| {
         std::fs::read_to_string(project.root.join(path)).ok()
     })?;
-    let settings =
+    let mut settings =
         settings::resolve_all(&project.config, &status.commit, status.branch.as_deref(), &project.root, |path| {
             std::fs::read_to_string(project.root.join(path))
                 .with_context(|| format!("Failed to read entrypoint file `{path}`"))
         })?;
+    for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root)? {
+        settings.set_code(&flow, &code);
+    }
     // With `pin_images`, each tag becomes the digest it names now, still before
     // anything is stored: a tag the registry lacks records nothing.
     let images = if project.config.project.pin_images { crate::registry::pin_images(images).await? } else { images };

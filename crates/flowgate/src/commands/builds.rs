@@ -149,6 +149,7 @@ fn settings_lines(out: &mut String, build: &Build) {
     if settings.envs().next().is_none() {
         out.push_str("settings none: no env of this commit's config has a Prefect server\n");
     }
+    code_lines(out, settings);
     for env in settings.envs() {
         out.push_str(&format!("settings {env} (its placement adds the Prefect server and the name prefix)\n"));
         for (flow, d) in settings.flows(env) {
@@ -162,6 +163,22 @@ fn settings_lines(out: &mut String, build: &Build) {
                 if d.schedules.len() == 1 { "" } else { "s" },
                 if d.tags.is_empty() { String::new() } else { format!(", tags {}", d.tags.join(",")) },
             ));
+        }
+    }
+}
+
+/// Each flow's code closure, once (it is the same in every env).
+fn code_lines(out: &mut String, settings: &flowgate_core::BuildSettings) {
+    let Some(env) = settings.envs().next() else { return };
+    for (flow, d) in settings.flows(env) {
+        let Some(code) = &d.code else { continue };
+        let digest = &code.digest[..code.digest.len().min(12)];
+        match &code.whole_bundle {
+            Some(why) => out.push_str(&format!(
+                "code     {flow}: {digest}, the whole bundle ({} files): static reading stops at {why}; declare `depends` to bound it\n",
+                code.files
+            )),
+            None => out.push_str(&format!("code     {flow}: {digest}, {} files\n", code.files)),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod approve;
 mod build;
 mod build_check;
+mod build_code;
 pub mod builds;
 mod client;
 mod completions;
@@ -31,6 +32,7 @@ mod settings;
 pub mod status;
 pub(crate) mod status_all;
 pub mod sync;
+pub mod unchanged;
 pub mod which;
 
 use anyhow::Result;

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use super::deploy::{self, Target};
 use super::gates::{self, FlowVerdict};
 
+use super::unchanged::Unchanged;
 use crate::cli::{MoveArgs, PromoteArgs, ReleaseArgs, RollbackArgs};
 use crate::client::{server_build_ref, ServerClient};
 use crate::git::Repo;
@@ -46,6 +47,9 @@ pub struct Moved {
     /// in `--json`, which fails instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_error: Vec<String>,
+    /// Flows left where they were: the env already runs their code, settings and image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<Unchanged>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -71,6 +75,9 @@ pub struct Apply {
     /// The caller a flowgate server verified: recorded with each move, and
     /// `branches` then believes only verified CI refs. None in direct mode.
     pub verified: Option<Verified>,
+    /// `release --all` and `promote` without flows named (and no `--force`):
+    /// flows the move would not change stay where they are.
+    pub changed_only: bool,
 }
 
 impl Apply {
@@ -81,6 +88,7 @@ impl Apply {
             create_work_pools: args.create_work_pools,
             override_reason: args.override_reason().map(String::from),
             verified: None,
+            changed_only: false,
         }
     }
 }
@@ -90,7 +98,9 @@ pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> 
     let flows = if args.all { project.all_flows() } else { project.flows(&args.flows)? };
     if let Some(server) = ServerClient::from_env().await? {
         let named = if args.all { Vec::new() } else { flows };
-        let body = json!({ "build": server_build_ref(project, &args.build)?, "flows": named, "all": args.all });
+        let body = json!({
+            "build": server_build_ref(project, &args.build)?, "flows": named, "all": args.all, "force": args.force,
+        });
         return through_server(&server, project, &env, "releases", body, &args.moves, printer).await;
     }
     let ledger = project.ledger().await?;
@@ -98,7 +108,8 @@ pub async fn release(project: &Project, args: ReleaseArgs, printer: Printer) -> 
     let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
     let moves = plan_release(&flows, &env.ledger_name, &build.id, &current, &intent(project, &args.moves));
-    apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
+    let how = Apply { changed_only: args.all && !args.force, ..Apply::of(&args.moves) };
+    apply(project, ledger.as_ref(), &env, moves, &current, &how, printer).await
 }
 
 pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> Result<()> {
@@ -106,14 +117,15 @@ pub async fn promote(project: &Project, args: PromoteArgs, printer: Printer) -> 
     let to_env = project.select_env(Some(&args.to))?;
     let flows = project.flows(&args.flows)?;
     if let Some(server) = ServerClient::from_env().await? {
-        let body = json!({ "from": from, "flows": flows });
+        let body = json!({ "from": from, "flows": flows, "force": args.force });
         return through_server(&server, project, &to_env, "promotions", body, &args.moves, printer).await;
     }
     let ledger = project.ledger().await?;
     let source = pointers_by_flow(ledger.as_ref(), &from).await?;
     let target = pointers_by_flow(ledger.as_ref(), &to_env.ledger_name).await?;
     let moves = plan_promote(&flows, &from, &to_env.ledger_name, &source, &target, &intent(project, &args.moves))?;
-    apply(project, ledger.as_ref(), &to_env, moves, &target, &args.moves, printer).await
+    let how = Apply { changed_only: flows.is_empty() && !args.force, ..Apply::of(&args.moves) };
+    apply(project, ledger.as_ref(), &to_env, moves, &target, &how, printer).await
 }
 
 pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -> Result<()> {
@@ -127,7 +139,7 @@ pub async fn rollback(project: &Project, args: RollbackArgs, printer: Printer) -
     let intent = intent(project, &args.moves);
     let moves = plan_rollbacks(ledger.as_ref(), &env.ledger_name, &flows, args.to, &intent).await?;
     let current = pointers_by_flow(ledger.as_ref(), &env.ledger_name).await?;
-    apply(project, ledger.as_ref(), &env, moves, &current, &args.moves, printer).await
+    apply(project, ledger.as_ref(), &env, moves, &current, &Apply::of(&args.moves), printer).await
 }
 
 /// One rollback per flow, each to `to` or to the build before the current one.
@@ -197,10 +209,10 @@ async fn apply(
     env: &SelectedEnv,
     moves: Vec<Move>,
     current: &BTreeMap<FlowKey, Pointer>,
-    args: &MoveArgs,
+    how: &Apply,
     printer: Printer,
 ) -> Result<()> {
-    let (result, sync_failure) = apply_moves(project, ledger, env, moves, current, &Apply::of(args)).await?;
+    let (result, sync_failure) = apply_moves(project, ledger, env, moves, current, how).await?;
     if let Some(err) = sync_failure {
         if !printer.json {
             print_moves(&result, printer)?;
@@ -217,10 +229,15 @@ pub async fn apply_moves(
     project: &Project,
     ledger: &dyn Ledger,
     env: &SelectedEnv,
-    mut moves: Vec<Move>,
+    moves: Vec<Move>,
     current: &BTreeMap<FlowKey, Pointer>,
     apply: &Apply,
 ) -> Result<(Moved, Option<anyhow::Error>)> {
+    let (mut moves, unchanged) = if apply.changed_only {
+        super::unchanged::keep_unchanged(ledger, env, moves, current).await?
+    } else {
+        (moves, Vec::new())
+    };
     let now = chrono::Utc::now();
     let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, now, apply.verified.is_some()).await?;
     if !apply.dry_run {
@@ -246,7 +263,7 @@ pub async fn apply_moves(
         ledger.apply(&moves).await?.iter().map(applied_view).collect()
     };
     let mut result =
-        Moved { dry_run: apply.dry_run, moves: views, gates: verdicts, sync: None, sync_error: Vec::new() };
+        Moved { dry_run: apply.dry_run, moves: views, gates: verdicts, sync: None, sync_error: Vec::new(), unchanged };
     let Some(target) = &target else { return Ok((result, None)) };
     let options = SyncOptions { prune: false, create_work_pools: apply.create_work_pools };
     match deploy::sync(project, ledger, target, &options).await {
@@ -287,9 +304,17 @@ pub fn render_moves(out: &mut String, result: &Moved) {
             m.override_reason.as_deref().unwrap_or_default()
         ));
     }
+    for u in &result.unchanged {
+        out.push_str(&format!("unchanged {}: keeps build {} ({}); --force moves it\n", u.flow, u.build, u.reason));
+    }
     {
         if result.moves.is_empty() {
-            out.push_str("Nothing to move: every selected flow already runs that build.\n");
+            let why = if result.unchanged.is_empty() {
+                "every selected flow already runs that build"
+            } else {
+                "every selected flow already runs that build, or its code, settings and image"
+            };
+            out.push_str(&format!("Nothing to move: {why}.\n"));
             return;
         }
         if result.dry_run {

@@ -100,6 +100,7 @@ pub fn resolve(
         paused: resolved.paused,
         concurrency_limit: resolved.concurrency_limit,
         enforce_parameter_schema: resolved.enforce_parameter_schema,
+        code: None,
     })
 }
 

@@ -39,6 +39,10 @@ pub struct MoveRequest {
     /// Releases: every flow the build carries.
     #[serde(default)]
     pub(super) all: bool,
+    /// Releases of `all`, and promotions of every flow: also move the flows
+    /// whose code, settings and image the env already runs.
+    #[serde(default)]
+    pub(super) force: bool,
     /// Promotions: the env whose builds are promoted (its ledger name).
     #[serde(default)]
     pub(super) from: Option<String>,
@@ -199,6 +203,12 @@ pub(super) async fn move_in(
         create_work_pools: asked.create_work_pools,
         override_reason: if asked.override_gates { asked.reason.clone() } else { None },
         verified: Some(caller.verified()),
+        changed_only: !asked.force
+            && match kind {
+                Kind::Release => asked.all,
+                Kind::Promote => asked.flows.is_empty(),
+                Kind::Rollback => false,
+            },
     };
     let (mut moved, sync_failure) = apply_moves(&server_project, ledger.as_ref(), &env, moves, &current, &apply)
         .await

@@ -1,0 +1,113 @@
+//! Per-flow change detection (issue 16): each build records every flow's code
+//! closure; `release --all` and `promote` move only the flows a commit changed
+//! (a shared module moves exactly the flows importing it; a dynamic import
+//! makes a flow depend on the whole bundle), and `--force` moves them all.
+//! The code is recorded with the deployment settings a build carries, which
+//! exist for envs with a Prefect server; these tests move with `--no-sync`.
+
+mod common;
+
+use common::run;
+use flowgate_testkit::GitProject;
+use serde_json::Value;
+
+const CONFIG: &str = "[project]\nname = \"changes\"\n\n\
+[flows.a]\nentrypoint = \"flows/a.py:a\"\n\n\
+[flows.b]\nentrypoint = \"flows/b.py:b\"\n\n\
+[flows.c]\nentrypoint = \"flows/c.py:c\"\n\n\
+[flows.d]\nentrypoint = \"flows/d.py:d\"\n\n\
+[flows.e]\nentrypoint = \"flows/d.py:e\"\ndepends = [\"plugins/**\"]\n\n\
+[envs.qa]\nprefect_api_url = \"http://127.0.0.1:9/api\"\n\n[envs.prod]\nprefect_api_url = \"http://127.0.0.1:9/api\"\n";
+
+fn flow(name: &str, import: &str) -> String {
+    format!("from prefect import flow\n{import}\n\n@flow\ndef {name}():\n    pass\n")
+}
+
+fn project() -> GitProject {
+    let p = GitProject::new();
+    p.write(".gitignore", ".flowgate/\n");
+    p.write("flowgate.toml", CONFIG);
+    p.write("lib/__init__.py", "");
+    p.write("lib/common.py", "RETRIES = 3\n");
+    p.write("flows/a.py", &flow("a", "from lib.common import RETRIES"));
+    p.write("flows/b.py", &flow("b", "from lib import common"));
+    p.write("flows/c.py", &flow("c", "import json"));
+    p.write(
+        "flows/d.py",
+        "import importlib\n\nfrom prefect import flow\n\n\n@flow\ndef d(name: str = \"x\"):\n    importlib.import_module(name)\n\n\n\
+         @flow\ndef e(name: str = \"x\"):\n    importlib.import_module(name)\n",
+    );
+    p.write("plugins/x.py", "X = 1\n");
+    p.commit("five flows");
+    p
+}
+
+fn build(p: &GitProject) -> String {
+    run(p, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string()
+}
+
+/// The flows moved and the flows left unchanged.
+fn release(p: &GitProject, extra: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut args = vec!["release", "--all", "--env", "qa", "--build", "HEAD", "--no-sync", "--json"];
+    args.extend_from_slice(extra);
+    moved(&run(p, &args).success().json())
+}
+
+fn moved(answer: &Value) -> (Vec<String>, Vec<String>) {
+    let names = |key: &str| -> Vec<String> {
+        let mut all: Vec<String> = answer[key]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["flow"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        all.sort();
+        all
+    };
+    (names("moves"), names("unchanged"))
+}
+
+fn edit(p: &GitProject, file: &str, text: &str) {
+    p.write(file, text);
+    p.commit(&format!("edit {file}"));
+    build(p);
+}
+
+#[test]
+fn release_all_moves_only_the_flows_a_commit_changed() {
+    let p = project();
+    let first = build(&p);
+    let shown = run(&p, &["show", &first]).success().stdout;
+    assert!(shown.contains("code     d: ") && shown.contains("flows/d.py:8: importlib.import_module(name)"), "{shown}");
+    // `e` declares its dependencies: the dynamic import no longer widens it.
+    let e = shown.lines().find(|l| l.starts_with("code     e:")).expect("a code line for e");
+    assert!(!e.contains("whole bundle"), "{shown}");
+    assert_eq!(release(&p, &[]).0, ["a", "b", "c", "d", "e"]);
+
+    // A flow's own file: that flow, and the one that depends on the whole bundle.
+    edit(&p, "flows/c.py", &flow("c", "import json  # edited"));
+    assert_eq!(release(&p, &[]), (vec!["c".into(), "d".into()], vec!["a".into(), "b".into(), "e".into()]));
+
+    // A shared module: exactly the flows importing it (and the whole-bundle one).
+    edit(&p, "lib/common.py", "RETRIES = 5\n");
+    assert_eq!(release(&p, &[]), (vec!["a".into(), "b".into(), "d".into()], vec!["c".into(), "e".into()]));
+
+    // A declared dependency.
+    edit(&p, "plugins/x.py", "X = 2\n");
+    assert_eq!(release(&p, &[]), (vec!["d".into(), "e".into()], vec!["a".into(), "b".into(), "c".into()]));
+
+    // A file no flow loads: nothing but the whole-bundle flow; --force moves every flow.
+    edit(&p, "README.md", "notes\n");
+    let text = run(&p, &["release", "--all", "--env", "qa", "--build", "HEAD", "--no-sync"]).success().stdout;
+    assert!(text.contains("unchanged a: keeps build"), "{text}");
+    assert_eq!(release(&p, &["--force"]).0, ["a", "b", "c", "e"], "d already moved above");
+
+    // Promotion moves what differs; a second one finds nothing to move.
+    let (first_promotion, _) =
+        moved(&run(&p, &["promote", "--from", "qa", "--to", "prod", "--no-sync", "--json"]).success().json());
+    assert_eq!(first_promotion, ["a", "b", "c", "d", "e"]);
+    edit(&p, "flows/a.py", &flow("a", "from lib.common import RETRIES  # edited"));
+    release(&p, &[]);
+    let promoted =
+        moved(&run(&p, &["promote", "--from", "qa", "--to", "prod", "--no-sync", "--json"]).success().json());
+    // b, c and e run the very builds in both envs: nothing to decide for them.
+    assert_eq!(promoted, (vec!["a".into(), "d".into()], vec![]));
+}
