@@ -341,16 +341,7 @@ fn read_parameters(v: Option<&Yaml>, label: &str, flow: &mut Flow, report: &mut 
             report.dropped(path, note);
             continue;
         }
-        if has_inner_null(value) {
-            report.translated(
-                path,
-                format!(
-                    "The nulls inside parameter `{k}` of deployment `{label}` are left out: TOML cannot hold them."
-                ),
-            );
-        } else {
-            report.carried(path);
-        }
+        carried_but_nulls(report, path, value, &format!("parameter `{k}` of deployment `{label}`"));
         flow.parameters.insert(k, json);
     }
 }
@@ -443,17 +434,17 @@ fn read_job_variables(v: Option<&Yaml>, label: &str, flow: &mut Flow, report: &m
             );
             continue;
         }
-        if has_inner_null(value) {
-            report.translated(
-                path,
-                format!(
-                    "The nulls inside job variable `{k}` of deployment `{label}` are left out: TOML cannot hold them."
-                ),
-            );
-        } else {
-            report.carried(path);
-        }
+        carried_but_nulls(report, path, value, &format!("job variable `{k}` of deployment `{label}`"));
         flow.job_variables.insert(k, json);
+    }
+}
+
+/// A value carried, or translated when TOML had to leave out nulls inside it.
+fn carried_but_nulls(report: &mut Report, path: String, value: &Yaml, what: &str) {
+    if has_inner_null(value) {
+        report.translated(path, format!("The nulls inside {what} are left out: TOML cannot hold them."));
+    } else {
+        report.carried(path);
     }
 }
 

@@ -6,16 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use common::runs::{api, run_marker};
 use common::{bin, run};
-use flowgate_testkit::http::{port_of, request};
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
 use flowgate_testkit::GitProject;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const POOL: &str = "layouts-pool";
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 const SHARED: &str = "GREETING = \"marker-from-src\"\n";
 const MODELS: &str = "from pydantic import BaseModel, Field\n\n\n\
@@ -48,40 +46,10 @@ fn project(url: &str) -> GitProject {
     p
 }
 
-fn api(server: &PrefectServer, method: &str, path: &str, body: &Value) -> Value {
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    let (status, text) = request(port_of(&server.api_url()), method, &format!("/api{path}"), &[], &body);
-    assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// Runs the deployment named `name` on the worker; returns the marker it printed.
-fn run_marker(server: &PrefectServer, name: &str, worker: &PrefectWorker) -> String {
+/// The id of the deployment named `name`.
+fn deployment_id(server: &PrefectServer, name: &str) -> String {
     let found = api(server, "POST", "/deployments/filter", &json!({"deployments": {"name": {"any_": [name]}}}));
-    let id = found[0]["id"].as_str().unwrap_or_else(|| panic!("no deployment `{name}`: {found}")).to_string();
-    let created = api(server, "POST", &format!("/deployments/{id}/create_flow_run"), &json!({}));
-    let run_id = created["id"].as_str().expect("run id").to_string();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    loop {
-        let state = api(server, "GET", &format!("/flow_runs/{run_id}"), &Value::Null)["state"]["type"].clone();
-        if state == "COMPLETED" {
-            break;
-        }
-        let failed = ["FAILED", "CRASHED", "CANCELLED"].contains(&state.as_str().unwrap_or(""));
-        assert!(!failed, "{name}: {state}\n--- worker\n{}", worker.log());
-        assert!(Instant::now() < deadline, "{name}: run stuck in {state}\n--- worker\n{}", worker.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    loop {
-        let logs = api(server, "POST", "/logs/filter", &json!({"logs": {"flow_run_id": {"any_": [run_id]}}}));
-        let marker =
-            logs.as_array().unwrap().iter().filter_map(|l| l["message"].as_str()).find(|m| m.starts_with("marker-"));
-        if let Some(marker) = marker {
-            return marker.to_string();
-        }
-        assert!(Instant::now() < deadline, "{name}: no marker\n--- worker\n{}", worker.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    found[0]["id"].as_str().unwrap_or_else(|| panic!("no deployment `{name}`: {found}")).to_string()
 }
 
 #[test]
@@ -103,8 +71,8 @@ fn a_package_under_src_runs_through_file_and_module_entrypoints() {
     )
     .success();
     let worker = PrefectWorker::start(&url, POOL, Some(Path::new(bin()).parent().expect("bin dir")));
-    assert_eq!(run_marker(&server, "lq-by-file", &worker), "marker-from-src-file-2");
-    assert_eq!(run_marker(&server, "lq-by-module", &worker), "marker-from-src-module");
+    assert_eq!(run_marker(&server, &deployment_id(&server, "lq-by-file"), &worker), "marker-from-src-file-2");
+    assert_eq!(run_marker(&server, &deployment_id(&server, "lq-by-module"), &worker), "marker-from-src-module");
 }
 
 #[test]

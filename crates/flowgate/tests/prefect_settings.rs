@@ -8,16 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use common::runs::{api, run_marker};
 use common::{bin, run};
-use flowgate_testkit::http::{port_of, request};
 use flowgate_testkit::prefect::{PrefectServer, PrefectWorker};
 use flowgate_testkit::GitProject;
 use serde_json::{json, Value};
 
 const POOL: &str = "settings-pool";
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 const GREET_FLOW: &str = "from prefect import flow\n\n\n\
 @flow(name=\"greet\", log_prints=True)\ndef greet(who: str = \"nobody\", times: int = 1):\n    \
@@ -34,13 +32,6 @@ fn config(url: &str, who: &str) -> String {
          [envs.prod]\nprefect_api_url = \"{url}\"\nname_prefix = \"sp-\"\n\n\
          [envs.prod.flows.greet]\nparameters = {{ times = 2 }}\n"
     )
-}
-
-fn api(server: &PrefectServer, method: &str, path: &str, body: &Value) -> Value {
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    let (status, text) = request(port_of(&server.api_url()), method, &format!("/api{path}"), &[], &body);
-    assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 /// The server's record of the deployment named `name`.
@@ -64,42 +55,6 @@ fn what_runs(d: &Value) -> Value {
         "job_variables": d["job_variables"], "pull_steps": d["pull_steps"], "work_pool_name": d["work_pool_name"],
         "schedules": d["schedules"].as_array().unwrap().len(), "tags": tags,
     })
-}
-
-/// Runs deployment `id` on the worker; returns the marker it printed.
-fn run_marker(server: &PrefectServer, id: &str, worker: &PrefectWorker) -> String {
-    let created = api(server, "POST", &format!("/deployments/{id}/create_flow_run"), &json!({}));
-    let run_id = created["id"].as_str().expect("run id").to_string();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    loop {
-        let state = api(server, "GET", &format!("/flow_runs/{run_id}"), &Value::Null)["state"]["type"].clone();
-        if state == "COMPLETED" {
-            break;
-        }
-        assert!(
-            !["FAILED", "CRASHED", "CANCELLED"].contains(&state.as_str().unwrap_or("")),
-            "{state}\n{}",
-            worker.log()
-        );
-        assert!(Instant::now() < deadline, "run stuck in {state}\n--- worker\n{}", worker.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    loop {
-        let logs = api(server, "POST", "/logs/filter", &json!({"logs": {"flow_run_id": {"any_": [run_id]}}}));
-        let markers: Vec<String> = logs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|l| l["message"].as_str())
-            .filter(|m| m.starts_with("marker-"))
-            .map(str::to_string)
-            .collect();
-        if let Some(marker) = markers.first() {
-            return marker.clone();
-        }
-        assert!(Instant::now() < deadline, "run `{run_id}` logged no marker\n--- worker\n{}", worker.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]

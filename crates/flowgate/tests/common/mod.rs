@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod pages;
+pub mod runs;
 pub mod server;
 
 use std::path::{Path, PathBuf};
