@@ -10,12 +10,26 @@ use serde_json::{json, Value};
 /// How long one flow run may take on the worker.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How many times a call the server answered 503 is tried.
+const ATTEMPTS: u32 = 5;
+
 /// One call to the Prefect server's API; panics on a non-2xx answer.
+///
+/// Prefect on SQLite answers 503 while its database is locked by other tests'
+/// writes; such an answer is tried again after a pause, as Prefect's own client does.
 pub fn api(server: &PrefectServer, method: &str, path: &str, body: &Value) -> Value {
     let body = if body.is_null() { String::new() } else { body.to_string() };
-    let (status, text) = request(port_of(&server.api_url()), method, &format!("/api{path}"), &[], &body);
-    assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    let mut attempt = 1;
+    loop {
+        let (status, text) = request(port_of(&server.api_url()), method, &format!("/api{path}"), &[], &body);
+        if status == 503 && attempt < ATTEMPTS {
+            std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
+            attempt += 1;
+            continue;
+        }
+        assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {text}");
+        return serde_json::from_str(&text).unwrap_or(Value::Null);
+    }
 }
 
 /// Runs deployment `id` on the worker; returns the first log line starting with `marker-`.
