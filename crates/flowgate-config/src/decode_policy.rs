@@ -24,6 +24,7 @@ const POLICY_KEYS: &[&str] = &[
     "allow_override",
     "freeze",
     "provenance",
+    "compatible_parameters",
 ];
 const PROVENANCE_KEYS: &[&str] = &["ref", "repository"];
 /// Gates that count what happened upstream, so they mean nothing without `after`.
@@ -115,6 +116,7 @@ pub(crate) fn policy(
                 }
             }
             "provenance" => p.provenance = Some(provenance(cx, &e.node, &what)?),
+            "compatible_parameters" => p.compatible_parameters = cx.bool(&e.node, &what)?,
             _ => return Err(cx.unknown_key(e, table, POLICY_KEYS)),
         }
     }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_rules;
 pub mod build;
+pub mod contract;
 pub mod events;
 pub mod gates;
 pub mod ids;
@@ -25,6 +26,7 @@ pub mod verified;
 pub use access::{Grant, GrantError, Role};
 pub use access_rules::{grants_for, AccessRule, RuleError};
 pub use build::{Build, Images};
+pub use contract::{ChangeKind, ParameterChange};
 pub use events::{Event, EventFlow, EventKind};
 pub use gates::{evaluate, Approval, Gate, GateInput, GateResult, GateStatus, Outcome, RunOutcome, RunState, Verdict};
 pub use ids::{BuildId, Digest, EnvName, FlowKey, IdError, ProjectName, Revision};

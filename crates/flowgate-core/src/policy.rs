@@ -34,6 +34,9 @@ pub struct Policy {
     /// The build must have been registered through a flowgate server by a CI
     /// job whose verified claims match (`provenance = { ref = "refs/heads/main" }`).
     pub provenance: Option<ProvenanceRule>,
+    /// The new build's parameter schema must accept what the env sends the
+    /// flow: its deployment's and schedules' parameters and its recent runs'.
+    pub compatible_parameters: bool,
 }
 
 /// What a build's verified registration must show: the CI job's git ref, and
@@ -77,6 +80,7 @@ impl Policy {
             || self.approvals > 0
             || !self.freeze.is_empty()
             || self.provenance.is_some()
+            || self.compatible_parameters
     }
 
     /// True when `branch` satisfies `branches` (always true when none are listed).

@@ -80,6 +80,10 @@ pub struct FlowCode {
     /// unless the flow declares `depends`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whole_bundle: Option<String>,
+    /// The closure's bundle paths, sorted, so `diff` can name the files that
+    /// changed for this flow; empty when the flow depends on the whole bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// At most `limit` runs of a deployment at once (Prefect's `concurrency_limit`

@@ -5,6 +5,8 @@
 mod builder;
 #[path = "gates/local.rs"]
 mod local;
+#[path = "gates/parameters.rs"]
+mod parameters;
 #[path = "gates/upstream.rs"]
 mod upstream;
 
@@ -32,6 +34,7 @@ fn all_passing() -> Case {
         separate_approver: true,
         allow_override: true,
         provenance: Some(ProvenanceRule { git_ref: "refs/heads/main".into(), repository: None }),
+        compatible_parameters: true,
     };
     case(policy)
         .rel("qa", 1, 1, RELEASE, t(0))
@@ -44,8 +47,17 @@ fn all_passing() -> Case {
 fn every_set_gate_yields_one_result_in_policy_key_order() {
     let verdict = all_passing().verdict();
     let gates: Vec<&str> = verdict.results.iter().map(|r| r.gate.as_str()).collect();
-    let order =
-        ["freeze", "branches", "provenance", "after", "soak", "min_successful_runs", "max_failure_rate", "approval"];
+    let order = [
+        "freeze",
+        "branches",
+        "provenance",
+        "after",
+        "soak",
+        "min_successful_runs",
+        "max_failure_rate",
+        "approval",
+        "compatible_parameters",
+    ];
     assert_eq!(gates, order);
     assert_eq!(flowgate_core::Gate::ALL.map(|g| g.as_str()), order, "Gate::ALL is the reporting order");
     // The JSON name (stored in the ledger's audit column) is the policy key.

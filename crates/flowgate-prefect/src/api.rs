@@ -126,6 +126,9 @@ pub struct FlowRun {
     /// Where `flowgate pull` records what it fetched (see [`crate::runs::PullRecord`]).
     #[serde(default)]
     pub labels: Option<Map<String, Value>>,
+    /// The parameters the run was created with (the deployment's merged with the caller's).
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
 }
 
 impl FlowRun {
@@ -278,6 +281,17 @@ impl PrefectClient {
             "deployments": {"id": {"any_": [deployment_id]}},
             "flow_runs": flow_runs,
             "limit": PAGE,
+        });
+        self.call(Method::POST, "flow_runs/filter", Some(&body), &Subject::default()).await
+    }
+
+    /// The newest `limit` flow runs of one deployment (by expected start time,
+    /// so scheduled runs not yet started come first), in any state.
+    pub async fn recent_flow_runs(&self, deployment_id: &str, limit: usize) -> Result<Vec<FlowRun>, PrefectError> {
+        let body = json!({
+            "deployments": {"id": {"any_": [deployment_id]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": limit.min(PAGE),
         });
         self.call(Method::POST, "flow_runs/filter", Some(&body), &Subject::default()).await
     }

@@ -238,6 +238,7 @@ mod tests {
             tags: vec![],
             idempotency_key: None,
             labels: None,
+            parameters: Default::default(),
         }
     }
 

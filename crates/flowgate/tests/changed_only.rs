@@ -1,7 +1,8 @@
 //! Per-flow change detection (issue 16): each build records every flow's code
 //! closure; `release --all` and `promote` move only the flows a commit changed
 //! (a shared module moves exactly the flows importing it; a dynamic import
-//! makes a flow depend on the whole bundle), and `--force` moves them all.
+//! makes a flow depend on the whole bundle), a rollout's waves hold only those,
+//! and `--force` moves them all.
 //! The code is recorded with the deployment settings a build carries, which
 //! exist for envs with a Prefect server; these tests move with `--no-sync`.
 
@@ -84,6 +85,12 @@ fn release_all_moves_only_the_flows_a_commit_changed() {
 
     // A flow's own file: that flow, and the one that depends on the whole bundle.
     edit(&p, "flows/c.py", &flow("c", "import json  # edited"));
+    // A rollout's waves hold only those too.
+    let planned =
+        run(&p, &["rollout", "start", "--to", "qa", "--build", "HEAD", "--dry-run", "--json"]).success().json();
+    let waved: Vec<&str> =
+        planned["body"]["waves"][0]["flows"].as_array().unwrap().iter().map(|f| f["flow"].as_str().unwrap()).collect();
+    assert_eq!((waved, moved(&planned).1), (vec!["c", "d"], vec!["a".into(), "b".into(), "e".into()]), "{planned}");
     assert_eq!(release(&p, &[]), (vec!["c".into(), "d".into()], vec!["a".into(), "b".into(), "e".into()]));
 
     // A shared module: exactly the flows importing it (and the whole-bundle one).

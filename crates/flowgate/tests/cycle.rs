@@ -271,7 +271,8 @@ fn release_cycle() {
               "to_commit": null,
               "commits": null,
               "commits_behind": null,
-              "files": null
+              "files": null,
+              "changes": null
             },
             {
               "flow": "etl-daily",
@@ -282,7 +283,8 @@ fn release_cycle() {
               "to_commit": null,
               "commits": null,
               "commits_behind": null,
-              "files": null
+              "files": null,
+              "changes": null
             },
             {
               "flow": "report",
@@ -301,6 +303,12 @@ fn release_cycle() {
                 "modified": [
                   "lib/common.py"
                 ]
+              },
+              "changes": {
+                "code_changed": null,
+                "code_files": null,
+                "settings": [],
+                "parameters": []
               }
             }
           ]
@@ -325,7 +333,8 @@ fn release_cycle() {
               "to_commit": null,
               "commits": null,
               "commits_behind": null,
-              "files": null
+              "files": null,
+              "changes": null
             },
             {
               "flow": "etl-daily",
@@ -336,7 +345,8 @@ fn release_cycle() {
               "to_commit": null,
               "commits": null,
               "commits_behind": null,
-              "files": null
+              "files": null,
+              "changes": null
             },
             {
               "flow": "report",
@@ -347,7 +357,8 @@ fn release_cycle() {
               "to_commit": null,
               "commits": null,
               "commits_behind": null,
-              "files": null
+              "files": null,
+              "changes": null
             }
           ]
         }

@@ -4,7 +4,7 @@
 //!
 //! [`evaluate`] yields one [`GateResult`] per gate the policy sets, in the order
 //! of the policy keys: `freeze`, `branches`, `provenance`, `after`, `soak`,
-//! `min_successful_runs`, `max_failure_rate`, `approval`. Gates the policy does
+//! `min_successful_runs`, `max_failure_rate`, `approval`, `compatible_parameters`. Gates the policy does
 //! not set yield nothing, so no policy gives an empty verdict, which passes.
 //! [`Verdict::outcome`] folds the results into pass, refuse or wait.
 //!
@@ -12,9 +12,11 @@
 //! - `freeze`, `branches`, `provenance`, `approval`: what the target env alone says ([`local`]).
 //! - `after`, `soak`: the ledger history of the upstream envs ([`history`]).
 //! - `min_successful_runs`, `max_failure_rate`: upstream flow runs ([`runs`]).
+//! - `compatible_parameters`: what the target env sends the flow ([`parameters`]).
 
 mod history;
 mod local;
+mod parameters;
 mod runs;
 mod text;
 mod verdict;
@@ -29,6 +31,7 @@ use crate::ids::{BuildId, EnvName, FlowKey};
 use crate::policy::Policy;
 use crate::release::Release;
 
+pub use parameters::ParameterUse;
 pub use verdict::{Outcome, Verdict};
 
 /// A gate, named in JSON, in the ledger and on screen as the policy key that sets it.
@@ -44,11 +47,12 @@ pub enum Gate {
     MinSuccessfulRuns,
     MaxFailureRate,
     Approval,
+    CompatibleParameters,
 }
 
 impl Gate {
     /// Every gate, in the order [`evaluate`] reports them.
-    pub const ALL: [Gate; 8] = [
+    pub const ALL: [Gate; 9] = [
         Gate::Freeze,
         Gate::Branches,
         Gate::Provenance,
@@ -57,6 +61,7 @@ impl Gate {
         Gate::MinSuccessfulRuns,
         Gate::MaxFailureRate,
         Gate::Approval,
+        Gate::CompatibleParameters,
     ];
 
     /// The policy key: `min_successful_runs`, `freeze`, ...
@@ -70,6 +75,7 @@ impl Gate {
             Gate::MinSuccessfulRuns => "min_successful_runs",
             Gate::MaxFailureRate => "max_failure_rate",
             Gate::Approval => "approval",
+            Gate::CompatibleParameters => "compatible_parameters",
         }
     }
 }
@@ -202,7 +208,18 @@ pub struct GateInput<'a> {
     /// that registered the build (their verified `ref` claims), never the
     /// branch name a client wrote into the build record.
     pub verified_branches: bool,
+    /// What `compatible_parameters` reads; empty when the policy does not set it.
+    pub parameters: ParameterEvidence<'a>,
     pub now: DateTime<Utc>,
+}
+
+/// The new build's parameter schema for the flow, how it differs from the
+/// schema the env runs, and every parameter set the env sends the flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ParameterEvidence<'a> {
+    pub schema: Option<&'a serde_json::Value>,
+    pub changes: &'a [crate::contract::ParameterChange],
+    pub uses: &'a [ParameterUse],
 }
 
 /// Evaluates every gate `input.policy` sets, in policy-key order (see the
@@ -233,6 +250,9 @@ pub fn evaluate(input: &GateInput<'_>) -> Verdict {
     }
     if policy.approvals > 0 {
         results.push(local::approval(input, policy.approvals));
+    }
+    if policy.compatible_parameters {
+        results.push(parameters::compatible_parameters(input));
     }
     Verdict { results }
 }

@@ -55,6 +55,10 @@ pub struct Case {
     pub approvals: Vec<Approval>,
     pub provenance: Vec<flowgate_core::Provenance>,
     pub verified_branches: bool,
+    /// `compatible_parameters`: the new schema, its changes, what the env sends.
+    pub schema: Option<serde_json::Value>,
+    pub changes: Vec<flowgate_core::ParameterChange>,
+    pub uses: Vec<flowgate_core::gates::ParameterUse>,
     pub now: DateTime<Utc>,
 }
 
@@ -81,6 +85,9 @@ pub fn case(policy: Policy) -> Case {
         approvals: Vec::new(),
         provenance: Vec::new(),
         verified_branches: false,
+        schema: None,
+        changes: Vec::new(),
+        uses: Vec::new(),
         now: t(600),
     }
 }
@@ -180,6 +187,11 @@ impl Case {
             approvals: &self.approvals,
             provenance: &self.provenance,
             verified_branches: self.verified_branches,
+            parameters: flowgate_core::gates::ParameterEvidence {
+                schema: self.schema.as_ref(),
+                changes: &self.changes,
+                uses: &self.uses,
+            },
             now: self.now,
         })
     }

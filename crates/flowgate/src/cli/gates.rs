@@ -57,8 +57,11 @@ pub struct RolloutStartArgs {
     /// Roll out this build (id or prefix, commit or git ref).
     #[arg(long, value_name = "BUILD")]
     pub build: Option<String>,
-    /// Flows to roll out (default: every flow of the source).
+    /// Flows to roll out (default: every flow of the source, except those whose code, settings and image --to already runs).
     pub flows: Vec<String>,
+    /// Without flows named, also roll out flows whose code, settings and image --to already runs.
+    #[arg(long)]
+    pub force: bool,
     /// Why; recorded on every move of the rollout.
     #[arg(long)]
     pub reason: Option<String>,

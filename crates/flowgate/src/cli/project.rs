@@ -39,6 +39,9 @@ pub struct BuildsArgs {
 pub struct ShowArgs {
     /// A build id or unique prefix, a commit sha or prefix, or a git ref.
     pub build: String,
+    /// Also compare each flow with this build (an older one, say): code, settings and parameter contract.
+    #[arg(long, value_name = "BUILD")]
+    pub against: Option<String>,
 }
 
 #[derive(Debug, Args)]

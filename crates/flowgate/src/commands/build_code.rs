@@ -41,7 +41,8 @@ pub fn flow_code(config: &Config, bundle: &BTreeSet<String>, root: &Path) -> Res
             }
         }
         let digest = closure_digest(closure.files.iter().map(|p| (p.as_str(), hashes[p].as_str())));
-        out.insert(key.clone(), FlowCode { digest, files: closure.files.len() as u64, whole_bundle });
+        let paths = if whole_bundle.is_some() { Vec::new() } else { closure.files.iter().cloned().collect() };
+        out.insert(key.clone(), FlowCode { digest, files: closure.files.len() as u64, whole_bundle, paths });
     }
     Ok(out)
 }

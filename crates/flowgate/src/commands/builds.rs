@@ -2,12 +2,13 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use flowgate_core::{AuthMethod, Build, Provenance};
+use flowgate_core::{AuthMethod, Build, BuildId, FlowKey, Provenance};
 use flowgate_ledger::Ledger;
 use flowgate_store::ArtifactStore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::flow_changes::{self, flow_changes, FlowChanges};
 use crate::cli::{BuildsArgs, ShowArgs};
 use crate::client::{server_build_ref, ServerClient};
 use crate::git::Repo;
@@ -51,6 +52,43 @@ pub struct Shown {
     top_level: Vec<(String, u64)>,
     /// Who registered the build through a flowgate server, as verified; empty for direct mode.
     provenance: Vec<Provenance>,
+    /// With `--against OTHER`: how each flow changes from OTHER to this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    against: Option<Against>,
+}
+
+/// How each flow, in each env this build configures, changes from `build` to the shown one.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Against {
+    #[schema(value_type = String)]
+    build: BuildId,
+    /// Only the flows with a change.
+    flows: Vec<AgainstFlow>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AgainstFlow {
+    env: String,
+    flow: FlowKey,
+    changes: FlowChanges,
+}
+
+impl Against {
+    fn of(old: &Build, new: &Build) -> Self {
+        let mut flows = Vec::new();
+        for env in new.settings.iter().flat_map(|s| s.envs()) {
+            for (flow, _) in new.settings.iter().flat_map(|s| s.flows(env)) {
+                let changes = flow_changes(flow, (old, env), (new, env), None);
+                let changed = changes.code_changed == Some(true)
+                    || !changes.settings.is_empty()
+                    || !changes.parameters.is_empty();
+                if changed {
+                    flows.push(AgainstFlow { env: env.to_string(), flow: flow.clone(), changes });
+                }
+            }
+        }
+        Against { build: old.id.clone(), flows }
+    }
 }
 
 /// A build with what its bundle's manifest (in `store`) and its registrations say.
@@ -62,28 +100,55 @@ pub async fn shown(ledger: &dyn Ledger, store: &ArtifactStore, build: Build) -> 
         *counts.entry(top).or_default() += 1;
     }
     let provenance = ledger.provenance(&build.id).await?;
-    Ok(Shown { total_size: manifest.total_size(), top_level: counts.into_iter().collect(), provenance, build })
+    Ok(Shown {
+        total_size: manifest.total_size(),
+        top_level: counts.into_iter().collect(),
+        provenance,
+        build,
+        against: None,
+    })
 }
 
 pub async fn show(project: &Project, args: ShowArgs, printer: Printer) -> Result<()> {
-    let shown = match ServerClient::from_env().await? {
+    let mut refs = vec![args.build.as_str()];
+    refs.extend(args.against.as_deref());
+    let mut found = Vec::new();
+    match ServerClient::from_env().await? {
         Some(server) => {
-            let build = server_build_ref(project, &args.build)?;
-            server.get(&format!("/projects/{}/builds/{build}/shown", project.config.project_name())).await?
+            for reference in refs {
+                let build = server_build_ref(project, reference)?;
+                let one: Shown =
+                    server.get(&format!("/projects/{}/builds/{build}/shown", project.config.project_name())).await?;
+                found.push(one);
+            }
         }
         None => {
             let ledger = project.ledger().await?;
             let repo = Repo::discover(&project.root).ok();
-            let build = resolve_build(ledger.as_ref(), repo.as_ref(), &args.build).await?;
-            shown(ledger.as_ref(), &project.store()?, build).await?
+            for reference in refs {
+                let build = resolve_build(ledger.as_ref(), repo.as_ref(), reference).await?;
+                found.push(shown(ledger.as_ref(), &project.store()?, build).await?);
+            }
         }
-    };
+    }
+    let mut found = found.into_iter();
+    let mut shown = found.next().expect("the shown build");
+    shown.against = found.next().map(|old| Against::of(&old.build, &shown.build));
     printer.result(&shown, |out| render_shown(out, &shown))
 }
 
 /// What `flowgate show` prints (the dashboard's build page shows the same).
 pub fn render_shown(out: &mut String, shown: &Shown) {
     render_build(out, &shown.build, Some((shown.total_size, &shown.top_level)), &shown.provenance);
+    if let Some(against) = &shown.against {
+        if against.flows.is_empty() {
+            out.push_str(&format!("against  {}: no flow's code, settings or parameters changed\n", against.build));
+        }
+        for f in &against.flows {
+            out.push_str(&format!("against  {}: {} in {}\n", against.build, f.flow, f.env));
+            flow_changes::render(out, &f.changes);
+        }
+    }
 }
 
 /// A build as `flowgate show` prints it; `contents` (the files' total size and

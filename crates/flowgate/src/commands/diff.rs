@@ -1,6 +1,8 @@
 //! `flowgate diff ENV ENV`: which flows run different builds, the commits between
-//! them (when the repository has both) and the files that changed (from the two
-//! manifests, so it works without the repository too).
+//! them (when the repository has both), the files that changed (from the two
+//! manifests, so it works without the repository too) and, per flow, the
+//! files of its code closure that changed, its deployment settings that
+//! changed and its parameter contract (see `flow_changes.rs`).
 
 use std::collections::BTreeSet;
 
@@ -11,6 +13,7 @@ use flowgate_store::ArtifactStore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::flow_changes::{self, flow_changes, FlowChanges};
 use crate::cli::DiffArgs;
 use crate::client::ServerClient;
 use crate::git::Repo;
@@ -47,6 +50,10 @@ pub struct FlowDiff {
     /// server's store lacks a bundle (registered in direct mode).
     #[schema(value_type = Option<Object>)]
     files: Option<ManifestDiff>,
+    /// What changes for this flow from `from`'s deployment to `to`'s: code,
+    /// settings and parameters; null when both run the same build.
+    #[serde(default)]
+    changes: Option<FlowChanges>,
 }
 
 pub async fn run(project: &Project, args: DiffArgs, printer: Printer) -> Result<()> {
@@ -97,6 +104,7 @@ pub async fn env_diff(
             commits: None,
             commits_behind: None,
             files: None,
+            changes: None,
         };
         if let (false, Some(a), Some(b)) = (diff.same, &diff.from_build, &diff.to_build) {
             let (Some(ba), Some(bb)) = (ledger.build(a).await?, ledger.build(b).await?) else {
@@ -117,6 +125,7 @@ pub async fn env_diff(
                     None => anyhow::bail!("No artifact store to read the manifests of `{a}` and `{b}` from"),
                 }
             };
+            diff.changes = Some(flow_changes(flow, (&ba, from.as_str()), (&bb, to.as_str()), diff.files.as_ref()));
         }
         diffs.push(diff);
     }
@@ -149,6 +158,9 @@ pub fn render(out: &mut String, result: &EnvDiff) {
                     out.push_str(&format!("    {mark} {f}\n"));
                 }
             }
+        }
+        if let Some(changes) = &d.changes {
+            flow_changes::render(out, changes);
         }
     }
     if result.flows.is_empty() {

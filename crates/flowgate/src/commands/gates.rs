@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::deploy::Target;
+use super::gate_parameters::{self, ParameterFacts};
 use crate::exit::{usage, RefusedError};
 use crate::project::{user_name, Project};
 
@@ -57,6 +58,14 @@ pub async fn evaluate_moves(
     // and only when a gate counts runs.
     let counts_runs = policy.min_successful_runs > 0 || policy.max_failure_rate.is_some();
     let upstream_targets = if counts_runs { targets_of(project, &policy.after)? } else { Vec::new() };
+    // `compatible_parameters` reads the env's own server and the builds it runs now.
+    let (own_target, running) = if policy.compatible_parameters {
+        let pointers = ledger.pointers(Some(&env.ledger_name)).await?;
+        (Target::of(env)?, pointers.into_iter().map(|p| (p.flow, p.build)).collect())
+    } else {
+        (None, BTreeMap::new())
+    };
+    let mut running_builds: BTreeMap<flowgate_core::BuildId, Option<Build>> = BTreeMap::new();
     let mut verdicts = Vec::new();
     let mut approvals = BTreeMap::new();
     let mut provenance = BTreeMap::new();
@@ -74,6 +83,16 @@ pub async fn evaluate_moves(
         if reads_provenance && !provenance.contains_key(&mv.build) {
             provenance.insert(mv.build.clone(), ledger.provenance(&mv.build).await?);
         }
+        let mut parameters = ParameterFacts::default();
+        if policy.compatible_parameters {
+            if let Some(id) = running.get(&mv.flow) {
+                if !running_builds.contains_key(id) {
+                    running_builds.insert(id.clone(), ledger.build(id).await?);
+                }
+            }
+            let was = running.get(&mv.flow).and_then(|id| running_builds[id].as_ref());
+            parameters = gate_parameters::gather(project, env, own_target.as_ref(), &mv.flow, &build, was).await?;
+        }
         let verdict = evaluate(&GateInput {
             policy: &policy,
             flow: &mv.flow,
@@ -85,6 +104,7 @@ pub async fn evaluate_moves(
             approvals: &approvals[&mv.build],
             provenance: provenance.get(&mv.build).map_or(&[], Vec::as_slice),
             verified_branches,
+            parameters: parameters.evidence(),
             now,
         });
         mv.audit.gates = verdict.results.clone();

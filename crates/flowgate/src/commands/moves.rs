@@ -304,9 +304,7 @@ pub fn render_moves(out: &mut String, result: &Moved) {
             m.override_reason.as_deref().unwrap_or_default()
         ));
     }
-    for u in &result.unchanged {
-        out.push_str(&format!("unchanged {}: keeps build {} ({}); --force moves it\n", u.flow, u.build, u.reason));
-    }
+    super::unchanged::render_unchanged(out, &result.unchanged);
     {
         if result.moves.is_empty() {
             let why = if result.unchanged.is_empty() {

@@ -55,6 +55,7 @@ async fn start(project: &Project, args: RolloutStartArgs, printer: Printer) -> R
         reason: args.reason.clone(),
         override_gates: args.override_gates,
         dry_run: args.dry_run,
+        changed_only: args.flows.is_empty() && !args.force,
         actor: actor(&project.root),
         verified: None,
     };

@@ -55,6 +55,7 @@ async fn start(server: &ServerClient, project: &Project, args: RolloutStartArgs,
         "reason": args.reason,
         "override_gates": args.override_gates,
         "dry_run": args.dry_run,
+        "force": args.force,
     });
     let at = format!("/projects/{}/envs/{}", project.config.project_name(), env.ledger_name);
     let planned: Planned = server.post(&format!("{at}/rollouts"), &body).await?;

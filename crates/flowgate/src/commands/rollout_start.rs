@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::gates::{self, FlowVerdict};
 use super::rollout_view;
+use super::unchanged::{keep_unchanged, render_unchanged, Unchanged};
 use crate::exit::usage;
 use crate::printer::Printer;
 use crate::project::Project;
@@ -28,6 +29,9 @@ pub struct StartAsk {
     pub reason: Option<String>,
     pub override_gates: bool,
     pub dry_run: bool,
+    /// Leave out the flows whose code, settings and image the env already runs
+    /// (asked for every flow, without `--force`).
+    pub changed_only: bool,
     /// Who starts it: recorded on the rollout and each of its moves.
     pub actor: String,
     /// The caller a flowgate server verified; None in direct mode.
@@ -47,6 +51,10 @@ pub struct Planned {
     pub gates: Vec<FlowVerdict>,
     /// Flows of the source that no wave's globs match: not part of the rollout.
     pub left_out: Vec<FlowKey>,
+    /// Flows whose code, settings and image the env already runs: not part of
+    /// the rollout (they keep their revision, soak and deployment).
+    #[serde(default)]
+    pub unchanged: Vec<Unchanged>,
 }
 
 /// Plans the rollout of `ask` into `env`, checks its gates and, unless it is a
@@ -68,8 +76,23 @@ pub async fn plan_start(project: &Project, ledger: &dyn Ledger, env: &SelectedEn
     let targets = &ask.targets;
     let current: BTreeMap<FlowKey, Pointer> =
         ledger.pointers(Some(&env.ledger_name)).await?.into_iter().map(|p| (p.flow.clone(), p)).collect();
-    let changing: Vec<FlowKey> =
+    let mut changing: Vec<FlowKey> =
         targets.keys().filter(|f| current.get(*f).is_none_or(|p| p.build != targets[*f])).cloned().collect();
+    let kind = match &ask.source {
+        Source::Env(from) => MoveKind::Promote { from: from.clone() },
+        Source::Build(_) => MoveKind::Release,
+    };
+    let new_move = |flow: &FlowKey| {
+        let expected = current.get(flow).map(|p| p.revision);
+        Move::new(flow, &env.ledger_name, expected, &targets[flow], kind.clone(), &ask.actor, ask.reason.as_deref())
+    };
+    let mut unchanged = Vec::new();
+    if ask.changed_only {
+        let asked = changing.iter().map(new_move).collect();
+        let (kept, same) = keep_unchanged(ledger, env, asked, &current).await?;
+        changing = kept.into_iter().map(|m| m.flow).collect();
+        unchanged = same;
+    }
     let waves = match &env_config.rollout {
         Some(plan) => plan.expand(&changing),
         None if changing.is_empty() => Vec::new(),
@@ -77,19 +100,8 @@ pub async fn plan_start(project: &Project, ledger: &dyn Ledger, env: &SelectedEn
     };
     let left_out: Vec<FlowKey> =
         changing.iter().filter(|f| !waves.iter().flatten().any(|w| w == *f)).cloned().collect();
-    let kind = match &ask.source {
-        Source::Env(from) => MoveKind::Promote { from: from.clone() },
-        Source::Build(_) => MoveKind::Release,
-    };
     // The moves the waves will make, to evaluate their gates now.
-    let mut moves: Vec<Move> = waves
-        .iter()
-        .flatten()
-        .map(|flow| {
-            let expected = current.get(flow).map(|p| p.revision);
-            Move::new(flow, &env.ledger_name, expected, &targets[flow], kind.clone(), &ask.actor, ask.reason.as_deref())
-        })
-        .collect();
+    let mut moves: Vec<Move> = waves.iter().flatten().map(new_move).collect();
     let on_server = ask.verified.is_some();
     let verdicts = gates::evaluate_moves(project, ledger, env, &mut moves, Utc::now(), on_server).await?;
     let override_reason = ask.override_gates.then(|| ask.reason.clone()).flatten();
@@ -128,7 +140,7 @@ pub async fn plan_start(project: &Project, ledger: &dyn Ledger, env: &SelectedEn
         started_by: ask.verified.clone(),
     };
     if ask.dry_run || body.waves.is_empty() {
-        return Ok(Planned { dry_run: ask.dry_run, rollout: None, body, gates: verdicts, left_out });
+        return Ok(Planned { dry_run: ask.dry_run, rollout: None, body, gates: verdicts, left_out, unchanged });
     }
     let record = RolloutRecord {
         id: new_id(env),
@@ -141,7 +153,7 @@ pub async fn plan_start(project: &Project, ledger: &dyn Ledger, env: &SelectedEn
         updated_at: Utc::now(),
     };
     let record = ledger.start_rollout(&record).await?;
-    Ok(Planned { dry_run: false, rollout: Some(record), body, gates: verdicts, left_out })
+    Ok(Planned { dry_run: false, rollout: Some(record), body, gates: verdicts, left_out, unchanged })
 }
 
 /// Prints what a start did. Returns the recorded rollout when it is still to
@@ -173,12 +185,14 @@ pub fn announce(
 fn render_unrecorded(out: &mut String, env: &SelectedEnv, planned: &Planned) {
     if planned.body.waves.is_empty() {
         out.push_str(&format!("Nothing to roll out: `{}` already runs those builds.\n", env.config_name));
+        render_unchanged(out, &planned.unchanged);
         return;
     }
     out.push_str("Dry run; nothing changed.\n");
     gates::render(out, &planned.gates);
     rollout_view::render_waves(out, &planned.body);
     rollout_view::render_left_out(out, &planned.left_out);
+    render_unchanged(out, &planned.unchanged);
 }
 
 /// The note printed when a rollout was recorded.
@@ -186,6 +200,7 @@ fn started_note(env: &SelectedEnv, record: &RolloutRecord, planned: &Planned) ->
     let mut out = format!("Started rollout {} into `{}`:\n", record.id, env.config_name);
     rollout_view::render_waves(&mut out, &planned.body);
     rollout_view::render_left_out(&mut out, &planned.left_out);
+    render_unchanged(&mut out, &planned.unchanged);
     out.trim_end().to_string()
 }
 

@@ -76,3 +76,10 @@ fn same_flow(running: &Build, asked: &Build, env: &str, flow: &FlowKey) -> Optio
         )
     })
 }
+
+/// One line per flow left where it was.
+pub fn render_unchanged(out: &mut String, unchanged: &[Unchanged]) {
+    for u in unchanged {
+        out.push_str(&format!("unchanged {}: keeps build {} ({}); --force moves it\n", u.flow, u.build, u.reason));
+    }
+}

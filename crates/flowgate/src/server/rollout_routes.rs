@@ -49,6 +49,10 @@ pub struct RolloutRequest {
     /// Plan and evaluate the gates only; nothing is recorded.
     #[serde(default)]
     pub(super) dry_run: bool,
+    /// With no flows named, also roll out flows whose code, settings and image
+    /// the env already runs (otherwise they stay where they are).
+    #[serde(default)]
+    pub(super) force: bool,
 }
 
 /// `flowgate rollout abort --reason`, as a body.
@@ -140,6 +144,7 @@ pub(super) async fn started(
         reason: asked.reason.clone(),
         override_gates: asked.override_gates,
         dry_run: asked.dry_run,
+        changed_only: asked.flows.is_empty() && !asked.force,
         actor: caller.subject.clone(),
         verified: Some(caller.verified()),
     };
