@@ -153,7 +153,8 @@ async fn watch_killed_during_verification_and_restarted_completes_without_a_dupl
     p.write("flows/beta.py", &BETA_OK.replace("print(\"beta\")", "print(\"beta v2\")"));
     p.commit("v2");
     let v2 = build(&p);
-    run(&p, &["rollout", "start", "--to", "prod", "--build", &v2, "--detach"]).success();
+    // --force: only beta's code changed, and both flows are to be verified.
+    run(&p, &["rollout", "start", "--to", "prod", "--build", &v2, "--force", "--detach"]).success();
 
     // No worker yet: runs stay scheduled, so the watchers are killed mid-verification.
     let mut first = spawn_watch(&p);

@@ -129,7 +129,9 @@ async fn the_server_drives_rollouts_and_a_second_replica_takes_over_from_a_kille
     let v2 = through(&p, port, &ci, &["build", "--json"]).success().json()["build"]["id"].as_str().unwrap().to_string();
 
     // A viewer may not start one; the releaser's start is recorded and returns.
-    let start = ["rollout", "start", "--to", "prod", "--build", "HEAD", "--reason", "weekly", "--detach", "--json"];
+    // --force: only beta's code changed, and the rollout is to hold both flows.
+    let start =
+        ["rollout", "start", "--to", "prod", "--build", "HEAD", "--force", "--reason", "weekly", "--detach", "--json"];
     let refused = through(&p, port, &viewer, &start).expect_code(3);
     assert!(refused.stderr.contains("`viewer` lacks the `releaser` role on env `prod`"), "{}", refused.stderr);
     let started = through(&p, port, &ci, &start).success().json();
@@ -190,7 +192,8 @@ async fn the_server_drives_rollouts_and_a_second_replica_takes_over_from_a_kille
     p.write("flows/beta.py", &flow("beta", "raise RuntimeError(\"beta is broken\")"));
     p.commit("v3: beta raises");
     through(&p, replicas[alive].port, &ci, &["build"]).success();
-    let failed = through(&p, replicas[alive].port, &ci, &["rollout", "start", "--to", "prod", "--build", "HEAD"]);
+    let failed =
+        through(&p, replicas[alive].port, &ci, &["rollout", "start", "--to", "prod", "--build", "HEAD", "--force"]);
     assert_eq!(failed.code, 1, "{}\n--- worker\n{}", failed.stderr, worker.log());
     assert!(failed.stderr.contains("beta") && failed.stderr.contains("FAILED"), "{}", failed.stderr);
     let view = rollout(&replicas[alive], &viewer);
