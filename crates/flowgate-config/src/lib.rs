@@ -37,7 +37,7 @@ pub use schema::{
     redact_url, AuthScheme, Config, EnvConfig, FlowConfig, JsonMap, PrefectAuth, ProjectConfig, Settings,
     DEFAULT_ARTIFACTS, DEFAULT_LEDGER, PERSONAL_ENV,
 };
-pub use select::{sanitize_user, select_env, EnvSource, SelectedEnv};
+pub use select::{sanitize_user, select_env, EnvSource, PreviewPlacement, SelectedEnv};
 pub use server_envs::{parse_protected_envs, ProtectedProject};
 pub use template::{Placeholder, Template, TemplateError, TemplateVars};
 

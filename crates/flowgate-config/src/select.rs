@@ -29,6 +29,17 @@ pub struct SelectedEnv {
     pub source: EnvSource,
     /// The env's settings (an implicit ledger-only `dev` when none is configured).
     pub config: EnvConfig,
+    /// Set for a preview env (`flowgate preview up`), which is placed like the
+    /// env `config_name` names but is not that env.
+    pub preview: Option<PreviewPlacement>,
+}
+
+/// How a preview env differs from the env it is placed like: no gates, and
+/// its deployments paused unless its schedules were asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviewPlacement {
+    /// True when the preview's deployments run their schedules.
+    pub schedules: bool,
 }
 
 impl SelectedEnv {
@@ -79,7 +90,15 @@ pub fn select_env(
         context: format!("env `{name}`"),
         source,
     })?;
-    Ok(SelectedEnv { config_name: name.to_string(), ledger_name, name_prefix, personal, source, config: env_config })
+    Ok(SelectedEnv {
+        config_name: name.to_string(),
+        ledger_name,
+        name_prefix,
+        personal,
+        source,
+        config: env_config,
+        preview: None,
+    })
 }
 
 /// A login name as a piece of an env name: lowercase letters and digits, every

@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
 use crate::{codec, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
-use crate::{ProjectRecord, RolloutLease, RolloutRecord, FIND_LIMIT};
+use crate::{PreviewRecord, ProjectRecord, RolloutLease, RolloutRecord, FIND_LIMIT};
 use chrono::{DateTime, Utc};
 
 /// One project's ledger on one database: a connection pool, the backend's
@@ -270,6 +270,21 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(command = %holder.command, pid = holder.pid))]
     async fn lock_maintenance(&self, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError> {
         B::acquire_lock(&self.pool, holder).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(env = %preview.env, build = %preview.build))]
+    async fn open_preview(&self, preview: &PreviewRecord) -> Result<(), LedgerError> {
+        self.upsert_preview(preview).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn previews(&self) -> Result<Vec<PreviewRecord>, LedgerError> {
+        self.read_previews().await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(env = %env))]
+    async fn close_preview(&self, env: &EnvName, at: DateTime<Utc>) -> Result<bool, LedgerError> {
+        self.update_close_preview(env, at).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(env = %a.env, build = %a.build, actor = %a.actor))]

@@ -12,6 +12,7 @@ mod ledger_gc;
 mod ledger_impl;
 mod ledger_leases;
 mod ledger_moves;
+mod ledger_previews;
 mod ledger_provenance;
 mod ledger_rollouts;
 mod lock;
@@ -40,6 +41,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::ledger_impl::SqlLedger;
 
 pub use crate::error::{BoxError, LedgerError};
+pub use crate::ledger_previews::PreviewRecord;
 pub use crate::lock::{LockHolder, MaintenanceLock};
 pub use crate::outbox::{DeliveryRecord, OutboxRecord, PendingEvent};
 pub use crate::projects::{ProjectClaim, ProjectRecord};
@@ -241,6 +243,18 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// PostgreSQL: a session advisory lock; SQLite: a row with a stale-holder
     /// rule (see [`MaintenanceLock`]).
     async fn lock_maintenance(&self, holder: &LockHolder) -> Result<MaintenanceLock, LedgerError>;
+
+    /// Opens a preview env, or reopens the one of the same env name with the
+    /// record's branch, placement, build, actor and expiry (its first creation
+    /// time is kept).
+    async fn open_preview(&self, preview: &PreviewRecord) -> Result<(), LedgerError>;
+
+    /// Every preview env of the project, open and closed, oldest first.
+    async fn previews(&self) -> Result<Vec<PreviewRecord>, LedgerError>;
+
+    /// Marks the open preview `env` closed at `at`; false when none is open.
+    /// Its releases stay: the history of a closed preview is kept.
+    async fn close_preview(&self, env: &EnvName, at: DateTime<Utc>) -> Result<bool, LedgerError>;
 }
 
 /// Open the ledger a URL names, bring its schema up to date and register

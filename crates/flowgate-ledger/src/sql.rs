@@ -230,3 +230,15 @@ pub(crate) const SELECT_ROLLOUT_LEASE: &str =
 /// Gives the lease back early (a replica that stops cleanly), if still held.
 pub(crate) const END_ROLLOUT_LEASE: &str =
     "UPDATE rollout_leases SET expires_at_ms = 0 WHERE project = $1 AND rollout_id = $2 AND holder = $3";
+
+/// Opens preview `$2` of project `$1`, or reopens it (keeping `created_at_ms`).
+pub(crate) const UPSERT_PREVIEW: &str = "INSERT INTO previews \
+    (project, env, branch, from_env, from_config, build_id, actor, created_at_ms, expires_at_ms, closed_at_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) \
+    ON CONFLICT (project, env) DO UPDATE SET branch = excluded.branch, from_env = excluded.from_env, \
+    from_config = excluded.from_config, build_id = excluded.build_id, actor = excluded.actor, \
+    expires_at_ms = excluded.expires_at_ms, closed_at_ms = NULL";
+pub(crate) const SELECT_PREVIEWS: &str = "SELECT env, branch, from_env, from_config, build_id, actor, \
+    created_at_ms, expires_at_ms, closed_at_ms FROM previews WHERE project = $1 ORDER BY created_at_ms, env";
+pub(crate) const CLOSE_PREVIEW: &str =
+    "UPDATE previews SET closed_at_ms = $3 WHERE project = $1 AND env = $2 AND closed_at_ms IS NULL";

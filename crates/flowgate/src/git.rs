@@ -68,6 +68,12 @@ impl Repo {
             .collect())
     }
 
+    /// The branch checked out; `None` on a detached HEAD.
+    pub fn current_branch(&self) -> Option<String> {
+        let out = self.git(&["symbolic-ref", "--quiet", "--short", "HEAD"]).ok()?;
+        Some(out.trim().to_string()).filter(|b| !b.is_empty())
+    }
+
     /// The commit a ref names, if it names one.
     pub fn resolve_commit(&self, reference: &str) -> Option<String> {
         if reference.starts_with('-') {

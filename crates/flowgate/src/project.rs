@@ -100,6 +100,17 @@ impl Project {
         Ok(self.select_env(Some(name))?.ledger_name)
     }
 
+    /// The env whose history is read: a configured one, or a preview env
+    /// (`preview-…`, not in the config), whose history outlives it.
+    pub fn history_env(&self, flag: Option<&str>) -> Result<EnvName> {
+        match flag {
+            Some(name) if name.starts_with("preview-") && self.config.env(name).is_none() => {
+                name.parse().map_err(|e| usage(format!("--env `{name}`: {e}")))
+            }
+            _ => Ok(self.select_env(flag)?.ledger_name),
+        }
+    }
+
     /// The configured flows among `names`, or an error naming the first unknown one.
     pub fn flows(&self, names: &[String]) -> Result<Vec<FlowKey>> {
         names

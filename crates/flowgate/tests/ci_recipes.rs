@@ -16,6 +16,9 @@ const GITLAB: &str = "docs/ci/gitlab/.gitlab-ci.yml";
 /// The same pipelines through a flowgate server, each job's ID token its credential.
 const GITHUB_SERVER: &str = "docs/ci/github/flowgate-server.yml";
 const GITLAB_SERVER: &str = "docs/ci/gitlab/.gitlab-ci-server.yml";
+/// Preview environments opened on a pull (merge) request and closed when it ends.
+const GITHUB_PREVIEW: &str = "docs/ci/github/flowgate-preview.yml";
+const GITLAB_PREVIEW: &str = "docs/ci/gitlab/.gitlab-ci-preview.yml";
 const DOCKERFILE: &str = "docs/ci/docker/Dockerfile";
 const PACKAGING: &str = "docs/PACKAGING.md";
 
@@ -76,7 +79,7 @@ fn assert_misspelling_rejected(schema: &str, relative: &str, key: &str, typo: &s
 
 #[test]
 fn github_workflow_validates_against_the_github_workflows_schema() {
-    for recipe in [GITHUB, GITHUB_SERVER] {
+    for recipe in [GITHUB, GITHUB_SERVER, GITHUB_PREVIEW] {
         assert_valid("vendor.github-workflows", recipe);
         assert_misspelling_rejected("vendor.github-workflows", recipe, "runs-on:", "runs_on:");
     }
@@ -84,7 +87,7 @@ fn github_workflow_validates_against_the_github_workflows_schema() {
 
 #[test]
 fn gitlab_ci_validates_against_the_gitlab_ci_schema() {
-    for recipe in [GITLAB, GITLAB_SERVER] {
+    for recipe in [GITLAB, GITLAB_SERVER, GITLAB_PREVIEW] {
         assert_valid("vendor.gitlab-ci", recipe);
         assert_misspelling_rejected("vendor.gitlab-ci", recipe, "resource_group:", "resource_grup:");
     }
@@ -294,6 +297,32 @@ fn server_recipes_go_through_the_server_with_the_jobs_id_token_and_no_secret() {
     assert!(read(GITHUB_SERVER).contains("FLOWGATE_SERVER: ${{ vars.FLOWGATE_SERVER }}"));
 }
 
+#[test]
+fn preview_recipes_open_a_preview_of_the_branch_and_close_it_when_the_request_ends() {
+    for (recipe, closing) in [(GITHUB_PREVIEW, "github.event.action == 'closed'"), (GITLAB_PREVIEW, "action: stop")] {
+        assert_commands_accepted(recipe);
+        let previews: Vec<Vec<String>> = flowgate_commands(recipe)
+            .into_iter()
+            .map(|(_, args)| args)
+            .filter(|args| args.first().map(String::as_str) == Some("preview"))
+            .collect();
+        let verbs: Vec<&str> = previews.iter().map(|args| args[1].as_str()).collect();
+        assert_eq!(verbs, ["up", "down"], "`{recipe}`: {previews:?}");
+        for args in &previews {
+            assert!(
+                args.contains(&"--branch".to_string()),
+                "`{recipe}`: `flowgate {}` names no branch",
+                args.join(" ")
+            );
+        }
+        assert!(previews[0].windows(2).any(|w| w == ["--from", "qa"]), "`{recipe}`: not placed like qa");
+        let text = read(recipe);
+        assert!(text.contains(closing), "`{recipe}` has no job for the request's end (`{closing}`)");
+        let builds = flowgate_commands(recipe).into_iter().filter(|(_, a)| a[0] == "build").count();
+        assert_eq!(builds, 1, "`{recipe}` must build the branch before its preview");
+    }
+}
+
 /// The manual prod promotion is a rollout of exactly what qa runs.
 fn assert_rolls_out_qa_to_prod(relative: &str) {
     let rollouts: Vec<Vec<String>> = flowgate_commands(relative)
@@ -336,7 +365,7 @@ fn pinned_version(relative: &str) -> String {
 
 #[test]
 fn recipes_pin_this_version_of_flowgate() {
-    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, DOCKERFILE] {
+    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, GITHUB_PREVIEW, GITLAB_PREVIEW, DOCKERFILE] {
         assert_eq!(pinned_version(relative), env!("CARGO_PKG_VERSION"), "`{relative}` pins another flowgate");
     }
 }
@@ -346,7 +375,7 @@ fn recipes_pin_this_version_of_flowgate() {
 #[test]
 fn install_commands_are_the_documented_ones() {
     let docs = read(PACKAGING);
-    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, DOCKERFILE] {
+    for relative in [GITHUB, GITLAB, GITHUB_SERVER, GITLAB_SERVER, GITHUB_PREVIEW, GITLAB_PREVIEW, DOCKERFILE] {
         let version = pinned_version(relative);
         let mut installs = 0;
         for (line_no, line) in shell_lines(&read(relative)) {

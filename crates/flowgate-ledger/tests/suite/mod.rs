@@ -15,6 +15,7 @@ mod leases;
 mod maintenance;
 mod migration;
 mod outbox;
+mod previews;
 mod projects;
 mod rollouts;
 mod tokens;
@@ -24,6 +25,7 @@ pub use leases::*;
 pub use maintenance::*;
 pub use migration::*;
 pub use outbox::*;
+pub use previews::*;
 pub use projects::*;
 pub use rollouts::*;
 pub use tokens::*;
@@ -67,6 +69,7 @@ macro_rules! stories {
         $story!(a_server_looks_projects_up_without_registering_them);
         $story!(changes_write_their_events_in_their_own_transaction);
         $story!(a_deliverer_claims_an_event_alone_until_it_settles_or_the_claim_runs_out);
+        $story!(previews_open_reopen_and_close_once_per_project);
     };
 }
 pub(crate) use stories;

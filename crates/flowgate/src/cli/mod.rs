@@ -8,12 +8,14 @@ use clap::{Args, Parser, Subcommand};
 mod gates;
 mod maintenance;
 mod moves;
+mod preview;
 mod project;
 mod server;
 
 pub use gates::*;
 pub use maintenance::*;
 pub use moves::*;
+pub use preview::*;
 pub use project::*;
 pub use server::*;
 
@@ -140,6 +142,13 @@ pub enum Command {
   flowgate rollout status --env prod
   flowgate rollout abort --env prod --reason "wave 2 runs hang""#)]
     Rollout(RolloutCommand),
+    /// Ephemeral envs for branches: each runs the flows its branch changed, placed like another env.
+    #[command(subcommand)]
+    #[command(after_help = r#"Examples:
+  flowgate preview up --branch feature/x --from qa
+  flowgate preview list
+  flowgate preview down --branch feature/x"#)]
+    Preview(PreviewCommand),
     /// Check that the ledger and the artifact store agree; exit 1 lists every problem.
     #[command(after_help = r#"Examples:
   flowgate fsck

@@ -88,7 +88,11 @@ async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, poi
             .build(&pointer.build)
             .await?
             .with_context(|| format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build))?;
-        let Some(settings) = settings_of(project, &store, &build, &pointer.flow, env).await? else { continue };
+        let Some(mut settings) = settings_of(project, &store, &build, &pointer.flow, env).await? else { continue };
+        if env.preview.is_some_and(|p| !p.schedules) {
+            // A preview's deployments exist to be run by hand, not on the schedules of the env it copies.
+            settings.paused = Some(true);
+        }
         let wanted_type = settings.work_pool_type.clone().unwrap_or_else(|| DEFAULT_POOL_TYPE.to_string());
         let pool_type = match work_pool_of(&settings, &placement) {
             None => wanted_type, // assemble names the missing pool

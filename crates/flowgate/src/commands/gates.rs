@@ -32,8 +32,12 @@ pub struct FlowVerdict {
 }
 
 /// The policy of the env a move goes into (the default, with no gates, when the
-/// env is not in the config).
+/// env is not in the config, and for a preview env: it is a branch's scratch
+/// space, not the env it is placed like).
 pub fn policy_of(project: &Project, env: &SelectedEnv) -> Policy {
+    if env.preview.is_some() {
+        return Policy::default();
+    }
     project.config.env(&env.config_name).map(|e| e.policy.clone()).unwrap_or_default()
 }
 

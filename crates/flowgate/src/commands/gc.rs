@@ -6,6 +6,8 @@
 //! period (a build may still be uploading them). Ledger rows go first and store
 //! objects after, so a crash in between leaves unreferenced objects (the next
 //! gc or `fsck --repair` removes them), never a build without its bundle.
+//! In direct mode it first closes the preview envs past their time to live
+//! (their deployments deleted on the Prefect server, see `preview.rs`).
 //! Also the helpers `fsck` shares: the maintenance lock, the grace period, and
 //! which objects are unreferenced.
 
@@ -43,6 +45,11 @@ pub struct GcReport {
     /// Unreferenced objects left because they are younger than the grace period.
     young_objects: Vec<Object>,
     freed_bytes: u64,
+    /// Preview envs closed because they expired (with --dry-run: that would
+    /// be), each with its deleted deployments; direct mode only.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    closed_previews: Vec<super::preview::Closed>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -89,10 +96,30 @@ pub async fn run(project: &Project, args: GcArgs, printer: Printer) -> Result<()
         }
         None => {
             let ledger = project.ledger().await?;
-            collect(ledger.as_ref(), &project.store()?, &holder(project, "gc"), &retain).await?
+            let closed_previews = close_expired_previews(project, ledger.as_ref(), args.dry_run).await?;
+            let report = collect(ledger.as_ref(), &project.store()?, &holder(project, "gc"), &retain).await?;
+            GcReport { closed_previews, ..report }
         }
     };
     printer.result(&report, |out| render(out, &report, &args.grace))
+}
+
+/// Closes every open preview env whose time to live has run out.
+async fn close_expired_previews(
+    project: &Project,
+    ledger: &dyn Ledger,
+    dry_run: bool,
+) -> Result<Vec<super::preview::Closed>> {
+    let now = Utc::now();
+    let mut closed = Vec::new();
+    for preview in ledger.previews().await?.into_iter().filter(|p| p.expired(now)) {
+        closed.push(if dry_run {
+            super::preview::Closed { env: preview.env, branch: preview.branch, deleted: Vec::new(), open: true }
+        } else {
+            super::preview::close(project, ledger, &preview, now).await?
+        });
+    }
+    Ok(closed)
 }
 
 /// Deletes from `ledger` the builds `retain` does not keep, then the objects
@@ -140,6 +167,7 @@ pub async fn collect(
             deleted_builds,
             deleted_objects,
             young_objects: young.into_iter().map(Object::from).collect(),
+            closed_previews: Vec::new(),
         })
     })
     .await
@@ -147,6 +175,13 @@ pub async fn collect(
 
 fn render(out: &mut String, r: &GcReport, grace: &str) {
     let (builds_verb, objects_verb) = if r.dry_run { ("Would delete", "would free") } else { ("Deleted", "freed") };
+    for closed in &r.closed_previews {
+        if r.dry_run {
+            out.push_str(&format!("Would close expired preview `{}` of branch `{}`.\n", closed.env, closed.branch));
+        } else {
+            super::preview::render_closed(out, closed);
+        }
+    }
     let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
     for kept in &r.kept {
         let names: HashSet<&str> = kept.reasons.iter().map(class).collect();

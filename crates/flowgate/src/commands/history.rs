@@ -12,20 +12,20 @@ use crate::printer::{age, table, Printer};
 use crate::project::Project;
 
 pub async fn run(project: &Project, args: HistoryArgs, printer: Printer) -> Result<()> {
-    let env = project.select_env(args.env.env.as_deref())?;
+    let env = project.history_env(args.env.env.as_deref())?;
     let flow = project.flows(std::slice::from_ref(&args.flow))?.remove(0);
     let history: Vec<Release> = match ServerClient::from_env().await? {
         Some(server) => {
             let limit = args.limit.map(|n| format!("&limit={n}")).unwrap_or_default();
             let name = project.config.project_name();
-            server.get(&format!("/projects/{name}/history?flow={flow}&env={}{limit}", env.ledger_name)).await?
+            server.get(&format!("/projects/{name}/history?flow={flow}&env={}{limit}", env)).await?
         }
-        None => project.ledger().await?.history(&flow, &env.ledger_name, args.limit).await?,
+        None => project.ledger().await?.history(&flow, &env, args.limit).await?,
     };
     let now = Utc::now();
     printer.result(&history, |out| {
         if history.is_empty() {
-            out.push_str(&format!("`{flow}` has never been released in `{}`.\n", env.ledger_name));
+            out.push_str(&format!("`{flow}` has never been released in `{}`.\n", env));
             return;
         }
         let rows: Vec<Vec<String>> = history

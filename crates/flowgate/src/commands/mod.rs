@@ -21,6 +21,8 @@ mod local_bundle;
 pub mod moves;
 pub mod pin;
 pub mod plan;
+mod preview;
+mod preview_server;
 mod pull;
 mod rollout;
 mod rollout_client;
@@ -74,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Which(args) => which::run(&project, args, printer).await,
                 Command::Approve(args) => approve::run(&project, args, printer).await,
                 Command::Rollout(command) => rollout::run(&project, command, printer).await,
+                Command::Preview(command) => preview::run(&project, command, printer).await,
                 Command::Fsck(args) => fsck::run(&project, args, printer).await,
                 Command::Gc(args) => gc::run(&project, args, printer).await,
                 Command::Pin(args) => pin::pin(&project, args, printer).await,
