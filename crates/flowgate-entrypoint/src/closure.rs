@@ -19,9 +19,11 @@
 //! does not parse), the flow depends on the whole bundle unless it declares
 //! its dependencies with `depends` globs, and [`Closure::dynamic`] says where.
 //!
-//! Many flows share modules, so a [`ClosureIndex`] parses each file once and
+//! Many flows share modules, so a [`ClosureIndex`] reads each file once and
 //! remembers each module's resolved imports per search path; a closure is
-//! then a walk over remembered edges.
+//! then a walk over remembered edges. Files are read for their imports by a
+//! token-level reader, with the full parser as its fallback (see
+//! `closure_scan.rs`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -171,6 +173,8 @@ struct Tree<'a> {
     dirs: HashSet<String>,
     read: &'a dyn Fn(&str) -> Option<String>,
     python_path: Vec<String>,
+    /// The [`shared_files`], in every closure.
+    shared: BTreeSet<String>,
 }
 
 impl Tree<'_> {
@@ -293,7 +297,12 @@ impl<'a> ClosureIndex<'a> {
             }
         }
         let python_path = python_path.iter().map(|root| normalize(root).to_string()).collect();
-        ClosureIndex { tree: Tree { files, dirs, read, python_path }, scans: HashMap::new(), graphs: HashMap::new() }
+        let shared = shared_files(files);
+        ClosureIndex {
+            tree: Tree { files, dirs, read, python_path, shared },
+            scans: HashMap::new(),
+            graphs: HashMap::new(),
+        }
     }
 
     /// The closure of the flow whose entrypoint file is `entrypoint_file`, with
@@ -347,7 +356,7 @@ impl<'a> ClosureIndex<'a> {
         if whole_bundle {
             files = tree.files.clone();
         } else {
-            files.extend(shared_files(tree.files));
+            files.extend(tree.shared.iter().cloned());
             files.extend(declared);
         }
         Ok(Closure { files, dynamic, whole_bundle })

@@ -7,6 +7,11 @@
 //!
 //! The scan knows nothing of where the file sits: relative imports keep their
 //! level, and `closure.rs` resolves them once it knows the module's name.
+//!
+//! [`scan`] reads a file with the token-level reader of `import_scan.rs`, which
+//! gives the same answer many times faster, and falls back to [`parse`] (the
+//! full parser, and the reference for what the answer is) for a file that
+//! reader is not sure of.
 
 use std::collections::HashMap;
 
@@ -16,7 +21,7 @@ use rustpython_parser::Parse;
 use crate::closure::DynamicUse;
 
 /// One thing a file asks Python to import.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Import {
     /// `import a.b.c`, `import_module("a.b")`: the module and its parents.
     Module { level: usize, name: String, anchor: Anchor },
@@ -26,7 +31,7 @@ pub(crate) enum Import {
 }
 
 /// What a relative name is relative to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Anchor {
     /// The module's package (`__package__`), as for `from . import x`.
     Package,
@@ -37,7 +42,7 @@ pub(crate) enum Anchor {
 }
 
 /// Everything [`scan`] learnt of one file.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Scan {
     pub imports: Vec<Import>,
     /// The literal names of `__all__` at the top level, which `from pkg import *`
@@ -49,7 +54,7 @@ pub(crate) struct Scan {
 
 /// The calls that load code, by the qualified name of the callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Loader {
+pub(crate) enum Loader {
     ImportModule,
     DunderImport,
     Exec,
@@ -59,7 +64,7 @@ enum Loader {
     RunModule,
 }
 
-fn loader(qualified: &str) -> Option<Loader> {
+pub(crate) fn loader(qualified: &str) -> Option<Loader> {
     Some(match qualified {
         "importlib.import_module" => Loader::ImportModule,
         "__import__" | "importlib.__import__" | "builtins.__import__" => Loader::DunderImport,
@@ -75,7 +80,7 @@ fn loader(qualified: &str) -> Option<Loader> {
 
 /// The last part of every name [`loader`] knows: a call whose callee ends
 /// otherwise is skipped without looking at its bindings.
-const LOADER_NAMES: &[&str] = &[
+pub(crate) const LOADER_NAMES: &[&str] = &[
     "import_module",
     "__import__",
     "exec",
@@ -96,6 +101,11 @@ pub(crate) fn scan(path: &str, source: Option<&str>) -> Scan {
             ..Scan::default()
         };
     };
+    crate::import_scan::scan(path, source).unwrap_or_else(|| parse(path, source))
+}
+
+/// Reads one file with the full parser.
+pub(crate) fn parse(path: &str, source: &str) -> Scan {
     match ast::Suite::parse(source, path) {
         Ok(suite) => {
             let mut walker = Walker { calls: Vec::new(), bindings: HashMap::new(), scan: Scan::default() };
@@ -124,9 +134,7 @@ fn line_of(source: &str, offset: usize) -> usize {
 }
 
 /// The source of a call, on one line and short enough for a terminal.
-fn call_text(source: &str, call: &ast::ExprCall) -> String {
-    let range = call.range();
-    let text = source.get(range.start().to_usize()..range.end().to_usize()).unwrap_or("");
+pub(crate) fn call_text(text: &str) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(100) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -482,9 +490,13 @@ impl<'a> Walker<'a> {
             };
             match import {
                 Some(imports) => self.scan.imports.extend(imports),
-                None => {
-                    self.scan.dynamic.push(DynamicUse { file: path.to_string(), line, what: call_text(source, call) })
-                }
+                None => self.scan.dynamic.push(DynamicUse {
+                    file: path.to_string(),
+                    line,
+                    what: call_text(
+                        source.get(call.range().start().to_usize()..call.range().end().to_usize()).unwrap_or(""),
+                    ),
+                }),
             }
         }
     }

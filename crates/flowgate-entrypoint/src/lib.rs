@@ -19,6 +19,8 @@ mod docstring;
 mod error;
 mod fields;
 mod flow;
+mod import_lex;
+mod import_scan;
 mod imports;
 mod module;
 mod pydantic;

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::time::Instant;
 
 use flowgate_entrypoint::{closure_digest, shared_files, Closure, ClosureIndex, DynamicUse};
 
@@ -231,61 +230,58 @@ fn closure_digest_covers_paths_and_hashes_in_path_order() {
     assert_ne!(one, closure_digest([("a.py", "11"), ("c.py", "22")]));
 }
 
-/// A repository of 2,000 modules in 20 packages and 200 flows, each flow
-/// importing a few modules that import a few others. Prints the time; run it in
-/// release mode for the number that matters:
-/// `cargo nextest run -p flowgate-entrypoint --test closure --release --run-ignored only --no-capture`.
+/// Closures read through the token-level reading: what a string, a comment
+/// or a docstring says is no import; continuations, parenthesised names,
+/// semicolons, `if TYPE_CHECKING:` blocks and function-level imports are.
 #[test]
-#[ignore = "timing, run on demand"]
-fn timing_of_2000_modules_and_200_flows() {
-    let mut texts = HashMap::new();
-    for package in 0..20 {
-        texts.insert(format!("lib/p{package}/__init__.py"), format!("from .m{package}_0 import f\n"));
-        for module in 0..100 {
-            let mut source = String::from("import os\nimport json\nfrom typing import Any\n\n");
-            for k in 1..=3 {
-                let other = (module * 7 + k * 13) % 100;
-                source.push_str(&format!(
-                    "from lib.p{}.m{}_{} import f as f{k}\n",
-                    (package + k) % 20,
-                    (package + k) % 20,
-                    other
-                ));
-            }
-            for f in 0..20 {
-                source.push_str(&format!(
-                    "\n\ndef f{f}(x: Any, y: int = 3) -> Any:\n    \"\"\"Doc.\"\"\"\n    if x:\n        return json.dumps({{'a': x, 'b': [y, os.sep]}})\n    return [i * y for i in range(10) if i % 2]\n"
-                ));
-            }
-            source.push_str("\n\ndef f(x):\n    return x\n");
-            texts.insert(format!("lib/p{package}/m{package}_{module}.py"), source);
-        }
-    }
-    for flow in 0..200 {
-        texts.insert(
-            format!("flows/flow{flow}.py"),
-            format!(
-                "from prefect import flow\nimport lib.p{}.m{}_{}\n\n@flow\ndef flow{flow}():\n    pass\n",
-                flow % 20,
-                flow % 20,
-                flow % 100
-            ),
-        );
-    }
+fn imports_are_read_past_strings_comments_and_line_breaks() {
+    let texts: HashMap<String, String> = [
+        (
+            "flows/tricky.py",
+            "\"\"\"Docs: import lib.in_docstring\"\"\"\nfrom prefect import flow\n\
+             import lib.a, \\\n    lib.b\n\
+             from lib.c import (\n    one,  # import lib.in_comment\n    two,\n)\n\
+             import lib.d; x = 'import lib.in_string'; import lib.e\n\
+             from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lib.f import T\n\
+             text = f\"{x!r} import lib.in_fstring\"\n\
+             raw = r'import lib.in_raw \\d'\n\
+             long = \"\"\"\nimport lib.in_triple\n\"\"\"\n\n\
+             @flow\ndef tricky():\n    from lib import g\n    return g\n",
+        ),
+        ("lib/__init__.py", ""),
+        ("lib/a.py", ""),
+        ("lib/b.py", ""),
+        ("lib/c.py", "one = two = 1\n"),
+        ("lib/d.py", ""),
+        ("lib/e.py", ""),
+        ("lib/f.py", "T = int\n"),
+        ("lib/g.py", ""),
+        ("lib/in_docstring.py", ""),
+        ("lib/in_comment.py", ""),
+        ("lib/in_string.py", ""),
+        ("lib/in_fstring.py", ""),
+        ("lib/in_raw.py", ""),
+        ("lib/in_triple.py", ""),
+    ]
+    .into_iter()
+    .map(|(path, text)| (path.to_string(), text.to_string()))
+    .collect();
     let files: BTreeSet<String> = texts.keys().cloned().collect();
-    let bytes: usize = texts.values().map(String::len).sum();
     let read = |path: &str| texts.get(path).cloned();
-    let start = Instant::now();
-    let mut index = ClosureIndex::new(&files, &read, &[]);
-    let mut total = 0;
-    for flow in 0..200 {
-        total += index.closure(&format!("flows/flow{flow}.py"), &[]).unwrap().files.len();
-    }
-    println!(
-        "{} files ({} KiB), 200 flows, {} closure files in all: {:?}",
-        files.len(),
-        bytes / 1024,
-        total,
-        start.elapsed()
+    let closure = flowgate_entrypoint::closure(&files, &read, "flows/tricky.py", &[], &[]).unwrap();
+    assert_eq!(
+        closure.files,
+        set(&[
+            "flows/tricky.py",
+            "lib/__init__.py",
+            "lib/a.py",
+            "lib/b.py",
+            "lib/c.py",
+            "lib/d.py",
+            "lib/e.py",
+            "lib/f.py",
+            "lib/g.py",
+        ])
     );
+    assert!(closure.dynamic.is_empty(), "{:?}", closure.dynamic);
 }

@@ -118,3 +118,53 @@ fn release_all_moves_only_the_flows_a_commit_changed() {
     // b, c and e run the very builds in both envs: nothing to decide for them.
     assert_eq!(promoted, (vec!["a".into(), "d".into()], vec![]));
 }
+
+/// Each flow's code digest in a `build --json` answer's qa settings.
+fn digests(answer: &Value) -> Vec<(String, String)> {
+    let qa = answer["build"]["settings"]["qa"].as_object().expect("qa settings");
+    qa.iter().map(|(flow, s)| (flow.clone(), s["code"]["digest"].as_str().expect("a digest").to_string())).collect()
+}
+
+/// `build -vv --json`: the answer, and whether the closures came from the cache.
+fn build_logged(p: &GitProject) -> (Value, bool) {
+    let out = run(p, &["-vv", "build", "--json"]).success();
+    let cached = out.stderr.contains("flow code from the cache");
+    (out.json(), cached)
+}
+
+#[test]
+fn closures_of_an_unchanged_tree_come_from_the_cache_never_stale_or_damaged() {
+    let p = project();
+    // The stat index trusts no file changed in the 2 s before a scan (racy-git rule).
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(2_100));
+    settle();
+    let (first, cached) = build_logged(&p);
+    assert!(!cached, "a first build has no cache to read");
+    assert!(p.path().join(".flowgate/cache/closures.json").is_file());
+
+    // A new commit of the same files: the stat index vouches for every file.
+    p.commit("nothing changed");
+    let (same, cached) = build_logged(&p);
+    assert!(cached, "an unchanged tree's closures are read again");
+    assert_eq!(digests(&same), digests(&first));
+
+    // A damaged cache is computed anew, to the same answer.
+    p.write(".flowgate/cache/closures.json", "{ not json");
+    p.commit("nothing changed again");
+    let (repaired, cached) = build_logged(&p);
+    assert!(!cached);
+    assert_eq!(digests(&repaired), digests(&first));
+
+    // A changed shared module: the cache is stale, and only its importers' digests move.
+    p.write("lib/common.py", "RETRIES = 4\n");
+    p.commit("retries");
+    let (changed, cached) = build_logged(&p);
+    assert!(!cached, "a changed file is read, not taken from the cache");
+    let moved: Vec<String> = digests(&changed)
+        .into_iter()
+        .zip(digests(&first))
+        .filter(|(now, before)| now != before)
+        .map(|(now, _)| now.0)
+        .collect();
+    assert_eq!(moved, ["a", "b", "d"], "d loads the whole bundle; e declared its files");
+}

@@ -108,7 +108,11 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
             std::fs::read_to_string(project.root.join(path))
                 .with_context(|| format!("Failed to read entrypoint file `{path}`"))
         })?;
-    for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root)? {
+    let vouched = match &pending {
+        Pending::Known(planned, _) => Some(&**planned),
+        Pending::Packing(_) => None,
+    };
+    for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root, &settings, vouched)? {
         settings.set_code(&flow, &code);
     }
     // With `pin_images`, each tag becomes the digest it names now, still before

@@ -2,47 +2,211 @@
 //! the flow can load (see `flowgate_entrypoint::ClosureIndex`), summed up as
 //! a digest that changes exactly when one of them does. Recorded with the
 //! build's settings, it tells which flows a commit changed.
+//!
+//! Each file is read once, for its imports and its hash together. The answer
+//! is kept in `.flowgate/cache/closures.json` with the hash of every file it
+//! read: a rebuild whose files the stat index vouches for (an unchanged tree)
+//! takes it from there when those hashes, the bundle's file list and the
+//! flows' entrypoints, `python_path` and `depends` are all the same, without
+//! reading a file. Like the stat index, it is a cache: missing, damaged or
+//! stale, it costs time, never a wrong digest.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use flowgate_bundle::Plan;
 use flowgate_config::Config;
-use flowgate_core::{FlowCode, FlowKey};
+use flowgate_core::{BuildSettings, FlowCode, FlowKey};
 use flowgate_entrypoint::{closure_digest, ClosureIndex};
+use serde::{Deserialize, Serialize};
 
 use super::build_check::entrypoint_file;
 use crate::exit::usage;
 
+/// Bumped whenever what a closure holds changes, so remembered ones are forgotten.
+const CACHE_VERSION: &str = "flowgate-closures-v1";
+
+/// One flow whose code is wanted: its entrypoint file, `python_path` and `depends`.
+struct Job<'c> {
+    key: &'c FlowKey,
+    file: String,
+    python_path: &'c [String],
+    depends: &'c [String],
+}
+
 /// The code of every configured flow whose entrypoint is in `bundle` (paths
-/// relative to `root`, where the files are read).
-pub fn flow_code(config: &Config, bundle: &BTreeSet<String>, root: &Path) -> Result<BTreeMap<FlowKey, FlowCode>> {
-    let read = |path: &str| if bundle.contains(path) { std::fs::read_to_string(root.join(path)).ok() } else { None };
-    // One index per python_path: flows sharing one parse each module once.
-    let mut indexes: HashMap<Vec<String>, ClosureIndex<'_>> = HashMap::new();
-    let mut hashes: HashMap<String, String> = HashMap::new();
+/// relative to `root`, where the files are read) and that `settings` holds (a
+/// flow without deployment settings has nowhere to record it). `plan` is the
+/// build's plan when the stat index vouched for every file: then the closures
+/// may come from the cache.
+pub fn flow_code(
+    config: &Config,
+    bundle: &BTreeSet<String>,
+    root: &Path,
+    settings: &BuildSettings,
+    plan: Option<&Plan>,
+) -> Result<BTreeMap<FlowKey, FlowCode>> {
+    let wanted: BTreeSet<&FlowKey> = settings.envs().flat_map(|env| settings.flows(env).map(|(key, _)| key)).collect();
+    let jobs: Vec<Job<'_>> = config
+        .flows()
+        .filter(|(key, _)| wanted.contains(key))
+        .filter_map(|(key, flow)| {
+            let file = entrypoint_file(config, flow, |f| bundle.contains(f))?;
+            let depends = flow.depends.as_deref().unwrap_or_default();
+            Some(Job { key, file, python_path: config.python_path(flow), depends })
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let cache_path = root.join(".flowgate").join("cache").join("closures.json");
+    let key = cache_key(bundle, &jobs);
+    let known: Option<HashMap<String, String>> = plan
+        .and_then(Plan::known_manifest)
+        .map(|manifest| manifest.files.into_iter().map(|entry| (entry.path, entry.blake3.to_hex())).collect());
+    if let Some(known) = &known {
+        if let Some(code) = cached(&cache_path, &key, known) {
+            tracing::debug!(flows = code.len(), "flow code from the cache");
+            return Ok(code);
+        }
+    }
+
+    // Hex BLAKE3 of every file read or hashed: what the digests and the cache use.
+    let hashes: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    let hash_of = |path: &str, bytes: Option<&[u8]>| -> String {
+        match (known.as_ref().and_then(|k| k.get(path)), bytes) {
+            (Some(hash), _) => hash.clone(),
+            (None, Some(bytes)) => blake3::hash(bytes).to_hex().to_string(),
+            // A file that cannot be read hashes as absent: the build fails on it later anyway.
+            (None, None) => blake3::hash(&std::fs::read(root.join(path)).unwrap_or_default()).to_hex().to_string(),
+        }
+    };
+    let read = |path: &str| {
+        if !bundle.contains(path) {
+            return None;
+        }
+        let bytes = std::fs::read(root.join(path)).ok();
+        let hash = hash_of(path, Some(bytes.as_deref().unwrap_or_default()));
+        hashes.borrow_mut().insert(path.to_string(), hash);
+        String::from_utf8(bytes?).ok()
+    };
+    // One index per python_path: flows sharing one read each module once.
+    let mut indexes: HashMap<&[String], ClosureIndex<'_>> = HashMap::new();
     let mut out = BTreeMap::new();
-    for (key, flow) in config.flows() {
-        let Some(file) = entrypoint_file(config, flow, |f| bundle.contains(f)) else { continue };
-        let python_path = config.python_path(flow).to_vec();
-        let index =
-            indexes.entry(python_path.clone()).or_insert_with(|| ClosureIndex::new(bundle, &read, &python_path));
-        let depends = flow.depends.as_deref().unwrap_or_default();
-        let closure = index.closure(&file, depends).map_err(|e| usage(format!("Flow `{key}`: {e}")))?;
+    for job in &jobs {
+        let index = indexes.entry(job.python_path).or_insert_with(|| ClosureIndex::new(bundle, &read, job.python_path));
+        let closure = index.closure(&job.file, job.depends).map_err(|e| usage(format!("Flow `{}`: {e}", job.key)))?;
         let whole_bundle = closure
             .whole_bundle
             .then(|| closure.dynamic.first().map(|d| format!("{}:{}: {}", d.file, d.line, d.what)))
             .flatten();
+        let mut hashes = hashes.borrow_mut();
         for path in &closure.files {
             if !hashes.contains_key(path) {
-                // A file that cannot be read hashes as absent: the build fails on it later anyway.
-                let bytes = std::fs::read(root.join(path)).unwrap_or_default();
-                hashes.insert(path.clone(), blake3::hash(&bytes).to_hex().to_string());
+                let hash = hash_of(path, None);
+                hashes.insert(path.clone(), hash);
             }
         }
         let digest = closure_digest(closure.files.iter().map(|p| (p.as_str(), hashes[p].as_str())));
         let paths = if whole_bundle.is_some() { Vec::new() } else { closure.files.iter().cloned().collect() };
-        out.insert(key.clone(), FlowCode { digest, files: closure.files.len() as u64, whole_bundle, paths });
+        out.insert(job.key.clone(), FlowCode { digest, files: closure.files.len() as u64, whole_bundle, paths });
     }
+    drop(indexes);
+    remember(&cache_path, key, hashes.into_inner(), &out);
     Ok(out)
+}
+
+/// What the cache's answer depends on besides file contents: the bundle's
+/// file list and each flow's entrypoint, `python_path` and `depends`.
+fn cache_key(bundle: &BTreeSet<String>, jobs: &[Job<'_>]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(CACHE_VERSION.as_bytes());
+    hasher.update(b"\0");
+    for path in bundle {
+        hasher.update(path.as_bytes());
+        hasher.update(b"\n");
+    }
+    for job in jobs {
+        let fields = [job.key.as_str(), &job.file, &job.python_path.join("\n"), &job.depends.join("\n")];
+        for field in fields {
+            hasher.update(b"\0");
+            hasher.update(field.as_bytes());
+        }
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// The cache file: every file the closures read or hashed, and each flow's code
+/// with its paths as indexes into that list.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cached {
+    key: String,
+    files: Vec<(String, String)>,
+    flows: Vec<CachedFlow>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedFlow {
+    flow: FlowKey,
+    digest: String,
+    files: u64,
+    whole_bundle: Option<String>,
+    paths: Vec<u32>,
+}
+
+/// The flows' code from the cache, when it was made with `key` and every file
+/// it read still has the hash it had then (`known`: the stat index's hashes).
+fn cached(path: &Path, key: &str, known: &HashMap<String, String>) -> Option<BTreeMap<FlowKey, FlowCode>> {
+    let bytes = std::fs::read(path).ok()?;
+    let cached: Cached = serde_json::from_slice(&bytes)
+        .inspect_err(|e| tracing::debug!(path = %path.display(), error = %e, "unreadable closure cache"))
+        .ok()?;
+    if cached.key != key || cached.files.iter().any(|(file, hash)| known.get(file) != Some(hash)) {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for flow in cached.flows {
+        let paths =
+            flow.paths.iter().map(|&i| cached.files.get(i as usize).map(|(p, _)| p.clone())).collect::<Option<_>>()?;
+        out.insert(
+            flow.flow,
+            FlowCode { digest: flow.digest, files: flow.files, whole_bundle: flow.whole_bundle, paths },
+        );
+    }
+    Some(out)
+}
+
+/// Writes the cache (atomically; a failure only costs the next rebuild time).
+fn remember(path: &Path, key: String, hashes: HashMap<String, String>, code: &BTreeMap<FlowKey, FlowCode>) {
+    let mut files: Vec<(String, String)> = hashes.into_iter().collect();
+    files.sort_unstable();
+    let at: HashMap<&str, u32> = files.iter().enumerate().map(|(i, (p, _))| (p.as_str(), i as u32)).collect();
+    let flows = code
+        .iter()
+        .map(|(flow, code)| CachedFlow {
+            flow: flow.clone(),
+            digest: code.digest.clone(),
+            files: code.files,
+            whole_bundle: code.whole_bundle.clone(),
+            paths: code.paths.iter().filter_map(|p| at.get(p.as_str()).copied()).collect(),
+        })
+        .collect();
+    let cached = Cached { key, files, flows };
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        std::fs::create_dir_all(&dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer(&mut writer, &cached)?;
+        writer.flush()?;
+        drop(writer);
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        tracing::warn!(path = %path.display(), error = %e, "cannot save the closure cache");
+    }
 }
