@@ -1,6 +1,9 @@
 //! `flowgate-bench`: runs flowgate's benchmarks beside their baselines in the same
 //! run and prints medians and ratios. Timings are reported, never asserted.
 
+mod changed_release;
+mod closure;
+mod closure_tree;
 mod code;
 mod content;
 mod git;
@@ -29,6 +32,10 @@ enum Part {
     Postgres,
     /// 200 concurrent clients against two server replicas on PostgreSQL
     Load,
+    /// release --all after a commit that changes one of 200 flows, against a real Prefect server
+    ChangedRelease,
+    /// cold build and unchanged rebuild with 200 flows' code closures over 2,000 modules, against the same without
+    Closure,
 }
 
 /// Benchmarks of flowgate, each against a baseline measured in the same run.
@@ -173,6 +180,20 @@ async fn main() -> Result<()> {
     if wants(Part::Load) {
         eprintln!("load (two replicas, PostgreSQL):");
         let (r, n) = load::run(&ctx, &args.postgres).await?;
+        rows.extend(r);
+        notes.extend(n);
+    }
+
+    if wants(Part::Closure) {
+        eprintln!("closure ({} flows over {} modules):", 200 / scale, 2_000 / scale);
+        let (r, n) = closure::run(&ctx, args.seed)?;
+        rows.extend(r);
+        notes.extend(n);
+    }
+
+    if wants(Part::ChangedRelease) {
+        eprintln!("changed release (one of {} flows changed, real Prefect server):", 200 / scale);
+        let (r, n) = changed_release::run(&ctx)?;
         rows.extend(r);
         notes.extend(n);
     }

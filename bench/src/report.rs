@@ -13,6 +13,12 @@ pub enum Target {
     Ratio(f64),
     /// flowgate's median at most this, whatever the baseline.
     Absolute(Duration),
+    /// flowgate's median minus the baseline's at most `max`: what flowgate
+    /// adds to a baseline that does the same work but the part measured.
+    /// `worst` is the largest difference the ranges allow (slowest flowgate
+    /// run minus fastest baseline run): over `max`, the verdict is "within
+    /// noise" even when the medians meet it.
+    Added { max: Duration, worst: Duration },
     /// No target: a second baseline shown for context.
     None,
 }
@@ -47,6 +53,7 @@ impl Row {
         match self.target {
             Target::Ratio(max) => Some(self.ratio() <= max),
             Target::Absolute(max) => Some(self.flowgate <= max),
+            Target::Added { max, .. } => Some(self.flowgate.saturating_sub(self.baseline) <= max),
             Target::None => None,
         }
     }
@@ -56,6 +63,7 @@ fn target_text(target: Target) -> String {
     match target {
         Target::Ratio(max) => format!("≤ {max:.1}×"),
         Target::Absolute(max) => format!("≤ {}", fmt_duration(max)).replace(".0 ms", " ms"),
+        Target::Added { max, .. } => format!("≤ {} added", fmt_duration(max)).replace(".0 ms", " ms"),
         Target::None => "—".to_string(),
     }
 }
@@ -66,10 +74,11 @@ pub fn table(rows: &[Row]) -> String {
     out.push_str("| benchmark | flowgate | baseline | ratio | target | met |\n");
     out.push_str("|---|---:|---|---:|---|---|\n");
     for row in rows {
-        let met = match row.met() {
-            Some(true) => "yes",
-            Some(false) => "**MISSED**",
-            None => "—",
+        let met = match (row.met(), row.target) {
+            (Some(true), Target::Added { max, worst }) if worst > max => "within noise",
+            (Some(true), _) => "yes",
+            (Some(false), _) => "**MISSED**",
+            (None, _) => "—",
         };
         let _ = writeln!(
             out,
@@ -107,6 +116,11 @@ mod tests {
         assert_eq!(row(50, 1, Target::Absolute(Duration::from_millis(100))).met(), Some(true));
         assert_eq!(row(150, 1000, Target::Absolute(Duration::from_millis(100))).met(), Some(false));
         assert_eq!(row(1, 1, Target::None).met(), None);
+        let added = |worst| Target::Added { max: Duration::from_millis(300), worst: Duration::from_millis(worst) };
+        assert_eq!(row(330, 100, added(250)).met(), Some(true));
+        assert_eq!(row(430, 100, added(350)).met(), Some(false));
+        assert!(table(&[row(330, 100, added(250))]).contains("| yes |"));
+        assert!(table(&[row(330, 100, added(400))]).contains("| within noise |"));
     }
 
     #[test]

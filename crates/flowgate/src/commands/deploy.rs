@@ -2,12 +2,12 @@
 //! and sync that get them there: the bridge between the ledger, the builds'
 //! recorded settings, the env's placement and flowgate-prefect.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context as _, Result};
 use flowgate_bundle::Cache;
 use flowgate_config::{AuthScheme, SelectedEnv};
-use flowgate_core::{Build, DeploymentSettings, FlowKey, Move, Pointer, Revision};
+use flowgate_core::{Build, BuildId, DeploymentSettings, FlowKey, Move, Pointer, Revision};
 use flowgate_ledger::Ledger;
 use flowgate_prefect::{
     work_pool_of, DesiredDeployment, Placement, Plan, PrefectAuth, PrefectClient, PrefectError, PruneScope,
@@ -83,12 +83,18 @@ async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, poi
     };
     let mut pools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Desired { deployments: Vec::new(), revisions: Vec::new(), missing_pools: BTreeMap::new() };
+    // Flows share builds, and a build's record (settings and closures of every
+    // flow) is read and decoded once, not once per flow.
+    let mut builds: HashMap<BuildId, Build> = HashMap::new();
     for pointer in pointers {
-        let build = ledger
-            .build(&pointer.build)
-            .await?
-            .with_context(|| format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build))?;
-        let Some(mut settings) = settings_of(project, &store, &build, &pointer.flow, env).await? else { continue };
+        if !builds.contains_key(&pointer.build) {
+            let build = ledger.build(&pointer.build).await?.with_context(|| {
+                format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build)
+            })?;
+            builds.insert(pointer.build.clone(), build);
+        }
+        let build = &builds[&pointer.build];
+        let Some(mut settings) = settings_of(project, &store, build, &pointer.flow, env).await? else { continue };
         if env.preview.is_some_and(|p| !p.schedules) {
             // A preview's deployments exist to be run by hand, not on the schedules of the env it copies.
             settings.paused = Some(true);
@@ -119,7 +125,7 @@ async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, poi
                 }
             }
         };
-        let deployment = flowgate_prefect::assemble(&build, &pointer.flow, &settings, &placement, &pool_type)
+        let deployment = flowgate_prefect::assemble(build, &pointer.flow, &settings, &placement, &pool_type)
             .map_err(|e| usage(e.to_string()))?;
         out.deployments.push(deployment);
         out.revisions.push((pointer.flow.clone(), pointer.revision));

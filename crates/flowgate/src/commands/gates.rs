@@ -73,13 +73,20 @@ pub async fn evaluate_moves(
     let mut verdicts = Vec::new();
     let mut approvals = BTreeMap::new();
     let mut provenance = BTreeMap::new();
+    // Moves share builds; each build's record is read and decoded once.
+    let mut moved_builds: BTreeMap<flowgate_core::BuildId, Build> = BTreeMap::new();
     for mv in moves.iter_mut().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })) {
-        let build = ledger.build(&mv.build).await?.with_context(|| format!("build `{}` is not recorded", mv.build))?;
+        if !moved_builds.contains_key(&mv.build) {
+            let build =
+                ledger.build(&mv.build).await?.with_context(|| format!("build `{}` is not recorded", mv.build))?;
+            moved_builds.insert(mv.build.clone(), build);
+        }
+        let build = &moved_builds[&mv.build];
         let mut upstream = BTreeMap::new();
         for after in &policy.after {
             upstream.insert(after.clone(), ledger.history(&mv.flow, after, None).await?);
         }
-        let runs = upstream_runs(project, &upstream_targets, &mv.flow, &build).await?;
+        let runs = upstream_runs(project, &upstream_targets, &mv.flow, build).await?;
         if !approvals.contains_key(&mv.build) {
             approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
         }
@@ -95,13 +102,13 @@ pub async fn evaluate_moves(
                 }
             }
             let was = running.get(&mv.flow).and_then(|id| running_builds[id].as_ref());
-            parameters = gate_parameters::gather(project, env, own_target.as_ref(), &mv.flow, &build, was).await?;
+            parameters = gate_parameters::gather(project, env, own_target.as_ref(), &mv.flow, build, was).await?;
         }
         let verdict = evaluate(&GateInput {
             policy: &policy,
             flow: &mv.flow,
             env: &env.ledger_name,
-            build: &build,
+            build,
             releaser: &mv.actor,
             upstream: &upstream,
             runs: &runs,
