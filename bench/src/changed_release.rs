@@ -359,9 +359,7 @@ pub fn run(ctx: &Ctx) -> Result<(Vec<Row>, Vec<String>)> {
          change to one flow's own file before its run (flowgate also builds, untimed)",
         server_start.as_secs_f64()
     )];
-    let spread = |t: &Timing| {
-        format!("median {} (min {}, max {})", fmt_duration(t.median()), fmt_duration(t.min()), fmt_duration(t.max()))
-    };
+    let spread = |t: &Timing| format!("median {}", t.spread());
     notes.push(format!(
         "changed release: `{}` {}; `{}` {}; prefect/flowgate {:.1}×; ≤ {}: {}",
         fg.label,

@@ -123,13 +123,9 @@ fn verdict(with: &Timing, without: &Timing, target: Duration) -> String {
 
 fn summary(name: &str, with: &Timing, without: &Timing, target: Duration) -> String {
     format!(
-        "{name}: {} (min {}, max {}) against {} (min {}, max {}); target ≤ {} added: {}",
-        fmt_duration(with.median()),
-        fmt_duration(with.min()),
-        fmt_duration(with.max()),
-        fmt_duration(without.median()),
-        fmt_duration(without.min()),
-        fmt_duration(without.max()),
+        "{name}: {} against {}; target ≤ {} added: {}",
+        with.spread(),
+        without.spread(),
         fmt_duration(target),
         verdict(with, without, target)
     )
@@ -198,26 +194,14 @@ fn in_process(ctx: &Ctx, trees: &ClosureTrees, flows: usize) -> Result<(Timing, 
             without.samples.push(read_time);
         }
     }
-    for timing in [&with, &without] {
-        eprintln!(
-            "  {}: median {} (min {}, max {}, {} runs)",
-            timing.label,
-            fmt_duration(timing.median()),
-            fmt_duration(timing.min()),
-            fmt_duration(timing.max()),
-            timing.samples.len()
-        );
-    }
+    with.report();
+    without.report();
     let note = format!(
-        "closures in process ({flows} flows, {total} closure files in all, {} files / {bytes} bytes read): {} \
-         (min {}, max {}), of which reading and hashing the files {} (min {}, max {}); target ≤ {}: {}",
+        "closures in process ({flows} flows, {total} closure files in all, {} files / {bytes} bytes read): {}, \
+         of which reading and hashing the files {}; target ≤ {}: {}",
         files.len(),
-        fmt_duration(with.median()),
-        fmt_duration(with.min()),
-        fmt_duration(with.max()),
-        fmt_duration(without.median()),
-        fmt_duration(without.min()),
-        fmt_duration(without.max()),
+        with.spread(),
+        without.spread(),
         fmt_duration(COLD_TARGET),
         if with.max() <= COLD_TARGET {
             "met: the slowest run is under"

@@ -25,6 +25,23 @@ impl Timing {
     pub fn max(&self) -> Duration {
         self.samples.iter().copied().max().unwrap_or_default()
     }
+
+    /// `1.2 s (min 1.1 s, max 1.4 s)`: the median and the range, as notes print them.
+    pub fn spread(&self) -> String {
+        format!("{} (min {}, max {})", fmt_duration(self.median()), fmt_duration(self.min()), fmt_duration(self.max()))
+    }
+
+    /// Prints the timing's median, range and run count on stderr, as progress.
+    pub fn report(&self) {
+        eprintln!(
+            "  {}: median {} (min {}, max {}, {} runs)",
+            self.label,
+            fmt_duration(self.median()),
+            fmt_duration(self.min()),
+            fmt_duration(self.max()),
+            self.samples.len()
+        );
+    }
 }
 
 /// The median (mean of the two middle values for an even count); zero if empty.
@@ -85,14 +102,7 @@ pub fn measure_interleaved(plan: Plan, mut cases: Vec<Case<'_>>) -> Result<Vec<T
     let timings: Vec<Timing> =
         cases.iter().zip(samples).map(|(case, samples)| Timing { label: case.label.clone(), samples }).collect();
     for timing in &timings {
-        eprintln!(
-            "  {}: median {} (min {}, max {}, {} runs)",
-            timing.label,
-            fmt_duration(timing.median()),
-            fmt_duration(timing.min()),
-            fmt_duration(timing.max()),
-            timing.samples.len()
-        );
+        timing.report();
     }
     Ok(timings)
 }
