@@ -27,7 +27,8 @@ impl Logged {
     /// rule flowgate's Prefect client counts `writes` by).
     pub fn writes(&self) -> bool {
         let path = self.path.split('?').next().unwrap_or("").trim_end_matches('/');
-        self.method != "GET" && self.method != "HEAD" && !path.ends_with("/filter")
+        let read = ["/filter", "/paginate", "/count"].iter().any(|end| path.ends_with(end));
+        self.method != "GET" && self.method != "HEAD" && !read
     }
 }
 
@@ -291,6 +292,7 @@ mod tests {
         assert!(!logged("GET", "/api/deployments/x").writes());
         assert!(!logged("POST", "/api/deployments/filter").writes());
         assert!(!logged("POST", "/api/flows/filter/").writes());
+        assert!(!logged("POST", "/api/deployments/paginate").writes());
         assert!(logged("POST", "/api/flows/").writes());
         assert!(logged("PATCH", "/api/deployments/x").writes());
         assert!(logged("DELETE", "/api/deployments/x").writes());

@@ -2,7 +2,7 @@
 
 /// Everything [`crate::read_flow`] can refuse. Each message names the file (as the
 /// caller labelled it) and, where there is one, the function and parameter.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EntrypointError {
     /// The file is not valid Python.
     #[error("Failed to parse `{file}`: syntax error at line {line}, column {column}: {message}")]

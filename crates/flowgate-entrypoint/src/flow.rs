@@ -2,6 +2,10 @@
 //! and parameter schema, mirroring `prefect.flows.Flow.__init__` and
 //! `prefect.utilities.callables.parameter_schema` of Prefect 3.9.1.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use rustpython_parser::ast::{self, Expr, Ranged};
 use rustpython_parser::source_code::RandomLocator;
 use rustpython_parser::text_size::TextSize;
@@ -11,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::docstring;
 use crate::error::EntrypointError;
 use crate::fields::{FieldDefault, FieldInfo};
-use crate::imports::{self, Project, Scope};
+use crate::imports::{self, Parsed, Project, Scope, Sources};
 use crate::module::{Binding, FnDef};
 use crate::schema::SchemaBuilder;
 use crate::value::{json_value, Problem};
@@ -36,35 +40,104 @@ const BANNED_CHARACTERS: &[char] = &['/', '%', '&', '>', '<'];
 
 /// Reads the flow that `function` defines in `source`; `file_label` names the
 /// file in errors (for example `flows/etl.py`). Imports of other files are not
-/// followed: use [`read_flow_in`] for a project.
+/// followed: use [`FlowReader`] for a project.
 pub fn read_flow(file_label: &str, source: &str, function: &str) -> Result<FlowSignature, EntrypointError> {
-    read_entry(&|_| None, file_label, file_label, source.to_string(), function, &[])
+    read_entry(&Sources::new(&|_| None), file_label, source.into(), function, &[])
 }
 
 /// Reads the flow `function` of the entrypoint file `entrypoint_path` of a
 /// bundle, following imports of the project's own modules: `read` gives the
 /// text of a bundle-relative path (`None` if there is no such file), and
 /// `python_path` names the bundle directories importable besides the root and
-/// the entrypoint's own directory (`[project] python_path`).
+/// the entrypoint's own directory (`[project] python_path`). To read several
+/// flows of one bundle, use one [`FlowReader`].
 pub fn read_flow_in(
     read: &dyn Fn(&str) -> Option<String>,
     entrypoint_path: &str,
     function: &str,
     python_path: &[String],
 ) -> Result<FlowSignature, EntrypointError> {
-    let source =
-        read(entrypoint_path).ok_or_else(|| EntrypointError::FileNotFound { file: entrypoint_path.to_string() })?;
-    read_entry(read, entrypoint_path, entrypoint_path, source, function, python_path)
+    FlowReader::new(read).read_flow(entrypoint_path, function, python_path)
+}
+
+/// Where a flow is: its entrypoint file, function and python path.
+type FlowSpot = (String, String, Vec<String>);
+
+/// Reads the flows of one bundle: each project module is read and parsed once
+/// however many flows import it, and each flow's answer is remembered, so a
+/// build's check and its settings read the same flow once.
+#[allow(missing_debug_implementations)] // holds the caller's read callback
+pub struct FlowReader<'r> {
+    sources: Sources<'r>,
+    answers: RefCell<HashMap<FlowSpot, Result<FlowSignature, EntrypointError>>>,
+}
+
+impl<'r> FlowReader<'r> {
+    /// A reader of the bundle whose files `read` gives, as for [`read_flow_in`].
+    pub fn new(read: &'r dyn Fn(&str) -> Option<String>) -> Self {
+        FlowReader { sources: Sources::new(read), answers: RefCell::default() }
+    }
+
+    /// Takes `signature` as the answer for this flow without reading it: what a
+    /// cache of an earlier reading of the very same files said.
+    pub fn remember(&self, entrypoint_path: &str, function: &str, python_path: &[String], signature: FlowSignature) {
+        let key = (entrypoint_path.to_string(), function.to_string(), python_path.to_vec());
+        self.answers.borrow_mut().insert(key, Ok(signature));
+    }
+
+    /// Every flow read without error so far: entrypoint, function, python path
+    /// and signature.
+    pub fn signatures(&self) -> Vec<(String, String, Vec<String>, FlowSignature)> {
+        let answers = self.answers.borrow();
+        let mut out: Vec<_> = answers
+            .iter()
+            .filter_map(|((path, function, python_path), answer)| {
+                Some((path.clone(), function.clone(), python_path.clone(), answer.as_ref().ok()?.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        out
+    }
+
+    /// The bundle files read so far (existing ones): what the answers depend on,
+    /// besides which files exist.
+    pub fn files_read(&self) -> Vec<String> {
+        self.sources.files_read()
+    }
+
+    /// Whether the bundle has the file `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.sources.text(path).is_some()
+    }
+
+    /// What [`read_flow_in`] answers for this flow.
+    pub fn read_flow(
+        &self,
+        entrypoint_path: &str,
+        function: &str,
+        python_path: &[String],
+    ) -> Result<FlowSignature, EntrypointError> {
+        let key = (entrypoint_path.to_string(), function.to_string(), python_path.to_vec());
+        if let Some(answer) = self.answers.borrow().get(&key) {
+            return answer.clone();
+        }
+        let answer = match self.sources.text(entrypoint_path) {
+            Some(source) => read_entry(&self.sources, entrypoint_path, source, function, python_path),
+            None => Err(EntrypointError::FileNotFound { file: entrypoint_path.to_string() }),
+        };
+        self.answers.borrow_mut().insert(key, answer.clone());
+        answer
+    }
 }
 
 fn read_entry(
-    read: &dyn Fn(&str) -> Option<String>,
+    sources: &Sources<'_>,
     path: &str,
-    file_label: &str,
-    source: String,
+    source: Rc<str>,
     function: &str,
     python_path: &[String],
 ) -> Result<FlowSignature, EntrypointError> {
+    let file_label = path;
     let suite = ast::Suite::parse(&source, file_label).map_err(|error| {
         let location = RandomLocator::new(&source).locate(error.offset);
         EntrypointError::Syntax {
@@ -74,7 +147,7 @@ fn read_entry(
             message: error.error.to_string(),
         }
     })?;
-    let files = imports::load(read, path, source, suite, python_path);
+    let files = imports::load(sources, path, Rc::new(Parsed { source, suite }), python_path);
     let project = Project::new(&files);
     let scope = project.entry();
     let def = match scope.module().lookup(function) {

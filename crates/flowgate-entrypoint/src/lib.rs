@@ -2,7 +2,7 @@
 //! name, its description and `parameter_openapi_schema` — by parsing the
 //! entrypoint file instead, so flowgate never runs the project's Python.
 //!
-//! [`read_flow_in`] follows the entrypoint's imports of the project's own modules
+//! [`read_flow_in`] (and [`FlowReader`], for the flows of one bundle) follows the entrypoint's imports of the project's own modules
 //! (type aliases, enums, pydantic models defined there). Where a parameter's
 //! schema depends on code it cannot know (a third-party class, a class with
 //! unknown bases, a computed default), it refuses with
@@ -31,4 +31,4 @@ pub use closure::{
     closure, closure_digest, declared_files, shared_files, Closure, ClosureIndex, DependsError, DynamicUse,
 };
 pub use error::EntrypointError;
-pub use flow::{read_flow, read_flow_in, FlowSignature};
+pub use flow::{read_flow, read_flow_in, FlowReader, FlowSignature};

@@ -317,8 +317,7 @@ fn foreign_forward_ref(text: &str) -> Value {
     };
     let files = [crate::imports::SourceFile {
         path: "<prefect>".into(),
-        source: PREFECT_NAMESPACE.into(),
-        suite,
+        parsed: std::rc::Rc::new(crate::imports::Parsed { source: PREFECT_NAMESPACE.into(), suite }),
         package: Package::Named(String::new()),
         name: None,
     }];

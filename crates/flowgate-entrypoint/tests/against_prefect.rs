@@ -6,10 +6,12 @@
 //! naming the parameter and line, never derive a different schema; and at least
 //! 95% of the flows must be derived exactly.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flowgate_entrypoint::{read_flow_in, EntrypointError};
+use flowgate_entrypoint::{read_flow_in, EntrypointError, FlowReader};
 use serde_json::{json, Value};
 
 fn prefect_python() -> PathBuf {
@@ -144,4 +146,47 @@ fn every_fixture_matches_what_prefect_derives() {
     assert!(compared >= 50, "only {compared} functions compared");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(rate >= 95.0, "only {rate:.1}% of flows derived exactly");
+}
+
+/// The top-level functions of a file, by a plain look at its lines: enough to
+/// name every flow (and every non-flow) the corpus defines.
+fn top_level_functions(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter_map(|line| line.strip_prefix("async def ").or_else(|| line.strip_prefix("def ")))
+        .filter_map(|rest| rest.split('(').next().map(str::to_string))
+        .collect()
+}
+
+/// A build reads all of a project's flows with one `FlowReader`: each file is
+/// read once however many flows import it, and every answer, schema or
+/// refusal, is what reading the flow on its own gives.
+#[test]
+fn one_reader_per_project_reads_each_file_once_and_answers_as_a_reader_per_flow() {
+    let (mut answers, mut shared_imports) = (0, 0);
+    for project in corpus() {
+        let root = &project.root;
+        let reads: RefCell<HashMap<String, usize>> = RefCell::default();
+        let read = |path: &str| {
+            *reads.borrow_mut().entry(path.to_string()).or_default() += 1;
+            std::fs::read_to_string(root.join(path)).ok()
+        };
+        let alone = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+        let reader = FlowReader::new(&read);
+        for entry in &project.entrypoints {
+            let source = std::fs::read_to_string(root.join(entry)).expect("entrypoint is readable");
+            for function in top_level_functions(&source) {
+                let shared = reader.read_flow(entry, &function, &project.python_path);
+                let own = read_flow_in(&alone, entry, &function, &project.python_path);
+                assert_eq!(format!("{shared:?}"), format!("{own:?}"), "{entry}:{function}");
+                answers += 1;
+            }
+        }
+        let reads = reads.into_inner();
+        let twice: Vec<_> = reads.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(twice.is_empty(), "read more than once in `{}`: {twice:?}", root.display());
+        shared_imports += reads.keys().filter(|p| !project.entrypoints.contains(p)).count();
+    }
+    assert!(answers >= 50, "only {answers} functions read");
+    assert!(shared_imports > 0, "no project of the corpus imports a module of its own");
 }

@@ -1,5 +1,7 @@
 //! The Prefect REST calls flowgate makes, typed by what flowgate reads back.
 
+use std::collections::{HashMap, HashSet};
+
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -24,6 +26,13 @@ pub struct WorkPool {
 pub struct Flow {
     pub id: String,
     pub name: String,
+}
+
+/// One page of `POST /deployments/paginate`.
+#[derive(Debug, Deserialize)]
+struct DeploymentPage {
+    results: Vec<ServerDeployment>,
+    pages: u64,
 }
 
 /// A deployment as the server has it: only the fields flowgate manages or reads.
@@ -191,45 +200,65 @@ impl PrefectClient {
     /// Every deployment carrying tag `flowgate`, plus any deployment (managed or
     /// not) named in `names` (to see collisions), each with its flow's name.
     pub async fn read_deployments(&self, names: &[String]) -> Result<Vec<ServerDeployment>, PrefectError> {
-        let mut found = self.filter_deployments(json!({"tags": {"all_": [crate::spec::MANAGED_TAG]}})).await?;
-        if !names.is_empty() {
-            for chunk in names.chunks(PAGE) {
-                for deployment in self.filter_deployments(json!({"name": {"any_": chunk}})).await? {
-                    if !found.iter().any(|d| d.id == deployment.id) {
-                        found.push(deployment);
-                    }
+        self.read_deployments_tagged(&[crate::spec::MANAGED_TAG.to_string()], names).await
+    }
+
+    /// Every deployment carrying all of `tags`, plus any deployment named in
+    /// `names`, each with its flow's name. Both are asked in one filter (`or_`)
+    /// read a page at a time (`/deployments/paginate`, whose answer says how
+    /// many pages there are): with up to 200 names and 200 matches, one
+    /// request, and one more for the flows' names.
+    pub async fn read_deployments_tagged(
+        &self,
+        tags: &[String],
+        names: &[String],
+    ) -> Result<Vec<ServerDeployment>, PrefectError> {
+        let tagged = json!({"tags": {"all_": tags}});
+        let mut chunks = names.chunks(PAGE);
+        let first = match chunks.next() {
+            Some(chunk) => json!({"operator": "or_", "tags": {"all_": tags}, "name": {"any_": chunk}}),
+            None => tagged,
+        };
+        let mut found = self.paginate_deployments(first).await?;
+        let mut seen: HashSet<String> = found.iter().map(|d| d.id.clone()).collect();
+        for chunk in chunks {
+            for deployment in self.paginate_deployments(json!({"name": {"any_": chunk}})).await? {
+                if seen.insert(deployment.id.clone()) {
+                    found.push(deployment);
                 }
             }
         }
         let mut flow_ids: Vec<String> = found.iter().map(|d| d.flow_id.clone()).collect();
         flow_ids.sort();
         flow_ids.dedup();
-        let mut flows = Vec::new();
+        let mut flows: HashMap<String, String> = HashMap::new();
         for chunk in flow_ids.chunks(PAGE) {
             let body = json!({"flows": {"id": {"any_": chunk}}, "limit": PAGE});
             let page: Vec<Flow> = self.call(Method::POST, "flows/filter", Some(&body), &Subject::default()).await?;
-            flows.extend(page);
+            flows.extend(page.into_iter().map(|flow| (flow.id, flow.name)));
         }
         for deployment in &mut found {
-            if let Some(flow) = flows.iter().find(|f| f.id == deployment.flow_id) {
-                deployment.flow_name = flow.name.clone();
+            if let Some(name) = flows.get(&deployment.flow_id) {
+                deployment.flow_name = name.clone();
             }
         }
         Ok(found)
     }
 
-    async fn filter_deployments(&self, filter: Value) -> Result<Vec<ServerDeployment>, PrefectError> {
+    async fn paginate_deployments(&self, filter: Value) -> Result<Vec<ServerDeployment>, PrefectError> {
         let mut all = Vec::new();
-        loop {
-            let body = json!({"deployments": filter, "limit": PAGE, "offset": all.len(), "sort": "NAME_ASC"});
-            let page: Vec<ServerDeployment> =
-                self.call(Method::POST, "deployments/filter", Some(&body), &Subject::default()).await?;
-            let done = page.len() < PAGE;
-            all.extend(page);
-            if done {
-                return Ok(all);
+        for page in 1.. {
+            let body = json!({"deployments": filter, "limit": PAGE, "page": page, "sort": "NAME_ASC"});
+            let answer: DeploymentPage =
+                self.call(Method::POST, "deployments/paginate", Some(&body), &Subject::default()).await?;
+            // An empty page ends the read whatever `pages` says.
+            let empty = answer.results.is_empty();
+            all.extend(answer.results);
+            if empty || page >= answer.pages {
+                break;
             }
         }
+        Ok(all)
     }
 
     pub async fn read_deployment(&self, id: &str) -> Result<ServerDeployment, PrefectError> {

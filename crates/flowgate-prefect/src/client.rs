@@ -111,7 +111,7 @@ impl PrefectClient {
             .base
             .join(path.trim_start_matches('/'))
             .map_err(|source| PrefectError::InvalidUrl { url: format!("{}{path}", self.base), source })?;
-        if method != Method::GET && !path.trim_end_matches('/').ends_with("/filter") {
+        if writes(&method, path) {
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
         let span =
@@ -203,6 +203,13 @@ fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(30.0)))
 }
 
+/// Whether a request changes the server: anything but `GET` and the `POST`
+/// reads (`…/filter`, `…/paginate`, `…/count`).
+fn writes(method: &Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    *method != Method::GET && !["/filter", "/paginate", "/count"].iter().any(|read| path.ends_with(read))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +230,17 @@ mod tests {
         assert_eq!(retry_after(Some(&HeaderValue::from_static("3600"))), Some(Duration::from_secs(30)));
         assert_eq!(retry_after(Some(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
         assert_eq!(retry_after(None), None);
+    }
+
+    #[test]
+    fn posts_that_read_are_not_writes() {
+        assert!(!writes(&Method::GET, "work_pools/p"));
+        assert!(!writes(&Method::POST, "deployments/filter"));
+        assert!(!writes(&Method::POST, "deployments/paginate"));
+        assert!(!writes(&Method::POST, "flows/filter/"));
+        assert!(writes(&Method::POST, "flows/"));
+        assert!(writes(&Method::PATCH, "deployments/1"));
+        assert!(writes(&Method::DELETE, "deployments/1"));
     }
 
     #[test]

@@ -168,3 +168,51 @@ fn closures_of_an_unchanged_tree_come_from_the_cache_never_stale_or_damaged() {
         .collect();
     assert_eq!(moved, ["a", "b", "d"], "d loads the whole bundle; e declared its files");
 }
+
+/// `flow c`'s `days` parameter type in a `build --json` answer's qa settings.
+fn days_type(answer: &Value) -> String {
+    let schema = &answer["build"]["settings"]["qa"]["c"]["parameter_schema"];
+    schema["properties"]["days"]["type"].as_str().unwrap_or_else(|| panic!("no days type in {schema}")).to_string()
+}
+
+#[test]
+fn flow_signatures_of_an_unchanged_tree_come_from_the_cache_never_stale_or_damaged() {
+    let p = project();
+    p.write("lib/types.py", "Days = int\n");
+    p.write(
+        "flows/c.py",
+        "from prefect import flow\n\nfrom lib.types import Days\n\n\n@flow\ndef c(days: Days = 1):\n    pass\n",
+    );
+    p.commit("typed days");
+    let build = |p: &GitProject| {
+        let out = run(p, &["-vv", "build", "--json"]).success();
+        let cached = out.stderr.contains("flow signatures from the cache");
+        (out.json(), cached)
+    };
+    // The stat index trusts no file changed in the 2 s before a scan (racy-git rule).
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let (first, cached) = build(&p);
+    assert!(!cached, "a first build has no cache to read");
+    assert_eq!(days_type(&first), "integer");
+    assert!(p.path().join(".flowgate/cache/flows.json").is_file());
+
+    p.commit("nothing changed");
+    let (same, cached) = build(&p);
+    assert!(cached, "an unchanged tree's signatures are read again");
+    assert_eq!(same["build"]["settings"], first["build"]["settings"]);
+
+    p.write(".flowgate/cache/flows.json", "{ not json");
+    p.commit("nothing changed again");
+    let (repaired, cached) = build(&p);
+    assert!(!cached);
+    assert_eq!(repaired["build"]["settings"], first["build"]["settings"]);
+
+    // A module a parameter's type comes from changed, and the stat index vouches
+    // for it: the cache's hash of it is stale, so it is read anew.
+    p.write("lib/types.py", "Days = str\n");
+    p.commit("days are text");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let (changed, cached) = build(&p);
+    assert!(!cached, "a changed file is read, not taken from the cache");
+    assert_eq!(days_type(&changed), "string");
+}

@@ -8,7 +8,7 @@
 //! With `[project] pin_images`, image tags are resolved to digests here, on the
 //! client, before either path stores anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,13 +17,14 @@ use chrono::Utc;
 use flowgate_bundle::{PackOptions, PackProgress, Packed, Plan, Scan};
 use flowgate_config::TemplateVars;
 use flowgate_core::{Build, Digest, FlowKey, Images};
+use flowgate_entrypoint::FlowReader;
 use flowgate_store::{ArtifactStore, Upload};
 use serde::Serialize;
 use serde_json::json;
 use tempfile::NamedTempFile;
 use tokio::task::JoinHandle;
 
-use super::{build_check, build_code, settings};
+use super::{build_check, build_code, build_signatures, settings};
 use crate::cli::BuildArgs;
 use crate::client::ServerClient;
 use crate::exit::usage;
@@ -100,19 +101,39 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     let images = pinned_images(project, &args.image, &status.commit, status.branch.as_deref())?;
     // Resolved before anything is stored: a config the build cannot deploy
     // leaves the store and the ledger as they were.
-    build_check::check_entrypoints(&project.config, &bundle_files, |path| {
-        std::fs::read_to_string(project.root.join(path)).ok()
-    })?;
-    let mut settings =
-        settings::resolve_all(&project.config, &status.commit, status.branch.as_deref(), &project.root, |path| {
-            std::fs::read_to_string(project.root.join(path))
-                .with_context(|| format!("Failed to read entrypoint file `{path}`"))
-        })?;
-    let vouched = match &pending {
-        Pending::Known(planned, _) => Some(&**planned),
+    // The stat index's hash of every file, when it vouched for all of them: the
+    // caches of signatures and closures are then valid if those hashes match.
+    let known: Option<HashMap<String, String>> = match &pending {
+        Pending::Known(planned, _) => planned
+            .known_manifest()
+            .map(|manifest| manifest.files.into_iter().map(|entry| (entry.path, entry.blake3.to_hex())).collect()),
         Pending::Packing(_) => None,
     };
-    for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root, &settings, vouched)? {
+    // One reader for the check and the settings, so each module is parsed once
+    // (in a block: it is not `Send`, and must not be held across an await).
+    let mut settings = {
+        let read_bundle = |path: &str| {
+            bundle_files.contains(path).then(|| std::fs::read_to_string(project.root.join(path)).ok()).flatten()
+        };
+        let flows = FlowReader::new(&read_bundle);
+        let cache = build_signatures::seed(&project.root, &bundle_files, known.as_ref(), &flows);
+        build_check::check_entrypoints(&project.config, &bundle_files, &flows)?;
+        let settings = settings::resolve_all(
+            &project.config,
+            &status.commit,
+            status.branch.as_deref(),
+            &project.root,
+            &flows,
+            |path| {
+                std::fs::read_to_string(project.root.join(path))
+                    .with_context(|| format!("Failed to read entrypoint file `{path}`"))
+            },
+        )?;
+        cache.save(&project.root, known.as_ref(), &flows);
+        settings
+    };
+    for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root, &settings, known.as_ref())?
+    {
         settings.set_code(&flow, &code);
     }
     // With `pin_images`, each tag becomes the digest it names now, still before

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use flowgate_config::{Config, FlowConfig};
-use flowgate_entrypoint::EntrypointError;
+use flowgate_entrypoint::{EntrypointError, FlowReader};
 
 use crate::exit::usage;
 
@@ -18,13 +18,9 @@ pub fn entrypoint_file(config: &Config, flow: &FlowConfig, exists: impl Fn(&str)
 }
 
 /// Checks every configured flow against the bundle's files (`bundle`, paths
-/// relative to the project root); `read` gives a file's text. Exit 2 naming
+/// relative to the project root); `flows` reads them from the bundle. Exit 2 naming
 /// the first flow that fails.
-pub fn check_entrypoints(
-    config: &Config,
-    bundle: &BTreeSet<String>,
-    read: impl Fn(&str) -> Option<String>,
-) -> Result<()> {
+pub fn check_entrypoints(config: &Config, bundle: &BTreeSet<String>, flows: &FlowReader<'_>) -> Result<()> {
     for (key, flow) in config.flows() {
         let Some(file) = entrypoint_file(config, flow, |f| bundle.contains(f)) else {
             let looked: Vec<String> =
@@ -35,13 +31,7 @@ pub fn check_entrypoints(
                 looked.join(", ")
             )));
         };
-        let read_bundle = |path: &str| if bundle.contains(path) { read(path) } else { None };
-        let derived = flowgate_entrypoint::read_flow_in(
-            &read_bundle,
-            &file,
-            flow.entrypoint_function(),
-            config.python_path(flow),
-        );
+        let derived = flows.read_flow(&file, flow.entrypoint_function(), config.python_path(flow));
         // With `[project] python`, a schema the reader refuses is derived by Python later.
         let needs_schema =
             (flow.parameter_schema.is_none() || flow.flow_name.is_none()) && config.project.python.is_none();

@@ -17,7 +17,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use flowgate_bundle::Plan;
 use flowgate_config::Config;
 use flowgate_core::{BuildSettings, FlowCode, FlowKey};
 use flowgate_entrypoint::{closure_digest, ClosureIndex};
@@ -39,15 +38,15 @@ struct Job<'c> {
 
 /// The code of every configured flow whose entrypoint is in `bundle` (paths
 /// relative to `root`, where the files are read) and that `settings` holds (a
-/// flow without deployment settings has nowhere to record it). `plan` is the
-/// build's plan when the stat index vouched for every file: then the closures
-/// may come from the cache.
+/// flow without deployment settings has nowhere to record it). `known` is the
+/// stat index's hash of every bundle file when it vouched for all of them:
+/// then the closures may come from the cache.
 pub fn flow_code(
     config: &Config,
     bundle: &BTreeSet<String>,
     root: &Path,
     settings: &BuildSettings,
-    plan: Option<&Plan>,
+    known: Option<&HashMap<String, String>>,
 ) -> Result<BTreeMap<FlowKey, FlowCode>> {
     let wanted: BTreeSet<&FlowKey> = settings.envs().flat_map(|env| settings.flows(env).map(|(key, _)| key)).collect();
     let jobs: Vec<Job<'_>> = config
@@ -64,10 +63,7 @@ pub fn flow_code(
     }
     let cache_path = root.join(".flowgate").join("cache").join("closures.json");
     let key = cache_key(bundle, &jobs);
-    let known: Option<HashMap<String, String>> = plan
-        .and_then(Plan::known_manifest)
-        .map(|manifest| manifest.files.into_iter().map(|entry| (entry.path, entry.blake3.to_hex())).collect());
-    if let Some(known) = &known {
+    if let Some(known) = known {
         if let Some(code) = cached(&cache_path, &key, known) {
             tracing::debug!(flows = code.len(), "flow code from the cache");
             return Ok(code);
@@ -77,11 +73,10 @@ pub fn flow_code(
     // Hex BLAKE3 of every file read or hashed: what the digests and the cache use.
     let hashes: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
     let hash_of = |path: &str, bytes: Option<&[u8]>| -> String {
-        match (known.as_ref().and_then(|k| k.get(path)), bytes) {
+        match (known.and_then(|k| k.get(path)), bytes) {
             (Some(hash), _) => hash.clone(),
             (None, Some(bytes)) => blake3::hash(bytes).to_hex().to_string(),
-            // A file that cannot be read hashes as absent: the build fails on it later anyway.
-            (None, None) => blake3::hash(&std::fs::read(root.join(path)).unwrap_or_default()).to_hex().to_string(),
+            (None, None) => file_hash(root, path),
         }
     };
     let read = |path: &str| {
@@ -195,18 +190,27 @@ fn remember(path: &Path, key: String, hashes: HashMap<String, String>, code: &BT
         })
         .collect();
     let cached = Cached { key, files, flows };
-    let write = || -> std::io::Result<()> {
-        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        std::fs::create_dir_all(&dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
-        serde_json::to_writer(&mut writer, &cached)?;
-        writer.flush()?;
-        drop(writer);
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    if let Err(e) = write() {
+    if let Err(e) = write_atomically(path, &cached) {
         tracing::warn!(path = %path.display(), error = %e, "cannot save the closure cache");
     }
+}
+
+/// The hex BLAKE3 of a bundle file; one that cannot be read hashes as empty
+/// (the build fails on it later anyway).
+pub fn file_hash(root: &Path, path: &str) -> String {
+    blake3::hash(&std::fs::read(root.join(path)).unwrap_or_default()).to_hex().to_string()
+}
+
+/// Writes `value` as JSON to `path` through a temp file beside it, so a reader
+/// sees the old file or the new one, never part of one.
+pub fn write_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
+    serde_json::to_writer(&mut writer, value)?;
+    writer.flush()?;
+    drop(writer);
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

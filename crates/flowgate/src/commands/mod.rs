@@ -5,6 +5,7 @@ pub mod approve;
 mod build;
 mod build_check;
 mod build_code;
+mod build_signatures;
 pub mod builds;
 mod client;
 mod completions;

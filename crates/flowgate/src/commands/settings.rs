@@ -7,20 +7,21 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use flowgate_config::{Config, SelectedEnv, TemplateVars};
 use flowgate_core::{BuildSettings, DeploymentSettings, FlowKey};
-use flowgate_entrypoint::{EntrypointError, FlowSignature};
+use flowgate_entrypoint::{EntrypointError, FlowReader, FlowSignature};
 use serde_json::Value;
 
 use crate::project::user_name;
 
 /// Every flow's deployment in every env of `config` that has a Prefect server
-/// (a ledger-only env is never synced, so it needs none). `read_source` gives
-/// the text of a bundle file (an entrypoint), read only for flows whose Prefect
-/// name, schema or description the config does not set.
+/// (a ledger-only env is never synced, so it needs none). `flows` reads the
+/// bundle's entrypoints, only for flows whose Prefect name, schema or
+/// description the config does not set; `read_source` says why one is missing.
 pub fn resolve_all(
     config: &Config,
     commit: &str,
     branch: Option<&str>,
     root: &Path,
+    flows: &FlowReader<'_>,
     read_source: impl Fn(&str) -> Result<String>,
 ) -> Result<BuildSettings> {
     let user = user_name();
@@ -34,7 +35,7 @@ pub fn resolve_all(
                 if let Some((_, sig)) = signatures.iter().find(|(k, _)| k == flow) {
                     return Ok(sig.clone());
                 }
-                let sig = read_signature(config, flow, &short, root, &read_source)?;
+                let sig = signature_from(config, flow, &short, root, flows, &read_source)?;
                 signatures.push((flow.clone(), sig.clone()));
                 Ok(sig)
             })?;
@@ -135,11 +136,23 @@ pub fn read_signature(
     root: &Path,
     read_source: impl Fn(&str) -> Result<String>,
 ) -> Result<FlowSignature> {
-    let flow_config = config.flow(flow).with_context(|| format!("Flow `{flow}` is not configured"))?;
     let read = |file: &str| read_source(file).ok();
+    signature_from(config, flow, origin, root, &FlowReader::new(&read), &read_source)
+}
+
+/// [`read_signature`] through `flows`, which may have read the flow already.
+fn signature_from(
+    config: &Config,
+    flow: &FlowKey,
+    origin: &str,
+    root: &Path,
+    flows: &FlowReader<'_>,
+    read_source: impl Fn(&str) -> Result<String>,
+) -> Result<FlowSignature> {
+    let flow_config = config.flow(flow).with_context(|| format!("Flow `{flow}` is not configured"))?;
     // The entrypoint must be there; other files are optional (imports of modules
     // outside the bundle are third-party code, which the reader refuses by name).
-    let path = match super::build_check::entrypoint_file(config, flow_config, |file| read(file).is_some()) {
+    let path = match super::build_check::entrypoint_file(config, flow_config, |file| flows.has(file)) {
         Some(path) => path,
         None => {
             read_source(flow_config.entrypoint_path())?;
@@ -147,7 +160,7 @@ pub fn read_signature(
         }
     };
     let python_path = config.python_path(flow_config);
-    let derived = flowgate_entrypoint::read_flow_in(&read, &path, flow_config.entrypoint_function(), python_path);
+    let derived = flows.read_flow(&path, flow_config.entrypoint_function(), python_path);
     match (derived, &config.project.python) {
         (Err(EntrypointError::Unsupported { .. }), Some(python)) => {
             super::schema_fallback::derive(python, root, &flow_config.entrypoint, python_path)
