@@ -85,6 +85,11 @@ impl<'r> FlowReader<'r> {
         self.answers.borrow_mut().insert(key, Ok(signature));
     }
 
+    /// How many flows have an answer without error (read or remembered).
+    pub fn answered(&self) -> usize {
+        self.answers.borrow().values().filter(|answer| answer.is_ok()).count()
+    }
+
     /// Every flow read without error so far: entrypoint, function, python path
     /// and signature.
     pub fn signatures(&self) -> Vec<(String, String, Vec<String>, FlowSignature)> {

@@ -79,10 +79,20 @@ where
             .await
             .map_err(err)?;
         let err = LedgerError::backend("read recorded build");
-        let row: codec::BuildRow =
+        let mut row: codec::BuildRow =
             sqlx::query_as(&sql::select_build()).bind(self.p()).bind(&v.id).fetch_one(&mut *tx).await.map_err(err)?;
         tx.commit().await.map_err(LedgerError::backend("commit build"))?;
-        Ok(RecordedBuild { build: codec::build(row)?, created: B::rows_affected(&inserted) == 1 })
+        // The recorded settings are usually the very text just encoded (the id
+        // derives from them): then they are `build`'s, and not decoded again.
+        let same_settings = row.10.is_some() && row.10 == v.settings;
+        if same_settings {
+            row.10 = None;
+        }
+        let mut recorded = codec::build(row)?;
+        if same_settings {
+            recorded.settings.clone_from(&build.settings);
+        }
+        Ok(RecordedBuild { build: recorded, created: B::rows_affected(&inserted) == 1 })
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(build = %id))]

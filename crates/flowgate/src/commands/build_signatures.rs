@@ -80,10 +80,10 @@ pub fn seed(
 impl SignatureCache {
     /// Saves every answer `reader` holds, when it read any the cache lacked.
     pub fn save(self, root: &Path, known: Option<&HashMap<String, String>>, reader: &FlowReader<'_>) {
-        let signatures = reader.signatures();
-        if signatures.len() <= self.remembered {
+        if reader.answered() <= self.remembered {
             return;
         }
+        let signatures = reader.signatures();
         let mut files: HashMap<String, String> = self.files.into_iter().collect();
         for file in reader.files_read() {
             if let std::collections::hash_map::Entry::Vacant(slot) = files.entry(file) {
