@@ -35,6 +35,10 @@ const ENV: &str = "qa";
 const POOL: &str = "bench-pool";
 /// What one changed flow may cost, release and sync included.
 const TARGET: Duration = Duration::from_millis(500);
+
+/// How long the server is left alone after `prefect deploy --all` before the
+/// next round's timed release.
+const SETTLE: Duration = Duration::from_secs(10);
 /// Consecutive rounds change flows this far apart (coprime with 200 and 20,
 /// so no flow is changed twice before every flow has been).
 const STRIDE: usize = 37;
@@ -327,6 +331,11 @@ pub fn run(ctx: &Ctx) -> Result<(Vec<Row>, Vec<String>)> {
         if round < warmup {
             deploy_requests = proxy.take();
         }
+        // The server goes on storing `prefect deploy`'s events and automations
+        // after it exits (it answers 503s during the deploy): the next round's
+        // release is timed against a server that settled, as a team's release
+        // meets it, not against the tail of the baseline's 600 writes.
+        std::thread::sleep(SETTLE);
         eprintln!(
             "  round {round}{}: flowgate {} (moved {}; {} requests, {} writes: {}); prefect deploy {}",
             if round < warmup { " (warm-up)" } else { "" },

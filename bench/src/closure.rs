@@ -7,9 +7,10 @@
 //! noise (see `verdict`).
 //!
 //! Both builds also run the build checks, which parse every flow's entrypoint
-//! and the project modules it imports with the full parser, once per flow: at
-//! this size that is seconds, and its run-to-run spread is larger than the
-//! closures' cost. So the closures are also timed on their own, in this
+//! and the project modules it imports with the full parser (each module once
+//! per build, shared by the flows): at this size that is most of a cold
+//! build, and its run-to-run spread is as large as the closures' cost. So the
+//! closures are also timed on their own, in this
 //! process through `flowgate_entrypoint` as `flowgate build` computes them
 //! (each file read once, for its imports and its BLAKE3 together; 200
 //! closures; their digests), beside reading and hashing the same files: the
