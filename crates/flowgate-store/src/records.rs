@@ -34,8 +34,18 @@ impl ArtifactStore {
     pub async fn put_build(&self, build: &Build) -> Result<Upload, StoreError> {
         let key = build_key(&build.id);
         let span = tracing::info_span!("store.put_build", key = %key, store = %self.url);
-        let json = serde_json::to_vec(build).expect("a build always serializes to JSON");
-        self.put_create(&key, json.into(), JSON_TYPE).instrument(span).await
+        async {
+            // Create-if-absent keeps the first record of an id whatever comes
+            // later, so when one is there (an unchanged rebuild) this one,
+            // with every flow's settings, is not even encoded.
+            if self.exists(&key).await? {
+                return Ok(Upload::AlreadyPresent);
+            }
+            let json = serde_json::to_vec(build).expect("a build always serializes to JSON");
+            self.put_create(&key, json.into(), JSON_TYPE).await
+        }
+        .instrument(span)
+        .await
     }
 
     /// The build record with this id, or `None` when the store has none. A record

@@ -122,12 +122,13 @@ fn read(path: &Path) -> Option<Cached> {
 /// What the answers depend on besides file contents: which files the bundle
 /// has (an import finds a module by its file being there).
 fn cache_key(bundle: &BTreeSet<String>) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(CACHE_VERSION.as_bytes());
-    hasher.update(b"\0");
+    // One buffer hashed once: thousands of tiny `update`s cost more than the hashing.
+    let mut text = String::with_capacity(CACHE_VERSION.len() + 1 + bundle.iter().map(|p| p.len() + 1).sum::<usize>());
+    text.push_str(CACHE_VERSION);
+    text.push('\0');
     for path in bundle {
-        hasher.update(path.as_bytes());
-        hasher.update(b"\n");
+        text.push_str(path);
+        text.push('\n');
     }
-    hasher.finalize().to_hex().to_string()
+    blake3::hash(text.as_bytes()).to_hex().to_string()
 }
