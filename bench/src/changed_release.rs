@@ -12,8 +12,8 @@
 //! hundred microseconds a request); `prefect deploy` talks to it directly,
 //! except in its warm-up round, which is counted through the proxy too.
 
-mod prefect;
-mod proxy;
+pub(crate) mod prefect;
+pub(crate) mod proxy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,21 +44,21 @@ const SETTLE: Duration = Duration::from_secs(10);
 const STRIDE: usize = 37;
 
 /// `flow-007`: the flow key, the Prefect flow name and (prefixed) the deployment name.
-fn flow_key(i: usize) -> String {
+pub(crate) fn flow_key(i: usize) -> String {
     format!("flow-{i:03}")
 }
 
-fn flow_file(i: usize) -> String {
+pub(crate) fn flow_file(i: usize) -> String {
     format!("flows/flow_{i:03}.py")
 }
 
-fn entrypoint(i: usize) -> String {
+pub(crate) fn entrypoint(i: usize) -> String {
     format!("{}:flow_{i:03}", flow_file(i))
 }
 
 /// One flow's module at `revision`: a quarter import `lib.common`, a quarter
 /// `lib.io`, the rest only Prefect.
-fn flow_source(i: usize, revision: usize) -> String {
+pub(crate) fn flow_source(i: usize, revision: usize) -> String {
     let import = match i % 4 {
         0 => "from lib.common import RETRIES\n",
         1 => "from lib import io as bench_io\n",
@@ -78,7 +78,7 @@ fn flow_source(i: usize, revision: usize) -> String {
 }
 
 /// The flows, their shared modules and `.gitignore` (same for both sides).
-fn write_flows(dir: &Path, flows: usize) -> Result<()> {
+pub(crate) fn write_flows(dir: &Path, flows: usize) -> Result<()> {
     std::fs::create_dir_all(dir.join("flows"))?;
     std::fs::create_dir_all(dir.join("lib"))?;
     std::fs::write(dir.join(".gitignore"), ".flowgate/\n")?;
@@ -135,7 +135,7 @@ fn commit_change(dir: &Path, i: usize, revision: usize) -> Result<()> {
 }
 
 /// Runs `cmd` once, timed; its stdout when `capture`, else /dev/null.
-fn timed(label: &str, mut cmd: Command, capture: bool) -> Result<(Duration, String)> {
+pub(crate) fn timed(label: &str, mut cmd: Command, capture: bool) -> Result<(Duration, String)> {
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     cmd.stdout(if capture { Stdio::piped() } else { Stdio::null() });
     let start = Instant::now();
@@ -148,7 +148,7 @@ fn timed(label: &str, mut cmd: Command, capture: bool) -> Result<(Duration, Stri
 }
 
 /// The flow keys under `key` (`moves` or `unchanged`) of `release --json`.
-fn flows_in(answer: &Value, key: &str) -> Vec<String> {
+pub(crate) fn flows_in(answer: &Value, key: &str) -> Vec<String> {
     answer[key]
         .as_array()
         .map_or_else(Vec::new, |all| all.iter().filter_map(|m| m["flow"].as_str().map(str::to_string)).collect())
@@ -197,7 +197,7 @@ fn kind(request: &Logged) -> String {
 }
 
 /// `3 × POST /api/flows/, 1 × GET …`: requests counted by kind.
-fn summarize<'a>(requests: impl IntoIterator<Item = &'a Logged>) -> String {
+pub(crate) fn summarize<'a>(requests: impl IntoIterator<Item = &'a Logged>) -> String {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for request in requests {
         *kinds.entry(kind(request)).or_default() += 1;
@@ -210,7 +210,7 @@ fn summarize<'a>(requests: impl IntoIterator<Item = &'a Logged>) -> String {
 
 /// `none`, or the requests answered other than 2xx (a 503 retried, say),
 /// counted by kind and status.
-fn not_2xx(requests: &[Logged]) -> String {
+pub(crate) fn not_2xx(requests: &[Logged]) -> String {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for r in requests.iter().filter(|r| !(200..300).contains(&r.status)) {
         *kinds.entry(format!("`{}` → {}", kind(r), r.status)).or_default() += 1;
@@ -238,7 +238,7 @@ fn verdict(t: &Timing, limit: Duration) -> String {
 
 /// How many deployments whose name contains `prefix` the server holds (`like_`
 /// is a case-insensitive substring match).
-fn count_deployments(server: &PrefectServer, prefix: &str) -> Result<u64> {
+pub(crate) fn count_deployments(server: &PrefectServer, prefix: &str) -> Result<u64> {
     let body = json!({ "deployments": { "name": { "like_": prefix } } });
     let answer = server.post("/deployments/count", &body)?;
     answer.as_u64().with_context(|| format!("`POST /deployments/count` answered `{answer}`"))

@@ -6,6 +6,7 @@ mod closure;
 mod closure_tree;
 mod code;
 mod content;
+mod deploy_all;
 mod git;
 mod load;
 mod populate;
@@ -36,6 +37,8 @@ enum Part {
     ChangedRelease,
     /// cold build and unchanged rebuild with 200 flows' code closures over 2,000 modules, against the same without
     Closure,
+    /// create, update and re-release of 50 and 200 flows beside prefect deploy --all, Prefect on SQLite and PostgreSQL
+    DeployAll,
 }
 
 /// Benchmarks of flowgate, each against a baseline measured in the same run.
@@ -57,7 +60,7 @@ struct Args {
     /// Only these parts (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
-    /// The PostgreSQL server for the status benchmark (a database is created and dropped).
+    /// The PostgreSQL server for the status, load and deploy-all benchmarks (databases are created and dropped).
     #[arg(long, env = "FLOWGATE_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
     /// Concurrent writers populating PostgreSQL (disjoint pointers).
@@ -194,6 +197,13 @@ async fn main() -> Result<()> {
     if wants(Part::ChangedRelease) {
         eprintln!("changed release (one of {} flows changed, real Prefect server):", 200 / scale);
         let (r, n) = changed_release::run(&ctx)?;
+        rows.extend(r);
+        notes.extend(n);
+    }
+
+    if wants(Part::DeployAll) {
+        eprintln!("deploy all (beside prefect deploy --all, real Prefect servers on SQLite and PostgreSQL):");
+        let (r, n) = deploy_all::run(&ctx, &args.postgres).await?;
         rows.extend(r);
         notes.extend(n);
     }

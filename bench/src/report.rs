@@ -9,7 +9,9 @@ use crate::timing::{fmt_duration, Timing};
 /// What a benchmark aims for.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
-    /// flowgate / baseline at most this.
+    /// flowgate / baseline at most this. Met only when the ranges agree too:
+    /// flowgate's slowest run over the baseline's fastest is at most this
+    /// (otherwise the medians meeting it is "within noise").
     Ratio(f64),
     /// flowgate's median at most this, whatever the baseline.
     Absolute(Duration),
@@ -32,6 +34,8 @@ pub struct Row {
     pub flowgate_max: Duration,
     pub baseline_label: String,
     pub baseline: Duration,
+    /// The baseline's fastest run: with `flowgate_max`, the worst ratio the ranges allow.
+    pub baseline_min: Duration,
     pub target: Target,
 }
 
@@ -43,12 +47,18 @@ impl Row {
             flowgate_max: flowgate.max(),
             baseline_label: baseline.label.clone(),
             baseline: baseline.median(),
+            baseline_min: baseline.min(),
             target,
         }
     }
 
     pub fn ratio(&self) -> f64 {
         self.flowgate.as_secs_f64() / self.baseline.as_secs_f64().max(1e-9)
+    }
+
+    /// flowgate's slowest run over the baseline's fastest.
+    pub fn worst_ratio(&self) -> f64 {
+        self.flowgate_max.as_secs_f64() / self.baseline_min.as_secs_f64().max(1e-9)
     }
 
     /// `Some(true)` when this run met the target, `None` when there is none.
@@ -64,6 +74,8 @@ impl Row {
 
 fn target_text(target: Target) -> String {
     match target {
+        // A speed-up target reads as one: `≥ 15× faster`, not `≤ 0.1×`.
+        Target::Ratio(max) if max < 1.0 => format!("≥ {:.0}× faster", 1.0 / max),
         Target::Ratio(max) => format!("≤ {max:.1}×"),
         Target::Absolute(max) => format!("≤ {}", fmt_duration(max)).replace(".0 ms", " ms"),
         Target::Added { max, .. } => format!("≤ {} added", fmt_duration(max)).replace(".0 ms", " ms"),
@@ -80,6 +92,7 @@ pub fn table(rows: &[Row]) -> String {
         let met = match (row.met(), row.target) {
             (Some(true), Target::Added { max, worst }) if worst > max => "within noise",
             (Some(true), Target::Absolute(max)) if row.flowgate_max > max => "within noise",
+            (Some(true), Target::Ratio(max)) if row.worst_ratio() > max => "within noise",
             (Some(true), _) => "yes",
             (Some(false), _) => "**MISSED**",
             (None, _) => "—",
@@ -110,6 +123,7 @@ mod tests {
             flowgate_max: Duration::from_millis(flowgate_ms),
             baseline_label: "base".into(),
             baseline: Duration::from_millis(baseline_ms),
+            baseline_min: Duration::from_millis(baseline_ms),
             target,
         }
     }
@@ -130,6 +144,13 @@ mod tests {
         assert!(table(&[row(290, 1, absolute)]).contains("| yes |"));
         let outlier = Row { flowgate_max: Duration::from_millis(750), ..row(290, 1, absolute) };
         assert!(table(&[outlier]).contains("| within noise |"), "a slowest run over an absolute target");
+        let speedup = Target::Ratio(1.0 / 15.0);
+        assert!(table(&[row(60, 1000, speedup)]).contains("| ≥ 15× faster | yes |"));
+        let overlapping = Row { flowgate_max: Duration::from_millis(80), ..row(60, 1000, speedup) };
+        assert!(table(std::slice::from_ref(&overlapping)).contains("| within noise |"), "80 ms against 1,000 ms is 12.5×");
+        let fast_baseline_run = Row { baseline_min: Duration::from_millis(700), ..row(60, 1000, speedup) };
+        assert!(table(&[fast_baseline_run]).contains("| within noise |"), "60 ms against 700 ms is 11.7×");
+        assert_eq!(overlapping.met(), Some(true), "the medians meet it");
     }
 
     #[test]

@@ -76,6 +76,12 @@ impl PrefectServer {
     /// `prefect server start` on a free port with `PREFECT_HOME` = `home`
     /// (created empty: a new SQLite database), waiting until it is healthy.
     pub fn start(bin: &Path, home: &Path) -> Result<Self> {
+        Self::start_on(bin, home, None)
+    }
+
+    /// Like [`Self::start`], with `database` (`postgresql+asyncpg://…`, an
+    /// empty database) as the server's database instead of SQLite.
+    pub fn start_on(bin: &Path, home: &Path, database: Option<&str>) -> Result<Self> {
         if home.exists() {
             std::fs::remove_dir_all(home).with_context(|| format!("Failed to remove `{}`", home.display()))?;
         }
@@ -94,6 +100,9 @@ impl PrefectServer {
             .stderr(out)
             .process_group(0);
         isolate(&mut cmd, home);
+        if let Some(url) = database {
+            cmd.env("PREFECT_API_DATABASE_CONNECTION_URL", url);
+        }
         let child = cmd.spawn().context("Failed to start `prefect server start`")?;
         let mut server = Self { child, port, log };
         server.wait_healthy()?;

@@ -1,13 +1,15 @@
 //! The HTTP core of the Prefect client: one connection pool, auth, bounded
 //! retries with jittered backoff and a write counter.
 //!
-//! Requests go one at a time: every caller awaits each call before the next,
-//! so there is no concurrency to limit (a server busy with others' writes
-//! answers 503, which is retried after `Retry-After` or a backoff).
+//! Writes may be sent concurrently (sync sends a plan's writes side by side);
+//! how many are in flight at once is limited by an adaptive [`WriteLimit`]
+//! that every write of the client shares. Reads are not limited: callers send
+//! them one at a time. A busy answer (503, 429) is retried after `Retry-After`
+//! or a backoff, and also cuts the limit.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -17,9 +19,11 @@ use tracing::Instrument as _;
 
 use crate::auth::PrefectAuth;
 use crate::error::{describe_detail, PrefectError, Subject};
+use crate::limit::{Outcome, WriteLimit, WriteStats};
 
-/// Attempts per request (the first try plus retries).
-const MAX_ATTEMPTS: u32 = 6;
+/// Attempts per request (the first try plus retries): with [`backoff`], about
+/// 6 to 11 s of waiting before a request is given up.
+const MAX_ATTEMPTS: u32 = 8;
 /// Idle connections are dropped before the server's ~5 s keep-alive ends.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,6 +34,7 @@ pub struct PrefectClient {
     base: url::Url,
     auth: Option<PrefectAuth>,
     writes: AtomicU64,
+    write_limit: WriteLimit,
 }
 
 impl fmt::Debug for PrefectClient {
@@ -56,7 +61,7 @@ impl PrefectClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|source| PrefectError::Client { url: api_url.to_string(), source })?;
-        Ok(Self { http, base, auth, writes: AtomicU64::new(0) })
+        Ok(Self { http, base, auth, writes: AtomicU64::new(0), write_limit: WriteLimit::default() })
     }
 
     /// The API root this client talks to.
@@ -67,6 +72,11 @@ impl PrefectClient {
     /// How many writing requests (anything but GET and `*/filter` reads) were sent.
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    /// What the adaptive limit on concurrent writes did so far.
+    pub fn write_stats(&self) -> WriteStats {
+        self.write_limit.stats()
     }
 
     /// Sends `method path` with an optional JSON body and decodes the answer.
@@ -111,7 +121,8 @@ impl PrefectClient {
             .base
             .join(path.trim_start_matches('/'))
             .map_err(|source| PrefectError::InvalidUrl { url: format!("{}{path}", self.base), source })?;
-        if writes(&method, path) {
+        let write = writes(&method, path);
+        if write {
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
         let span =
@@ -129,7 +140,23 @@ impl PrefectClient {
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let response = match request.send().await {
+                // A write holds its place among the writes in flight until
+                // its answer is in, not while it sleeps before a retry.
+                let permit = if write { Some(self.write_limit.acquire().await) } else { None };
+                let started = Instant::now();
+                let sent = request.send().await;
+                let busy = match &sent {
+                    Ok(response) => {
+                        let status = response.status();
+                        status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+                    }
+                    Err(source) => source.is_timeout(),
+                };
+                if permit.is_some() && (busy || sent.is_ok()) {
+                    self.write_limit.record(if busy { Outcome::Busy } else { Outcome::Answered(started.elapsed()) });
+                }
+                drop(permit);
+                let response = match sent {
                     Ok(response) => response,
                     Err(source) => {
                         let retryable = source.is_connect() || source.is_timeout() || source.is_request();
@@ -150,7 +177,6 @@ impl PrefectClient {
                 let status = response.status();
                 tracing::Span::current().record("status", status.as_u16());
                 tracing::debug!(attempt, "Prefect answered");
-                let busy = status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
                 if busy && attempt < MAX_ATTEMPTS {
                     let wait = retry_after(response.headers().get(RETRY_AFTER)).unwrap_or_else(|| backoff(attempt));
                     tracing::debug!(attempt, status = status.as_u16(), ?wait, "server busy, retrying");
@@ -183,9 +209,13 @@ impl PrefectClient {
     }
 }
 
-/// Exponential backoff from 200 ms, capped at 5 s, with full jitter on the upper half.
+/// Exponential backoff from 100 ms, capped at 5 s, with full jitter on the
+/// upper half. The first waits are short because the usual busy answer is
+/// Prefect on SQLite finding its database locked for a few milliseconds (by
+/// another write or its own background services); the adaptive write limit,
+/// not the wait, is what takes load off a server that stays busy.
 fn backoff(attempt: u32) -> Duration {
-    let base = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
+    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
     Duration::from_millis(base / 2 + jitter(base / 2 + 1))
 }
 
@@ -219,9 +249,12 @@ mod tests {
         for attempt in 1..10 {
             let wait = backoff(attempt);
             assert!(wait <= Duration::from_millis(5_000), "{wait:?}");
-            assert!(wait >= Duration::from_millis(100), "{wait:?}");
+            assert!(wait >= Duration::from_millis(50), "{wait:?}");
         }
-        assert!(backoff(5) >= Duration::from_millis(1_600));
+        assert!(backoff(1) <= Duration::from_millis(100));
+        assert!(backoff(5) >= Duration::from_millis(800));
+        let waited: Duration = (1..MAX_ATTEMPTS).map(backoff).sum();
+        assert!(waited >= Duration::from_secs(5) && waited <= Duration::from_secs(12), "{waited:?} in all");
     }
 
     #[test]

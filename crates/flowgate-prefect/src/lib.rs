@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod limit;
 pub mod owner;
 pub mod plan;
 pub mod runs;
@@ -22,6 +23,7 @@ pub use assemble::{assemble, schedule_of, work_pool_of, AssembleError, Placement
 pub use auth::PrefectAuth;
 pub use client::PrefectClient;
 pub use error::{Conflicts, PrefectError, Subject};
+pub use limit::{WriteLimit, WriteStats};
 pub use owner::{project_tag, Conflict, Owner, PROJECT_TAG_PREFIX};
 pub use plan::{diff, plan, update_body, Action, FieldChange, Plan, PlannedDeployment, PruneCandidate, PruneScope};
 pub use runs::{PullRecord, RunContext, RunDetail, BUILD_LABEL, BUNDLE_LABEL};

@@ -1,10 +1,21 @@
 //! Making the server match a plan: create what is missing, PATCH only changed
 //! fields, send nothing for the rest, prune only when asked, and refuse the
 //! whole plan when it would write a deployment the project does not own.
+//!
+//! The writes of a plan are independent of each other, so they are sent side
+//! by side, as many at once as the client's adaptive write limit allows (see
+//! [`crate::limit`]); the report lists them in the plan's order all the same.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt as _;
 
 use crate::api::WorkPool;
 use crate::client::PrefectClient;
 use crate::error::{PrefectError, Subject};
+use crate::limit;
 use crate::plan::{update_body, Action, Plan};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,33 +94,85 @@ pub async fn sync(
     if options.prune && !plan.prune.is_empty() && plan.deployments.is_empty() {
         return Err(PrefectError::PruneEverything { env: plan.env.to_string(), count: plan.prune.len() });
     }
-    for planned in &plan.deployments {
-        let want = &planned.desired;
-        let subject = Subject::deployment(&want.flow_name, want.env.as_str(), &want.name);
+    // The flows of the deployments to create, each asked for once.
+    let mut flow_names: Vec<&str> =
+        plan.deployments.iter().filter(|d| d.action == Action::Create).map(|d| d.desired.flow_name.as_str()).collect();
+    flow_names.sort_unstable();
+    flow_names.dedup();
+    let flow_ids: HashMap<&str, String> =
+        side_by_side(flow_names, |name| async move { Ok((name, client.get_or_create_flow(name).await?.id)) })
+            .await?
+            .into_iter()
+            .collect();
+    let written = side_by_side(&plan.deployments, |planned| {
+        let flow_ids = &flow_ids;
+        async move {
+            let want = &planned.desired;
+            let subject = Subject::deployment(&want.flow_name, want.env.as_str(), &want.name);
+            match &planned.action {
+                Action::Create => {
+                    client.create_deployment(&want.create_body(&flow_ids[want.flow_name.as_str()]), &subject).await?;
+                }
+                Action::Update { id, changes } | Action::Adopt { id, changes } => {
+                    client.update_deployment(id, &update_body(changes), &subject).await?;
+                }
+                Action::Unchanged { .. } => {}
+                Action::Foreign { .. } => unreachable!("a plan with conflicts is refused above"),
+            }
+            Ok(planned)
+        }
+    })
+    .await?;
+    for planned in written {
+        let name = planned.desired.name.clone();
         match &planned.action {
-            Action::Create => {
-                let flow = client.get_or_create_flow(&want.flow_name).await?;
-                client.create_deployment(&want.create_body(&flow.id), &subject).await?;
-                report.created.push(want.name.clone());
-            }
-            Action::Update { id, changes } => {
-                client.update_deployment(id, &update_body(changes), &subject).await?;
-                report.updated.push((want.name.clone(), changes.iter().map(|c| c.field).collect()));
-            }
-            Action::Adopt { id, changes } => {
-                client.update_deployment(id, &update_body(changes), &subject).await?;
-                report.adopted.push(want.name.clone());
-            }
-            Action::Unchanged { .. } => report.unchanged.push(want.name.clone()),
+            Action::Create => report.created.push(name),
+            Action::Update { changes, .. } => report.updated.push((name, changes.iter().map(|c| c.field).collect())),
+            Action::Adopt { .. } => report.adopted.push(name),
+            Action::Unchanged { .. } => report.unchanged.push(name),
             Action::Foreign { .. } => unreachable!("a plan with conflicts is refused above"),
         }
     }
     if options.prune {
-        for candidate in &plan.prune {
+        let pruned = side_by_side(&plan.prune, |candidate| async move {
             let subject = Subject::deployment(&candidate.flow_name, plan.env.as_str(), &candidate.name);
             client.delete_deployment(&candidate.id, &subject).await?;
-            report.pruned.push(candidate.name.clone());
-        }
+            Ok(candidate.name.clone())
+        })
+        .await?;
+        report.pruned = pruned;
     }
     Ok(report)
+}
+
+/// Runs `write` on every item, as many at once as [`limit::MAX`] (the
+/// client's adaptive limit decides how many of those are really in flight),
+/// and answers in the items' order. After a write fails no further one starts;
+/// those in flight finish, and the first failure in the items' order is returned.
+async fn side_by_side<I, T, F, Fut>(items: I, write: F) -> Result<Vec<T>, PrefectError>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = Result<T, PrefectError>>,
+{
+    let failed = AtomicBool::new(false);
+    let answers: Vec<Option<Result<T, PrefectError>>> = futures::stream::iter(items)
+        .map(|item| {
+            let failed = &failed;
+            let pending = write(item);
+            async move {
+                if failed.load(Ordering::SeqCst) {
+                    return None;
+                }
+                let answer = pending.await;
+                if answer.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                Some(answer)
+            }
+        })
+        .buffered(limit::MAX)
+        .collect()
+        .await;
+    answers.into_iter().flatten().collect()
 }

@@ -147,3 +147,48 @@ async fn missing_work_pool_and_rejected_fields_are_named() {
         assert!(text.contains(part), "{part} missing from: {text}");
     }
 }
+
+/// A plan's writes go side by side, within the client's adaptive limit: 40
+/// deployments of 5 flows through a proxy that answers a share of requests
+/// 503 in the server's place (4% of requests, each followed by a burst of
+/// three more: about one in six). Every write lands once, the report keeps the
+/// plan's order, more than one write was in flight at a time, and busy
+/// answers cut the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_of_many_writes_goes_side_by_side_and_backs_off_when_the_server_is_busy() {
+    use flowgate_testkit::faults::{Fault, FaultProxy};
+
+    let upstream = common::server().api_url().trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let proxy = FaultProxy::start(&upstream, 4, 0x51de).only(&[Fault::Unavailable]);
+    let client = PrefectClient::new(&format!("{}/api", proxy.url()), None).expect("client");
+    let scope =
+        PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "wide-qa-".into() };
+    let options = SyncOptions { prune: false, create_work_pools: true };
+    let names: Vec<String> = (0..40).map(|i| format!("f{}-{i:02}", i % 5)).collect();
+    let wanted = |seed: &str| -> Vec<_> {
+        names.iter().map(|flow| desired(input("qa", "wide-qa-", flow, seed, "wide-pool"))).collect()
+    };
+    let deployment_names: Vec<String> = names.iter().map(|flow| format!("wide-qa-{flow}")).collect();
+
+    let first = plan(&wanted("v1"), &client.read_deployments(&deployment_names).await.unwrap(), &scope);
+    let report = sync(&client, &first, &options, "process").await.expect("create 40");
+    assert_eq!(report.created.len(), 40);
+    assert_eq!(report.created, first.deployments.iter().map(|d| d.desired.name.clone()).collect::<Vec<_>>());
+
+    let before = client.write_count();
+    let second = plan(&wanted("v2"), &client.read_deployments(&deployment_names).await.unwrap(), &scope);
+    let report = sync(&client, &second, &options, "process").await.expect("update 40");
+    assert_eq!(report.updated.len(), 40, "{report:#?}");
+    assert_eq!(client.write_count() - before, 40, "one PATCH per deployment, retries aside");
+
+    let on_server = common::client().read_deployments(&deployment_names).await.unwrap();
+    assert_eq!(on_server.len(), 40);
+    assert!(on_server.iter().all(|d| d.version.as_deref() == Some(common::build("v2").as_str())), "{on_server:#?}");
+    let stats = client.write_stats();
+    let injected = proxy.stats().unavailable;
+    assert!(injected > 0, "the proxy answered no 503: {:?}", proxy.stats());
+    assert!(stats.peak_in_flight > 1, "the writes went one at a time: {stats:?}");
+    assert!(stats.peak_in_flight <= flowgate_prefect::limit::MAX, "{stats:?}");
+    // The server's own 503s (SQLite busy) cut it too, so only "some".
+    assert!(stats.backoffs > 0, "{stats:?}, {injected} injected 503s");
+}

@@ -48,6 +48,8 @@ struct Shared {
     enabled: AtomicBool,
     rng: Mutex<u64>,
     burst_left: AtomicU64,
+    /// The faults it may choose; all four unless narrowed by [`FaultProxy::only`].
+    kinds: Mutex<Vec<Fault>>,
     stats: Mutex<FaultStats>,
     stop: AtomicBool,
 }
@@ -76,6 +78,7 @@ impl FaultProxy {
             enabled: AtomicBool::new(true),
             rng: Mutex::new(seed.max(1)),
             burst_left: AtomicU64::new(0),
+            kinds: Mutex::new(vec![Fault::Latency, Fault::Reset, Fault::Truncate, Fault::Unavailable]),
             stats: Mutex::new(FaultStats::default()),
             stop: AtomicBool::new(false),
         });
@@ -102,6 +105,14 @@ impl FaultProxy {
     /// `http://127.0.0.1:<port>`: put the upstream's path after it.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Chooses among `kinds` only (a server that is busy but never drops a
+    /// connection, say: `&[Fault::Unavailable]`).
+    pub fn only(self, kinds: &[Fault]) -> Self {
+        assert!(!kinds.is_empty(), "a fault proxy needs at least one kind of fault");
+        *self.shared.kinds.lock().expect("kinds") = kinds.to_vec();
+        self
     }
 
     /// Turns faults on or off (off: a plain proxy).
@@ -147,11 +158,9 @@ fn choose(shared: &Shared) -> Option<Fault> {
     if roll % 100 >= shared.rate.load(Ordering::SeqCst) {
         return None;
     }
-    let fault = match (roll / 100) % 4 {
-        0 => Fault::Latency,
-        1 => Fault::Reset,
-        2 => Fault::Truncate,
-        _ => Fault::Unavailable,
+    let fault = {
+        let kinds = shared.kinds.lock().expect("kinds");
+        kinds[((roll / 100) % kinds.len() as u64) as usize]
     };
     if fault == Fault::Unavailable {
         shared.burst_left.store(BURST, Ordering::SeqCst);
