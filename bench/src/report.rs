@@ -147,7 +147,10 @@ mod tests {
         let speedup = Target::Ratio(1.0 / 15.0);
         assert!(table(&[row(60, 1000, speedup)]).contains("| ≥ 15× faster | yes |"));
         let overlapping = Row { flowgate_max: Duration::from_millis(80), ..row(60, 1000, speedup) };
-        assert!(table(std::slice::from_ref(&overlapping)).contains("| within noise |"), "80 ms against 1,000 ms is 12.5×");
+        assert!(
+            table(std::slice::from_ref(&overlapping)).contains("| within noise |"),
+            "80 ms against 1,000 ms is 12.5×"
+        );
         let fast_baseline_run = Row { baseline_min: Duration::from_millis(700), ..row(60, 1000, speedup) };
         assert!(table(&[fast_baseline_run]).contains("| within noise |"), "60 ms against 700 ms is 11.7×");
         assert_eq!(overlapping.met(), Some(true), "the medians meet it");

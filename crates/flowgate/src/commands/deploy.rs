@@ -204,17 +204,19 @@ pub async fn plan(project: &Project, ledger: &dyn Ledger, target: &Target) -> Re
     plan_desired(project, target, desired).await
 }
 
+/// The tags every managed deployment of env `ledger_name` carries: a filter
+/// for its deployments alone on a shared server.
+pub fn env_tags(ledger_name: &impl std::fmt::Display) -> [String; 2] {
+    [flowgate_prefect::MANAGED_TAG.to_string(), format!("{}{ledger_name}", flowgate_prefect::spec::ENV_TAG_PREFIX)]
+}
+
 async fn plan_desired(project: &Project, target: &Target, desired: Desired) -> Result<(Plan, Desired)> {
     let names: Vec<String> = desired.deployments.iter().map(|d| d.name.clone()).collect();
     // This env's deployments (what prune and adoption look at) and whatever
     // holds a wanted name: not the other envs' and projects' on a shared server.
-    let tags = [
-        flowgate_prefect::MANAGED_TAG.to_string(),
-        format!("{}{}", flowgate_prefect::spec::ENV_TAG_PREFIX, target.env.ledger_name),
-    ];
     let actual = target
         .client
-        .read_deployments_tagged(&tags, &names)
+        .read_deployments_tagged(&env_tags(&target.env.ledger_name), &names)
         .await
         .with_context(|| format!("Failed to read the deployments of env `{}`", target.env.config_name))?;
     let scope = PruneScope {

@@ -11,9 +11,11 @@ use crate::project::Project;
 /// Deletes the preview env's deployments; returns their names.
 pub async fn delete_deployments(project: &Project, target: &Target) -> Result<Vec<String>> {
     let env = &target.env;
+    // Only this env's managed deployments, in one filtered read: a preview's
+    // deployments always carry its env tag (it is newer than the tag).
     let actual = target
         .client
-        .read_deployments(&[])
+        .read_deployments_tagged(&super::deploy::env_tags(&env.ledger_name), &[])
         .await
         .with_context(|| format!("Failed to read the deployments of preview `{}`", env.ledger_name))?;
     let scope = PruneScope {
