@@ -10,6 +10,23 @@ export FLOWGATE_TEST_POSTGRES_URL="${FLOWGATE_TEST_POSTGRES_URL:-postgres://post
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Prints the free space where the build and the tests write, and stops early
+# with the figure when it is below what a cold build of the suite needs (about
+# 6 GiB), rather than failing later in a linker with "No space left on device".
+check_disk_space() {
+  local need_kib=$((6 * 1024 * 1024)) dir
+  mkdir -p "$CARGO_TARGET_DIR"
+  for dir in "$CARGO_TARGET_DIR" "${TMPDIR:-/tmp}"; do
+    local free_kib
+    free_kib=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+    log "free space under $dir: $((free_kib / 1024)) MiB"
+    if [ "$free_kib" -lt "$need_kib" ]; then
+      echo "scripts: only $((free_kib / 1024)) MiB free under $dir; the suite needs about 6 GiB (remove old target directories or bench trees under /tmp/flowgate-bench)" >&2
+      return 1
+    fi
+  done
+}
+
 # Debian packages the scripts call, installed when a new machine lacks them.
 # Each argument is a command, or COMMAND:PACKAGE when the package is named otherwise.
 ensure_packages() {
