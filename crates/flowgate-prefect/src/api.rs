@@ -197,6 +197,20 @@ impl PrefectClient {
         self.call(Method::POST, "flows/", Some(&json!({ "name": name })), &subject).await
     }
 
+    /// The flows among `names` that the server already has, by name: one
+    /// `POST /flows/filter` per [`PAGE`] names (reads are cheap; each create is
+    /// a write under the write limit, and a release of N new deployments of
+    /// existing flows should not cost N flow writes).
+    pub async fn read_flows_named(&self, names: &[&str]) -> Result<HashMap<String, String>, PrefectError> {
+        let mut found = HashMap::new();
+        for chunk in names.chunks(PAGE) {
+            let body = json!({"flows": {"name": {"any_": chunk}}, "limit": PAGE});
+            let page: Vec<Flow> = self.call(Method::POST, "flows/filter", Some(&body), &Subject::default()).await?;
+            found.extend(page.into_iter().map(|flow| (flow.name, flow.id)));
+        }
+        Ok(found)
+    }
+
     /// Every deployment carrying tag `flowgate`, plus any deployment (managed or
     /// not) named in `names` (to see collisions), each with its flow's name.
     pub async fn read_deployments(&self, names: &[String]) -> Result<Vec<ServerDeployment>, PrefectError> {

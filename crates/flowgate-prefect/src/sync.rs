@@ -94,16 +94,19 @@ pub async fn sync(
     if options.prune && !plan.prune.is_empty() && plan.deployments.is_empty() {
         return Err(PrefectError::PruneEverything { env: plan.env.to_string(), count: plan.prune.len() });
     }
-    // The flows of the deployments to create, each asked for once.
+    // The flows of the deployments to create: the ones the server has are read
+    // in one request, and only the others are created, each once.
     let mut flow_names: Vec<&str> =
         plan.deployments.iter().filter(|d| d.action == Action::Create).map(|d| d.desired.flow_name.as_str()).collect();
     flow_names.sort_unstable();
     flow_names.dedup();
-    let flow_ids: HashMap<&str, String> =
-        side_by_side(flow_names, |name| async move { Ok((name, client.get_or_create_flow(name).await?.id)) })
-            .await?
-            .into_iter()
-            .collect();
+    let mut flow_ids: HashMap<String, String> =
+        if flow_names.is_empty() { HashMap::new() } else { client.read_flows_named(&flow_names).await? };
+    let missing: Vec<&str> = flow_names.into_iter().filter(|name| !flow_ids.contains_key(*name)).collect();
+    flow_ids.extend(
+        side_by_side(missing, |name| async move { Ok((name.to_string(), client.get_or_create_flow(name).await?.id)) })
+            .await?,
+    );
     let written = side_by_side(&plan.deployments, |planned| {
         let flow_ids = &flow_ids;
         async move {

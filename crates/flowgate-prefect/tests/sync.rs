@@ -164,16 +164,20 @@ async fn a_plan_of_many_writes_goes_side_by_side_and_backs_off_when_the_server_i
     let scope =
         PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "wide-qa-".into() };
     let options = SyncOptions { prune: false, create_work_pools: true };
-    let names: Vec<String> = (0..40).map(|i| format!("f{}-{i:02}", i % 5)).collect();
-    let wanted = |seed: &str| -> Vec<_> {
-        names.iter().map(|flow| desired(input("qa", "wide-qa-", flow, seed, "wide-pool"))).collect()
+    // 40 deployments of 5 flows: `wide-flow-K` has the deployments `<prefix>dNN` with NN % 5 == K.
+    let deployment = |prefix: &str, i: usize, seed: &str| {
+        let mut input = input("qa", prefix, &format!("wide-flow-{}", i % 5), seed, "wide-pool");
+        input.deployment_name = format!("{prefix}d{i:02}");
+        desired(input)
     };
-    let deployment_names: Vec<String> = names.iter().map(|flow| format!("wide-qa-{flow}")).collect();
+    let wanted = |seed: &str| -> Vec<_> { (0..40).map(|i| deployment("wide-qa-", i, seed)).collect() };
+    let deployment_names: Vec<String> = (0..40).map(|i| format!("wide-qa-d{i:02}")).collect();
 
     let first = plan(&wanted("v1"), &client.read_deployments(&deployment_names).await.unwrap(), &scope);
     let report = sync(&client, &first, &options, "process").await.expect("create 40");
     assert_eq!(report.created.len(), 40);
     assert_eq!(report.created, first.deployments.iter().map(|d| d.desired.name.clone()).collect::<Vec<_>>());
+    assert_eq!(client.write_count(), 1 + 5 + 40, "the pool, each flow once, each deployment once (retries aside)");
 
     let before = client.write_count();
     let second = plan(&wanted("v2"), &client.read_deployments(&deployment_names).await.unwrap(), &scope);
@@ -184,6 +188,18 @@ async fn a_plan_of_many_writes_goes_side_by_side_and_backs_off_when_the_server_i
     let on_server = common::client().read_deployments(&deployment_names).await.unwrap();
     assert_eq!(on_server.len(), 40);
     assert!(on_server.iter().all(|d| d.version.as_deref() == Some(common::build("v2").as_str())), "{on_server:#?}");
+
+    // Another prefix's 40 deployments of the same flows: the flows exist, so no flow is written.
+    let other_scope =
+        PruneScope { project: "acme".parse().unwrap(), env: "qa".parse().unwrap(), name_prefix: "wide-qa2-".into() };
+    let others: Vec<_> = (0..40).map(|i| deployment("wide-qa2-", i, "v1")).collect();
+    let other_names: Vec<String> = others.iter().map(|d| d.name.clone()).collect();
+    let third = plan(&others, &client.read_deployments(&other_names).await.unwrap(), &other_scope);
+    let before = client.write_count();
+    let report = sync(&client, &third, &options, "process").await.expect("create 40 more");
+    assert_eq!(report.created.len(), 40, "{report:#?}");
+    assert_eq!(client.write_count() - before, 40, "deployments only: the flows were read, not created");
+
     let stats = client.write_stats();
     let injected = proxy.stats().unavailable;
     assert!(injected > 0, "the proxy answered no 503: {:?}", proxy.stats());
