@@ -30,6 +30,67 @@ impl<B: Backend> SqlLedger<B> {
     }
 }
 
+impl<B: Backend> SqlLedger<B>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
+    for<'q> i64: Encode<'q, B> + Decode<'q, B> + Type<B>,
+    for<'q> bool: Encode<'q, B> + Decode<'q, B> + Type<B>,
+    for<'q> String: Encode<'q, B> + Decode<'q, B> + Type<B>,
+    for<'q> &'q str: Encode<'q, B> + Type<B>,
+    for<'q> Option<String>: Encode<'q, B>,
+    usize: ColumnIndex<B::Row>,
+{
+    /// Records `build` when the ledger has it already with settings (an
+    /// unchanged rebuild): only its commit is new. The id derives from the
+    /// settings' digest, so the recorded settings are `build`'s: they are
+    /// neither encoded, sent, read back nor compared (with a large project's
+    /// closures, that is most of a rebuild's ledger time). None when the build
+    /// is new or was recorded without settings.
+    async fn record_known_build(&self, build: &Build) -> Result<Option<RecordedBuild>, LedgerError> {
+        if build.settings.is_none() {
+            return Ok(None);
+        }
+        let row: Option<(
+            String,
+            String,
+            i64,
+            i64,
+            String,
+            String,
+            Option<String>,
+            bool,
+            String,
+            i64,
+            Option<String>,
+            bool,
+        )> = sqlx::query_as(sql::SELECT_BUILD_BRIEF)
+            .bind(self.p())
+            .bind(build.id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(LedgerError::backend("read recorded build"))?;
+        let Some((id, bundle, size, files, images, commit, branch, dirty, author, created, _, has_settings)) = row
+        else {
+            return Ok(None);
+        };
+        if !has_settings {
+            return Ok(None);
+        }
+        sqlx::query(sql::INSERT_BUILD_COMMIT)
+            .bind(self.p())
+            .bind(build.id.as_str())
+            .bind(&build.commit)
+            .execute(&self.pool)
+            .await
+            .map_err(LedgerError::backend("record build commit"))?;
+        let mut recorded =
+            codec::build((id, bundle, size, files, images, commit, branch, dirty, author, created, None))?;
+        recorded.settings.clone_from(&build.settings);
+        Ok(Some(RecordedBuild { build: recorded, created: false }))
+    }
+}
+
 impl<B: Backend> std::fmt::Debug for SqlLedger<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlLedger").field("project", &self.project).field("pool", &self.pool).finish()
@@ -51,6 +112,9 @@ where
 {
     #[tracing::instrument(level = "debug", skip_all, fields(build = %build.id, commit = %build.commit))]
     async fn record_build(&self, build: &Build) -> Result<RecordedBuild, LedgerError> {
+        if let Some(recorded) = self.record_known_build(build).await? {
+            return Ok(recorded);
+        }
         let v = codec::BuildValues::new(build)?;
         let err = LedgerError::backend("record build");
         let mut tx = B::begin_write(&self.pool).await?;

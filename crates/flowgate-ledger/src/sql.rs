@@ -17,6 +17,11 @@ const BUILD_COLUMNS: &str =
 pub(crate) fn select_build() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds WHERE project = $1 AND id = $2")
 }
+/// A build's row without its settings text (`NULL` in its place), and whether
+/// it has settings: what recording an existing build needs to read.
+pub(crate) const SELECT_BUILD_BRIEF: &str = "SELECT id, bundle, bundle_size, file_count, images, commit_sha, \
+    branch, dirty, author, created_at_ms, CAST(NULL AS TEXT), settings IS NOT NULL \
+    FROM builds WHERE project = $1 AND id = $2";
 pub(crate) fn select_builds() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds WHERE project = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2")
 }

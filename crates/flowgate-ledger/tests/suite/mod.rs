@@ -198,7 +198,16 @@ pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
     let with_settings = Build { settings: Some(settings), ..build(B1, C1, 1_000) };
     assert!(ledger.record_build(&with_settings).await.unwrap().created);
     assert_eq!(ledger.build(&bid(B1)).await.unwrap(), Some(with_settings.clone()));
-    assert_eq!(ledger.find_builds("aaaa").await.unwrap(), vec![with_settings]);
+    assert_eq!(ledger.find_builds("aaaa").await.unwrap(), vec![with_settings.clone()]);
+
+    // Built again from another commit (an unchanged rebuild): the first record
+    // with its settings, and the new commit finds it.
+    let alias = "e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5";
+    let again = Build { commit: alias.into(), author: "bob".into(), ..with_settings.clone() };
+    let recorded = ledger.record_build(&again).await.unwrap();
+    assert!(!recorded.created);
+    assert_eq!(recorded.build, with_settings);
+    assert_eq!(ledger.find_builds("e5e5e5").await.unwrap(), vec![with_settings]);
 
     // A build without recorded settings (made before builds carried them) stays without.
     ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
