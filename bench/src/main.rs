@@ -7,6 +7,7 @@ mod closure_tree;
 mod code;
 mod content;
 mod deploy_all;
+mod frames;
 mod git;
 mod load;
 mod populate;
@@ -39,6 +40,8 @@ enum Part {
     Closure,
     /// create, update and re-release of 50 and 200 flows beside prefect deploy --all, Prefect on SQLite and PostgreSQL
     DeployAll,
+    /// what a store of content-addressed frames would hold after 100 commits, per frame size (sizes, not times)
+    Frames,
 }
 
 /// Benchmarks of flowgate, each against a baseline measured in the same run.
@@ -199,6 +202,11 @@ async fn main() -> Result<()> {
         let (r, n) = changed_release::run(&ctx)?;
         rows.extend(r);
         notes.extend(n);
+    }
+
+    if wants(Part::Frames) {
+        let tree = tree::ensure(&ctx.work, &spec)?;
+        notes.extend(frames::run(&ctx, &tree, args.seed)?);
     }
 
     if wants(Part::DeployAll) {

@@ -39,4 +39,5 @@ pub use inspect::{md5_hex_of, read_manifest};
 pub use json::{manifest_from_json, manifest_to_json};
 pub use options::{Limits, PackOptions, PackProgress, ProgressFn};
 pub use pack::write_archive;
+pub use read::FRAME_TARGET;
 pub use scan::{plan, scan, Plan, Scan};

@@ -51,6 +51,10 @@ pub struct PackOptions {
     /// Set to stop packing early: a caller that packs while it still checks
     /// whether it may build at all sets it when the answer is no.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The mean size of a frame of small files, for measuring others than the
+    /// format's ([`crate::FRAME_TARGET`]); anything else packs archives no
+    /// build records (the stat index remembers none of them).
+    pub frame_target: Option<u64>,
 }
 
 impl PackOptions {
@@ -82,6 +86,7 @@ impl fmt::Debug for PackOptions {
             .field("skip_missing", &self.skip_missing)
             .field("md5_only_for", &self.md5_only_for)
             .field("cancel", &self.cancel)
+            .field("frame_target", &self.frame_target)
             .finish()
     }
 }

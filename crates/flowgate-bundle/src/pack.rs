@@ -40,7 +40,7 @@ pub fn write_archive(
     let dirs = Dirs::open(root, &paths, false)?;
     let reader = Reader { dirs: &dirs, root, slots: &slots, stat_deferred: false, started_ns: 0, opts };
     let (_, _, packed) = write_slots(&reader, out)?;
-    if let Some(path) = &opts.index_path {
+    if let Some(path) = opts.index_path.as_ref().filter(|_| opts.frame_target.is_none()) {
         let mut index = Index::load(path);
         index.remember_archive(manifest_key(manifest), packed.digest);
         index.save(path);

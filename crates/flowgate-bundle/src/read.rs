@@ -2,9 +2,14 @@
 //! archive is the tar stream cut into independent zstd frames, and where it is
 //! cut is part of the format (it changes the bytes, so the digest):
 //!
-//! - files up to [`FRAME_BYTES`] are grouped, whole entries in path order; a group
-//!   closes before the entry that would take it past [`FRAME_BYTES`], each entry
-//!   counted as one 512-byte header plus its bytes rounded up to 512;
+//! - files up to [`FRAME_BYTES`] are grouped, whole entries in path order, each
+//!   entry counted as one 512-byte header plus its bytes rounded up to 512 (its
+//!   cost). A group closes after an entry that [`ends_group`] picks by its own
+//!   path and cost (about one group per [`FRAME_TARGET`] bytes), and at the latest
+//!   before the entry that would take it past [`FRAME_BYTES`]. So where groups end
+//!   is chosen by content: editing one file changes the frame that holds it (and,
+//!   when its new cost changes the pick, the next), never every frame after it,
+//!   and the frames around it are the same bytes in both builds;
 //! - a larger file starts a frame of its own and is cut every [`FRAME_BYTES`] of
 //!   its bytes (its header leads the first piece, its padding ends the last);
 //! - the two end-of-archive blocks are the last frame.
@@ -30,8 +35,13 @@ use crate::scan::{check_file_size, stat_one, FileHasher, Outcome, Slot};
 use crate::tarfmt::{file_header, padding, BLOCK};
 use crate::BundleError;
 
-/// Uncompressed bytes per frame (see the module docs); part of the format.
+/// Uncompressed bytes per frame at most (see the module docs); part of the format.
 pub(crate) const FRAME_BYTES: u64 = 4 << 20;
+/// The mean uncompressed size of a group of small files (see [`ends_group`]);
+/// part of the format. Smaller groups share more between builds (an edit
+/// rewrites less) and cost more objects to store and fetch: bench/README.md
+/// has the measurements it was chosen from.
+pub const FRAME_TARGET: u64 = 1 << 20;
 /// Files are stat'ed (when the plan left that to the reader) this many at a time.
 const STAT_CHUNK: usize = 512;
 
@@ -87,6 +97,7 @@ impl Reader<'_> {
     /// Sends every frame but the end-of-archive one to the writer, in order;
     /// stops at the first error (sent too) or when the writer hangs up.
     pub fn run(&self, channel: FrameChannel) {
+        let target = self.opts.frame_target.unwrap_or(FRAME_TARGET);
         let mut total_bytes = 0u64;
         let mut group: Vec<Slot> = Vec::new();
         let mut group_bytes = 0u64;
@@ -119,7 +130,15 @@ impl Reader<'_> {
                     }
                 } else {
                     group_bytes += cost;
+                    let ends = ends_group(&slot.path, cost, target);
                     group.push(slot);
+                    if ends {
+                        let frame = read_group(self, std::mem::take(&mut group), &channel);
+                        if !channel.send(frame) {
+                            return;
+                        }
+                        group_bytes = 0;
+                    }
                 }
             }
         }
@@ -148,6 +167,16 @@ impl Reader<'_> {
         }
         Ok(stated)
     }
+}
+
+/// Whether a group of small files ends after the entry of `path`, which costs
+/// `cost` bytes: with probability `cost / target`, drawn from the BLAKE3 of the
+/// path, so a group holds about `target` bytes, and whether it ends here depends
+/// on this entry alone, never on the entries before it.
+pub(crate) fn ends_group(path: &str, cost: u64, target: u64) -> bool {
+    let hash = blake3::hash(path.as_bytes());
+    let draw = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("BLAKE3 has 32 bytes"));
+    u128::from(draw) * u128::from(target) < u128::from(cost) << 64
 }
 
 /// Reads a group of small files in parallel into one frame, each file's bytes

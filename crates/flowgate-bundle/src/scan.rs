@@ -28,7 +28,7 @@ use crate::{paths, BundleError};
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// Bumped whenever the archive layout changes, so remembered digests are forgotten.
-const FORMAT_KEY: &[u8] = b"flowgate-bundle-tar-zstd3-frames4m-v2\0";
+const FORMAT_KEY: &[u8] = b"flowgate-bundle-tar-zstd3-frames1m-by-path-v3\0";
 
 #[derive(Debug, Clone)]
 pub struct Scan {
@@ -143,7 +143,7 @@ pub fn scan(root: &Path, files: &[String], opts: &PackOptions) -> Result<Scan, B
         })
         .collect::<Result<_, _>>()?;
     let (manifest, hashed) = plan.finish(&plan.slots, &outcomes, None);
-    let known_digest = plan.index.known_archive(&manifest_key(&manifest));
+    let known_digest = plan.known_digest(&manifest);
     tracing::debug!(hashed, known = known_digest.is_some(), "scanned");
     Ok(Scan { manifest, known_digest, hashed })
 }
@@ -171,6 +171,9 @@ impl Plan {
     /// vouched for every one; the same as [`Plan::known_digest`] of
     /// [`Plan::known_manifest`], without building the manifest.
     pub fn known_archive(&self) -> Option<Digest> {
+        if self.opts.frame_target.is_some() {
+            return None;
+        }
         let mut key = KeyHasher::new();
         for slot in &self.slots {
             key.add(&slot.path, slot.stat.size, &slot.known.as_ref()?.blake3, slot.executable);
@@ -180,6 +183,9 @@ impl Plan {
 
     /// The digest of the archive last written for `manifest` (see [`Plan::known_manifest`]).
     pub fn known_digest(&self, manifest: &Manifest) -> Option<Digest> {
+        if self.opts.frame_target.is_some() {
+            return None;
+        }
         self.index.known_archive(&manifest_key(manifest))
     }
 
@@ -219,7 +225,7 @@ impl Plan {
             // Slots are sorted by path, so the index stays sorted.
             next.files.push((slot.path.clone(), o.hashed));
         }
-        if let Some(digest) = archive {
+        if let Some(digest) = archive.filter(|_| self.opts.frame_target.is_none()) {
             next.remember_archive(manifest_key(&manifest), digest);
         }
         if learned || archive.is_some() || next.files.len() != self.index.files.len() {

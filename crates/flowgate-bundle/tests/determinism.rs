@@ -165,6 +165,12 @@ fn frames_are_cut_where_the_format_says() {
     let padded = |len: u64| len.div_ceil(512) * 512;
     let mut expected = Vec::new();
     let (mut group, mut group_cost) = (0u64, 0u64);
+    // A group of small files ends after an entry with probability cost / 1 MiB, drawn from its path's BLAKE3.
+    let ends_group = |path: &str, cost: u64| {
+        let draw = u64::from_le_bytes(blake3::hash(path.as_bytes()).as_bytes()[..8].try_into().unwrap());
+        u128::from(draw) * u128::from(flowgate_bundle::FRAME_TARGET) < u128::from(cost) << 64
+    };
+    let mut content_cuts = 0;
     for (path, content, _) in &files {
         let size = content.len() as u64;
         let cost = 512 + padded(size);
@@ -186,12 +192,20 @@ fn frames_are_cut_where_the_format_says() {
         } else {
             group += header(path) + padded(size);
             group_cost += cost;
+            if ends_group(path, cost) {
+                expected.push(group);
+                (group, group_cost) = (0, 0);
+                content_cuts += 1;
+            }
         }
     }
-    expected.push(group);
+    if group > 0 {
+        expected.push(group);
+    }
     expected.push(1024);
     assert_eq!(frame_sizes(&bytes), expected);
     assert!(expected.len() >= 6, "the tree spans several frames: {expected:?}");
+    assert!(content_cuts >= 2, "the tree has groups ended by content: {expected:?}");
 }
 
 /// The bundle format pinned: this tree gives exactly this digest. It changes only
@@ -202,5 +216,54 @@ fn frames_are_cut_where_the_format_says() {
 fn the_bundle_format_is_pinned() {
     let (bytes, packed, _) = packed_multi_frame_tree();
     assert_eq!(flowgate_core::Digest::of(&bytes), packed.digest);
-    assert_eq!(packed.digest.to_string(), "3881ce8f94a409cd16eabf0162c2e42b4334ecf3c7ed1f6227b5a1ea0f5b9c27");
+    assert_eq!(packed.digest.to_string(), "8c5f9267332d15609090ebd463d9a17de65b7138254f772ecbc0ba120493b2f8");
+}
+
+/// The compressed zstd frames of `archive`, in order.
+fn frames(archive: &[u8]) -> Vec<&[u8]> {
+    let mut rest = archive;
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let len = zstd::zstd_safe::find_frame_compressed_size(rest).expect("a whole zstd frame");
+        frames.push(&rest[..len]);
+        rest = &rest[len..];
+    }
+    frames
+}
+
+/// Where groups end is chosen by content: growing one file in the middle of a
+/// tree of many changes the frame that holds it (and at most the next), and
+/// every other frame is the same bytes in both archives, so a store of frames
+/// keeps what the two builds share once.
+#[test]
+fn editing_one_file_changes_only_the_frames_around_it() {
+    let files: Vec<(String, Vec<u8>, bool)> = (0..600)
+        .map(|i| {
+            let body = format!("# module {i}\n{}", "value = 'abcdefghij' * 3\n".repeat(700 + i % 300));
+            (format!("pkg/m{i:03}.py"), body.into_bytes(), false)
+        })
+        .collect();
+    let tree = |edited: Option<usize>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut owned = files.clone();
+        if let Some(i) = edited {
+            owned[i].1.extend_from_slice("extra = 'a line or two more than before'\n".repeat(90).as_bytes());
+        }
+        let borrowed: Vec<(&str, &[u8], bool)> = owned.iter().map(|(p, c, x)| (p.as_str(), c.as_slice(), *x)).collect();
+        write_tree(dir.path(), &borrowed, 0o644, 0o755);
+        pack(dir.path(), &paths_of(&borrowed), &PackOptions::default()).0
+    };
+    let before = tree(None);
+    let before_frames = frames(&before);
+    assert!(before_frames.len() >= 10, "the tree spans many frames: {}", before_frames.len());
+    for edited in [3, 250, 599] {
+        let after = tree(Some(edited));
+        let new: Vec<&[u8]> = frames(&after).into_iter().filter(|f| !before_frames.contains(f)).collect();
+        assert!(
+            (1..=2).contains(&new.len()),
+            "editing file {edited} rewrote {} of {} frames",
+            new.len(),
+            before_frames.len()
+        );
+    }
 }
