@@ -62,7 +62,7 @@ pub async fn populate(ledger: Arc<dyn Ledger>, spec: LedgerSpec, writers: usize,
     let start = Instant::now();
     let builds = builds(spec.builds);
     for build in &builds {
-        ledger.record_build(build).await.with_context(|| format!("Failed to record build `{}`", build.id))?;
+        ledger.record_build(build.clone()).await.with_context(|| format!("Failed to record build `{}`", build.id))?;
     }
     let ids: Arc<Vec<BuildId>> = Arc::new(builds.into_iter().map(|b| b.id).collect());
     let pointers: Vec<(FlowKey, EnvName)> = env_names(spec.envs)

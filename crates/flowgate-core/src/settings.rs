@@ -151,12 +151,16 @@ impl BuildSettings {
     }
 
     /// Records `flow`'s code closure in every env's deployment of it.
-    pub fn set_code(&mut self, flow: &FlowKey, code: &FlowCode) {
-        for flows in self.0.values_mut() {
-            if let Some(settings) = flows.get_mut(flow) {
-                settings.code = Some(code.clone());
-            }
+    pub fn set_code(&mut self, flow: &FlowKey, code: FlowCode) {
+        // Moved into the last env that has the flow, cloned for the others: a
+        // large project's closures hold thousands of paths.
+        let mut holders: Vec<&mut DeploymentSettings> =
+            self.0.values_mut().filter_map(|flows| flows.get_mut(flow)).collect();
+        let Some(last) = holders.pop() else { return };
+        for settings in holders {
+            settings.code = Some(code.clone());
         }
+        last.code = Some(code);
     }
 
     /// The envs the build's config defined, sorted.

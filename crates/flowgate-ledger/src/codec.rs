@@ -11,6 +11,10 @@ use crate::error::LedgerError;
 pub(crate) type BuildRow =
     (String, String, i64, i64, String, String, Option<String>, bool, String, i64, Option<String>);
 
+/// [`BuildRow`] without the settings text (`None`), and whether the row has settings.
+pub(crate) type BriefBuildRow =
+    (String, String, i64, i64, String, String, Option<String>, bool, String, i64, Option<String>, bool);
+
 /// `pointers` columns: flow, env, revision, build_id, updated_at_ms.
 pub(crate) type PointerRow = (String, String, i64, String, i64);
 

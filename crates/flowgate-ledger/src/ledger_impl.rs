@@ -45,38 +45,21 @@ where
     /// unchanged rebuild): only its commit is new. The id derives from the
     /// settings' digest, so the recorded settings are `build`'s: they are
     /// neither encoded, sent, read back nor compared (with a large project's
-    /// closures, that is most of a rebuild's ledger time). None when the build
-    /// is new or was recorded without settings.
-    async fn record_known_build(&self, build: &Build) -> Result<Option<RecordedBuild>, LedgerError> {
+    /// closures, that is most of a rebuild's ledger time). The build comes
+    /// back when it is new or was recorded without settings.
+    async fn record_known_build(&self, build: Build) -> Result<Known, LedgerError> {
         if build.settings.is_none() {
-            return Ok(None);
+            return Ok(Known::New(build));
         }
-        let row: Option<(
-            String,
-            String,
-            i64,
-            i64,
-            String,
-            String,
-            Option<String>,
-            bool,
-            String,
-            i64,
-            Option<String>,
-            bool,
-        )> = sqlx::query_as(sql::SELECT_BUILD_BRIEF)
+        let row: Option<codec::BriefBuildRow> = sqlx::query_as(sql::SELECT_BUILD_BRIEF)
             .bind(self.p())
             .bind(build.id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(LedgerError::backend("read recorded build"))?;
-        let Some((id, bundle, size, files, images, commit, branch, dirty, author, created, _, has_settings)) = row
-        else {
-            return Ok(None);
+        let Some((id, bundle, size, files, images, commit, branch, dirty, author, created, _, true)) = row else {
+            return Ok(Known::New(build));
         };
-        if !has_settings {
-            return Ok(None);
-        }
         sqlx::query(sql::INSERT_BUILD_COMMIT)
             .bind(self.p())
             .bind(build.id.as_str())
@@ -86,9 +69,15 @@ where
             .map_err(LedgerError::backend("record build commit"))?;
         let mut recorded =
             codec::build((id, bundle, size, files, images, commit, branch, dirty, author, created, None))?;
-        recorded.settings.clone_from(&build.settings);
-        Ok(Some(RecordedBuild { build: recorded, created: false }))
+        recorded.settings = build.settings;
+        Ok(Known::Recorded(RecordedBuild { build: recorded, created: false }))
     }
+}
+
+/// What [`SqlLedger::record_known_build`] found: the build recorded, or new to the ledger.
+enum Known {
+    Recorded(RecordedBuild),
+    New(Build),
 }
 
 impl<B: Backend> std::fmt::Debug for SqlLedger<B> {
@@ -111,11 +100,12 @@ where
     for<'n> &'n str: ColumnIndex<B::Row>,
 {
     #[tracing::instrument(level = "debug", skip_all, fields(build = %build.id, commit = %build.commit))]
-    async fn record_build(&self, build: &Build) -> Result<RecordedBuild, LedgerError> {
-        if let Some(recorded) = self.record_known_build(build).await? {
-            return Ok(recorded);
-        }
-        let v = codec::BuildValues::new(build)?;
+    async fn record_build(&self, build: Build) -> Result<RecordedBuild, LedgerError> {
+        let build = match self.record_known_build(build).await? {
+            Known::Recorded(recorded) => return Ok(recorded),
+            Known::New(build) => build,
+        };
+        let v = codec::BuildValues::new(&build)?;
         let err = LedgerError::backend("record build");
         let mut tx = B::begin_write(&self.pool).await?;
         let inserted = sqlx::query(sql::INSERT_BUILD)
@@ -154,7 +144,7 @@ where
         }
         let mut recorded = codec::build(row)?;
         if same_settings {
-            recorded.settings.clone_from(&build.settings);
+            recorded.settings = build.settings;
         }
         Ok(RecordedBuild { build: recorded, created: B::rows_affected(&inserted) == 1 })
     }

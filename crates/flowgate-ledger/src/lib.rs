@@ -84,7 +84,7 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// one recorded wins: its commit, author, time) and whether it was new. Also
     /// remembers `build.commit` as a commit that produced this build id, so
     /// commit-prefix lookups find it.
-    async fn record_build(&self, build: &Build) -> Result<RecordedBuild, LedgerError>;
+    async fn record_build(&self, build: Build) -> Result<RecordedBuild, LedgerError>;
 
     async fn build(&self, id: &BuildId) -> Result<Option<Build>, LedgerError>;
 

@@ -56,7 +56,7 @@ async fn a_directory_in_the_way_fails_to_open_naming_the_path() {
 async fn in_memory_ledger_works_on_one_connection() {
     let url: LedgerUrl = "sqlite::memory:".parse().unwrap();
     let ledger = open(&url, Path::new("."), &claim()).await.unwrap();
-    ledger.record_build(&suite::build("aaaa0000000000000001", "c1", 1)).await.unwrap();
+    ledger.record_build(suite::build("aaaa0000000000000001", "c1", 1)).await.unwrap();
     ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap();
     let err = ledger.apply(&[suite::mv("etl", "qa", None, "aaaa0000000000000001")]).await.unwrap_err();
     assert!(err.is_conflict(), "{err:?}");
@@ -126,7 +126,7 @@ async fn upgrading_a_ledger_from_migration_3_keeps_history_and_approvals() {
     // The release and approval no longer hold the build: with the pointer moved
     // away, the build can be deleted and both rows stay.
     let b2 = suite::build("aaaa0000000000000002", "c2", 4_000);
-    ledger.record_build(&b2).await.unwrap();
+    ledger.record_build(b2.clone()).await.unwrap();
     ledger.apply(&[suite::mv("etl", "qa", Some(1), "aaaa0000000000000002")]).await.unwrap();
     let gone = ledger.delete_builds(&["aaaa0000000000000001".parse().unwrap()]).await.unwrap();
     assert_eq!(gone.len(), 1);

@@ -95,7 +95,7 @@ pub async fn deleting_builds_refuses_what_is_needed_and_keeps_history(t: &Target
     let ledger = t.open().await;
     three_builds(&ledger).await;
     let alias = "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4";
-    ledger.record_build(&build(B1, alias, 5_000)).await.unwrap();
+    ledger.record_build(build(B1, alias, 5_000)).await.unwrap();
     ledger.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     ledger.apply(&[mv("etl", "qa", Some(1), B2)]).await.unwrap();
     let approval = Approval {
@@ -144,7 +144,7 @@ pub async fn deleting_builds_refuses_what_is_needed_and_keeps_history(t: &Target
     assert!(ledger.delete_builds(&[]).await.unwrap().is_empty());
 
     // The same build made again is a new record; a rollback to it works again.
-    assert!(ledger.record_build(&build(B1, alias, 8_000)).await.unwrap().created);
+    assert!(ledger.record_build(build(B1, alias, 8_000)).await.unwrap().created);
     let mut back = mv("etl", "qa", Some(2), B1);
     back.kind = flowgate_core::MoveKind::Rollback { to_revision: 1 };
     ledger.apply(&[back]).await.unwrap();

@@ -322,7 +322,7 @@ pub async fn migrating_a_single_project_ledger_gives_every_row_to_its_project(t:
     second.id = "prod-2".into();
     let err = alpha.start_rollout(&second).await.unwrap_err();
     assert!(matches!(err, flowgate_ledger::LedgerError::RolloutActive { ref id, .. } if id == "prod-1"), "{err:?}");
-    beta.record_build(&build(B2, C2, 9_000)).await.unwrap();
+    beta.record_build(build(B2, C2, 9_000)).await.unwrap();
     beta.start_rollout(&second).await.unwrap();
     assert_eq!(alpha.active_rollout(&env("prod")).await.unwrap(), Some(x.running));
 }

@@ -140,7 +140,7 @@ const C3: &str = "e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3";
 
 pub(crate) async fn three_builds(ledger: &TestLedger) {
     for (id, commit, ms) in [(B1, C1, 1_000), (B2, C2, 2_000), (B3, C3, 3_000)] {
-        assert!(ledger.record_build(&build(id, commit, ms)).await.unwrap().created);
+        assert!(ledger.record_build(build(id, commit, ms)).await.unwrap().created);
     }
 }
 
@@ -164,21 +164,21 @@ fn ids(builds: &[Build]) -> Vec<&str> {
 pub async fn record_build_new_then_existing(t: &Target) {
     let ledger = t.open().await;
     let first = build(B1, C1, 1_000);
-    let recorded = ledger.record_build(&first).await.unwrap();
+    let recorded = ledger.record_build(first.clone()).await.unwrap();
     assert!(recorded.created);
     assert_eq!(recorded.build, first);
 
     // Same id from another commit, author and time: the first record wins.
     let mut again = build(B1, C2, 9_000);
     again.author = "bob".into();
-    let recorded = ledger.record_build(&again).await.unwrap();
+    let recorded = ledger.record_build(again.clone()).await.unwrap();
     assert!(!recorded.created);
     assert_eq!(recorded.build, first);
     assert_eq!(ledger.build(&bid(B1)).await.unwrap(), Some(first.clone()));
     assert_eq!(ledger.build(&bid(B2)).await.unwrap(), None);
 
-    ledger.record_build(&build(B3, C3, 3_000)).await.unwrap();
-    ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
+    ledger.record_build(build(B3, C3, 3_000)).await.unwrap();
+    ledger.record_build(build(B2, C2, 2_000)).await.unwrap();
     assert_eq!(ids(&ledger.builds(10).await.unwrap()), vec![B3, B2, B1]);
     assert_eq!(ids(&ledger.builds(2).await.unwrap()), vec![B3, B2]);
 }
@@ -196,7 +196,7 @@ pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
     settings.insert("qa", flow("etl"), deployment.clone());
     settings.insert("prod", flow("etl"), deployment);
     let with_settings = Build { settings: Some(settings), ..build(B1, C1, 1_000) };
-    assert!(ledger.record_build(&with_settings).await.unwrap().created);
+    assert!(ledger.record_build(with_settings.clone()).await.unwrap().created);
     assert_eq!(ledger.build(&bid(B1)).await.unwrap(), Some(with_settings.clone()));
     assert_eq!(ledger.find_builds("aaaa").await.unwrap(), vec![with_settings.clone()]);
 
@@ -204,13 +204,13 @@ pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
     // with its settings, and the new commit finds it.
     let alias = "e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5";
     let again = Build { commit: alias.into(), author: "bob".into(), ..with_settings.clone() };
-    let recorded = ledger.record_build(&again).await.unwrap();
+    let recorded = ledger.record_build(again.clone()).await.unwrap();
     assert!(!recorded.created);
     assert_eq!(recorded.build, with_settings);
     assert_eq!(ledger.find_builds("e5e5e5").await.unwrap(), vec![with_settings]);
 
     // A build without recorded settings (made before builds carried them) stays without.
-    ledger.record_build(&build(B2, C2, 2_000)).await.unwrap();
+    ledger.record_build(build(B2, C2, 2_000)).await.unwrap();
     assert_eq!(ledger.build(&bid(B2)).await.unwrap().unwrap().settings, None);
 }
 
@@ -219,7 +219,7 @@ pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {
     three_builds(&ledger).await;
     // Another commit with the same tree produces B1 again.
     let alias = "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4";
-    assert!(!ledger.record_build(&build(B1, alias, 5_000)).await.unwrap().created);
+    assert!(!ledger.record_build(build(B1, alias, 5_000)).await.unwrap().created);
 
     assert_eq!(ids(&ledger.find_builds("f4f4f4").await.unwrap()), vec![B1], "commit alias");
     assert_eq!(ids(&ledger.find_builds(C1).await.unwrap()), vec![B1], "first commit, full sha");
@@ -234,7 +234,7 @@ pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {
 
     // A prefix matching a build both by id and by one of its commits lists it once.
     let twin = "aaaa00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    ledger.record_build(&build(B2, twin, 6_000)).await.unwrap();
+    ledger.record_build(build(B2, twin, 6_000)).await.unwrap();
     assert_eq!(ids(&ledger.find_builds("aaaa00").await.unwrap()), vec![B2, B1]);
 }
 

@@ -48,9 +48,9 @@ pub async fn projects_in_one_database_never_see_each_other(t: &Target) {
     // Builds: one id recorded by both is two records, each its project's.
     let alpha_b1 = build(B1, C1, 1_000);
     let beta_b1 = Build { author: "bob".into(), ..build(B1, C2, 2_000) };
-    assert!(alpha.record_build(&alpha_b1).await.unwrap().created);
-    assert!(beta.record_build(&beta_b1).await.unwrap().created, "an id of another project is new here");
-    assert!(alpha.record_build(&build(B2, C2, 3_000)).await.unwrap().created);
+    assert!(alpha.record_build(alpha_b1.clone()).await.unwrap().created);
+    assert!(beta.record_build(beta_b1.clone()).await.unwrap().created, "an id of another project is new here");
+    assert!(alpha.record_build(build(B2, C2, 3_000)).await.unwrap().created);
     assert_eq!(alpha.build(&bid(B1)).await.unwrap(), Some(alpha_b1.clone()));
     assert_eq!(beta.build(&bid(B1)).await.unwrap(), Some(beta_b1.clone()));
     assert_eq!(beta.build(&bid(B2)).await.unwrap(), None);
@@ -164,7 +164,7 @@ pub async fn a_name_from_another_repository_is_refused_and_changes_nothing(t: &T
     let remote_a = "git@x:a.git";
     let ours = claim("alpha", Some(ROOT_A), Some(remote_a));
     let alpha = t.open_as(&ours).await;
-    alpha.record_build(&build(B1, C1, 1_000)).await.unwrap();
+    alpha.record_build(build(B1, C1, 1_000)).await.unwrap();
     alpha.apply(&[mv("etl", "qa", None, B1)]).await.unwrap();
     let before = alpha.dump().await.unwrap();
 
@@ -226,7 +226,7 @@ pub async fn a_name_from_another_repository_is_refused_and_changes_nothing(t: &T
 pub async fn first_opens_of_two_projects_at_once_both_register(t: &Target) {
     let (alpha, beta) = (ProjectClaim::named("alpha"), ProjectClaim::named("beta"));
     let (a, b) = tokio::join!(t.open_as(&alpha), t.open_as(&beta));
-    a.record_build(&build(B1, C1, 1_000)).await.unwrap();
+    a.record_build(build(B1, C1, 1_000)).await.unwrap();
     assert!(b.builds(10).await.unwrap().is_empty());
     let names: Vec<String> = a.projects().await.unwrap().into_iter().map(|p| p.name.to_string()).collect();
     assert_eq!(names, ["alpha", "beta"]);

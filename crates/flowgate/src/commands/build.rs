@@ -134,7 +134,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     };
     for (flow, code) in build_code::flow_code(&project.config, &bundle_files, &project.root, &settings, known.as_ref())?
     {
-        settings.set_code(&flow, &code);
+        settings.set_code(&flow, code);
     }
     // With `pin_images`, each tag becomes the digest it names now, still before
     // anything is stored: a tag the registry lacks records nothing.
@@ -166,7 +166,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     // leave an unrecorded record (an orphan fsck reports), never the reverse.
     // Both writes are create-if-absent: the first record of an id stays.
     store.put_build(&build).await?;
-    let recorded = ledger.record_build(&build).await?;
+    let recorded = ledger.record_build(build).await?;
     print_built(&Built { build: recorded.build, recorded: recorded.created, uploaded }, printer)
 }
 

@@ -202,7 +202,7 @@ pub async fn register(
     // ledger knows must be pullable by id on a worker.
     store.put_build(&build).await.map_err(internal)?;
     let ledger_failed = |e: flowgate_ledger::LedgerError| ApiError::internal(id.clone(), &e.into());
-    let recorded = ledger.record_build(&build).await.map_err(ledger_failed)?;
+    let recorded = ledger.record_build(build).await.map_err(ledger_failed)?;
     ledger.record_provenance(&recorded.build.id, &caller.verified()).await.map_err(ledger_failed)?;
     let provenance = ledger.provenance(&recorded.build.id).await.map_err(ledger_failed)?;
     Ok(Json(Registered { build: recorded.build, recorded: recorded.created, provenance }))

@@ -87,7 +87,10 @@ pub fn record_crafted_build(project: &GitProject, id: &str, commit: &str) {
     };
     block_on(async {
         let ledger = open_ledger(project).await.expect("open ledger");
-        assert!(ledger.record_build(&build).await.expect("record build").created, "build `{id}` was already recorded");
+        assert!(
+            ledger.record_build(build.clone()).await.expect("record build").created,
+            "build `{id}` was already recorded"
+        );
     });
 }
 

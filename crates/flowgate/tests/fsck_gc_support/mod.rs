@@ -73,7 +73,7 @@ pub fn craft(p: &GitProject, n: u32, image: &str, days_old: i64, record: bool) -
         s.put_manifest(&build.bundle, &scanned.manifest).await.unwrap();
         s.put_bundle(&build.bundle, file.path()).await.unwrap();
         if record {
-            ledger(p).await.record_build(&build).await.unwrap();
+            ledger(p).await.record_build(build.clone()).await.unwrap();
             s.put_build(&build).await.unwrap();
         }
     });
