@@ -267,3 +267,40 @@ fn editing_one_file_changes_only_the_frames_around_it() {
         );
     }
 }
+
+/// Hands out at most 7 bytes a read, so every frame straddles reads.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// A store splits an archive into its frames from the bytes alone: the same
+/// frames as zstd finds, in order, each addressed by its BLAKE3, adding up to
+/// the archive; a damaged tail is refused, naming where.
+#[test]
+fn an_archive_splits_into_its_frames_by_their_addresses() {
+    let (bytes, packed, _) = packed_multi_frame_tree();
+    let expected = frames(&bytes);
+    let split = flowgate_bundle::frames_of(&bytes[..]).unwrap();
+    assert_eq!(split.len(), expected.len());
+    let mut offset = 0u64;
+    for (frame, raw) in split.iter().zip(&expected) {
+        assert_eq!(frame.offset, offset);
+        assert_eq!(frame.size, raw.len() as u64);
+        assert_eq!(frame.digest, flowgate_core::Digest::of(raw));
+        offset += frame.size;
+    }
+    assert_eq!(offset, packed.size);
+    assert_eq!(flowgate_bundle::frames_of(Trickle(&bytes)).unwrap(), split, "read a few bytes at a time");
+
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(b"not a frame");
+    let err = flowgate_bundle::frames_of(&damaged[..]).unwrap_err().to_string();
+    assert!(err.contains(&format!("at byte {}", bytes.len())) && err.contains("zstd frame"), "{err}");
+}
