@@ -13,12 +13,13 @@
 //! the next entry would take it past 4 MiB, so an edit moves every cut after it).
 
 use std::collections::HashSet;
-use std::io::{Read as _, Seek as _, SeekFrom};
+use std::io::{Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _, Result};
-use flowgate_bundle::{scan, write_archive, PackOptions, FRAME_TARGET};
+use flowgate_bundle::{frames_of, scan, write_archive, FrameRef, PackOptions, FRAME_TARGET};
+use flowgate_core::Digest;
 
 use crate::rng::Rng;
 use crate::tree::Tree;
@@ -46,7 +47,7 @@ impl Edit {
 
     /// The files commit `commit` edits (indices into the sorted paths).
     fn pick(self, paths: &[String], commit: u64, seed: u64) -> Vec<usize> {
-        let mut rng = Rng::derive(seed ^ 0xf7a3_e5, commit);
+        let mut rng = Rng::derive(seed ^ 0x00f7_a3e5, commit);
         match self {
             Edit::OneFile => vec![rng.below(paths.len() as u64) as usize],
             Edit::TenInOneDirectory => {
@@ -140,30 +141,15 @@ impl Scratch {
         std::fs::write(&path, bytes).with_context(|| format!("Failed to edit `{}`", path.display()))
     }
 
-    /// Packs the scratch tree as `flowgate build` does; returns each frame's
-    /// BLAKE3 and compressed size, in order, and the archive's size.
-    fn pack(&self, opts: &PackOptions) -> Result<(Vec<([u8; 32], u64)>, u64)> {
+    /// Packs the scratch tree as `flowgate build` does; returns its frames
+    /// (each with its BLAKE3 and compressed size) and the archive's size.
+    fn pack(&self, opts: &PackOptions) -> Result<(Vec<FrameRef>, u64)> {
         let scanned = scan(&self.root, &self.paths, opts)?;
         let mut out = tempfile::tempfile()?;
         let packed = write_archive(&self.root, &scanned.manifest, &mut out, opts)?;
         out.seek(SeekFrom::Start(0))?;
-        let mut bytes = Vec::with_capacity(packed.size as usize);
-        out.read_to_end(&mut bytes)?;
-        Ok((split_frames(&bytes)?, packed.size))
+        Ok((frames_of(std::io::BufReader::new(out))?, packed.size))
     }
-}
-
-/// Each zstd frame of `archive`: its BLAKE3 and compressed size.
-fn split_frames(archive: &[u8]) -> Result<Vec<([u8; 32], u64)>> {
-    let mut rest = archive;
-    let mut frames = Vec::new();
-    while !rest.is_empty() {
-        let len = zstd::zstd_safe::find_frame_compressed_size(rest)
-            .map_err(|code| anyhow::anyhow!("not a zstd frame: {}", zstd::zstd_safe::get_error_name(code)))?;
-        frames.push((*blake3::hash(&rest[..len]).as_bytes(), len as u64));
-        rest = &rest[len..];
-    }
-    Ok(frames)
 }
 
 fn series(tree: &Tree, ctx: &Ctx, edit: Edit, target: u64, builds: usize, seed: u64) -> Result<Series> {
@@ -177,8 +163,8 @@ fn series(tree: &Tree, ctx: &Ctx, edit: Edit, target: u64, builds: usize, seed: 
     };
     let started = Instant::now();
     let (first, one_build) = scratch.pack(&opts)?;
-    let mut seen: HashSet<[u8; 32]> = first.iter().map(|(digest, _)| *digest).collect();
-    let mut stored: u64 = first.iter().map(|(_, size)| size).sum();
+    let mut seen: HashSet<Digest> = first.iter().map(|frame| frame.digest).collect();
+    let mut stored: u64 = first.iter().map(|frame| frame.size).sum();
     let mut new_frames = Vec::new();
     for commit in 1..builds as u64 {
         for file in edit.pick(&scratch.paths, commit, seed) {
@@ -186,9 +172,9 @@ fn series(tree: &Tree, ctx: &Ctx, edit: Edit, target: u64, builds: usize, seed: 
         }
         let (frames, _) = scratch.pack(&opts)?;
         let mut new = 0;
-        for (digest, size) in frames {
-            if seen.insert(digest) {
-                stored += size;
+        for frame in frames {
+            if seen.insert(frame.digest) {
+                stored += frame.size;
                 new += 1;
             }
         }
