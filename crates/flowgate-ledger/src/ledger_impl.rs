@@ -160,6 +160,26 @@ where
         row.map(codec::build).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len(), settings))]
+    async fn builds_by_id(&self, ids: &[BuildId], settings: bool) -> Result<Vec<Build>, LedgerError> {
+        let mut wanted: Vec<&str> = ids.iter().map(BuildId::as_str).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut builds = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
+            let text = sql::select_builds_by_id(chunk.len(), settings);
+            let mut query = sqlx::query_as::<_, codec::BuildRow>(&text).bind(self.p());
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read builds"))?;
+            for row in rows {
+                builds.push(codec::build(row)?);
+            }
+        }
+        Ok(builds)
+    }
+
     #[tracing::instrument(level = "debug", skip(self))]
     async fn builds(&self, limit: u32) -> Result<Vec<Build>, LedgerError> {
         let rows: Vec<codec::BuildRow> = sqlx::query_as(&sql::select_builds())

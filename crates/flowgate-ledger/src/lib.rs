@@ -56,6 +56,10 @@ pub use flowgate_core::retention;
 /// caller to list the candidates of an ambiguous prefix.
 pub const FIND_LIMIT: u32 = 50;
 
+/// [`Ledger::builds_by_id`] asks for at most this many ids in one statement
+/// (SQLite allows 32,766 parameters; PostgreSQL 65,535).
+pub const IDS_PER_STATEMENT: usize = 500;
+
 /// What [`Ledger::record_build`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedBuild {
@@ -87,6 +91,13 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn record_build(&self, build: Build) -> Result<RecordedBuild, LedgerError>;
 
     async fn build(&self, id: &BuildId) -> Result<Option<Build>, LedgerError>;
+
+    /// The builds among `ids` that the ledger has, sorted by id, read in one
+    /// statement per [`IDS_PER_STATEMENT`] distinct ids (never one per build).
+    /// With `settings` false they come without their deployment settings
+    /// (`settings: None`), which are most of a build's bytes: for callers that
+    /// show commits, not settings.
+    async fn builds_by_id(&self, ids: &[BuildId], settings: bool) -> Result<Vec<Build>, LedgerError>;
 
     /// Newest first (by build time).
     async fn builds(&self, limit: u32) -> Result<Vec<Build>, LedgerError>;

@@ -22,6 +22,14 @@ pub(crate) fn select_build() -> String {
 pub(crate) const SELECT_BUILD_BRIEF: &str = "SELECT id, bundle, bundle_size, file_count, images, commit_sha, \
     branch, dirty, author, created_at_ms, CAST(NULL AS TEXT), settings IS NOT NULL \
     FROM builds WHERE project = $1 AND id = $2";
+/// The builds of `count` ids (`$2`..), sorted by id; the settings column is
+/// `NULL` unless `settings`.
+pub(crate) fn select_builds_by_id(count: usize, settings: bool) -> String {
+    let ids: Vec<String> = (2..count + 2).map(|n| format!("${n}")).collect();
+    let columns =
+        if settings { BUILD_COLUMNS.to_string() } else { BUILD_COLUMNS.replace(", settings", ", CAST(NULL AS TEXT)") };
+    format!("SELECT {columns} FROM builds WHERE project = $1 AND id IN ({}) ORDER BY id", ids.join(", "))
+}
 pub(crate) fn select_builds() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds WHERE project = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2")
 }

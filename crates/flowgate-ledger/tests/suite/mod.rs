@@ -35,6 +35,7 @@ macro_rules! stories {
     ($story:ident) => {
         $story!(record_build_new_then_existing);
         $story!(deployment_settings_round_trip_with_their_build);
+        $story!(builds_are_read_by_id_in_batches_with_or_without_settings);
         $story!(commit_aliases_and_prefixes_find_builds);
         $story!(release_moves_the_pointer_and_appends_history);
         $story!(cas_conflict_changes_nothing);
@@ -212,6 +213,34 @@ pub async fn deployment_settings_round_trip_with_their_build(t: &Target) {
     // A build without recorded settings (made before builds carried them) stays without.
     ledger.record_build(build(B2, C2, 2_000)).await.unwrap();
     assert_eq!(ledger.build(&bid(B2)).await.unwrap().unwrap().settings, None);
+}
+
+pub async fn builds_are_read_by_id_in_batches_with_or_without_settings(t: &Target) {
+    let ledger = t.open().await;
+    let mut settings = flowgate_core::BuildSettings::default();
+    let deployment: flowgate_core::DeploymentSettings = serde_json::from_value(serde_json::json!({
+        "flow_name": "etl", "deployment_name": "etl", "entrypoint": "flows/etl.py:etl",
+        "parameter_schema": {"type": "object", "properties": {}}, "work_pool": "pool"
+    }))
+    .unwrap();
+    settings.insert("qa", flow("etl"), deployment);
+    let with_settings = Build { settings: Some(settings), ..build(B1, C1, 1_000) };
+    ledger.record_build(with_settings.clone()).await.unwrap();
+    ledger.record_build(build(B2, C2, 2_000)).await.unwrap();
+    ledger.record_build(build(B3, C3, 3_000)).await.unwrap();
+
+    // Repeats, absent ids and more ids than one statement takes: each present build once, by id.
+    let absent = (0..flowgate_ledger::IDS_PER_STATEMENT + 10).map(|i| bid(&format!("cccc{i:016}")));
+    let mut wanted: Vec<BuildId> = vec![bid(B3), bid(B1), bid(B1)];
+    wanted.extend(absent);
+    wanted.push(bid(B2));
+    let full = ledger.builds_by_id(&wanted, true).await.unwrap();
+    assert_eq!(ids(&full), vec![B1, B2, B3]);
+    assert_eq!(full[0], with_settings);
+    let brief = ledger.builds_by_id(&wanted, false).await.unwrap();
+    assert_eq!(brief[0], Build { settings: None, ..with_settings });
+    assert_eq!(brief[1..], full[1..]);
+    assert!(ledger.builds_by_id(&[], false).await.unwrap().is_empty());
 }
 
 pub async fn commit_aliases_and_prefixes_find_builds(t: &Target) {

@@ -4,10 +4,10 @@
 //! files of its code closure that changed, its deployment settings that
 //! changed and its parameter contract (see `flow_changes.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
-use flowgate_core::{BuildId, EnvName, FlowKey, ManifestDiff};
+use flowgate_core::{Build, BuildId, Digest, EnvName, FlowKey, Manifest, ManifestDiff};
 use flowgate_ledger::Ledger;
 use flowgate_store::ArtifactStore;
 use serde::{Deserialize, Serialize};
@@ -87,13 +87,26 @@ pub async fn env_diff(
     to: &EnvName,
     lenient: bool,
 ) -> Result<EnvDiff> {
-    let left = ledger.pointers(Some(from)).await?;
-    let right = ledger.pointers(Some(to)).await?;
-    let flows: BTreeSet<&FlowKey> = left.iter().chain(right.iter()).map(|p| &p.flow).collect();
+    let left: BTreeMap<FlowKey, BuildId> =
+        ledger.pointers(Some(from)).await?.into_iter().map(|p| (p.flow, p.build)).collect();
+    let right: BTreeMap<FlowKey, BuildId> =
+        ledger.pointers(Some(to)).await?.into_iter().map(|p| (p.flow, p.build)).collect();
+    let flows: BTreeSet<&FlowKey> = left.keys().chain(right.keys()).collect();
+    // The builds of every flow that differs, read together (not two per flow),
+    // and each bundle's manifest fetched once however many flows share it.
+    let differing: Vec<BuildId> = flows
+        .iter()
+        .filter_map(|flow| Some((left.get(*flow)?, right.get(*flow)?)))
+        .filter(|(a, b)| a != b)
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let builds: BTreeMap<BuildId, Build> =
+        ledger.builds_by_id(&differing, true).await?.into_iter().map(|b| (b.id.clone(), b)).collect();
+    let mut manifests: HashMap<Digest, Option<Manifest>> = HashMap::new();
     let mut diffs = Vec::new();
     for flow in flows {
-        let a = left.iter().find(|p| &p.flow == flow).map(|p| p.build.clone());
-        let b = right.iter().find(|p| &p.flow == flow).map(|p| p.build.clone());
+        let a = left.get(flow).cloned();
+        let b = right.get(flow).cloned();
         let mut diff = FlowDiff {
             flow: flow.clone(),
             same: a == b,
@@ -107,7 +120,7 @@ pub async fn env_diff(
             changes: None,
         };
         if let (false, Some(a), Some(b)) = (diff.same, &diff.from_build, &diff.to_build) {
-            let (Some(ba), Some(bb)) = (ledger.build(a).await?, ledger.build(b).await?) else {
+            let (Some(ba), Some(bb)) = (builds.get(a), builds.get(b)) else {
                 anyhow::bail!("The ledger names build `{a}` or `{b}` but has no record of it");
             };
             diff.from_commit = Some(ba.commit.clone());
@@ -116,20 +129,43 @@ pub async fn env_diff(
                 Some(ManifestDiff::default())
             } else {
                 match store {
-                    Some(store) => match (store.manifest(&ba.bundle).await, store.manifest(&bb.bundle).await) {
-                        (Ok(ma), Ok(mb)) => Some(ManifestDiff::between(&ma, &mb)),
-                        (Err(_), _) | (_, Err(_)) if lenient => None,
-                        (Err(e), _) | (_, Err(e)) => return Err(e.into()),
-                    },
+                    Some(store) => {
+                        fetch_manifest(store, &ba.bundle, lenient, &mut manifests).await?;
+                        fetch_manifest(store, &bb.bundle, lenient, &mut manifests).await?;
+                        match (&manifests[&ba.bundle], &manifests[&bb.bundle]) {
+                            (Some(ma), Some(mb)) => Some(ManifestDiff::between(ma, mb)),
+                            _ => None,
+                        }
+                    }
                     None if lenient => None,
                     None => anyhow::bail!("No artifact store to read the manifests of `{a}` and `{b}` from"),
                 }
             };
-            diff.changes = Some(flow_changes(flow, (&ba, from.as_str()), (&bb, to.as_str()), diff.files.as_ref()));
+            diff.changes = Some(flow_changes(flow, (ba, from.as_str()), (bb, to.as_str()), diff.files.as_ref()));
         }
         diffs.push(diff);
     }
     Ok(EnvDiff { from: from.to_string(), to: to.to_string(), flows: diffs })
+}
+
+/// Puts the manifest of `bundle` in `manifests`, fetched from the store the
+/// first time only: `None` when it cannot be read and `lenient` says to go on
+/// without it.
+async fn fetch_manifest(
+    store: &ArtifactStore,
+    bundle: &Digest,
+    lenient: bool,
+    manifests: &mut HashMap<Digest, Option<Manifest>>,
+) -> Result<()> {
+    if !manifests.contains_key(bundle) {
+        let fetched = match store.manifest(bundle).await {
+            Ok(manifest) => Some(manifest),
+            Err(_) if lenient => None,
+            Err(e) => return Err(e.into()),
+        };
+        manifests.insert(*bundle, fetched);
+    }
+    Ok(())
 }
 
 pub fn render(out: &mut String, result: &EnvDiff) {

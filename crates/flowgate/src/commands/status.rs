@@ -354,14 +354,8 @@ fn configured_envs(project: &Project) -> Result<Vec<EnvName>> {
     Ok(envs)
 }
 
+/// The builds the matrix shows (for their commits): read together, without
+/// their settings, whatever the number of flows and builds.
 async fn builds_of(ledger: &dyn Ledger, ids: &[BuildId]) -> Result<BTreeMap<BuildId, Build>> {
-    let mut builds = BTreeMap::new();
-    for id in ids {
-        if !builds.contains_key(id) {
-            if let Some(build) = ledger.build(id).await? {
-                builds.insert(id.clone(), build);
-            }
-        }
-    }
-    Ok(builds)
+    Ok(ledger.builds_by_id(ids, false).await?.into_iter().map(|b| (b.id.clone(), b)).collect())
 }
