@@ -8,10 +8,12 @@ use flowgate_core::{
     Approval, Build, BuildId, EnvName, Event, FlowKey, Move, Pointer, ProjectName, Provenance, Release, Revision,
     Verified,
 };
+use std::collections::BTreeMap;
+
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::backend::Backend;
-use crate::{codec, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
+use crate::{codec, codec_gates, sql, Inventory, Ledger, LedgerError, LockHolder, MaintenanceLock, Pin, RecordedBuild};
 use crate::{PreviewRecord, ProjectRecord, RolloutLease, RolloutRecord, FIND_LIMIT};
 use chrono::{DateTime, Utc};
 
@@ -270,6 +272,31 @@ where
         rows.into_iter().map(codec::release).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(env = %env, flows = flows.len()))]
+    async fn histories(
+        &self,
+        flows: &[FlowKey],
+        env: &EnvName,
+    ) -> Result<BTreeMap<FlowKey, Vec<Release>>, LedgerError> {
+        let mut wanted: Vec<&str> = flows.iter().map(FlowKey::as_str).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut histories: BTreeMap<FlowKey, Vec<Release>> = BTreeMap::new();
+        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
+            let text = sql::select_histories(chunk.len());
+            let mut query = sqlx::query_as::<_, codec::ReleaseRow>(&text).bind(self.p()).bind(env.as_str());
+            for flow in chunk {
+                query = query.bind(*flow);
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read history"))?;
+            for row in rows {
+                let release = codec::release(row)?;
+                histories.entry(release.flow.clone()).or_default().push(release);
+            }
+        }
+        Ok(histories)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(env = %env, flows = synced.len()))]
     async fn record_synced(&self, env: &EnvName, synced: &[(FlowKey, Revision)]) -> Result<(), LedgerError> {
         if synced.is_empty() {
@@ -379,6 +406,31 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(env = %env, build = %build))]
     async fn approvals(&self, env: &EnvName, build: &BuildId) -> Result<Vec<Approval>, LedgerError> {
         self.read_approvals(env, build).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(env = %env, builds = builds.len()))]
+    async fn approvals_of(
+        &self,
+        env: &EnvName,
+        builds: &[BuildId],
+    ) -> Result<BTreeMap<BuildId, Vec<Approval>>, LedgerError> {
+        let mut wanted: Vec<&str> = builds.iter().map(BuildId::as_str).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut approvals: BTreeMap<BuildId, Vec<Approval>> = BTreeMap::new();
+        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
+            let text = sql::select_approvals_of(chunk.len());
+            let mut query = sqlx::query_as::<_, codec_gates::ApprovalRow>(&text).bind(self.p()).bind(env.as_str());
+            for build in chunk {
+                query = query.bind(*build);
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read approvals"))?;
+            for row in rows {
+                let approval = codec_gates::approval(row)?;
+                approvals.entry(approval.build.clone()).or_default().push(approval);
+            }
+        }
+        Ok(approvals)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rollout = %r.id, env = %r.env))]

@@ -27,6 +27,7 @@ pub mod testing;
 mod tokens;
 mod url;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -127,6 +128,12 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Releases of one pointer, newest first; `limit` None = all.
     async fn history(&self, flow: &FlowKey, env: &EnvName, limit: Option<u32>) -> Result<Vec<Release>, LedgerError>;
 
+    /// The whole history in `env` of each of `flows` (as [`Ledger::history`]
+    /// gives it), read in one statement per [`IDS_PER_STATEMENT`] flows; a
+    /// flow never released there is absent.
+    async fn histories(&self, flows: &[FlowKey], env: &EnvName)
+        -> Result<BTreeMap<FlowKey, Vec<Release>>, LedgerError>;
+
     /// Records that each `(flow, revision)` of `env` now is on that env's Prefect
     /// server, in one transaction. A cell's recorded revision never goes
     /// backwards: recording an older revision than the one stored is ignored.
@@ -146,6 +153,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Every approval of `build` for `env`, per-flow and all-flow alike,
     /// oldest first (then by flow, then actor). Gate evaluation decides which apply.
     async fn approvals(&self, env: &EnvName, build: &BuildId) -> Result<Vec<Approval>, LedgerError>;
+
+    /// [`Ledger::approvals`] of each of `builds`, read in one statement per
+    /// [`IDS_PER_STATEMENT`] builds; a build without approvals is absent.
+    async fn approvals_of(
+        &self,
+        env: &EnvName,
+        builds: &[BuildId],
+    ) -> Result<BTreeMap<BuildId, Vec<Approval>>, LedgerError>;
 
     /// Stores a new rollout: `r`'s id, env, actor and body, with status
     /// running, version 1 and created/updated now (`r`'s other fields are

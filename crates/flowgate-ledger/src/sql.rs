@@ -22,13 +22,17 @@ pub(crate) fn select_build() -> String {
 pub(crate) const SELECT_BUILD_BRIEF: &str = "SELECT id, bundle, bundle_size, file_count, images, commit_sha, \
     branch, dirty, author, created_at_ms, CAST(NULL AS TEXT), settings IS NOT NULL \
     FROM builds WHERE project = $1 AND id = $2";
+/// `count` placeholders from `$first` on, for an `IN (…)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The builds of `count` ids (`$2`..), sorted by id; the settings column is
 /// `NULL` unless `settings`.
 pub(crate) fn select_builds_by_id(count: usize, settings: bool) -> String {
-    let ids: Vec<String> = (2..count + 2).map(|n| format!("${n}")).collect();
     let columns =
         if settings { BUILD_COLUMNS.to_string() } else { BUILD_COLUMNS.replace(", settings", ", CAST(NULL AS TEXT)") };
-    format!("SELECT {columns} FROM builds WHERE project = $1 AND id IN ({}) ORDER BY id", ids.join(", "))
+    format!("SELECT {columns} FROM builds WHERE project = $1 AND id IN ({}) ORDER BY id", placeholders(2, count))
 }
 pub(crate) fn select_builds() -> String {
     format!("SELECT {BUILD_COLUMNS} FROM builds WHERE project = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2")
@@ -72,6 +76,14 @@ pub(crate) fn insert_release() -> String {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )
 }
+/// The releases in env `$2` of `count` flows (`$3`..), by flow, newest first.
+pub(crate) fn select_histories(count: usize) -> String {
+    format!(
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE project = $1 AND env = $2 AND flow IN ({}) \
+         ORDER BY flow, revision DESC",
+        placeholders(3, count)
+    )
+}
 pub(crate) fn select_history() -> String {
     format!(
         "SELECT {RELEASE_COLUMNS} FROM releases WHERE project = $1 AND flow = $2 AND env = $3 \
@@ -113,6 +125,14 @@ pub(crate) fn insert_approval() -> String {
     format!(
         "INSERT INTO approvals (project, {APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT DO NOTHING"
+    )
+}
+/// The approvals in env `$2` of `count` builds (`$3`..), by build, then as [`select_approvals`].
+pub(crate) fn select_approvals_of(count: usize) -> String {
+    format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE project = $1 AND env = $2 AND build_id IN ({}) \
+         ORDER BY build_id, created_at_ms, flow, actor",
+        placeholders(3, count)
     )
 }
 pub(crate) fn select_approvals() -> String {

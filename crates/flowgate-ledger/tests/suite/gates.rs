@@ -118,6 +118,13 @@ pub async fn approvals_per_flow_and_for_every_flow(t: &Target) {
     assert_eq!(ledger.approvals(&env("prod"), &bid(B2)).await.unwrap()[0].flow, Some(flow("etl")));
     assert!(ledger.approvals(&env("prod"), &bid(B3)).await.unwrap().is_empty());
     assert!(ledger.approvals(&env("dev"), &bid(B1)).await.unwrap().is_empty());
+
+    // Read for many builds at once: each build's as above, builds without any absent.
+    let all = ledger.approvals_of(&env("prod"), &[bid(B3), bid(B1), bid(B2), bid(B1)]).await.unwrap();
+    assert_eq!(all.keys().map(|b| b.as_str()).collect::<Vec<_>>(), vec![B1, B2]);
+    assert_eq!(all[&bid(B1)], got);
+    assert_eq!(all[&bid(B2)], ledger.approvals(&env("prod"), &bid(B2)).await.unwrap());
+    assert!(ledger.approvals_of(&env("prod"), &[]).await.unwrap().is_empty());
 }
 
 pub async fn approval_of_an_unknown_build_changes_nothing(t: &Target) {

@@ -388,6 +388,13 @@ pub async fn history_is_newest_first_and_gap_free(t: &Target) {
     let recent = ledger.history(&flow("etl"), &env("qa"), Some(2)).await.unwrap();
     assert_eq!(recent, history[..2]);
     assert!(ledger.history(&flow("etl"), &env("dev"), None).await.unwrap().is_empty());
+
+    // Many flows' histories at once: each as `history` gives it, flows without releases absent.
+    ledger.apply(&[mv("report", "qa", None, B2)]).await.unwrap();
+    let all = ledger.histories(&[flow("report"), flow("etl"), flow("nothing")], &env("qa")).await.unwrap();
+    assert_eq!(all.keys().map(|f| f.as_str()).collect::<Vec<_>>(), vec!["etl", "report"]);
+    assert_eq!(all[&flow("etl")], history);
+    assert_eq!(all[&flow("report")], ledger.history(&flow("report"), &env("qa"), None).await.unwrap());
 }
 
 fn ids_of(history: &[flowgate_core::Release]) -> Vec<&str> {

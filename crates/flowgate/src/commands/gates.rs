@@ -71,25 +71,28 @@ pub async fn evaluate_moves(
     };
     let mut running_builds: BTreeMap<flowgate_core::BuildId, Option<Build>> = BTreeMap::new();
     let mut verdicts = Vec::new();
-    let mut approvals = BTreeMap::new();
     let mut provenance = BTreeMap::new();
-    // Moves share builds; each build's record is read and decoded once.
-    let mut moved_builds: BTreeMap<flowgate_core::BuildId, Build> = BTreeMap::new();
+    // What every gated move reads from the ledger is read for all of them at
+    // once: their builds, their flows' histories upstream and the approvals
+    // of their builds, a statement each, however many flows move.
+    let gated: Vec<&Move> = moves.iter().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })).collect();
+    let build_ids: Vec<flowgate_core::BuildId> = gated.iter().map(|m| m.build.clone()).collect();
+    let flows: Vec<FlowKey> = gated.iter().map(|m| m.flow.clone()).collect();
+    let moved_builds: BTreeMap<flowgate_core::BuildId, Build> =
+        ledger.builds_by_id(&build_ids, true).await?.into_iter().map(|b| (b.id.clone(), b)).collect();
+    let mut upstream_histories = BTreeMap::new();
+    for after in &policy.after {
+        upstream_histories.insert(after.clone(), ledger.histories(&flows, after).await?);
+    }
+    let approvals = ledger.approvals_of(&env.ledger_name, &build_ids).await?;
+    let no_approvals = Vec::new();
     for mv in moves.iter_mut().filter(|m| !matches!(m.kind, MoveKind::Rollback { .. })) {
-        if !moved_builds.contains_key(&mv.build) {
-            let build =
-                ledger.build(&mv.build).await?.with_context(|| format!("build `{}` is not recorded", mv.build))?;
-            moved_builds.insert(mv.build.clone(), build);
-        }
-        let build = &moved_builds[&mv.build];
-        let mut upstream = BTreeMap::new();
-        for after in &policy.after {
-            upstream.insert(after.clone(), ledger.history(&mv.flow, after, None).await?);
-        }
+        let build = moved_builds.get(&mv.build).with_context(|| format!("build `{}` is not recorded", mv.build))?;
+        let upstream: BTreeMap<EnvName, Vec<flowgate_core::Release>> = upstream_histories
+            .iter()
+            .map(|(after, histories)| (after.clone(), histories.get(&mv.flow).cloned().unwrap_or_default()))
+            .collect();
         let runs = upstream_runs(project, &upstream_targets, &mv.flow, build).await?;
-        if !approvals.contains_key(&mv.build) {
-            approvals.insert(mv.build.clone(), ledger.approvals(&env.ledger_name, &mv.build).await?);
-        }
         let reads_provenance = policy.provenance.is_some() || (verified_branches && !policy.branches.is_empty());
         if reads_provenance && !provenance.contains_key(&mv.build) {
             provenance.insert(mv.build.clone(), ledger.provenance(&mv.build).await?);
@@ -112,7 +115,7 @@ pub async fn evaluate_moves(
             releaser: &mv.actor,
             upstream: &upstream,
             runs: &runs,
-            approvals: &approvals[&mv.build],
+            approvals: approvals.get(&mv.build).unwrap_or(&no_approvals),
             provenance: provenance.get(&mv.build).map_or(&[], Vec::as_slice),
             verified_branches,
             parameters: parameters.evidence(),
