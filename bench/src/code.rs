@@ -43,6 +43,45 @@ fn shell(dir: &Path, script: &str) -> Command {
     cmd
 }
 
+/// Cold `flowgate build` in `root` (its `.flowgate/` deleted before each run)
+/// interleaved with `git ls-files | tar | zstd -3` into `out`, multi-threaded
+/// and single-threaded: the three timings in that order.
+fn cold_build(ctx: &Ctx, root: &Path, out: &Path) -> Result<Vec<timing::Timing>> {
+    let state = root.join(".flowgate");
+    let pack = |threads: &str| {
+        let script = format!("git ls-files -z | tar --null -T - -cf - | zstd -3 {threads} -q -o '{}'", out.display());
+        move || shell(root, &script)
+    };
+    timing::measure_interleaved(
+        Plan { warmup: 1, runs: ctx.runs(5) },
+        vec![
+            Case::new(
+                "flowgate build",
+                || remove(&state).and_then(|()| settle()),
+                || ctx.flowgate_in(root, &["build"]),
+            ),
+            Case::new(
+                "git ls-files -z | tar --null -T - -cf - | zstd -3 -T0",
+                || remove_file(out).and_then(|()| settle()),
+                pack("-T0"),
+            ),
+            Case::new("… | zstd -3 -T1", || remove_file(out).and_then(|()| settle()), pack("-T1")),
+        ],
+    )
+}
+
+/// The type of the filesystem `dir` is on, as `stat -f` names it (`ext2/ext3`, `tmpfs`, …).
+fn filesystem(dir: &Path) -> String {
+    Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "an unknown filesystem".into())
+}
+
 /// The build flowgate made, as `flowgate build --json` reports it.
 #[derive(Debug)]
 struct Built {
@@ -70,35 +109,31 @@ fn built(ctx: &Ctx, tree: &Tree) -> Result<Built> {
 /// Run the four tree benchmarks; returns rows and notes (sizes).
 pub fn run(ctx: &Ctx, tree: &Tree) -> Result<(Vec<Row>, Vec<String>)> {
     let root = &tree.root;
-    let state = root.join(".flowgate");
     let out = ctx.work.join("baseline.tar.zst");
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
     eprintln!("build (cold, {} files, {:.1} MB):", tree.files, tree.bytes as f64 / 1e6);
-    let pack = |threads: &str| {
-        let script = format!("git ls-files -z | tar --null -T - -cf - | zstd -3 {threads} -q -o '{}'", out.display());
-        move || shell(root, &script)
-    };
-    let t = timing::measure_interleaved(
-        Plan { warmup: 1, runs: ctx.runs(5) },
-        vec![
-            Case::new(
-                "flowgate build",
-                || remove(&state).and_then(|()| settle()),
-                || ctx.flowgate_in(root, &["build"]),
-            ),
-            Case::new(
-                "git ls-files -z | tar --null -T - -cf - | zstd -3 -T0",
-                || remove_file(&out).and_then(|()| settle()),
-                pack("-T0"),
-            ),
-            Case::new("… | zstd -3 -T1", || remove_file(&out).and_then(|()| settle()), pack("-T1")),
-        ],
-    )?;
+    let t = cold_build(ctx, root, &out)?;
     let baseline_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     rows.push(Row::new("build (cold)", &t[0], &t[1], Target::Ratio(1.0)));
     rows.push(Row::new("build (cold) vs single-threaded zstd", &t[0], &t[2], Target::None));
+    notes.push(format!("build (cold): the tree is on {}", filesystem(root)));
+    // The same on a copy in tmpfs: no disk under either side, so what is left
+    // is the work itself (on disk, writeback and the page cache share the time).
+    let shm = Path::new("/dev/shm");
+    if filesystem(shm) == "tmpfs" {
+        let copy = shm.join("flowgate-bench-cold");
+        remove(&copy)?;
+        let status = Command::new("cp").arg("-a").arg(root).arg(&copy).status().context("Failed to run `cp -a`")?;
+        anyhow::ensure!(status.success(), "`cp -a {} {}` failed ({status})", root.display(), copy.display());
+        eprintln!("build (cold), the tree copied to tmpfs ({}):", copy.display());
+        let measured = cold_build(ctx, &copy, &shm.join("flowgate-bench-baseline.tar.zst"));
+        remove(&copy)?;
+        remove_file(&shm.join("flowgate-bench-baseline.tar.zst"))?;
+        let t = measured?;
+        rows.push(Row::new("build (cold), tree in tmpfs", &t[0], &t[1], Target::Ratio(1.0)));
+    }
 
     let built = built(ctx, tree)?;
     notes.push(format!(
