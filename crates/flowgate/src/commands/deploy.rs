@@ -3,6 +3,7 @@
 //! recorded settings, the env's placement and flowgate-prefect.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use flowgate_bundle::Cache;
@@ -26,6 +27,11 @@ pub const DEFAULT_POOL_TYPE: &str = "process";
 pub struct Target {
     pub env: SelectedEnv,
     pub client: PrefectClient,
+    /// The build records the plans of this target decoded (a record never
+    /// changes once recorded): a release plans before it moves and again when
+    /// it syncs, and a large project's build (settings and closures of every
+    /// flow) costs more to decode than the rest of a re-release.
+    builds: Mutex<HashMap<BuildId, Arc<Build>>>,
 }
 
 impl Target {
@@ -49,7 +55,18 @@ impl Target {
             }
         };
         let client = PrefectClient::new(url, auth)?;
-        Ok(Some(Self { env: env.clone(), client }))
+        Ok(Some(Self { env: env.clone(), client, builds: Mutex::default() }))
+    }
+
+    /// The build record `id`, decoded once per target; `None` when the ledger has none.
+    async fn build(&self, ledger: &dyn Ledger, id: &BuildId) -> Result<Option<Arc<Build>>> {
+        if let Some(build) = self.builds.lock().expect("build memo").get(id) {
+            return Ok(Some(build.clone()));
+        }
+        let Some(build) = ledger.build(id).await? else { return Ok(None) };
+        let build = Arc::new(build);
+        self.builds.lock().expect("build memo").insert(id.clone(), build.clone());
+        Ok(Some(build))
     }
 }
 
@@ -84,16 +101,13 @@ async fn desired_at(project: &Project, ledger: &dyn Ledger, target: &Target, poi
     let mut pools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Desired { deployments: Vec::new(), revisions: Vec::new(), missing_pools: BTreeMap::new() };
     // Flows share builds, and a build's record (settings and closures of every
-    // flow) is read and decoded once, not once per flow.
-    let mut builds: HashMap<BuildId, Build> = HashMap::new();
+    // flow) is read and decoded once, not once per flow (nor once per plan).
     for pointer in pointers {
-        if !builds.contains_key(&pointer.build) {
-            let build = ledger.build(&pointer.build).await?.with_context(|| {
-                format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build)
-            })?;
-            builds.insert(pointer.build.clone(), build);
-        }
-        let build = &builds[&pointer.build];
+        let build = target
+            .build(ledger, &pointer.build)
+            .await?
+            .with_context(|| format!("The ledger points `{}` at unknown build `{}`", pointer.flow, pointer.build))?;
+        let build = build.as_ref();
         let Some(mut settings) = settings_of(project, &store, build, &pointer.flow, env).await? else { continue };
         if env.preview.is_some_and(|p| !p.schedules) {
             // A preview's deployments exist to be run by hand, not on the schedules of the env it copies.
