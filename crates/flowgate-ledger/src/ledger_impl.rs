@@ -74,6 +74,36 @@ where
         recorded.settings = build.settings;
         Ok(Known::Recorded(RecordedBuild { build: recorded, created: false }))
     }
+
+    /// The rows of the statement `text_for(n)` for every one of `keys`
+    /// (sorted and deduplicated here), [`crate::IDS_PER_STATEMENT`] keys at a
+    /// time: `$1` is the project, then `scope` when given, then the keys.
+    async fn rows_by_keys<R>(
+        &self,
+        mut keys: Vec<&str>,
+        scope: Option<&str>,
+        text_for: impl Fn(usize) -> String,
+        what: &'static str,
+    ) -> Result<Vec<R>, LedgerError>
+    where
+        R: for<'r> sqlx::FromRow<'r, B::Row> + Send + Unpin,
+    {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(crate::IDS_PER_STATEMENT) {
+            let text = text_for(chunk.len());
+            let mut query = sqlx::query_as::<B, R>(&text).bind(self.p());
+            if let Some(scope) = scope {
+                query = query.bind(scope);
+            }
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            rows.extend(query.fetch_all(&self.pool).await.map_err(LedgerError::backend(what))?);
+        }
+        Ok(rows)
+    }
 }
 
 /// What [`SqlLedger::record_known_build`] found: the build recorded, or new to the ledger.
@@ -164,22 +194,10 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len(), settings))]
     async fn builds_by_id(&self, ids: &[BuildId], settings: bool) -> Result<Vec<Build>, LedgerError> {
-        let mut wanted: Vec<&str> = ids.iter().map(BuildId::as_str).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut builds = Vec::with_capacity(wanted.len());
-        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
-            let text = sql::select_builds_by_id(chunk.len(), settings);
-            let mut query = sqlx::query_as::<_, codec::BuildRow>(&text).bind(self.p());
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read builds"))?;
-            for row in rows {
-                builds.push(codec::build(row)?);
-            }
-        }
-        Ok(builds)
+        let keys = ids.iter().map(BuildId::as_str).collect();
+        let rows: Vec<codec::BuildRow> =
+            self.rows_by_keys(keys, None, |n| sql::select_builds_by_id(n, settings), "read builds").await?;
+        rows.into_iter().map(codec::build).collect()
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -278,21 +296,13 @@ where
         flows: &[FlowKey],
         env: &EnvName,
     ) -> Result<BTreeMap<FlowKey, Vec<Release>>, LedgerError> {
-        let mut wanted: Vec<&str> = flows.iter().map(FlowKey::as_str).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let keys = flows.iter().map(FlowKey::as_str).collect();
+        let rows: Vec<codec::ReleaseRow> =
+            self.rows_by_keys(keys, Some(env.as_str()), sql::select_histories, "read history").await?;
         let mut histories: BTreeMap<FlowKey, Vec<Release>> = BTreeMap::new();
-        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
-            let text = sql::select_histories(chunk.len());
-            let mut query = sqlx::query_as::<_, codec::ReleaseRow>(&text).bind(self.p()).bind(env.as_str());
-            for flow in chunk {
-                query = query.bind(*flow);
-            }
-            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read history"))?;
-            for row in rows {
-                let release = codec::release(row)?;
-                histories.entry(release.flow.clone()).or_default().push(release);
-            }
+        for row in rows {
+            let release = codec::release(row)?;
+            histories.entry(release.flow.clone()).or_default().push(release);
         }
         Ok(histories)
     }
@@ -414,21 +424,13 @@ where
         env: &EnvName,
         builds: &[BuildId],
     ) -> Result<BTreeMap<BuildId, Vec<Approval>>, LedgerError> {
-        let mut wanted: Vec<&str> = builds.iter().map(BuildId::as_str).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let keys = builds.iter().map(BuildId::as_str).collect();
+        let rows: Vec<codec_gates::ApprovalRow> =
+            self.rows_by_keys(keys, Some(env.as_str()), sql::select_approvals_of, "read approvals").await?;
         let mut approvals: BTreeMap<BuildId, Vec<Approval>> = BTreeMap::new();
-        for chunk in wanted.chunks(crate::IDS_PER_STATEMENT) {
-            let text = sql::select_approvals_of(chunk.len());
-            let mut query = sqlx::query_as::<_, codec_gates::ApprovalRow>(&text).bind(self.p()).bind(env.as_str());
-            for build in chunk {
-                query = query.bind(*build);
-            }
-            let rows = query.fetch_all(&self.pool).await.map_err(LedgerError::backend("read approvals"))?;
-            for row in rows {
-                let approval = codec_gates::approval(row)?;
-                approvals.entry(approval.build.clone()).or_default().push(approval);
-            }
+        for row in rows {
+            let approval = codec_gates::approval(row)?;
+            approvals.entry(approval.build.clone()).or_default().push(approval);
         }
         Ok(approvals)
     }
