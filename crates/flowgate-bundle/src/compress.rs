@@ -13,24 +13,24 @@ use std::sync::mpsc::{Receiver, Sender};
 use flowgate_core::Digest;
 use zstd::zstd_safe::{self, CCtx, CParameter};
 
-use crate::BundleError;
+use crate::{BundleError, FrameRef};
 
 /// zstd level of every bundle; part of the format (changing it changes digests).
 pub const ZSTD_LEVEL: i32 = 3;
-/// The finished part of the archive is handed to the kernel for writeback every
-/// this many bytes, so the store's final sync waits for the tail only.
-const WRITEBACK_EVERY: u64 = 8 << 20;
 
-/// The archive just written: its address and size in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The archive just written: its address, size in bytes and frames (each hashed
+/// on the pool thread that compressed it, so a store can keep them as objects
+/// without reading the archive again).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
     pub digest: Digest,
     pub size: u64,
+    pub frames: Vec<FrameRef>,
 }
 
-/// A frame compressed, and the buffer it came from (to be reused).
+/// A frame compressed and its BLAKE3, and the buffer it came from (to be reused).
 struct Compressed {
-    frame: io::Result<Vec<u8>>,
+    frame: io::Result<(Vec<u8>, Digest)>,
     input: Vec<u8>,
 }
 
@@ -44,19 +44,16 @@ pub(crate) struct FrameWriter<'f> {
     /// Input buffers go back to the reader, which reuses them.
     give_back: Sender<Vec<u8>>,
     max_compressing: usize,
+    frames: Vec<FrameRef>,
 }
 
 impl<'f> FrameWriter<'f> {
     pub fn new(file: &'f mut File, give_back: Sender<Vec<u8>>) -> Self {
-        let out = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-            written: 0,
-            kicked: 0,
-        };
+        let out =
+            HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), written: 0 };
         // One more than the pool has threads, so a thread that finishes finds the next frame waiting.
         let max_compressing = rayon::current_num_threads() + 1;
-        Self { out, compressing: VecDeque::new(), spare: Vec::new(), give_back, max_compressing }
+        Self { out, compressing: VecDeque::new(), spare: Vec::new(), give_back, max_compressing, frames: Vec::new() }
     }
 
     /// Starts compressing `tar` as the next frame; writes the oldest ones while
@@ -65,7 +62,10 @@ impl<'f> FrameWriter<'f> {
         let out = self.spare.pop().unwrap_or_default();
         let (done, compressed) = std::sync::mpsc::sync_channel(1);
         rayon::spawn(move || {
-            let frame = compress_frame(&tar, out);
+            let frame = compress_frame(&tar, out).map(|frame| {
+                let digest = Digest::of(&frame);
+                (frame, digest)
+            });
             let _ = done.send(Compressed { frame, input: tar });
         });
         self.compressing.push_back(compressed);
@@ -82,20 +82,28 @@ impl<'f> FrameWriter<'f> {
             self.write_oldest()?;
         }
         let last = compress_frame(trailer, Vec::new()).map_err(BundleError::archive("compress"))?;
-        self.out.write_all(&last).map_err(BundleError::archive("write"))?;
+        let last_digest = Digest::of(&last);
+        self.write_frame(&last, last_digest)?;
         self.out.inner.flush().map_err(BundleError::archive("write"))?;
         let digest = Digest::from_bytes(*self.out.hasher.finalize().as_bytes());
-        Ok(Packed { digest, size: self.out.written })
+        Ok(Packed { digest, size: self.out.written, frames: self.frames })
     }
 
     fn write_oldest(&mut self) -> Result<(), BundleError> {
         let Some(oldest) = self.compressing.pop_front() else { return Ok(()) };
         let Compressed { frame, input } =
             oldest.recv().map_err(|_| BundleError::archive("compress")(io::Error::other("a compression task died")))?;
-        let frame = frame.map_err(BundleError::archive("compress"))?;
-        self.out.write_all(&frame).map_err(BundleError::archive("write"))?;
+        let (frame, digest) = frame.map_err(BundleError::archive("compress"))?;
+        self.write_frame(&frame, digest)?;
         self.spare.push(frame);
         let _ = self.give_back.send(input);
+        Ok(())
+    }
+
+    fn write_frame(&mut self, frame: &[u8], digest: Digest) -> Result<(), BundleError> {
+        let offset = self.out.written;
+        self.out.write_all(frame).map_err(BundleError::archive("write"))?;
+        self.frames.push(FrameRef { digest, offset, size: frame.len() as u64 });
         Ok(())
     }
 }
@@ -139,33 +147,11 @@ fn zstd_error(code: zstd_safe::ErrorCode) -> io::Error {
     io::Error::other(zstd_safe::get_error_name(code))
 }
 
-/// Hashes and counts the compressed bytes on their way to the file, and starts
-/// their writeback as they accumulate.
+/// Hashes and counts the compressed bytes on their way to the file.
 struct HashingWriter<'f> {
     inner: BufWriter<&'f mut File>,
     hasher: blake3::Hasher,
     written: u64,
-    /// Bytes before this offset have been handed to the kernel for writeback.
-    kicked: u64,
-}
-
-impl HashingWriter<'_> {
-    /// Starts writeback (without waiting for it) of what reached the file since
-    /// the last kick. `POSIX_FADV_DONTNEED` on Linux writes dirty pages back
-    /// asynchronously and keeps the pages still under writeback cached; it is
-    /// advice, so a failure changes nothing but the time of the final sync.
-    fn kick_writeback(&mut self) {
-        let in_file = self.written - self.inner.buffer().len() as u64;
-        if in_file - self.kicked < WRITEBACK_EVERY {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        {
-            let len = std::num::NonZeroU64::new(in_file - self.kicked);
-            let _ = rustix::fs::fadvise(&**self.inner.get_ref(), self.kicked, len, rustix::fs::Advice::DontNeed);
-        }
-        self.kicked = in_file;
-    }
 }
 
 impl Write for HashingWriter<'_> {
@@ -173,7 +159,6 @@ impl Write for HashingWriter<'_> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
-        self.kick_writeback();
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

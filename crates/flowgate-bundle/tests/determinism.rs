@@ -297,6 +297,7 @@ fn an_archive_splits_into_its_frames_by_their_addresses() {
         offset += frame.size;
     }
     assert_eq!(offset, packed.size);
+    assert_eq!(packed.frames, split, "the packer lists the same frames as it writes them");
     assert_eq!(flowgate_bundle::frames_of(Trickle(&bytes)).unwrap(), split, "read a few bytes at a time");
 
     let mut damaged = bytes.clone();

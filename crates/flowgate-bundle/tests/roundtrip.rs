@@ -187,7 +187,7 @@ proptest! {
         write_tree(b.path(), &reversed, plain_mode, exec_mode);
         let (again, packed_again, _) = pack(b.path(), &paths_of(&reversed), &PackOptions::default());
         prop_assert!(bytes == again, "two packs of the same tree differ");
-        prop_assert_eq!(packed, packed_again);
+        prop_assert_eq!(&packed, &packed_again);
 
         let work = tempfile::tempdir().unwrap();
         let (archive, digest) = archive_file(work.path(), &bytes);

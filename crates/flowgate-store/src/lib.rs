@@ -4,22 +4,27 @@
 //! can find and fetch exactly the code a build recorded.
 //!
 //! Layout under the store root:
-//! - `bundles/<digest-hex>.tar.zst`: the bundle bytes;
+//! - `frames/<blake3-hex>.zst`: one zstd frame of a bundle, shared by every bundle
+//!   that holds it;
+//! - `bundles/<digest-hex>.frames`: a bundle, as the ordered list of its frames
+//!   (see [`frames`]); a bundle stored before frames is `bundles/<digest-hex>.tar.zst`,
+//!   still read;
 //! - `manifests/<digest-hex>.json`: the bundle's [`flowgate_core::Manifest`] as JSON;
 //! - `builds/<build-id>.json`: the [`flowgate_core::Build`] record, so a worker holding only the
 //!   store URL and a build id can find the bundle digest.
 //!
 //! Every write is create-if-absent: an object already present is success
-//! ([`Upload::AlreadyPresent`]) and nothing is ever overwritten. Large bundles on
-//! remote stores are uploaded in parts under `staging/` and then published with a
-//! copy that fails if the target exists; the staging object is deleted afterwards.
-//! Local writes stage in `<key>#<digits>` files hard-linked into place. A write
+//! ([`Upload::AlreadyPresent`]) and nothing is ever overwritten. A bundle's list is
+//! written after its frames, so a list in the store means its frames are there.
+//! Local frame writes stage in `<key>#<digits>` files hard-linked into place (and
+//! an older version's multipart uploads staged under `staging/`). A write
 //! killed half-way can leave either behind, never a partial object at its key;
 //! [`ArtifactStore::list`] shows them ([`ObjectKind::Staging`]) so fsck can
 //! report and remove them.
 
 mod bundles;
 mod error;
+pub mod frames;
 mod location;
 mod objects;
 mod records;
@@ -34,10 +39,8 @@ use object_store::{path::Path as Key, Attribute, Attributes, ObjectStore};
 use tracing::Instrument;
 
 pub use error::{StoreError, Upload};
+pub use frames::{FramesStored, FRAMES_IN_FLIGHT};
 pub use objects::{ObjectKind, StoredObject};
-
-/// Bundles larger than this go through a multipart upload on remote stores.
-pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 
 /// The artifact store. Cheap to clone; `Debug` and `Display` show only the
 /// secret-free URL.
@@ -46,7 +49,6 @@ pub struct ArtifactStore {
     inner: Arc<dyn ObjectStore>,
     url: Arc<str>,
     local_root: Option<PathBuf>,
-    multipart_threshold: u64,
 }
 
 impl ArtifactStore {
@@ -69,19 +71,7 @@ impl ArtifactStore {
     }
 
     fn from_opened(opened: location::Opened) -> Self {
-        Self {
-            inner: opened.store,
-            url: opened.url.into(),
-            local_root: opened.local_root,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-        }
-    }
-
-    /// Bundles larger than `bytes` are uploaded in parts (remote and memory stores;
-    /// a local store always copies file to file).
-    pub fn with_multipart_threshold(mut self, bytes: u64) -> Self {
-        self.multipart_threshold = bytes;
-        self
+        Self { inner: opened.store, url: opened.url.into(), local_root: opened.local_root }
     }
 
     /// The absolute URL of the store, fit for a Prefect pull step on another

@@ -32,8 +32,12 @@ impl StoredObject {
 /// What a key is in the store's layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectKind {
-    /// `bundles/<digest>.tar.zst`
+    /// `bundles/<digest>.tar.zst`: a bundle stored whole (before frames)
     Bundle(Digest),
+    /// `bundles/<digest>.frames`: a bundle as the list of its frames
+    FrameList(Digest),
+    /// `frames/<blake3>.zst`: one frame, shared by the bundles that list it
+    Frame(Digest),
     /// `manifests/<digest>.json`
     Manifest(Digest),
     /// `builds/<build-id>.json`
@@ -55,6 +59,12 @@ impl ObjectKind {
         if let Some(digest) = named("bundles/", ".tar.zst").and_then(|hex| hex.parse().ok()) {
             return ObjectKind::Bundle(digest);
         }
+        if let Some(digest) = named("bundles/", ".frames").and_then(|hex| hex.parse().ok()) {
+            return ObjectKind::FrameList(digest);
+        }
+        if let Some(digest) = named("frames/", ".zst").and_then(|hex| hex.parse().ok()) {
+            return ObjectKind::Frame(digest);
+        }
         if let Some(digest) = named("manifests/", ".json").and_then(|hex| hex.parse().ok()) {
             return ObjectKind::Manifest(digest);
         }
@@ -64,10 +74,12 @@ impl ObjectKind {
         ObjectKind::Other
     }
 
-    /// The key of a bundle, manifest or build record.
+    /// The key of a bundle, frame list, frame, manifest or build record.
     pub fn key(&self) -> Option<String> {
         match self {
             ObjectKind::Bundle(digest) => Some(crate::bundle_key(digest).to_string()),
+            ObjectKind::FrameList(digest) => Some(crate::frames::frame_list_key(digest).to_string()),
+            ObjectKind::Frame(digest) => Some(crate::frames::frame_key(digest).to_string()),
             ObjectKind::Manifest(digest) => Some(crate::manifest_key(digest).to_string()),
             ObjectKind::BuildRecord(id) => Some(crate::build_key(id).to_string()),
             ObjectKind::Staging | ObjectKind::Other => None,
@@ -194,6 +206,10 @@ mod tests {
         let cases = [
             (format!("bundles/{hex}.tar.zst"), ObjectKind::Bundle(digest)),
             (format!("manifests/{hex}.json"), ObjectKind::Manifest(digest)),
+            (format!("bundles/{hex}.frames"), ObjectKind::FrameList(digest)),
+            (format!("frames/{hex}.zst"), ObjectKind::Frame(digest)),
+            (format!("frames/{hex}.zst#12"), ObjectKind::Staging),
+            ("frames/short.zst".to_string(), ObjectKind::Other),
             (format!("builds/{id}.json"), ObjectKind::BuildRecord(id.clone())),
             (format!("bundles/{hex}.tar.zst#17"), ObjectKind::Staging),
             (format!("builds/{id}.json#1"), ObjectKind::Staging),

@@ -83,7 +83,7 @@ impl ArtifactStore {
         }
     }
 
-    async fn get_optional(&self, key: &Key) -> Result<Option<Bytes>, StoreError> {
+    pub(crate) async fn get_optional(&self, key: &Key) -> Result<Option<Bytes>, StoreError> {
         let got = match self.inner.get(key).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),

@@ -1,7 +1,6 @@
 //! The store suite against a real S3 protocol server (`moto_server` from PyPI, on a
-//! free port of 127.0.0.1), both with single puts and with the multipart upload and
-//! conditional copy that big bundles take (so both are known to send what an S3
-//! server needs for create-if-absent). Needs `moto_server` on PATH; on a machine
+//! free port of 127.0.0.1), so the store is known to send what an S3 server needs
+//! for create-if-absent. Needs `moto_server` on PATH; on a machine
 //! without it, `FLOWGATE_SKIP_S3=1` skips the suite (never under `CI=true`).
 
 mod common;
@@ -22,24 +21,24 @@ async fn suite_against_moto_s3() {
 
     let mut run = 0;
     macro_rules! run {
-        ($name:ident, $threshold:expr) => {{
+        ($name:ident) => {{
             run += 1;
             let tmp = TempDir::new().unwrap();
             let url = format!("s3://flowgate-test/run-{run}");
-            let store = ArtifactStore::open(&url, tmp.path()).unwrap().with_multipart_threshold($threshold);
+            let store = ArtifactStore::open(&url, tmp.path()).unwrap();
             assert_eq!(store.url(), url);
             common::$name(store, tmp.path()).await;
         }};
     }
-    for threshold in [u64::MAX, 1024] {
-        run!(bundle_round_trip, threshold);
-        run!(second_put_is_already_present_and_changes_nothing, threshold);
-        run!(fetch_of_a_missing_bundle_names_the_key, threshold);
-        // Not `concurrent_puts_of_one_digest`: moto checks `If-None-Match` and then
-        // writes without a lock, so two racing creates can both succeed there. AWS
-        // S3 evaluates the condition atomically; local and memory run that test.
-    }
-    run!(objects_are_listed_and_deleted, u64::MAX);
-    run!(manifest_round_trip, 0);
-    run!(build_record_round_trip, 0);
+    run!(bundle_round_trip);
+    run!(bundles_share_their_frames);
+    run!(the_frame_cache_serves_shared_frames);
+    run!(second_put_is_already_present_and_changes_nothing);
+    run!(fetch_of_a_missing_bundle_names_the_key);
+    // Not `concurrent_puts_of_one_digest`: moto checks `If-None-Match` and then
+    // writes without a lock, so two racing creates can both succeed there. AWS
+    // S3 evaluates the condition atomically; local and memory run that test.
+    run!(objects_are_listed_and_deleted);
+    run!(manifest_round_trip);
+    run!(build_record_round_trip);
 }

@@ -1,6 +1,5 @@
 //! One behaviour suite for the artifact store, run against every backend we can
-//! start without a network: a local directory, memory, and memory forced through
-//! the multipart-plus-conditional-copy path that remote stores use for big bundles.
+//! start without a network: a local directory and memory.
 
 mod common;
 
@@ -19,7 +18,8 @@ macro_rules! suite {
                 ($make)(tmp.path())
             }
 
-            suite!(@tests bundle_round_trip, second_put_is_already_present_and_changes_nothing,
+            suite!(@tests bundle_round_trip, bundles_share_their_frames, the_frame_cache_serves_shared_frames,
+                second_put_is_already_present_and_changes_nothing,
                 fetch_of_a_missing_bundle_names_the_key, manifest_round_trip, build_record_round_trip,
                 concurrent_puts_of_one_digest, objects_are_listed_and_deleted);
         }
@@ -37,7 +37,6 @@ macro_rules! suite {
 
 suite!(local, |dir: &Path| ArtifactStore::open("file://store/artifacts", dir).unwrap());
 suite!(memory, |_: &Path| ArtifactStore::memory());
-suite!(memory_multipart, |_: &Path| ArtifactStore::memory().with_multipart_threshold(1024));
 
 /// What only a local store has: staging files an interrupted write leaves,
 /// which object_store hides from readers, are listed (with their age) and can

@@ -21,7 +21,7 @@ async fn absolute_url_reopens_the_same_store_from_anywhere() {
     let project = TempDir::new().unwrap();
     let elsewhere = TempDir::new().unwrap();
     let store = ArtifactStore::open("file://artifacts", project.path()).unwrap();
-    let content = b"bundle bytes".to_vec();
+    let content = zstd::bulk::compress(b"bundle bytes", 3).unwrap();
     let digest = Digest::of(&content);
     let file = project.path().join("b.tar.zst");
     std::fs::write(&file, &content).unwrap();
@@ -30,10 +30,9 @@ async fn absolute_url_reopens_the_same_store_from_anywhere() {
     let worker = ArtifactStore::open(store.url(), elsewhere.path()).unwrap();
     assert_eq!(worker.url(), store.url());
     assert!(worker.has_bundle(&digest).await.unwrap());
-    let path = worker.local_bundle_path(&digest).unwrap();
-    assert_eq!(std::fs::read(path).unwrap(), content);
-    assert_eq!(worker.local_bundle_path(&Digest::of(b"absent")), None);
-    assert_eq!(ArtifactStore::memory().local_bundle_path(&digest), None);
+    let pulled = elsewhere.path().join("pulled");
+    worker.fetch_bundle(&digest, &pulled).await.unwrap();
+    assert_eq!(std::fs::read(pulled).unwrap(), content);
 }
 
 #[test]
@@ -106,21 +105,48 @@ async fn unreadable_records_are_corrupt_and_name_the_key() {
     assert!(err.to_string().contains(other) && err.to_string().contains(&format!("`builds/{id}.json`")), "{err}");
 }
 
+/// Bundles stored whole, before frames, are still found, sized, pulled and
+/// unpacked in place.
 #[tokio::test]
-async fn a_local_store_links_a_bundle_on_its_filesystem_instead_of_copying_it() {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+async fn a_bundle_stored_whole_before_frames_is_still_read() {
     let project = TempDir::new().unwrap();
     let store = ArtifactStore::open("file://artifacts", project.path()).unwrap();
-    let content = b"packed once, written once".to_vec();
+    let content = zstd::bulk::compress(b"stored by an older flowgate", 3).unwrap();
     let digest = Digest::of(&content);
-    let file = project.path().join("packed.tmp");
+    let whole = store.local_root().unwrap().join(format!("bundles/{}.tar.zst", digest.to_hex()));
+    std::fs::create_dir_all(whole.parent().unwrap()).unwrap();
+    std::fs::write(&whole, &content).unwrap();
+    assert!(store.has_bundle(&digest).await.unwrap());
+    assert_eq!(store.bundle_size(&digest).await.unwrap(), Some(content.len() as u64));
+    assert_eq!(store.local_bundle_path(&digest), Some(whole));
+    let pulled = project.path().join("pulled");
+    store.fetch_bundle(&digest, &pulled).await.unwrap();
+    assert_eq!(std::fs::read(&pulled).unwrap(), content);
+    assert_eq!(store.put_bundle(&digest, &pulled).await.unwrap(), Upload::AlreadyPresent, "not stored twice");
+    assert_eq!(ArtifactStore::memory().local_bundle_path(&digest), None);
+}
+
+/// A frame whose bytes no longer hash to its address is refused by name, and
+/// the half-written pull is removed.
+#[tokio::test]
+async fn a_damaged_frame_is_refused_by_its_key() {
+    let project = TempDir::new().unwrap();
+    let store = ArtifactStore::open("file://artifacts", project.path()).unwrap();
+    let content: Vec<u8> =
+        [&b"first frame"[..], b"second frame"].iter().flat_map(|part| zstd::bulk::compress(part, 3).unwrap()).collect();
+    let digest = Digest::of(&content);
+    let file = project.path().join("b.tar.zst");
     std::fs::write(&file, &content).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(store.put_bundle(&digest, &file).await.unwrap(), Upload::Created);
-    let stored = store.local_bundle_path(&digest).unwrap();
-    let (a, b) = (std::fs::metadata(&file).unwrap(), std::fs::metadata(&stored).unwrap());
-    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "the same file, linked");
-    assert_eq!(b.mode() & 0o777, 0o644, "readable like a copied bundle");
-    std::fs::remove_file(&file).unwrap();
-    assert_eq!(std::fs::read(&stored).unwrap(), content, "removing the packed file keeps the bundle");
+    store.put_bundle(&digest, &file).await.unwrap();
+    let frames = store.bundle_frames(&digest).await.unwrap().unwrap();
+    assert_eq!(frames.len(), 2);
+    let key = format!("frames/{}.zst", frames[1].digest.to_hex());
+    let path = store.local_root().unwrap().join(&key);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, zstd::bulk::compress(b"other frame!", 3).unwrap()).unwrap();
+    let pulled = project.path().join("pulled");
+    let err = store.fetch_bundle(&digest, &pulled).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(&key) && err.to_string().contains("address"), "{err}");
+    assert!(!pulled.exists());
 }

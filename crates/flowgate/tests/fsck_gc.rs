@@ -16,7 +16,10 @@ use std::time::Duration;
 use common::{ledger_dump, run, state};
 use flowgate_core::Build;
 use flowgate_testkit::GitProject;
-use fsck_gc_support::{age_store, artifacts, craft, flip_byte, ids, keys, objects_of, problems, set};
+use fsck_gc_support::{
+    age_store, artifacts, assert_frames_counted, craft, flip_byte, frame_keys, ids, keys, no_frames, objects_of,
+    problems, set,
+};
 use serde_json::Value;
 
 #[test]
@@ -68,12 +71,15 @@ fn gc_keeps_pointer_recent_young_pinned_and_rollout_builds_and_deletes_the_rest(
     gone.insert(objects_of(&o2)[0].clone());
     let deleted: BTreeSet<String> =
         done["deleted_objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect();
-    assert_eq!(deleted, gone);
+    assert_eq!(no_frames(deleted.clone()), gone);
+    assert!(deleted.iter().any(|k| k.starts_with("frames/")), "o1's and o7's own frames go: {deleted:?}");
     let left = keys(&p);
     assert!(gone.iter().all(|k| !left.contains(k)), "{left:?}");
     for b in [&o3, &o4, &o5, &o6, &young] {
         assert!(objects_of(b).iter().all(|k| left.contains(k)), "objects of kept build {} went: {left:?}", b.id);
+        assert!(frame_keys(&p, b).is_subset(&left), "frames of kept build {} went: {left:?}", b.id);
     }
+    assert_frames_counted(&p);
     let freed: u64 = done["deleted_objects"].as_array().unwrap().iter().map(|o| o["size"].as_u64().unwrap()).sum();
     assert_eq!(done["freed_bytes"].as_u64(), Some(freed));
     assert!(freed > 0);
@@ -104,8 +110,9 @@ fn gc_never_deletes_an_object_younger_than_the_grace_period() {
     let first = run(&p, &gc).success().json();
     assert_eq!(ids(&first, "deleted_builds"), set(&[&old]), "{first:#}");
     assert_eq!(first["freed_bytes"], 0, "{first:#}");
-    let young: BTreeSet<String> =
-        first["young_objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect();
+    let young: BTreeSet<String> = no_frames(
+        first["young_objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect(),
+    );
     let mut expected: BTreeSet<String> = objects_of(&old).into_iter().collect();
     expected.extend(objects_of(&orphan)[1..].iter().cloned());
     assert_eq!(young, expected);
@@ -117,8 +124,10 @@ fn gc_never_deletes_an_object_younger_than_the_grace_period() {
     let second = run(&p, &gc).success().json();
     let deleted: BTreeSet<String> =
         second["deleted_objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect();
-    assert_eq!(deleted, expected);
-    assert_eq!(keys(&p), objects_of(&fresh).into_iter().collect());
+    assert_eq!(no_frames(deleted), expected);
+    let mut fresh_objects: BTreeSet<String> = objects_of(&fresh).into_iter().collect();
+    fresh_objects.extend(frame_keys(&p, &fresh));
+    assert_eq!(keys(&p), fresh_objects);
     run(&p, &["fsck"]).success();
 }
 
@@ -130,7 +139,13 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     p.write("lib/common.py", "MARKER = \"v2\"\n");
     p.commit("v2");
     let b2 = run(&p, &["build", "--json"]).success().json()["build"].clone();
-    let bundle = |b: &Value| artifacts(&p).join(format!("bundles/{}.tar.zst", b["bundle"].as_str().unwrap()));
+    let bundle = |b: &Value| artifacts(&p).join(format!("bundles/{}.frames", b["bundle"].as_str().unwrap()));
+    // A frame of b2 that b1 lacks: the one holding the changed file.
+    let frames = |b: &Value| {
+        let list = std::fs::read_to_string(bundle(b)).unwrap();
+        list.lines().skip(1).map(|l| l.split(' ').next().unwrap().to_string()).collect::<BTreeSet<_>>()
+    };
+    let own_frame = artifacts(&p).join(format!("frames/{}.zst", frames(&b2).difference(&frames(&b1)).next().unwrap()));
     let clean = run(&p, &["fsck", "--json"]).success().json();
     assert_eq!((clean["consistent"].as_bool(), clean["checked"]["builds"].as_u64()), (Some(true), Some(2)));
 
@@ -145,7 +160,7 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     std::fs::write(bundle(&b1), saved).unwrap();
 
     // A flipped byte, leftovers of killed uploads and orphans, old and new.
-    flip_byte(&bundle(&b2));
+    flip_byte(&own_frame);
     let root = artifacts(&p);
     let orphan = craft(&p, 9, "img:a", 10, false);
     std::fs::write(root.join("bundles/0123.tar.zst#4242"), b"half a bundle").unwrap();
@@ -158,7 +173,7 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
     assert!(text.stdout.contains("leftover bundles/0123.tar.zst#4242"), "{}", text.stdout);
 
     let ledger_before = ledger_dump(&p).unwrap();
-    let damaged = std::fs::read(bundle(&b2)).unwrap();
+    let damaged = std::fs::read(&own_frame).unwrap();
     let repaired = run(&p, &["fsck", "--repair", "--json"]).expect_code(1).json();
     let found = problems(&repaired);
     assert_eq!(found.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["corrupt_bundle"], "{found:?}");
@@ -166,15 +181,17 @@ fn fsck_finds_missing_and_damaged_bundles_and_repair_removes_only_leftovers_and_
         repaired["repaired"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect();
     let mut expected: BTreeSet<String> = objects_of(&orphan)[1..].iter().cloned().collect();
     expected.insert("bundles/0123.tar.zst#4242".into());
-    assert_eq!(deleted, expected, "only old leftovers and orphans go");
+    assert_eq!(no_frames(deleted.clone()), expected, "only old leftovers and orphans go");
+    assert!(deleted.iter().any(|k| k.starts_with("frames/")), "with the orphan's own frame: {deleted:?}");
     let left = keys(&p);
     assert!(objects_of(&young_orphan)[1..].iter().all(|k| left.contains(k)), "{left:?}");
     assert!(left.contains("manifests/0123.json#77") && left.contains("README"), "{left:?}");
     assert_eq!(ledger_dump(&p).unwrap(), ledger_before, "--repair never writes the ledger");
-    assert!(std::fs::read(bundle(&b2)).unwrap() == damaged, "--repair never rewrites a referenced bundle");
+    assert!(std::fs::read(&own_frame).unwrap() == damaged, "--repair never rewrites a referenced bundle");
+    assert!(frame_keys(&p, &young_orphan).is_subset(&left), "a young orphan keeps its frames");
     assert_eq!(repaired["unknown"][0]["key"], "README");
 
-    flip_byte(&bundle(&b2));
+    flip_byte(&own_frame);
     let ok = run(&p, &["fsck", "--json"]).success().json();
     assert_eq!(ok["consistent"], true, "{ok:#}");
 }

@@ -91,8 +91,11 @@ fn pull_inside_the_project_and_on_a_worker() {
     assert!(refused.stderr.contains(&wrong), "{}", refused.stderr);
     assert!(entries_named(other_cache.path(), &digest).is_empty());
 
-    // A tampered bundle is refused, names the bundle, and leaves no directory for it.
-    let bundle = p.path().join(format!(".flowgate/artifacts/bundles/{digest}.tar.zst"));
+    // A tampered frame is refused, names the bundle, and leaves no directory for it.
+    let artifacts = p.path().join(".flowgate/artifacts");
+    let list = std::fs::read_to_string(artifacts.join(format!("bundles/{digest}.frames"))).unwrap();
+    let first_frame = list.lines().nth(1).unwrap().split(' ').next().unwrap().to_string();
+    let bundle = artifacts.join(format!("frames/{first_frame}.zst"));
     let mut bytes = std::fs::read(&bundle).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;

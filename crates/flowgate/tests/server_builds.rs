@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::server::{create_token, ledger_dump_at, listing, local_bundle, released_project, Server};
+use common::server::{create_token, holds_bundle, ledger_dump_at, listing, local_bundle, released_project, Server};
 use flowgate_testkit::oidc::Issuer;
 use flowgate_testkit::GitProject;
 use serde_json::{json, Value};
@@ -127,7 +127,7 @@ fn a_job_registers_its_build_and_the_server_records_its_provenance() {
     assert_eq!(stored["file_count"], build["file_count"], "{stored}");
     let (_, again) = server.send_bytes("PUT", &bundles(&digest), Some(&main), &bundle);
     assert_eq!(again["uploaded"], false, "{again}");
-    assert!(store.join(format!("alpha/bundles/{digest}.tar.zst")).is_file(), "{:?}", listing(&store));
+    assert!(holds_bundle(&store.join("alpha"), &digest), "{:?}", listing(&store));
 
     // A record that does not hold is refused.
     let mut tampered = build.clone();
@@ -252,7 +252,7 @@ fn flowgate_build_in_a_job_registers_through_the_server_without_the_ledger() {
     assert_eq!(provenance[0]["registrar"]["claims"]["sha"].as_str(), Some(head.as_str()));
     let listed = common::run(&alpha, &["builds", "--json"]).success().json();
     assert!(listed.as_array().unwrap().iter().any(|b| b["id"] == id.as_str()), "{listed}");
-    assert!(store.join(format!("alpha/bundles/{}.tar.zst", built["build"]["bundle"].as_str().unwrap())).is_file());
+    assert!(holds_bundle(&store.join("alpha"), built["build"]["bundle"].as_str().unwrap()));
 
     // Without a credential: exit 3 before anything is packed or sent.
     let refused = job.run_with_env(

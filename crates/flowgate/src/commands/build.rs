@@ -151,7 +151,7 @@ pub async fn run(project: &Project, args: BuildArgs, printer: Printer) -> Result
     // manifest is there too: an unchanged rebuild writes neither.
     let (file_count, packed, uploaded) = match pending {
         Pending::Known(planned, digest) => match store.bundle_size(&digest).await? {
-            Some(size) => (planned.file_count(), Packed { digest, size }, false),
+            Some(size) => (planned.file_count(), (digest, size), false),
             // Known to the index but gone from the store: pack it again.
             None => upload(&store, pack(project, *planned)?).await?,
         },
@@ -180,11 +180,19 @@ struct Origin {
 
 impl Origin {
     /// The build of this origin's bundle, images and settings; its id derives from those three.
-    fn build(self, packed: Packed, file_count: u64, images: Images, settings: flowgate_core::BuildSettings) -> Build {
+    /// `bundle` is the archive's digest and size.
+    fn build(
+        self,
+        bundle: (Digest, u64),
+        file_count: u64,
+        images: Images,
+        settings: flowgate_core::BuildSettings,
+    ) -> Build {
+        let (digest, size) = bundle;
         Build {
-            id: Build::derive_id(&packed.digest, &images, &settings),
-            bundle: packed.digest,
-            bundle_size: packed.size,
+            id: Build::derive_id(&digest, &images, &settings),
+            bundle: digest,
+            bundle_size: size,
             file_count,
             images,
             commit: self.commit,
@@ -220,7 +228,7 @@ async fn register_through(
     if printer.progress_enabled() {
         eprintln!();
     }
-    let build = origin.build(packed, scan.manifest.files.len() as u64, images, settings);
+    let build = origin.build((packed.digest, packed.size), scan.manifest.files.len() as u64, images, settings);
     let registered: Registered = server.post(&format!("/projects/{name}/builds"), &json!({ "build": build })).await?;
     print_built(&Built { build: registered.build, recorded: registered.recorded, uploaded: stored.uploaded }, printer)
 }
@@ -249,16 +257,18 @@ enum Pending {
     Packing(JoinHandle<Result<(Scan, Packed, NamedTempFile)>>),
 }
 
-/// Waits for packing, then stores the manifest and the bundle (in that order);
-/// returns the file count, the archive and whether the store lacked it.
+/// Waits for packing, then stores the manifest and the bundle's frames (in
+/// that order); returns the file count, the archive's digest and size, and
+/// whether the store lacked it.
 async fn upload(
     store: &ArtifactStore,
     packing: JoinHandle<Result<(Scan, Packed, NamedTempFile)>>,
-) -> Result<(u64, Packed, bool)> {
+) -> Result<(u64, (Digest, u64), bool)> {
     let (scan, packed, tmp) = packing.await??;
     store.put_manifest(&packed.digest, &scan.manifest).await?;
-    let upload = store.put_bundle(&packed.digest, tmp.path()).await?;
-    Ok((scan.manifest.files.len() as u64, packed, matches!(upload, Upload::Created)))
+    let (upload, stored) = store.put_bundle_frames(&packed.digest, tmp.path(), &packed.frames).await?;
+    tracing::debug!(frames = stored.frames, uploaded = stored.uploaded, bytes = stored.uploaded_bytes, "bundle stored");
+    Ok((scan.manifest.files.len() as u64, (packed.digest, packed.size), matches!(upload, Upload::Created)))
 }
 
 /// Writes the archive of `planned` into a temp file under `.flowgate/tmp`, off

@@ -132,23 +132,26 @@ async fn check(ledger: &dyn Ledger, store: &ArtifactStore, grace: Duration, repa
     for build in &inventory.builds {
         problems.extend(check_record(store, &by_key, build).await?);
     }
-    let orphans = gc::unreferenced(&objects, &inventory.builds);
+    let now = SystemTime::now();
+    let in_use = gc::frames_in_use(store, &objects, &inventory.builds, grace, now).await?;
+    let orphans = gc::unreferenced(&objects, &inventory.builds, &in_use);
     for orphan in &orphans {
-        if let ObjectKind::Bundle(digest) = orphan.kind() {
-            if let Err(why) = verify(store, &digest, scratch.path()).await? {
+        if let ObjectKind::Bundle(digest) | ObjectKind::FrameList(digest) = orphan.kind() {
+            if let Err(why) = verify(store, &digest, &orphan.key, scratch.path()).await? {
                 let message = format!("`{}` is referenced by no build and does not verify: {why}", orphan.key);
                 problems.push(problem("corrupt_unreferenced_bundle", Some(orphan.key.clone()), message));
             }
         }
     }
     let leftovers: Vec<&StoredObject> = objects.iter().filter(|o| o.kind() == ObjectKind::Staging).collect();
-    let now = SystemTime::now();
     let mut repaired = Vec::new();
     if repair {
         // Read the ledger again: a build recorded since (reusing an orphan
         // bundle it found in the store) keeps its objects.
         let builds = ledger.inventory().await?.builds;
-        let still: HashSet<&str> = gc::unreferenced(&objects, &builds).iter().map(|o| o.key.as_str()).collect();
+        let in_use = gc::frames_in_use(store, &objects, &builds, grace, now).await?;
+        let still: HashSet<&str> =
+            gc::unreferenced(&objects, &builds, &in_use).iter().map(|o| o.key.as_str()).collect();
         let candidates =
             leftovers.iter().copied().chain(orphans.iter().copied().filter(|o| still.contains(o.key.as_str())));
         let (old, _) = gc::split_by_age(candidates.collect(), grace, now);
@@ -197,21 +200,37 @@ async fn check_bundle(
     scratch: &Path,
 ) -> Result<Vec<Problem>> {
     let names = builds.iter().map(|b| format!("`{}`", b.id)).collect::<Vec<_>>().join(", ");
-    let key = ObjectKind::Bundle(*digest).key().expect("bundles have keys");
+    let list_key = ObjectKind::FrameList(*digest).key().expect("frame lists have keys");
+    let whole_key = ObjectKind::Bundle(*digest).key().expect("bundles have keys");
     let manifest_key = ObjectKind::Manifest(*digest).key().expect("manifests have keys");
     let mut problems = Vec::new();
     let mut archived: Option<Manifest> = None;
-    match by_key.get(key.as_str()) {
-        None => problems.push(problem("missing_bundle", None, format!("build {names}: `{key}` is not in the store"))),
-        Some(object) => {
-            for b in builds.iter().filter(|b| b.bundle_size != object.size) {
-                let message = format!(
-                    "build `{}` records a bundle of {} bytes, `{key}` has {}",
-                    b.id, b.bundle_size, object.size
-                );
+    // A bundle is its frame list, or (stored before frames) one whole object.
+    let (key, stored_size) = if by_key.contains_key(list_key.as_str()) {
+        match store.bundle_size(digest).await {
+            Ok(size) => (list_key, size),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                problems.push(problem("corrupt_bundle", None, format!("build {names}: {e}")));
+                (list_key, None)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let size = by_key.get(whole_key.as_str()).map(|o| o.size);
+        (if size.is_some() { whole_key } else { list_key }, size)
+    };
+    match stored_size {
+        None if problems.is_empty() => {
+            problems.push(problem("missing_bundle", None, format!("build {names}: `{key}` is not in the store")))
+        }
+        None => {}
+        Some(size) => {
+            for b in builds.iter().filter(|b| b.bundle_size != size) {
+                let message =
+                    format!("build `{}` records a bundle of {} bytes, `{key}` has {size}", b.id, b.bundle_size);
                 problems.push(problem("bundle_size", None, message));
             }
-            match verify(store, digest, scratch).await? {
+            match verify(store, digest, &key, scratch).await? {
                 Ok(manifest) => archived = Some(manifest),
                 Err(why) => problems.push(problem("corrupt_bundle", None, format!("build {names}: {why}"))),
             }
@@ -278,6 +297,7 @@ async fn check_record(
 async fn verify(
     store: &ArtifactStore,
     digest: &Digest,
+    key: &str,
     scratch: &Path,
 ) -> Result<std::result::Result<Manifest, String>> {
     let (path, downloaded) = match store.local_bundle_path(digest) {
@@ -286,7 +306,7 @@ async fn verify(
             let dest = scratch.join(format!("{}.tar.zst", digest.to_hex()));
             match store.fetch_bundle(digest, &dest).await {
                 Ok(()) => (dest, true),
-                Err(e @ StoreError::NotFound { .. }) => return Ok(Err(e.to_string())),
+                Err(e @ (StoreError::NotFound { .. } | StoreError::Corrupt { .. })) => return Ok(Err(e.to_string())),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -296,7 +316,7 @@ async fn verify(
     if downloaded {
         let _ = tokio::fs::remove_file(&path).await;
     }
-    Ok(result.map_err(|e| format!("`{}` does not verify: {e}", ObjectKind::Bundle(digest).key().unwrap_or_default())))
+    Ok(result.map_err(|e| format!("`{key}` does not verify: {e}")))
 }
 
 fn render(out: &mut String, r: &FsckReport, repair: bool) {

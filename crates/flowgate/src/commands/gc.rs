@@ -152,7 +152,9 @@ pub async fn collect(
             (deleted, ledger.inventory().await?.builds)
         };
         let objects = store.list().await?;
-        let (old, young) = split_by_age(unreferenced(&objects, &remaining), grace, SystemTime::now());
+        let now = SystemTime::now();
+        let in_use = frames_in_use(store, &objects, &remaining, grace, now).await?;
+        let (old, young) = split_by_age(unreferenced(&objects, &remaining, &in_use), grace, now);
         let mut deleted_objects = Vec::new();
         for object in deletion_order(old) {
             if !retain.dry_run {
@@ -287,19 +289,53 @@ pub(super) async fn locked<T>(
     }
 }
 
-/// Bundles, manifests and build records no build in `builds` references.
-/// Staging files and objects outside flowgate's layout are not among them.
-pub(super) fn unreferenced<'a>(objects: &'a [StoredObject], builds: &[Build]) -> Vec<&'a StoredObject> {
+/// Bundles, frame lists, manifests and build records no build in `builds`
+/// references, and frames no list in `frames_in_use` names. Staging files and
+/// objects outside flowgate's layout are not among them.
+pub(super) fn unreferenced<'a>(
+    objects: &'a [StoredObject],
+    builds: &[Build],
+    frames_in_use: &HashSet<Digest>,
+) -> Vec<&'a StoredObject> {
     let bundles: HashSet<&Digest> = builds.iter().map(|b| &b.bundle).collect();
     let ids: HashSet<&BuildId> = builds.iter().map(|b| &b.id).collect();
     objects
         .iter()
         .filter(|o| match o.kind() {
-            ObjectKind::Bundle(d) | ObjectKind::Manifest(d) => !bundles.contains(&d),
+            ObjectKind::Bundle(d) | ObjectKind::FrameList(d) | ObjectKind::Manifest(d) => !bundles.contains(&d),
+            ObjectKind::Frame(d) => !frames_in_use.contains(&d),
             ObjectKind::BuildRecord(id) => !ids.contains(&id),
             ObjectKind::Staging | ObjectKind::Other => false,
         })
         .collect()
+}
+
+/// The frames named by every frame list that stays: the list of a bundle of
+/// `builds`, or one younger than `grace` (its build may not be in the ledger
+/// yet, and the frames it shares with older bundles must outlive them).
+pub(super) async fn frames_in_use(
+    store: &ArtifactStore,
+    objects: &[StoredObject],
+    builds: &[Build],
+    grace: Duration,
+    now: SystemTime,
+) -> Result<HashSet<Digest>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    let bundles: HashSet<&Digest> = builds.iter().map(|b| &b.bundle).collect();
+    let young = |o: &StoredObject| now.duration_since(o.last_modified).map_or(true, |age| age < grace);
+    let lists: Vec<Digest> = objects
+        .iter()
+        .filter_map(|o| match o.kind() {
+            ObjectKind::FrameList(d) if bundles.contains(&d) || young(o) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let named: Vec<Option<Vec<flowgate_bundle::FrameRef>>> = futures::stream::iter(lists)
+        .map(|digest| async move { store.bundle_frames(&digest).await })
+        .buffer_unordered(flowgate_store::FRAMES_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(named.into_iter().flatten().flatten().map(|frame| frame.digest).collect())
 }
 
 /// (old enough to delete, younger than `grace`).
@@ -311,16 +347,17 @@ pub(super) fn split_by_age(
     objects.into_iter().partition(|o| now.duration_since(o.last_modified).is_ok_and(|age| age >= grace))
 }
 
-/// Build records, then bundles, then manifests: a build writes them in the
-/// opposite order (manifest, bundle, record), so what an interrupted deletion
-/// leaves is what an interrupted build leaves, and a bundle in the store
-/// still means its manifest is there.
+/// Build records, then bundles (frame lists), then frames, then manifests: a
+/// build writes them in the opposite order (manifest, frames, list, record), so
+/// what an interrupted deletion leaves is what an interrupted build leaves, and
+/// a bundle in the store still means its frames and manifest are there.
 pub(super) fn deletion_order(mut objects: Vec<&StoredObject>) -> Vec<&StoredObject> {
     objects.sort_by_key(|o| match o.kind() {
         ObjectKind::BuildRecord(_) => 0,
-        ObjectKind::Bundle(_) => 1,
-        ObjectKind::Manifest(_) => 2,
-        ObjectKind::Staging | ObjectKind::Other => 3,
+        ObjectKind::Bundle(_) | ObjectKind::FrameList(_) => 1,
+        ObjectKind::Frame(_) => 2,
+        ObjectKind::Manifest(_) => 3,
+        ObjectKind::Staging | ObjectKind::Other => 4,
     });
     objects
 }

@@ -26,13 +26,23 @@ pub async fn ensure(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Re
         None => {
             archive_dir = tempfile::Builder::new().prefix(".download-").tempdir_in(cache.root())?;
             let archive = archive_dir.path().join("bundle.tar.zst");
-            store.fetch_bundle(&digest, &archive).await?;
+            store
+                .fetch_bundle_cached(&digest, &archive, Some(&frame_cache(cache)))
+                .await
+                .with_context(|| format!("Failed to fetch bundle `{}`", digest.short()))?;
             archive
         }
     };
     let cache = cache.clone();
     let path = tokio::task::spawn_blocking(move || cache.install(&digest, &archive, &limits)).await??;
     Ok((path, false))
+}
+
+/// Frames pulled from a remote store, kept for the next bundle that shares them
+/// (a build one file away from a cached one fetches a frame or two). The dot
+/// keeps it apart from the `<digest>/` directories of unpacked bundles.
+pub fn frame_cache(cache: &Cache) -> PathBuf {
+    cache.root().join(".frames")
 }
 
 /// The MD5 (hex) of `path` in the bundle `digest`, read from the bundle unpacked

@@ -155,9 +155,22 @@ pub fn listing(dir: &Path) -> Vec<(String, u64)> {
     found
 }
 
-/// The bundle of `project`'s build `build` (its local store's file) and its digest.
+/// The bundle of `project`'s build `build` (its frames in its local store,
+/// concatenated) and its digest.
 pub fn local_bundle(project: &GitProject, build: &Value) -> (Vec<u8>, String) {
     let digest = build["bundle"].as_str().expect("the build's bundle digest").to_string();
-    let path = project.path().join(format!(".flowgate/artifacts/bundles/{digest}.tar.zst"));
-    (std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())), digest)
+    let store = project.path().join(".flowgate/artifacts");
+    let list = store.join(format!("bundles/{digest}.frames"));
+    let list = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("{}: {e}", list.display()));
+    let mut bytes = Vec::new();
+    for line in list.lines().skip(1) {
+        let frame = store.join(format!("frames/{}.zst", line.split(' ').next().unwrap()));
+        bytes.extend(std::fs::read(&frame).unwrap_or_else(|e| panic!("{}: {e}", frame.display())));
+    }
+    (bytes, digest)
+}
+
+/// Whether a store directory holds the bundle `digest` (as its frame list).
+pub fn holds_bundle(store: &std::path::Path, digest: &str) -> bool {
+    store.join(format!("bundles/{digest}.frames")).is_file()
 }

@@ -97,9 +97,36 @@ pub fn relative(root: &Path, file: &Path) -> String {
     file.strip_prefix(root).unwrap().to_string_lossy().into_owned()
 }
 
+/// A build's record, its bundle's frame list and manifest (its frames, which
+/// bundles share, are [`frame_keys`]).
 pub fn objects_of(b: &Build) -> [String; 3] {
     let hex = b.bundle.to_hex();
-    [format!("builds/{}.json", b.id), format!("bundles/{hex}.tar.zst"), format!("manifests/{hex}.json")]
+    [format!("builds/{}.json", b.id), format!("bundles/{hex}.frames"), format!("manifests/{hex}.json")]
+}
+
+/// The keys of the frames a stored bundle lists.
+pub fn frame_keys(p: &GitProject, b: &Build) -> BTreeSet<String> {
+    let list = std::fs::read_to_string(artifacts(p).join(format!("bundles/{}.frames", b.bundle.to_hex()))).unwrap();
+    list.lines().skip(1).map(|line| format!("frames/{}.zst", line.split(' ').next().unwrap())).collect()
+}
+
+/// `keys` without the frames.
+pub fn no_frames(keys: BTreeSet<String>) -> BTreeSet<String> {
+    keys.into_iter().filter(|k| !k.starts_with("frames/")).collect()
+}
+
+/// Every frame in the store is listed by a bundle in the store: nothing
+/// unreferenced stays, nothing referenced went.
+pub fn assert_frames_counted(p: &GitProject) {
+    let root = artifacts(p);
+    let stored = keys(p);
+    let mut listed = BTreeSet::new();
+    for list in stored.iter().filter(|k| k.ends_with(".frames")) {
+        let text = std::fs::read_to_string(root.join(list)).unwrap();
+        listed.extend(text.lines().skip(1).map(|line| format!("frames/{}.zst", line.split(' ').next().unwrap())));
+    }
+    let frames: BTreeSet<String> = stored.into_iter().filter(|k| k.starts_with("frames/")).collect();
+    assert_eq!(frames, listed, "the frames in the store are exactly those its lists name");
 }
 
 pub fn ids(doc: &Value, field: &str) -> BTreeSet<String> {
