@@ -98,11 +98,23 @@ fn built(ctx: &Ctx, tree: &Tree) -> Result<Built> {
     let id = build.get("id").and_then(|v| v.as_str()).context("`flowgate build --json` has no `build.id`")?;
     let digest =
         build.get("bundle").and_then(|v| v.as_str()).context("`flowgate build --json` has no `build.bundle`")?;
-    let bundle = tree.root.join(".flowgate/artifacts/bundles").join(format!("{digest}.tar.zst"));
-    if !bundle.is_file() {
-        bail!("The bundle of build `{id}` is not at `{}`", bundle.display());
+    // The store keeps the bundle as frames; the baseline unpacks their concatenation.
+    let artifacts = tree.root.join(".flowgate/artifacts");
+    let list = artifacts.join("bundles").join(format!("{digest}.frames"));
+    let list = std::fs::read_to_string(&list)
+        .with_context(|| format!("The bundle of build `{id}` is not at `{}`", list.display()))?;
+    let bundle = ctx.work.join("flowgate-bundle.tar.zst");
+    let mut archive = std::fs::File::create(&bundle)?;
+    for line in list.lines().skip(1) {
+        let frame = artifacts.join("frames").join(format!("{}.zst", line.split(' ').next().unwrap_or_default()));
+        std::io::copy(&mut std::fs::File::open(&frame)?, &mut archive)
+            .with_context(|| format!("Failed to read `{}`", frame.display()))?;
     }
     let bundle_size = std::fs::metadata(&bundle)?.len();
+    let recorded = build.get("bundle_size").and_then(|v| v.as_u64());
+    if recorded != Some(bundle_size) {
+        bail!("The frames of build `{id}` add up to {bundle_size} bytes, the build records {recorded:?}");
+    }
     Ok(Built { id: id.to_string(), bundle, bundle_size })
 }
 

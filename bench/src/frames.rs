@@ -1,25 +1,24 @@
-//! What a store of content-addressed frames would hold as commits pile up (issue
-//! 17, deliverable 2), measured on the bench tree with the real packer: a series
-//! of builds, each after a commit that edits some files, is packed by
-//! `flowgate_bundle` exactly as `flowgate build` packs, and every archive is
-//! split into its zstd frames and hashed. The bytes of the distinct frames over
-//! the series, against one build's archive, is what such a store keeps; the
-//! frames a build has that no earlier build had are what it would upload.
+//! What the store holds as commits pile up (issue 17, deliverable 2), measured
+//! on the bench tree with the real packer and the real store: a series of
+//! builds, each after a commit that edits some files, is packed by
+//! `flowgate_bundle` exactly as `flowgate build` packs and stored by
+//! `ArtifactStore::put_bundle_frames` into a fresh local store, as `flowgate
+//! build` stores it. The store's bytes after the series (frames and lists),
+//! against one build's archive, is what it keeps; the objects each build
+//! uploaded are its new frames and its list.
 //!
-//! The store does not keep frames yet (it stores each archive whole, so today
-//! the series stores one archive per build); these figures choose the frame
-//! size for it. The mean group size is varied with `PackOptions::frame_target`;
-//! an unbounded target gives the previous format's cuts (a group ends only when
-//! the next entry would take it past 4 MiB, so an edit moves every cut after it).
+//! The mean group size is varied with `PackOptions::frame_target` to choose the
+//! format's; an unbounded target gives the previous format's cuts (a group ends
+//! only when the next entry would take it past 4 MiB, so an edit moves every cut
+//! after it).
 
 use std::collections::HashSet;
-use std::io::{Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _, Result};
-use flowgate_bundle::{frames_of, scan, write_archive, FrameRef, PackOptions, FRAME_TARGET};
-use flowgate_core::Digest;
+use flowgate_bundle::{scan, write_archive, PackOptions, Packed, FRAME_TARGET};
+use flowgate_store::ArtifactStore;
 
 use crate::rng::Rng;
 use crate::tree::Tree;
@@ -95,24 +94,24 @@ struct Series {
     builds: usize,
     /// One build's archive, in bytes.
     one_build: u64,
-    /// Distinct frames over the series, in bytes.
+    /// The store's bytes after the series.
     stored: u64,
     frames_per_build: usize,
-    /// New frames per build after the first, sorted.
-    new_frames: Vec<usize>,
+    /// Objects each build after the first uploaded (its new frames and its list), sorted.
+    new_objects: Vec<usize>,
     /// Seconds packing took, over the series.
     packing: f64,
 }
 
 /// The scratch copy the series edit, with its sorted paths.
-struct Scratch {
-    root: PathBuf,
-    paths: Vec<String>,
+pub(crate) struct Scratch {
+    pub root: PathBuf,
+    pub paths: Vec<String>,
 }
 
 impl Scratch {
     /// A fresh copy of the tree's tracked files (the tree itself stays as generated).
-    fn copy(tree: &Tree, work: &Path) -> Result<Self> {
+    pub fn copy(tree: &Tree, work: &Path) -> Result<Self> {
         let root = work.join("frames-scratch");
         if root.exists() {
             std::fs::remove_dir_all(&root).with_context(|| format!("Failed to remove `{}`", root.display()))?;
@@ -131,7 +130,7 @@ impl Scratch {
     }
 
     /// Edits a file as a commit would: a line rewritten near its start and a few appended.
-    fn edit(&self, index: usize, commit: u64) -> Result<()> {
+    pub fn edit(&self, index: usize, commit: u64) -> Result<()> {
         let path = self.root.join(&self.paths[index]);
         let mut bytes = std::fs::read(&path)?;
         let stamp = format!("# edited by commit {commit}\n");
@@ -141,52 +140,54 @@ impl Scratch {
         std::fs::write(&path, bytes).with_context(|| format!("Failed to edit `{}`", path.display()))
     }
 
-    /// Packs the scratch tree as `flowgate build` does; returns its frames
-    /// (each with its BLAKE3 and compressed size) and the archive's size.
-    fn pack(&self, opts: &PackOptions) -> Result<(Vec<FrameRef>, u64)> {
+    /// Packs the scratch tree as `flowgate build` does into a temp file.
+    pub fn pack(&self, opts: &PackOptions) -> Result<(Packed, tempfile::NamedTempFile)> {
         let scanned = scan(&self.root, &self.paths, opts)?;
-        let mut out = tempfile::tempfile()?;
-        let packed = write_archive(&self.root, &scanned.manifest, &mut out, opts)?;
-        out.seek(SeekFrom::Start(0))?;
-        Ok((frames_of(std::io::BufReader::new(out))?, packed.size))
+        let mut out = tempfile::NamedTempFile::new()?;
+        let packed = write_archive(&self.root, &scanned.manifest, out.as_file_mut(), opts)?;
+        Ok((packed, out))
     }
 }
 
-fn series(tree: &Tree, ctx: &Ctx, edit: Edit, target: u64, builds: usize, seed: u64) -> Result<Series> {
+/// Packs and stores the scratch tree; the objects the store lacked and got.
+async fn store_build(store: &ArtifactStore, scratch: &Scratch, opts: &PackOptions) -> Result<(Packed, usize)> {
+    let (packed, file) = scratch.pack(opts)?;
+    let (upload, stored) = store.put_bundle_frames(&packed.digest, file.path(), &packed.frames).await?;
+    Ok((packed, stored.uploaded + usize::from(upload.is_created())))
+}
+
+async fn series(tree: &Tree, ctx: &Ctx, edit: Edit, target: u64, builds: usize, seed: u64) -> Result<Series> {
     let scratch = Scratch::copy(tree, &ctx.work)?;
     let index = ctx.work.join("frames-index");
     let _ = std::fs::remove_file(&index);
+    let store_dir = ctx.work.join("frames-store");
+    if store_dir.exists() {
+        std::fs::remove_dir_all(&store_dir)?;
+    }
+    std::fs::create_dir_all(&store_dir)?;
+    let store = ArtifactStore::open(&format!("file://{}", store_dir.display()), &ctx.work)?;
     let opts = PackOptions {
         index_path: Some(index),
         frame_target: (target != FRAME_TARGET).then_some(target),
         ..PackOptions::default()
     };
     let started = Instant::now();
-    let (first, one_build) = scratch.pack(&opts)?;
-    let mut seen: HashSet<Digest> = first.iter().map(|frame| frame.digest).collect();
-    let mut stored: u64 = first.iter().map(|frame| frame.size).sum();
-    let mut new_frames = Vec::new();
+    let (first, _) = store_build(&store, &scratch, &opts).await?;
+    let mut new_objects = Vec::new();
     for commit in 1..builds as u64 {
         for file in edit.pick(&scratch.paths, commit, seed) {
             scratch.edit(file, commit)?;
         }
-        let (frames, _) = scratch.pack(&opts)?;
-        let mut new = 0;
-        for frame in frames {
-            if seen.insert(frame.digest) {
-                stored += frame.size;
-                new += 1;
-            }
-        }
-        new_frames.push(new);
+        new_objects.push(store_build(&store, &scratch, &opts).await?.1);
     }
-    new_frames.sort_unstable();
+    new_objects.sort_unstable();
+    let stored = store.listing().await?.iter().map(|(_, size)| size).sum();
     Ok(Series {
         builds,
-        one_build,
+        one_build: first.size,
         stored,
-        frames_per_build: first.len(),
-        new_frames,
+        frames_per_build: first.frames.len(),
+        new_objects,
         packing: started.elapsed().as_secs_f64(),
     })
 }
@@ -201,12 +202,12 @@ fn size_label(target: u64) -> String {
 
 /// The frame-sharing table: the format's frame size over the full series for
 /// both kinds of commit, the other sizes over a shorter one.
-pub fn run(ctx: &Ctx, tree: &Tree, seed: u64) -> Result<Vec<String>> {
+pub async fn run(ctx: &Ctx, tree: &Tree, seed: u64) -> Result<Vec<String>> {
     let full = if ctx.quick { 10 } else { 100 };
     let short = if ctx.quick { 5 } else { 20 };
-    let mut notes = vec!["frames (what a store of content-addressed frames would hold; `flowgate_bundle` packs \
-         the bench tree after each commit; the store itself still keeps whole archives):"
-        .to_string()];
+    let mut notes =
+        vec!["frames (`flowgate_bundle` packs the bench tree after each commit; a local store keeps the frames):"
+            .to_string()];
     let mut cases: Vec<(Edit, u64, usize)> = vec![
         (Edit::TenInOneDirectory, FRAME_TARGET, full),
         (Edit::OnePercentAtRandom, FRAME_TARGET, full),
@@ -217,13 +218,13 @@ pub fn run(ctx: &Ctx, tree: &Tree, seed: u64) -> Result<Vec<String>> {
     }
     for (edit, target, builds) in cases {
         eprintln!("  frames: {} builds, {}, mean group {}", builds, edit.label(), size_label(target));
-        let s = series(tree, ctx, edit, target, builds, seed)?;
-        let median = s.new_frames.get(s.new_frames.len() / 2).copied().unwrap_or(0);
-        let max = s.new_frames.last().copied().unwrap_or(0);
+        let s = series(tree, ctx, edit, target, builds, seed).await?;
+        let median = s.new_objects.get(s.new_objects.len() / 2).copied().unwrap_or(0);
+        let max = s.new_objects.last().copied().unwrap_or(0);
         notes.push(format!(
-            "  frames: {} builds, each commit editing {}, mean group {}: {:.2}× one build stored \
-             ({} of {} bytes; whole archives: {}×), {} frames per build, new frames per build median {median} max {max} \
-             (packing {:.1} s)",
+            "  frames: {} builds, each commit editing {}, mean group {}: the store holds {:.2}× one build \
+             ({} bytes, one build {} bytes; whole archives: {}×), {} frames per build, objects uploaded per \
+             build after the first (new frames + its list) median {median} max {max} (packing and storing {:.1} s)",
             s.builds,
             edit.label(),
             size_label(target),

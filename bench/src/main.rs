@@ -11,6 +11,7 @@ mod frames;
 mod git;
 mod load;
 mod populate;
+mod pull_s3;
 mod report;
 mod rng;
 mod served;
@@ -40,7 +41,9 @@ enum Part {
     Closure,
     /// create, update and re-release of 50 and 200 flows beside prefect deploy --all, Prefect on SQLite and PostgreSQL
     DeployAll,
-    /// what a store of content-addressed frames would hold after 100 commits, per frame size (sizes, not times)
+    /// pull from an S3 store (moto) behind a proxy adding 20 ms a request: cold, and one file away from a cached build
+    PullS3,
+    /// what the store holds after 100 commits, and what each build uploads, per frame size (sizes, not times)
     Frames,
 }
 
@@ -120,7 +123,7 @@ fn load() -> String {
 }
 
 fn preflight(ctx: &Ctx) -> Result<String> {
-    for tool in ["git", "tar", "zstd", "sh"] {
+    for tool in ["git", "tar", "zstd", "sh", "curl"] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -206,7 +209,15 @@ async fn main() -> Result<()> {
 
     if wants(Part::Frames) {
         let tree = tree::ensure(&ctx.work, &spec)?;
-        notes.extend(frames::run(&ctx, &tree, args.seed)?);
+        notes.extend(frames::run(&ctx, &tree, args.seed).await?);
+    }
+
+    if wants(Part::PullS3) {
+        eprintln!("pull from S3 (moto behind a proxy adding 20 ms a request):");
+        let tree = tree::ensure(&ctx.work, &spec)?;
+        let (r, n) = pull_s3::run(&ctx, &tree).await?;
+        rows.extend(r);
+        notes.extend(n);
     }
 
     if wants(Part::DeployAll) {

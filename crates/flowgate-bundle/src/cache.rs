@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use flowgate_core::Digest;
 
 use crate::options::Limits;
-use crate::walk::{walk, Visitor};
+use crate::walk::{walk, walk_stream, Visitor};
 use crate::BundleError;
 
 #[derive(Debug, Clone)]
@@ -45,6 +45,29 @@ impl Cache {
     /// nothing is left behind.
     pub fn install(&self, digest: &Digest, archive: &Path, limits: &Limits) -> Result<PathBuf, BundleError> {
         let _span = tracing::info_span!("install", digest = %digest, archive = %archive.display()).entered();
+        self.install_with(digest, |unpacker| walk(archive, digest, limits, unpacker))
+    }
+
+    /// Unpacks the archive `reader` yields as it arrives (a download in
+    /// progress), hashing it on the way, into a temp dir that becomes the
+    /// bundle's directory only if the bytes hashed to `digest`; otherwise the
+    /// temp dir is removed and nothing is installed. The same limits and safety
+    /// rules as [`Cache::install`] apply to every entry.
+    pub fn install_from_reader(
+        &self,
+        digest: &Digest,
+        reader: impl std::io::Read,
+        limits: &Limits,
+    ) -> Result<PathBuf, BundleError> {
+        let _span = tracing::info_span!("install_streaming", digest = %digest).entered();
+        self.install_with(digest, |unpacker| walk_stream(reader, digest, limits, unpacker))
+    }
+
+    fn install_with(
+        &self,
+        digest: &Digest,
+        unpack: impl FnOnce(&mut Unpacker<'_>) -> Result<(), BundleError>,
+    ) -> Result<PathBuf, BundleError> {
         if let Some(existing) = self.lookup(digest) {
             return Ok(existing);
         }
@@ -54,7 +77,7 @@ impl Cache {
             .tempdir_in(&self.root)
             .map_err(BundleError::io("create a temporary directory in", &self.root))?;
         let mut unpacker = Unpacker { root: tmp.path(), bundle: digest.short(), made_dirs: HashSet::new() };
-        walk(archive, digest, limits, &mut unpacker)?;
+        unpack(&mut unpacker)?;
         fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
             .map_err(BundleError::io("set permissions of", tmp.path()))?;
         let dest = self.path_of(digest);

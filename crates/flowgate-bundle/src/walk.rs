@@ -40,8 +40,21 @@ pub(crate) fn walk(
         return Err(BundleError::DigestMismatch { expected: *digest, actual });
     }
     file.seek(SeekFrom::Start(0)).map_err(BundleError::io("read", archive))?;
+    walk_stream(file, digest, limits, visitor)
+}
+
+/// Feeds the entries of the archive `reader` yields to `visitor`, hashing it
+/// as it goes: a mismatch with `digest` is found at the end, so the caller
+/// must treat what `visitor` did as unverified until this returns `Ok`.
+pub(crate) fn walk_stream(
+    reader: impl Read,
+    digest: &Digest,
+    limits: &Limits,
+    visitor: &mut impl Visitor,
+) -> Result<(), BundleError> {
+    let archive = Path::new("the archive");
     let bundle = digest.short();
-    let reader = HashingReader { inner: file, hasher: blake3::Hasher::new() };
+    let reader = HashingReader { inner: reader, hasher: blake3::Hasher::new() };
     let decoder = zstd::stream::read::Decoder::new(reader).map_err(BundleError::io("read", archive))?;
     let mut tar = tar::Archive::new(decoder);
     walk_entries(&mut tar, &bundle, limits, visitor)?;

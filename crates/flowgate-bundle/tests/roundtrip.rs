@@ -53,6 +53,33 @@ fn pack_then_install_gives_the_same_files_and_exec_bits() {
     assert_eq!(read_manifest(&archive, &digest, &Limits::default()).unwrap(), manifest);
 }
 
+/// Unpacking while the bytes arrive gives the same directory as installing the
+/// file; bytes that do not hash to the digest install nothing, even though
+/// every entry was unpacked before the end showed it.
+#[test]
+fn an_archive_installs_from_a_stream_only_if_it_hashes_to_its_digest() {
+    let src = tempfile::tempdir().unwrap();
+    write_tree(src.path(), FILES, 0o644, 0o755);
+    let (bytes, packed, _) = pack(src.path(), &paths_of(FILES), &PackOptions::default());
+    let work = tempfile::tempdir().unwrap();
+    let cache = Cache::new(work.path().join("cache"));
+
+    let wrong = flowgate_core::Digest::of(b"another bundle");
+    let err = cache.install_from_reader(&wrong, &bytes[..], &Limits::default()).unwrap_err();
+    assert!(matches!(err, BundleError::DigestMismatch { .. }), "{err:?}");
+    assert!(common::listing(&work.path().join("cache")).is_empty(), "nothing is left of the unverified unpack");
+    let cut = cache.install_from_reader(&packed.digest, &bytes[..bytes.len() - 3], &Limits::default());
+    assert!(cut.is_err(), "a truncated stream installs nothing");
+    assert!(common::listing(&work.path().join("cache")).is_empty());
+
+    let dir = cache.install_from_reader(&packed.digest, &bytes[..], &Limits::default()).unwrap();
+    assert_eq!(dir, cache.path_of(&packed.digest));
+    for (path, content, _) in FILES {
+        assert_eq!(fs::read(dir.join(path)).unwrap(), *content, "{path}");
+    }
+    assert_eq!(common::listing(&work.path().join("cache")), vec![packed.digest.to_hex()]);
+}
+
 #[test]
 fn md5_is_kept_for_python_files_only_and_matches_a_known_value() {
     let src = tempfile::tempdir().unwrap();

@@ -147,10 +147,21 @@ impl ArtifactStore {
         Ok(upload.is_created().then_some(frame.size))
     }
 
-    /// Writes the frames of `frames` in order into `dest` (created or
-    /// truncated), fetching up to [`FRAMES_IN_FLIGHT`] at once. Frames found in
-    /// `frame_cache` are read from there; fetched ones are added to it. Every
-    /// frame is checked against its address before it is written.
+    /// The bytes of `frames`, in order, fetching up to [`FRAMES_IN_FLIGHT`] at
+    /// once. Frames found in `frame_cache` are read from there; fetched ones are
+    /// added to it. Every frame is checked against its address before it is
+    /// yielded, so a consumer may unpack while the rest downloads.
+    pub fn frame_stream<'a>(
+        &'a self,
+        frames: &'a [FrameRef],
+        frame_cache: Option<&'a Path>,
+    ) -> impl futures::Stream<Item = Result<Bytes, StoreError>> + 'a {
+        futures::stream::iter(frames.iter().copied())
+            .map(move |frame| self.frame_bytes(frame, frame_cache))
+            .buffered(FRAMES_IN_FLIGHT)
+    }
+
+    /// Writes the frames of `frames` in order into `dest` (created or truncated).
     pub(crate) async fn fetch_frames_into(
         &self,
         frames: &[FrameRef],
@@ -158,9 +169,7 @@ impl ArtifactStore {
         frame_cache: Option<&Path>,
     ) -> Result<(), StoreError> {
         let mut out = tokio::fs::File::create(dest).await.map_err(StoreError::local("create", dest))?;
-        let mut fetched = futures::stream::iter(frames.iter().copied())
-            .map(|frame| self.frame_bytes(frame, frame_cache))
-            .buffered(FRAMES_IN_FLIGHT);
+        let mut fetched = std::pin::pin!(self.frame_stream(frames, frame_cache));
         while let Some(bytes) = fetched.next().await {
             out.write_all(&bytes?).await.map_err(StoreError::local("write", dest))?;
         }

@@ -52,6 +52,8 @@ struct Shared {
     kinds: Mutex<Vec<Fault>>,
     stats: Mutex<FaultStats>,
     stop: AtomicBool,
+    /// The delay of [`Fault::Latency`], in milliseconds.
+    latency_ms: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -81,6 +83,7 @@ impl FaultProxy {
             kinds: Mutex::new(vec![Fault::Latency, Fault::Reset, Fault::Truncate, Fault::Unavailable]),
             stats: Mutex::new(FaultStats::default()),
             stop: AtomicBool::new(false),
+            latency_ms: AtomicU64::new(LATENCY.as_millis() as u64),
         });
         let accept = Arc::clone(&shared);
         thread::spawn(move || {
@@ -112,6 +115,13 @@ impl FaultProxy {
     pub fn only(self, kinds: &[Fault]) -> Self {
         assert!(!kinds.is_empty(), "a fault proxy needs at least one kind of fault");
         *self.shared.kinds.lock().expect("kinds") = kinds.to_vec();
+        self
+    }
+
+    /// Delays by `latency` the requests it picks for [`Fault::Latency`] (300 ms
+    /// unless set): with rate 100 and only that fault, a link of that round trip.
+    pub fn with_latency(self, latency: Duration) -> Self {
+        self.shared.latency_ms.store(latency.as_millis() as u64, Ordering::SeqCst);
         self
     }
 
@@ -249,7 +259,7 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 }
                 continue;
             }
-            Some(Fault::Latency) => thread::sleep(LATENCY),
+            Some(Fault::Latency) => thread::sleep(Duration::from_millis(shared.latency_ms.load(Ordering::SeqCst))),
             Some(Fault::Truncate) | None => {}
         }
         let response = forward(&shared.upstream, &request)?;

@@ -5,18 +5,26 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use flowgate_bundle::{Cache, Limits};
+use bytes::Bytes;
+use flowgate_bundle::{Cache, FrameRef, Limits};
 use flowgate_core::Digest;
-use flowgate_store::ArtifactStore;
+use flowgate_store::{ArtifactStore, FRAMES_IN_FLIGHT};
+use futures::StreamExt as _;
 
 use crate::project::vars;
 
 /// The unpacked directory of `digest`, fetched from `store` and installed into
 /// `cache` first if the cache does not have it; `true` when it was cached already.
+/// A bundle kept as frames is unpacked while its frames download; one stored
+/// whole (before frames) is verified first, then unpacked.
 #[tracing::instrument(level = "debug", skip_all, fields(digest = %digest))]
 pub async fn ensure(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Result<(PathBuf, bool)> {
     if let Some(path) = cache.lookup(digest) {
         return Ok((path, true));
+    }
+    let fetching = || format!("Failed to fetch bundle `{}`", digest.short());
+    if let Some(frames) = store.bundle_frames(digest).await.with_context(fetching)? {
+        return Ok((install_streaming(cache, store, digest, &frames).await.with_context(fetching)?, false));
     }
     let limits = Limits::default();
     let digest = *digest;
@@ -26,16 +34,74 @@ pub async fn ensure(cache: &Cache, store: &ArtifactStore, digest: &Digest) -> Re
         None => {
             archive_dir = tempfile::Builder::new().prefix(".download-").tempdir_in(cache.root())?;
             let archive = archive_dir.path().join("bundle.tar.zst");
-            store
-                .fetch_bundle_cached(&digest, &archive, Some(&frame_cache(cache)))
-                .await
-                .with_context(|| format!("Failed to fetch bundle `{}`", digest.short()))?;
+            store.fetch_bundle(&digest, &archive).await.with_context(fetching)?;
             archive
         }
     };
     let cache = cache.clone();
     let path = tokio::task::spawn_blocking(move || cache.install(&digest, &archive, &limits)).await??;
     Ok((path, false))
+}
+
+/// Feeds the frames, as they arrive (each checked against its address), to an
+/// install on a blocking thread that unpacks them and publishes the directory
+/// only if the whole hashes to `digest`. A failed fetch ends the stream early;
+/// its error is the one reported.
+async fn install_streaming(
+    cache: &Cache,
+    store: &ArtifactStore,
+    digest: &Digest,
+    frames: &[FrameRef],
+) -> Result<PathBuf> {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
+    let (installer, digest_copy, limits) = (cache.clone(), *digest, Limits::default());
+    let installing = tokio::task::spawn_blocking(move || {
+        installer.install_from_reader(&digest_copy, FrameReader { receiver, current: Bytes::new() }, &limits)
+    });
+    let frame_dir = frame_cache(cache);
+    let mut fetched = std::pin::pin!(store.frame_stream(frames, Some(&frame_dir)));
+    let mut failed = None;
+    while let Some(frame) = fetched.next().await {
+        match frame {
+            Ok(bytes) => {
+                // A closed channel means the install stopped: its error says why.
+                if sender.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let installed = installing.await?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(installed?),
+    }
+}
+
+/// The bytes of the frames a channel delivers, as one reader; the end of the
+/// channel is the end of the archive.
+struct FrameReader {
+    receiver: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for FrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(next) => self.current = next,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 /// Frames pulled from a remote store, kept for the next bundle that shares them
