@@ -2,7 +2,8 @@
 //! per build. Each command runs with `RUST_LOG=sqlx::query=debug`, which makes
 //! sqlx log every statement it sends, and the statements are counted: a
 //! project of 2 flows and one of 12, every flow in each of two envs on a build
-//! of its own, must cost each command the same number of statements.
+//! of its own, must cost each command the same number of statements, on a
+//! SQLite ledger and on a PostgreSQL one.
 
 mod common;
 
@@ -11,12 +12,12 @@ use flowgate_testkit::GitProject;
 
 /// A project of `flows` flows whose every flow runs its own build in `dev`
 /// and another in `qa` (2 × `flows` builds, moved one flow at a time).
-fn project(flows: usize) -> GitProject {
+fn project(flows: usize, ledger: Option<&str>) -> GitProject {
     let p = GitProject::new();
     p.write(".gitignore", ".flowgate/\n");
-    let mut config = "[project]\nname = \"scale\"\n\n[envs.dev]\n\n[envs.qa]\n\n[envs.prod]\n\
-        policy = { after = \"qa\", soak = \"1s\", approval = 1 }\n"
-        .to_string();
+    let ledger = ledger.map(|url| format!("ledger = \"{url}\"\n")).unwrap_or_default();
+    let mut config = format!("[project]\nname = \"scale\"\n{ledger}\n[envs.dev]\n\n[envs.qa]\n\n[envs.prod]\n\
+        policy = {{ after = \"qa\", soak = \"1s\", approval = 1 }}\n");
     for i in 0..flows {
         config.push_str(&format!("\n[flows.f{i}]\nentrypoint = \"flows/f{i}.py:f{i}\"\n"));
         p.write(&format!("flows/f{i}.py"), &flow(i, 0));
@@ -56,7 +57,17 @@ fn statements(p: &GitProject, args: &[&str]) -> usize {
 
 #[test]
 fn reading_commands_send_as_many_statements_for_12_flows_as_for_2() {
-    let (small, large) = (project(2), project(12));
+    same_statements(&project(2, None), &project(12, None));
+}
+
+#[test]
+fn on_postgresql_too() {
+    let Some(few) = flowgate_testkit::postgres::Database::create("statements_few") else { return };
+    let Some(many) = flowgate_testkit::postgres::Database::create("statements_many") else { return };
+    same_statements(&project(2, Some(&few.url())), &project(12, Some(&many.url())));
+}
+
+fn same_statements(small: &GitProject, large: &GitProject) {
     for args in [
         &["status", "--json"][..],
         &["status", "--json", "--env", "qa"],
@@ -66,7 +77,7 @@ fn reading_commands_send_as_many_statements_for_12_flows_as_for_2() {
         &["builds", "--json"],
         &["promote", "--from", "qa", "--to", "prod", "--dry-run", "--json"],
     ] {
-        let (few, many) = (statements(&small, args), statements(&large, args));
+        let (few, many) = (statements(small, args), statements(large, args));
         assert!(few > 0, "`flowgate {}` logged no statement: is sqlx's log still on?", args.join(" "));
         assert_eq!(few, many, "`flowgate {}`: {few} statements for 2 flows, {many} for 12", args.join(" "));
     }
