@@ -222,7 +222,7 @@ pub async fn run(ctx: &Ctx, tree: &Tree, seed: u64) -> Result<Vec<String>> {
         let median = s.new_objects.get(s.new_objects.len() / 2).copied().unwrap_or(0);
         let max = s.new_objects.last().copied().unwrap_or(0);
         notes.push(format!(
-            "  frames: {} builds, each commit editing {}, mean group {}: the store holds {:.2}× one build \
+            "  frames: {} builds, each commit editing {}, mean group {}: the store holds {:.3}× one build \
              ({} bytes, one build {} bytes; whole archives: {}×), {} frames per build, objects uploaded per \
              build after the first (new frames + its list) median {median} max {max} (packing and storing {:.1} s)",
             s.builds,

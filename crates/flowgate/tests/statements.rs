@@ -16,8 +16,10 @@ fn project(flows: usize, ledger: Option<&str>) -> GitProject {
     let p = GitProject::new();
     p.write(".gitignore", ".flowgate/\n");
     let ledger = ledger.map(|url| format!("ledger = \"{url}\"\n")).unwrap_or_default();
-    let mut config = format!("[project]\nname = \"scale\"\n{ledger}\n[envs.dev]\n\n[envs.qa]\n\n[envs.prod]\n\
-        policy = {{ after = \"qa\", soak = \"1s\", approval = 1 }}\n");
+    let mut config = format!(
+        "[project]\nname = \"scale\"\n{ledger}\n[envs.dev]\n\n[envs.qa]\n\n[envs.prod]\n\
+        policy = {{ after = \"qa\", soak = \"1s\", approval = 1 }}\n"
+    );
     for i in 0..flows {
         config.push_str(&format!("\n[flows.f{i}]\nentrypoint = \"flows/f{i}.py:f{i}\"\n"));
         p.write(&format!("flows/f{i}.py"), &flow(i, 0));
