@@ -202,10 +202,10 @@ impl ArtifactStore {
         }
         if let (Some(path), None) = (cached, &self.local_root) {
             let copy = bytes.clone();
-            // Written beside the pull rather than before it goes on (the runtime
-            // waits for blocking tasks when it shuts down). The cache is only a
-            // shortcut: a frame that cannot be kept is fetched next time.
-            tokio::task::spawn_blocking(move || keep_in_cache(&path, &copy));
+            // Awaited, so a pull that returns has filled the cache (the other
+            // frames in flight go on meanwhile). The cache is only a shortcut: a
+            // frame that cannot be kept is fetched next time.
+            let _ = crate::bundles::blocking(move || keep_in_cache(&path, &copy)).await;
         }
         Ok(bytes)
     }
