@@ -114,8 +114,9 @@ thread_local! {
 }
 
 /// One zstd frame of `src` at [`ZSTD_LEVEL`], with its content size and without
-/// zstd's own checksum: the archive's BLAKE3 address is checked before a byte
-/// of it is decompressed. Reuses `out`'s allocation.
+/// zstd's own checksum: the frame's BLAKE3 address (or, for an archive stored
+/// whole, the archive's) is checked before a byte of it is decompressed. Reuses
+/// `out`'s allocation.
 fn compress_frame(src: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
     CONTEXT.with(|cell| {
         let mut cell = cell.borrow_mut();

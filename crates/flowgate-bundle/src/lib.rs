@@ -1,8 +1,10 @@
 //! Bundles: the flow code of a build as a deterministic `tar` + zstd archive
 //! addressed by the BLAKE3 of its bytes. Packing hashes files (reusing a stat
-//! index) and writes the archive; installing verifies the digest before anything
-//! is parsed, refuses unsafe entries by name and renames a complete directory into
-//! the pull cache. No storage I/O here: callers move archives and pass local paths.
+//! index) and writes the archive; installing a file verifies the digest before
+//! anything is parsed, installing from a stream verifies it before the directory
+//! is published, and both refuse unsafe entries by name and rename a complete
+//! directory into the pull cache. No storage I/O here: callers move archives and
+//! pass local paths or readers.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), flowgate_bundle::BundleError> {

@@ -62,7 +62,7 @@ impl ArtifactStore {
                     .map_err(|e| StoreError::local("read", &path)(std::io::Error::other(e.to_string())))
             })
             .await?;
-            Ok(self.put_bundle_frames(digest, file, &frames).await?.0)
+            Ok(self.store_frames(digest, file, &frames).await?.0)
         }
         .instrument(span)
         .await

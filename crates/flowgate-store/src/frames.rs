@@ -11,7 +11,8 @@
 //! <frame blake3 hex> <compressed size>
 //! ```
 //!
-//! Uploads ask for each frame (HEAD) and send only the missing ones; downloads
+//! Uploads ask for each frame (HEAD; a stat on a local store) and send only the
+//! missing ones; downloads
 //! fetch frames in parallel, in order, each checked against its address before a
 //! byte of it is used, and reuse frames a local frame cache holds from other
 //! builds.
@@ -19,7 +20,7 @@
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -113,10 +114,20 @@ impl ArtifactStore {
         file: &Path,
         frames: &[FrameRef],
     ) -> Result<(Upload, FramesStored), StoreError> {
-        let list_key = frame_list_key(digest);
-        if self.exists(&list_key).await? {
+        if self.exists(&frame_list_key(digest)).await? {
             return Ok((Upload::AlreadyPresent, FramesStored { frames: frames.len(), ..Default::default() }));
         }
+        self.store_frames(digest, file, frames).await
+    }
+
+    /// The frames the store lacks, then the list; the caller found no list.
+    pub(crate) async fn store_frames(
+        &self,
+        digest: &Digest,
+        file: &Path,
+        frames: &[FrameRef],
+    ) -> Result<(Upload, FramesStored), StoreError> {
+        let list_key = frame_list_key(digest);
         let archive = Arc::new(File::open(file).map_err(StoreError::local("read", file))?);
         let stored: Vec<Option<u64>> = futures::stream::iter(frames.iter().copied())
             .map(|frame| self.put_frame(Arc::clone(&archive), file, frame))
@@ -273,7 +284,7 @@ fn too_large(path: &Path, frame: &FrameRef) -> StoreError {
 
 /// Adds a verified frame to the local frame cache: a temp file renamed into
 /// place, so a reader never sees half a frame.
-fn keep_in_cache(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+fn keep_in_cache(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().expect("cached frames have a directory");
     std::fs::create_dir_all(dir)?;
