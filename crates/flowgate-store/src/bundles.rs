@@ -36,7 +36,7 @@ impl ArtifactStore {
                 return Ok(Some(frames.iter().map(|f| f.size).sum()));
             }
             let key = bundle_key(digest);
-            match self.inner.head(&key).await {
+            match crate::again(|| self.inner.head(&key)).await {
                 Ok(meta) => Ok(Some(meta.size)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(self.io("look up", key.as_ref(), e)),
@@ -136,7 +136,7 @@ impl ArtifactStore {
     }
 
     pub(crate) async fn exists(&self, key: &Key) -> Result<bool, StoreError> {
-        match self.inner.head(key).await {
+        match crate::again(|| self.inner.head(key)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.io("look up", key.as_ref(), e)),

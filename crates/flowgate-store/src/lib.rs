@@ -127,6 +127,38 @@ impl ArtifactStore {
     }
 }
 
+/// Waits before the extra attempts of [`again`].
+const EXTRA_ATTEMPTS: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_millis(1600),
+];
+
+/// Runs a request that is safe to repeat (HEAD, GET, a create-if-absent PUT,
+/// whose repeat answers "already exists") again when it fails in a way
+/// object_store's own retries pass through: a response cut short in its
+/// headers surfaces as a generic error ("invalid HTTP version parsed"), not as
+/// a connection error. Bundles are many frames, so many requests, and one such
+/// failure must not fail a build.
+pub(crate) async fn again<T, Fut>(mut attempt: impl FnMut() -> Fut) -> object_store::Result<T>
+where
+    Fut: std::future::Future<Output = object_store::Result<T>>,
+{
+    let mut waits = EXTRA_ATTEMPTS.into_iter();
+    loop {
+        match attempt().await {
+            Err(object_store::Error::Generic { store, source }) => match waits.next() {
+                Some(wait) => {
+                    tracing::debug!(store, error = %source, "repeating a request");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(object_store::Error::Generic { store, source }),
+            },
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn bundle_key(digest: &Digest) -> Key {
     Key::from(format!("bundles/{}.tar.zst", digest.to_hex()))
 }

@@ -76,7 +76,7 @@ impl ArtifactStore {
     ) -> Result<Upload, StoreError> {
         let opts =
             PutOptions { mode: PutMode::Create, attributes: self.attributes(content_type), ..Default::default() };
-        match self.inner.put_opts(key, payload, opts).await {
+        match crate::again(|| self.inner.put_opts(key, payload.clone(), opts.clone())).await {
             Ok(_) => Ok(Upload::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Upload::AlreadyPresent),
             Err(e) => Err(self.io("upload", key.as_ref(), e)),
@@ -84,11 +84,10 @@ impl ArtifactStore {
     }
 
     pub(crate) async fn get_optional(&self, key: &Key) -> Result<Option<Bytes>, StoreError> {
-        let got = match self.inner.get(key).await {
-            Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.io("download", key.as_ref(), e)),
-        };
-        got.bytes().await.map(Some).map_err(|e| self.io("download", key.as_ref(), e))
+        match crate::again(|| async { self.inner.get(key).await?.bytes().await }).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.io("download", key.as_ref(), e)),
+        }
     }
 }
